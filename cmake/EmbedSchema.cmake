@@ -1,0 +1,13 @@
+# Embeds schema/NNN_name.sql into a generated C++ source so the binary carries
+# its own migrations. Re-runs when a file is added (CONFIGURE_DEPENDS) or edited.
+function(embed_schema out_var schema_dir)
+  file(GLOB sql_files CONFIGURE_DEPENDS ${schema_dir}/*.sql)
+  list(SORT sql_files)
+  set(generated ${CMAKE_CURRENT_BINARY_DIR}/generated/schema_migrations.cpp)
+  add_custom_command(
+    OUTPUT ${generated}
+    COMMAND ${CMAKE_COMMAND} -DOUT=${generated} "-DFILES=${sql_files}" -P ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/embed_schema_run.cmake
+    DEPENDS ${sql_files} ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/embed_schema_run.cmake
+    COMMENT "Embedding SQL migrations")
+  set(${out_var} ${generated} PARENT_SCOPE)
+endfunction()

@@ -1,0 +1,69 @@
+#pragma once
+// The daemon's configuration: the YAML file's public contract as a plain
+// aggregate. Defaults here are the documented defaults.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace isync::config {
+
+using duration = std::chrono::milliseconds;
+
+struct pair {
+    std::string app_id;
+    std::string tld;
+
+    bool operator==(const pair&) const = default;
+    auto operator<=>(const pair&) const = default;
+};
+
+struct api_config {
+    std::string base_url = "https://api-gw.perimeterx.com";
+    std::string token_file;                   // empty: not configured
+    std::string ca_file;                      // empty: system store only
+    duration timeout = std::chrono::seconds(30);
+    int page_size = 50;
+    std::uint64_t max_body = 64ull << 20;     // bytes
+    std::string proxy;                        // empty: https_proxy / HTTPS_PROXY env
+    bool insecure_skip_tls_verify = false;    // for tests only; warns at every start
+};
+
+struct retry_config {
+    int max_attempts = 6;
+    duration base_delay = std::chrono::milliseconds(500);
+    duration max_delay = std::chrono::seconds(60);
+};
+
+struct sync_config {
+    duration interval = std::chrono::minutes(5);
+    duration initial_lookback = std::chrono::hours(24);
+    duration overlap = std::chrono::minutes(15);
+    duration settle = std::chrono::minutes(1);
+    duration max_window = std::chrono::hours(6);
+    int concurrency = 4;
+    std::vector<pair> pairs;
+};
+
+struct database_config {
+    std::string path = "/var/lib/incident-sync/incidents.db";
+    duration busy_timeout = std::chrono::seconds(5);
+};
+
+struct log_config {
+    std::string level = "info";   // trace|debug|info|warn|error
+    std::string format = "text";  // text|json
+};
+
+struct config {
+    std::filesystem::path source;  // the file it was loaded from
+    api_config api;
+    retry_config retry;
+    sync_config sync;
+    database_config database;
+    log_config log;
+};
+
+}  // namespace isync::config

@@ -1,0 +1,87 @@
+#pragma once
+// The typed view of one incident as the API sends it (see
+// ../shared/api-contract.md). Every field but `id` may be missing or null, so
+// each is optional; timestamps are already normalised to UTC
+// `YYYY-MM-DDTHH:MM:SS.sssZ` by the parser.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace isync::model {
+
+struct script {
+    std::optional<std::string> key;   // the script's stable key; scripts are shared by incidents
+    std::optional<std::string> id;
+    std::optional<std::string> app_id;
+    std::optional<std::string> host_domain;
+    std::optional<std::string> type;
+    std::optional<std::string> vendor;
+    std::optional<std::string> first_seen;
+    std::optional<std::string> last_seen;
+    std::optional<double> users_affected_percentage;
+    std::optional<bool> ack;
+    std::optional<std::string> risk_level;
+    std::optional<std::string> risk_reason;
+    std::vector<std::string> page_types;
+
+    bool operator==(const script&) const = default;
+};
+
+// One row of the union of `page_types` (listed) and `page_types_per` (percentage).
+struct page_type {
+    std::string name;
+    bool listed = false;
+    std::optional<double> percentage;
+
+    bool operator==(const page_type&) const = default;
+};
+
+struct action {
+    std::optional<std::string> type;
+    std::optional<std::string> subtype;
+    std::optional<std::string> last_seen;
+    std::vector<std::pair<std::string, std::string>> args;  // in the order received
+
+    bool operator==(const action&) const = default;
+};
+
+struct vulnerability {
+    std::optional<std::string> package;
+    std::optional<std::string> version;
+    std::vector<std::string> ids;  // CVE ids
+
+    bool operator==(const vulnerability&) const = default;
+};
+
+struct incident {
+    std::string id;
+    std::optional<std::string> app_id;
+    std::optional<std::string> host_domain;
+    std::optional<std::string> category;
+    std::optional<std::string> title;  // the API's `incident` field
+    std::optional<std::string> details;
+    std::optional<std::string> initiator;
+    std::optional<std::string> first_seen;
+    std::optional<std::string> last_seen;
+    std::optional<std::string> ack_updated_at;
+    std::optional<bool> under_review;
+    std::optional<std::string> risk_level;
+    std::vector<page_type> page_types;  // sorted by name
+    std::optional<script> script;
+    std::vector<action> actions;
+    std::vector<vulnerability> vulnerabilities;
+    std::string raw_json;  // the incident object exactly as received
+
+    bool operator==(const incident&) const = default;
+};
+
+// One response page of GET /v1/incidents.
+struct page {
+    std::int64_t count = 0;  // paging.count: incidents matching the query, all pages
+    std::vector<incident> incidents;
+};
+
+}  // namespace isync::model

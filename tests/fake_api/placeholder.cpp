@@ -1,0 +1,1 @@
+namespace fake_api { int placeholder = 0; }
