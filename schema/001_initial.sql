@@ -45,9 +45,10 @@ CREATE TABLE incidents (
     script_key         INTEGER REFERENCES scripts(script_key),
     raw_json           TEXT NOT NULL,                -- the incident exactly as received
     content_hash       INTEGER NOT NULL,             -- of raw_json; equal hash = nothing to write
+    substance_hash     INTEGER NOT NULL,             -- of the content except last_seen timestamps
     first_synced_at    TEXT NOT NULL,                -- when this daemon first stored it
-    last_synced_at     TEXT NOT NULL,                -- when a sync last wrote its row
-    content_changed_at TEXT NOT NULL                 -- when its content last changed
+    last_synced_at     TEXT NOT NULL,                -- when a sync last received a new version of it
+    content_changed_at TEXT NOT NULL                 -- when anything but its last_seen times last changed
 );
 
 CREATE TABLE incident_page_types (

@@ -57,6 +57,10 @@ struct log_config {
     std::string format = "text";  // text|json
 };
 
+struct metrics_config {
+    std::string listen = "127.0.0.1:9464";  // host:port; empty: no metrics endpoint
+};
+
 struct config {
     std::filesystem::path source;  // the file it was loaded from
     api_config api;
@@ -64,6 +68,7 @@ struct config {
     sync_config sync;
     database_config database;
     log_config log;
+    metrics_config metrics;
 };
 
 }  // namespace isync::config

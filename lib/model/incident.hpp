@@ -70,7 +70,7 @@ struct incident {
     std::optional<bool> under_review;
     std::optional<std::string> risk_level;
     std::vector<page_type> page_types;  // sorted by name
-    std::optional<script> script;
+    std::optional<isync::model::script> script;  // qualified: the member shares the type's name
     std::vector<action> actions;
     std::vector<vulnerability> vulnerabilities;
     std::string raw_json;  // the incident object exactly as received

@@ -1,0 +1,64 @@
+#include "api/outcome.hpp"
+
+#include "util/timestamp.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+
+namespace isync::api {
+
+std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value, std::int64_t now_ms) {
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+    if (value.empty()) return std::nullopt;
+    if (value.front() >= '0' && value.front() <= '9') {
+        std::int64_t seconds = 0;
+        auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+        if (ec == std::errc::result_out_of_range) return std::chrono::milliseconds::max();
+        if (ec != std::errc{} || ptr != value.data() + value.size()) return std::nullopt;
+        if (seconds > std::chrono::milliseconds::max().count() / 1000) return std::chrono::milliseconds::max();
+        return std::chrono::seconds(seconds);
+    }
+    auto when = util::parse_http_date_ms(value);
+    if (!when) return std::nullopt;
+    return std::chrono::milliseconds(std::max<std::int64_t>(0, *when - now_ms));
+}
+
+std::string truncate_for_log(std::string_view text, std::size_t limit) {
+    std::string out;
+    for (char c : text.substr(0, limit)) out.push_back(static_cast<unsigned char>(c) < 0x20 ? ' ' : c);
+    if (text.size() > limit) out += "...";
+    return out;
+}
+
+outcome classify_response(unsigned status, std::string_view body, std::string_view retry_after, std::int64_t now_ms,
+                          std::chrono::milliseconds max_delay) {
+    if (status >= 200 && status < 300) return {outcome_kind::success, {}, std::nullopt};
+    if (status == 401 || status == 403)
+        return {outcome_kind::auth,
+                fmt::format("HTTP {}: the API refused the token; check that it is current and allowed to read "
+                            "incidents for this appId (rotate it, then send SIGHUP)",
+                            status),
+                std::nullopt};
+    if (status == 429) {
+        auto delay = parse_retry_after(retry_after, now_ms);
+        std::chrono::milliseconds clamped = delay ? std::min(*delay, max_delay) : max_delay;
+        return {outcome_kind::rate_limited,
+                fmt::format("HTTP 429: rate limited; waiting {} ms (Retry-After: \"{}\")", clamped.count(),
+                            truncate_for_log(retry_after, 40)),
+                clamped};
+    }
+    if (status >= 500) return {outcome_kind::transient, fmt::format("HTTP {}: server error", status), std::nullopt};
+    if (status >= 300 && status < 400)
+        return {outcome_kind::bad_request,
+                fmt::format("HTTP {}: the server redirected; redirects are not followed: set api.base_url to the "
+                            "final address",
+                            status),
+                std::nullopt};
+    return {outcome_kind::bad_request,
+            fmt::format("HTTP {}: the API refused the request: \"{}\"", status, truncate_for_log(body)), std::nullopt};
+}
+
+}  // namespace isync::api

@@ -1,0 +1,329 @@
+#include "api/page_parser.hpp"
+
+#include "util/timestamp.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/reader.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <fmt/format.h>
+
+#include <map>
+
+namespace isync::api {
+namespace {
+
+using json = rapidjson::Value;
+
+// An input stream over a string_view (RapidJSON's StringStream needs a NUL).
+struct view_stream {
+    using Ch = char;
+    const char* begin;
+    const char* cur;
+    const char* end;
+
+    Ch Peek() const { return cur < end ? *cur : '\0'; }
+    Ch Take() { return cur < end ? *cur++ : '\0'; }
+    std::size_t Tell() const { return static_cast<std::size_t>(cur - begin); }
+    Ch* PutBegin() { return nullptr; }
+    void Put(Ch) {}
+    void Flush() {}
+    std::size_t PutEnd(Ch*) { return 0; }
+};
+
+struct byte_span {
+    std::size_t begin;
+    std::size_t end;  // one past the closing brace
+};
+
+// Forwards SAX events to the Document while (1) refusing hostile nesting and
+// (2) recording where each element of the top-level `data` array begins and
+// ends, so every incident keeps its exact bytes without re-serialising.
+class span_recorder {
+public:
+    span_recorder(rapidjson::Document& doc, const view_stream& stream, std::vector<byte_span>& spans)
+        : doc_(doc), stream_(stream), spans_(spans) {}
+
+    bool too_deep() const { return too_deep_; }
+
+    bool Null() { return doc_.Null(); }
+    bool Bool(bool b) { return doc_.Bool(b); }
+    bool Int(int i) { return doc_.Int(i); }
+    bool Uint(unsigned u) { return doc_.Uint(u); }
+    bool Int64(std::int64_t i) { return doc_.Int64(i); }
+    bool Uint64(std::uint64_t u) { return doc_.Uint64(u); }
+    bool Double(double d) { return doc_.Double(d); }
+    bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) { return doc_.RawNumber(s, n, copy); }
+    bool String(const char* s, rapidjson::SizeType n, bool copy) { return doc_.String(s, n, copy); }
+
+    bool Key(const char* s, rapidjson::SizeType n, bool copy) {
+        if (depth_ == 1) root_key_is_data_ = std::string_view(s, n) == "data";
+        return doc_.Key(s, n, copy);
+    }
+
+    bool StartObject() {
+        if (!enter()) return false;
+        if (depth_ == 3 && in_data_array_) spans_.push_back({stream_.Tell(), 0});
+        return doc_.StartObject();
+    }
+    bool EndObject(rapidjson::SizeType members) {
+        if (depth_ == 3 && in_data_array_) spans_.back().end = stream_.Tell() + 1;
+        --depth_;
+        return doc_.EndObject(members);
+    }
+    bool StartArray() {
+        if (!enter()) return false;
+        if (depth_ == 2 && root_key_is_data_) in_data_array_ = true;
+        return doc_.StartArray();
+    }
+    bool EndArray(rapidjson::SizeType elements) {
+        if (depth_ == 2) in_data_array_ = false;
+        --depth_;
+        return doc_.EndArray(elements);
+    }
+
+private:
+    bool enter() {
+        if (++depth_ > max_json_depth) {
+            too_deep_ = true;
+            return false;
+        }
+        return true;
+    }
+
+    rapidjson::Document& doc_;
+    const view_stream& stream_;
+    std::vector<byte_span>& spans_;
+    int depth_ = 0;
+    bool root_key_is_data_ = false;
+    bool in_data_array_ = false;
+    bool too_deep_ = false;
+};
+
+// Up to 40 bytes on each side of `offset`, printable, for error messages.
+std::string bytes_around(std::string_view body, std::size_t offset) {
+    offset = std::min(offset, body.size());
+    const std::size_t from = offset > 40 ? offset - 40 : 0;
+    const std::size_t to = std::min(body.size(), offset + 40);
+    std::string out;
+    for (char c : body.substr(from, to - from)) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u >= 0x20 && u < 0x7f) out.push_back(c);
+        else out += fmt::format("\\x{:02x}", u);
+    }
+    return out;
+}
+
+error shape_error(std::string_view body, std::size_t offset, std::string_view path, std::string_view problem) {
+    return make_error(errc::parse, fmt::format("malformed page: {}: {} (at byte {}: `{}`)", path, problem, offset,
+                                               bytes_around(body, offset)));
+}
+
+const json* member(const json& obj, const char* name) {
+    if (!obj.IsObject()) return nullptr;
+    auto it = obj.FindMember(name);
+    if (it == obj.MemberEnd() || it->value.IsNull()) return nullptr;
+    return &it->value;
+}
+
+std::string compact_json(const json& v) {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+    v.Accept(writer);
+    return {buffer.GetString(), buffer.GetSize()};
+}
+
+// Scalars become text (a number where a string was expected is still data);
+// objects and arrays become nothing here (raw_json keeps them).
+std::optional<std::string> as_text(const json* v) {
+    if (!v) return std::nullopt;
+    if (v->IsString()) return std::string(v->GetString(), v->GetStringLength());
+    if (v->IsNumber() || v->IsBool()) return compact_json(*v);
+    return std::nullopt;
+}
+
+std::optional<std::string> text(const json& obj, const char* name) { return as_text(member(obj, name)); }
+
+// Normalised to UTC millis; a value that is not a timestamp is kept as sent.
+std::optional<std::string> timestamp(const json& obj, const char* name) {
+    auto t = text(obj, name);
+    if (!t) return t;
+    if (auto normal = util::normalize_iso8601(*t)) return normal;
+    return t;
+}
+
+std::optional<bool> boolean(const json& obj, const char* name) {
+    const json* v = member(obj, name);
+    if (v && v->IsBool()) return v->GetBool();
+    return std::nullopt;
+}
+
+std::optional<double> number(const json& obj, const char* name) {
+    const json* v = member(obj, name);
+    if (v && v->IsNumber()) return v->GetDouble();
+    return std::nullopt;
+}
+
+std::vector<std::string> string_list(const json* v) {
+    std::vector<std::string> out;
+    if (!v || !v->IsArray()) return out;
+    for (const auto& e : v->GetArray())
+        if (auto s = as_text(&e)) out.push_back(std::move(*s));
+    return out;
+}
+
+model::script parse_script(const json& s) {
+    model::script out;
+    out.key = text(s, "key");
+    out.id = text(s, "id");
+    out.app_id = text(s, "app_id");
+    out.host_domain = text(s, "host_domain");
+    out.type = text(s, "type");
+    out.vendor = text(s, "vendor");
+    out.first_seen = timestamp(s, "first_seen");
+    out.last_seen = timestamp(s, "last_seen");
+    out.users_affected_percentage = number(s, "users_affected_percentage");
+    out.ack = boolean(s, "ack");
+    if (const json* risk = member(s, "risk")) {
+        out.risk_level = text(*risk, "level");
+        out.risk_reason = text(*risk, "reason");
+    }
+    out.page_types = string_list(member(s, "page_types"));
+    return out;
+}
+
+std::vector<model::page_type> parse_page_types(const json& inc) {
+    std::map<std::string, model::page_type> by_name;  // sorted by name, as the model promises
+    for (auto& name : string_list(member(inc, "page_types"))) {
+        auto& p = by_name[name];
+        p.name = name;
+        p.listed = true;
+    }
+    if (const json* per = member(inc, "page_types_per"); per && per->IsObject()) {
+        for (const auto& m : per->GetObject()) {
+            std::string name(m.name.GetString(), m.name.GetStringLength());
+            auto& p = by_name[name];
+            p.name = name;
+            if (m.value.IsNumber()) p.percentage = m.value.GetDouble();
+        }
+    }
+    std::vector<model::page_type> out;
+    out.reserve(by_name.size());
+    for (auto& [_, p] : by_name) out.push_back(std::move(p));
+    return out;
+}
+
+std::vector<model::action> parse_actions(const json* actions) {
+    std::vector<model::action> out;
+    if (!actions || !actions->IsArray()) return out;
+    for (const auto& a : actions->GetArray()) {
+        if (!a.IsObject()) continue;
+        model::action act;
+        act.type = text(a, "type");
+        act.subtype = text(a, "subtype");
+        act.last_seen = timestamp(a, "last_seen");
+        if (const json* args = member(a, "action_args"); args && args->IsObject()) {
+            for (const auto& m : args->GetObject()) {
+                std::string value = m.value.IsString() ? std::string(m.value.GetString(), m.value.GetStringLength())
+                                                       : compact_json(m.value);
+                act.args.emplace_back(std::string(m.name.GetString(), m.name.GetStringLength()), std::move(value));
+            }
+        }
+        out.push_back(std::move(act));
+    }
+    return out;
+}
+
+std::vector<model::vulnerability> parse_vulnerabilities(const json& inc) {
+    std::vector<model::vulnerability> out;
+    const json* additional = member(inc, "additional_data");
+    const json* list = additional ? member(*additional, "vulnerabilities") : nullptr;
+    if (!list || !list->IsArray()) return out;
+    for (const auto& v : list->GetArray()) {
+        if (!v.IsObject()) continue;
+        out.push_back({text(v, "package"), text(v, "version"), string_list(member(v, "ids"))});
+    }
+    return out;
+}
+
+model::incident parse_incident(const json& inc, std::string id, std::string_view raw) {
+    model::incident out;
+    out.id = std::move(id);
+    out.app_id = text(inc, "app_id");
+    out.host_domain = text(inc, "host_domain");
+    out.category = text(inc, "category");
+    out.title = text(inc, "incident");
+    out.details = text(inc, "details");
+    out.initiator = text(inc, "initiator");
+    out.first_seen = timestamp(inc, "first_seen");
+    out.last_seen = timestamp(inc, "last_seen");
+    out.ack_updated_at = timestamp(inc, "ack_updated_at");
+    out.under_review = boolean(inc, "under_review");
+    out.risk_level = text(inc, "risk_level");
+    out.page_types = parse_page_types(inc);
+    if (const json* s = member(inc, "script"); s && s->IsObject()) out.script = parse_script(*s);
+    out.actions = parse_actions(member(inc, "actions"));
+    out.vulnerabilities = parse_vulnerabilities(inc);
+    out.raw_json.assign(raw);
+    return out;
+}
+
+}  // namespace
+
+result<model::page> parse_page(std::string_view body) {
+    rapidjson::Document doc;
+    std::vector<byte_span> spans;
+    view_stream stream{body.data(), body.data(), body.data() + body.size()};
+    rapidjson::Reader reader;
+    bool too_deep = false;
+    auto generate = [&](auto& handler) {
+        span_recorder recorder(handler, stream, spans);
+        // Iterative: hostile nesting cannot overflow the stack.
+        reader.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag>(stream, recorder);
+        too_deep = recorder.too_deep();
+        return true;
+    };
+    doc.Populate(generate);
+    if (too_deep)
+        return shape_error(body, reader.GetErrorOffset(), "$", fmt::format("nested deeper than {} levels", max_json_depth));
+    if (reader.HasParseError())
+        return make_error(errc::parse, fmt::format("malformed page: not valid JSON: {} (at byte {}: `{}`)",
+                                                   rapidjson::GetParseError_En(reader.GetParseErrorCode()),
+                                                   reader.GetErrorOffset(),
+                                                   bytes_around(body, reader.GetErrorOffset())));
+    // Anything but whitespace after the document is junk, not a second page.
+    for (std::size_t i = stream.Tell(); i < body.size(); ++i)
+        if (body[i] != ' ' && body[i] != '\n' && body[i] != '\r' && body[i] != '\t')
+            return shape_error(body, i, "$", "unexpected bytes after the JSON document");
+
+    if (!doc.IsObject()) return shape_error(body, 0, "$", "expected an object with `paging` and `data`");
+    const json* paging = member(doc, "paging");
+    const json* count = paging ? member(*paging, "count") : nullptr;
+    if (!count) return shape_error(body, 0, "$.paging.count", "missing");
+    if (!count->IsInt64() || count->GetInt64() < 0)
+        return shape_error(body, 0, "$.paging.count", "expected a non-negative integer, got " + compact_json(*count).substr(0, 40));
+    const json* data = member(doc, "data");
+    if (!data) return shape_error(body, 0, "$.data", "missing");
+    if (!data->IsArray()) return shape_error(body, 0, "$.data", "expected an array");
+
+    model::page page;
+    page.count = count->GetInt64();
+    page.incidents.reserve(data->Size());
+    std::size_t object_index = 0;
+    for (rapidjson::SizeType i = 0; i < data->Size(); ++i) {
+        const json& inc = (*data)[i];
+        const std::string path = fmt::format("$.data[{}]", i);
+        if (!inc.IsObject()) return shape_error(body, 0, path, "expected an incident object");
+        const byte_span span = spans.at(object_index++);
+        const json* id = member(inc, "id");
+        if (!id || !id->IsString() || id->GetStringLength() == 0)
+            return shape_error(body, span.begin, path + ".id", "expected a non-empty string");
+        page.incidents.push_back(parse_incident(inc, std::string(id->GetString(), id->GetStringLength()),
+                                                body.substr(span.begin, span.end - span.begin)));
+    }
+    return page;
+}
+
+}  // namespace isync::api

@@ -1,0 +1,82 @@
+#include "app/arguments.hpp"
+
+#include <fmt/format.h>
+
+namespace isync::app {
+
+std::string usage_text() {
+    return R"(incident-syncd: keeps an SQLite database in step with HUMAN Code Defender's incident API.
+
+Usage:
+  incident-syncd run          [--config FILE] [--log-level LEVEL]   run until SIGTERM (SIGHUP reloads)
+  incident-syncd once         [--config FILE] [--log-level LEVEL]   one pass over every pair, then exit
+  incident-syncd status       [--config FILE] [--json] [--check]    each pair's watermark and last result
+  incident-syncd check-config [--config FILE]                       validate the configuration and token
+  incident-syncd --help | --version
+
+Options:
+  --config FILE      configuration file (default /etc/incident-sync/incident-sync.yaml)
+  --log-level LEVEL  trace, debug, info, warn or error (overrides log.level)
+  --json             status: print JSON instead of a table
+  --check            status: exit 1 unless every pair succeeded within three intervals
+
+Exit codes: 0 ok, 1 a sync failed (once) or unhealthy (status --check), 64 usage error,
+74 database cannot be opened, 75 another incident-syncd holds the database, 78 configuration error.
+)";
+}
+
+result<arguments> parse_arguments(const std::vector<std::string>& argv) {
+    arguments args;
+    bool have_command = false;
+    auto usage_error = [](std::string message) {
+        return make_error(errc::usage, message + " (see incident-syncd --help)");
+    };
+    for (std::size_t i = 1; i < argv.size(); ++i) {
+        const std::string& a = argv[i];
+        auto value = [&](const char* flag) -> result<std::string> {
+            if (i + 1 >= argv.size()) return usage_error(fmt::format("{} needs a value", flag));
+            return argv[++i];
+        };
+        if (a == "--help" || a == "-h") {
+            args.cmd = command::help;
+            return args;
+        }
+        if (a == "--version") {
+            args.cmd = command::version;
+            return args;
+        }
+        if (a == "--config" || a == "-c") {
+            auto v = value("--config");
+            if (!v) return v.error();
+            args.config_path = *v;
+        } else if (a.starts_with("--config=")) {
+            args.config_path = a.substr(9);
+        } else if (a == "--log-level") {
+            auto v = value("--log-level");
+            if (!v) return v.error();
+            args.log_level = *v;
+        } else if (a.starts_with("--log-level=")) {
+            args.log_level = a.substr(12);
+        } else if (a == "--json") {
+            args.json = true;
+        } else if (a == "--check") {
+            args.check = true;
+        } else if (!a.starts_with("-") && !have_command) {
+            have_command = true;
+            if (a == "run") args.cmd = command::run;
+            else if (a == "once") args.cmd = command::once;
+            else if (a == "status") args.cmd = command::status;
+            else if (a == "check-config") args.cmd = command::check_config;
+            else return usage_error(fmt::format("unknown command \"{}\"; commands: run, once, status, check-config", a));
+        } else {
+            return usage_error(fmt::format("unexpected argument \"{}\"", a));
+        }
+    }
+    if (!have_command) return usage_error("no command given; commands: run, once, status, check-config");
+    if ((args.json || args.check) && args.cmd != command::status)
+        return usage_error("--json and --check belong to the status command");
+    if (args.log_level && args.log_level->empty()) return usage_error("--log-level needs a value");
+    return args;
+}
+
+}  // namespace isync::app

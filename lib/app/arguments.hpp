@@ -1,0 +1,36 @@
+#pragma once
+// The command line: `incident-syncd <command> [--config FILE] [options]`.
+
+#include "util/error.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace isync::app {
+
+enum class command { run, once, status, check_config, help, version };
+
+struct arguments {
+    command cmd = command::help;
+    std::string config_path = "/etc/incident-sync/incident-sync.yaml";
+    std::optional<std::string> log_level;  // overrides log.level
+    bool json = false;                     // status --json
+    bool check = false;                    // status --check (health check)
+};
+
+// Fails with errc::usage and a message that says what was wrong.
+result<arguments> parse_arguments(const std::vector<std::string>& argv);
+
+// The --help text.
+std::string usage_text();
+
+// Exit codes (sysexits.h where one fits).
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_sync_failed = 1;    // `once`: a pair failed; `status --check`: unhealthy
+inline constexpr int exit_usage = 64;         // EX_USAGE
+inline constexpr int exit_database = 74;      // EX_IOERR: the database cannot be opened or migrated
+inline constexpr int exit_locked = 75;        // EX_TEMPFAIL: another incident-syncd holds the database
+inline constexpr int exit_config = 78;        // EX_CONFIG
+
+}  // namespace isync::app

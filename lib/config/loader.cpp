@@ -1,0 +1,694 @@
+#include "config/loader.hpp"
+
+#include "util/duration.hpp"
+
+#include <boost/url/parse.hpp>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/yaml.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <functional>
+#include <limits>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace isync::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A config file is a few KiB; the cap keeps `--config /dev/zero` from
+// eating memory.
+constexpr std::size_t max_config_bytes = 1 << 20;
+
+constexpr std::string_view duration_allowed =
+    "write an integer and a unit: ms, s, m, h or d (e.g. 30s, 5m)";
+constexpr std::string_view pair_allowed =
+    "every pair needs a non-empty app_id and tld (e.g. { app_id: PXabc123, tld: example.com })";
+constexpr std::array<std::string_view, 5> log_levels{"trace", "debug", "info", "warn", "error"};
+constexpr std::array<std::string_view, 2> log_formats{"text", "json"};
+
+// ---------------------------------------------------------------- text
+
+// Values are shown quoted so that empty strings and stray spaces are
+// visible, and cut short because the message goes to a terminal or journal.
+std::string quote_value(std::string_view text) {
+    constexpr std::size_t max_shown = 64;
+    std::string out = "\"";
+    for (std::size_t i = 0; i < text.size() && i < max_shown; ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20 || c == 0x7f) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            out += hex;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    if (text.size() > max_shown) out += "...";
+    out += '"';
+    return out;
+}
+
+std::string join(std::span<const std::string_view> words, std::string_view separator) {
+    std::string out;
+    for (const auto word : words) {
+        if (!out.empty()) out += separator;
+        out += word;
+    }
+    return out;
+}
+
+// Optimal string alignment distance: Levenshtein plus swaps of neighbours,
+// because swapped letters ("intreval") are as common a typo as a missing one.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    }
+    return d[a.size()][b.size()];
+}
+
+// The valid key closest to `written`, if it is close enough to be the one
+// meant: a third of the key's letters may be wrong (at least one).
+std::optional<std::string_view> nearest(std::string_view written, std::span<const std::string_view> valid) {
+    std::optional<std::string_view> best;
+    std::size_t best_distance = std::numeric_limits<std::size_t>::max();
+    for (const auto candidate : valid) {
+        const std::size_t limit = std::max<std::size_t>(1, candidate.size() / 3);
+        // The distance is at least the difference in length; checking that
+        // first keeps a hostile megabyte-long key from costing a huge table.
+        const std::size_t longer = std::max(written.size(), candidate.size());
+        if (longer - std::min(written.size(), candidate.size()) > limit) continue;
+        const std::size_t distance = edit_distance(written, candidate);
+        if (distance < best_distance && distance <= limit) {
+            best = candidate;
+            best_distance = distance;
+        }
+    }
+    return best;
+}
+
+std::string_view kind_of(const YAML::Node& node) {
+    switch (node.Type()) {
+        case YAML::NodeType::Sequence: return "a list";
+        case YAML::NodeType::Map: return "a map";
+        case YAML::NodeType::Scalar: return "a single value";
+        default: return "nothing";
+    }
+}
+
+// "<file>:<line>:<col>: " with the 1-based position people and editors use.
+// Nodes the parser did not place (an empty document) point at the start.
+std::string where(const std::string& file, const YAML::Mark& mark) {
+    const int line = mark.is_null() ? 1 : mark.line + 1;
+    const int column = mark.is_null() ? 1 : mark.column + 1;
+    return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": ";
+}
+
+// ---------------------------------------------------------------- values
+
+std::optional<long long> parse_integer(std::string_view text) {
+    long long value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+    return value;
+}
+
+// Bytes, or KiB/MiB/GiB. Decimal KB/MB are refused rather than guessed.
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+    static constexpr std::array<std::pair<std::string_view, int>, 4> suffixes{
+        {{"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"", 0}}};
+    std::size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+    if (digits == 0) return std::nullopt;
+    std::uint64_t value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + digits, value);
+    if (ec != std::errc{}) return std::nullopt;
+    for (const auto& [suffix, shift] : suffixes) {
+        if (text.substr(digits) != suffix) continue;
+        if (value > (std::numeric_limits<std::uint64_t>::max() >> shift)) return std::nullopt;
+        return value << shift;
+    }
+    return std::nullopt;
+}
+
+bool is_valid_port(std::string_view text) {
+    const auto port = parse_integer(text);
+    return port && *port >= 1 && *port <= 65535;
+}
+
+// `host:port`, with an IPv6 host in brackets.
+bool is_host_port(std::string_view text) {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) return false;
+    const std::string_view host = text.substr(0, colon);
+    if (host.front() == '[' && host.back() != ']') return false;
+    return is_valid_port(text.substr(colon + 1));
+}
+
+// ---------------------------------------------------------------- reader
+
+// One key of a map as the file wrote it. For list items the key is the item.
+struct field {
+    YAML::Node key;
+    YAML::Node value;
+    std::string path;  // dotted, e.g. sync.pairs[1].tld
+
+    // A null value has no position of its own (yaml-cpp puts it on the next
+    // token), so point at its key instead.
+    YAML::Mark mark() const { return value.IsNull() ? key.Mark() : value.Mark(); }
+};
+
+struct key_rule {
+    std::string_view name;
+    std::function<void(const field&)> read;
+};
+
+std::vector<std::string_view> names_of(std::span<const key_rule> rules) {
+    std::vector<std::string_view> names;
+    for (const auto& rule : rules) names.push_back(rule.name);
+    return names;
+}
+
+// Walks the parsed document into a `config`, collecting every problem so the
+// operator can fix them all in one edit. Unknown or broken keys leave the
+// default in place and the walk goes on.
+class reader {
+public:
+    reader(std::string file, fs::path base_dir) : file_(std::move(file)), base_dir_(std::move(base_dir)) {}
+
+    config read(const YAML::Node& root);
+    const std::vector<std::string>& errors() const { return errors_; }
+
+private:
+    void fail(const YAML::Mark& mark, std::string_view key, std::string_view problem, std::string_view allowed) {
+        errors_.push_back(where(file_, mark) + std::string(key) + ": " + std::string(problem) + "; " +
+                          std::string(allowed));
+    }
+
+    std::vector<key_rule> root_rules(config& cfg);
+    std::vector<key_rule> api_rules(api_config& api);
+    std::vector<key_rule> retry_rules(retry_config& retry);
+    std::vector<key_rule> sync_rules(sync_config& sync);
+    std::vector<key_rule> database_rules(database_config& database);
+    std::vector<key_rule> log_rules(log_config& log);
+    std::vector<key_rule> metrics_rules(metrics_config& metrics);
+
+    void read_map(const YAML::Node& map, const std::string& path, std::span<const key_rule> rules);
+    void report_unknown(const YAML::Node& key, const std::string& path, std::span<const key_rule> rules);
+    void read_section(const field& f, std::span<const key_rule> rules);
+
+    std::optional<std::string> scalar(const field& f, std::string_view noun, std::string_view allowed);
+    void read_string(const field& f, std::string& out);
+    void read_path(const field& f, std::string& out, bool may_be_empty);
+    void read_duration(const field& f, duration& out, bool zero_allowed);
+    void read_int(const field& f, int& out, int min, int max);
+    void read_bool(const field& f, bool& out);
+    void read_enum(const field& f, std::string& out, std::span<const std::string_view> allowed, std::string_view noun);
+    void read_size(const field& f, std::uint64_t& out);
+    void read_base_url(const field& f, std::string& out);
+    void read_proxy(const field& f, std::string& out);
+    void read_ca_file(const field& f, std::string& out);
+    void read_listen(const field& f, std::string& out);
+    void read_pairs(const field& f, std::vector<pair>& out);
+    std::optional<pair> read_pair(const field& item);
+
+    void check_pairs_present(const config& cfg);
+    void check_relations(const config& cfg);
+
+    std::string file_;
+    fs::path base_dir_;
+    std::vector<std::string> errors_;
+    std::map<std::string, field, std::less<>> seen_;  // by dotted path
+};
+
+config reader::read(const YAML::Node& root) {
+    config cfg;
+    if (root.IsDefined() && !root.IsNull() && !root.IsMap()) {
+        fail(root.Mark(), "(top level)", std::string("expected a map of sections, found ") + std::string(kind_of(root)),
+             "start lines with section names such as api:, sync:");
+        return cfg;
+    }
+    if (root.IsMap()) read_map(root, "", root_rules(cfg));
+    check_pairs_present(cfg);
+    if (errors_.empty()) check_relations(cfg);
+    return cfg;
+}
+
+std::vector<key_rule> reader::root_rules(config& cfg) {
+    return {
+        {"api", [&](const field& f) { read_section(f, api_rules(cfg.api)); }},
+        {"retry", [&](const field& f) { read_section(f, retry_rules(cfg.retry)); }},
+        {"sync", [&](const field& f) { read_section(f, sync_rules(cfg.sync)); }},
+        {"database", [&](const field& f) { read_section(f, database_rules(cfg.database)); }},
+        {"log", [&](const field& f) { read_section(f, log_rules(cfg.log)); }},
+        {"metrics", [&](const field& f) { read_section(f, metrics_rules(cfg.metrics)); }},
+    };
+}
+
+std::vector<key_rule> reader::api_rules(api_config& api) {
+    return {
+        {"base_url", [&](const field& f) { read_base_url(f, api.base_url); }},
+        {"token_file", [&](const field& f) { read_path(f, api.token_file, true); }},
+        {"ca_file", [&](const field& f) { read_ca_file(f, api.ca_file); }},
+        {"timeout", [&](const field& f) { read_duration(f, api.timeout, false); }},
+        {"page_size", [&](const field& f) { read_int(f, api.page_size, 1, 1000); }},
+        {"max_body", [&](const field& f) { read_size(f, api.max_body); }},
+        {"proxy", [&](const field& f) { read_proxy(f, api.proxy); }},
+        {"insecure_skip_tls_verify", [&](const field& f) { read_bool(f, api.insecure_skip_tls_verify); }},
+    };
+}
+
+std::vector<key_rule> reader::retry_rules(retry_config& retry) {
+    return {
+        {"max_attempts", [&](const field& f) { read_int(f, retry.max_attempts, 1, std::numeric_limits<int>::max()); }},
+        {"base_delay", [&](const field& f) { read_duration(f, retry.base_delay, true); }},
+        {"max_delay", [&](const field& f) { read_duration(f, retry.max_delay, true); }},
+    };
+}
+
+std::vector<key_rule> reader::sync_rules(sync_config& sync) {
+    return {
+        {"interval", [&](const field& f) { read_duration(f, sync.interval, false); }},
+        {"initial_lookback", [&](const field& f) { read_duration(f, sync.initial_lookback, true); }},
+        {"overlap", [&](const field& f) { read_duration(f, sync.overlap, true); }},
+        {"settle", [&](const field& f) { read_duration(f, sync.settle, true); }},
+        {"max_window", [&](const field& f) { read_duration(f, sync.max_window, false); }},
+        {"concurrency", [&](const field& f) { read_int(f, sync.concurrency, 1, 64); }},
+        {"pairs", [&](const field& f) { read_pairs(f, sync.pairs); }},
+    };
+}
+
+std::vector<key_rule> reader::database_rules(database_config& database) {
+    return {
+        {"path", [&](const field& f) { read_path(f, database.path, false); }},
+        {"busy_timeout", [&](const field& f) { read_duration(f, database.busy_timeout, true); }},
+    };
+}
+
+std::vector<key_rule> reader::log_rules(log_config& log) {
+    return {
+        {"level", [&](const field& f) { read_enum(f, log.level, log_levels, "log level"); }},
+        {"format", [&](const field& f) { read_enum(f, log.format, log_formats, "log format"); }},
+    };
+}
+
+std::vector<key_rule> reader::metrics_rules(metrics_config& metrics) {
+    return {
+        {"listen", [&](const field& f) { read_listen(f, metrics.listen); }},
+    };
+}
+
+void reader::read_map(const YAML::Node& map, const std::string& path, std::span<const key_rule> rules) {
+    for (const auto& entry : map) {
+        const YAML::Node& key = entry.first;
+        if (!key.IsScalar()) {
+            fail(key.Mark(), path.empty() ? "(top level)" : path,
+                 std::string("a key is ") + std::string(kind_of(key)), "keys are plain names followed by a colon");
+            continue;
+        }
+        const std::string child = path.empty() ? key.Scalar() : path + "." + key.Scalar();
+        const auto rule = std::find_if(rules.begin(), rules.end(),
+                                       [&](const key_rule& r) { return r.name == key.Scalar(); });
+        if (rule == rules.end()) {
+            report_unknown(key, child, rules);
+            continue;
+        }
+        // yaml-cpp keeps both copies of a repeated key; which one a reader
+        // would honour is a guess, so refuse to make it.
+        if (const auto first = seen_.find(child); first != seen_.end()) {
+            fail(key.Mark(), child,
+                 "given twice (first on line " + std::to_string(first->second.key.Mark().line + 1) + ")",
+                 "write each key once");
+            continue;
+        }
+        const field f{key, entry.second, child};
+        seen_.emplace(child, f);
+        rule->read(f);
+    }
+}
+
+void reader::report_unknown(const YAML::Node& key, const std::string& path, std::span<const key_rule> rules) {
+    const auto names = names_of(rules);
+    if (const auto suggestion = nearest(key.Scalar(), names))
+        fail(key.Mark(), path, "unknown key", "did you mean \"" + std::string(*suggestion) + "\"?");
+    else
+        fail(key.Mark(), path, "unknown key", "valid keys are " + join(names, ", "));
+}
+
+void reader::read_section(const field& f, std::span<const key_rule> rules) {
+    if (f.value.IsNull()) return;  // a section with every key commented out
+    if (!f.value.IsMap()) {
+        const auto names = names_of(rules);
+        fail(f.mark(), f.path, std::string("expected a map, found ") + std::string(kind_of(f.value)),
+             "indent the section's keys under it: " + join(names, ", "));
+        return;
+    }
+    read_map(f.value, f.path, rules);
+}
+
+// The value's text, or nullopt after reporting a list or map where one value
+// belongs. Null reads as "" so that `key:` and `key: ""` mean the same.
+std::optional<std::string> reader::scalar(const field& f, std::string_view noun, std::string_view allowed) {
+    if (f.value.IsNull()) return std::string();
+    if (!f.value.IsScalar()) {
+        fail(f.mark(), f.path, "expected " + std::string(noun) + ", found " + std::string(kind_of(f.value)), allowed);
+        return std::nullopt;
+    }
+    return f.value.Scalar();
+}
+
+void reader::read_string(const field& f, std::string& out) {
+    if (auto text = scalar(f, "a string", "write a single value")) out = std::move(*text);
+}
+
+// Relative to the config file, not the working directory: a daemon started
+// by systemd runs in `/`, which is never what the author of the file meant.
+void reader::read_path(const field& f, std::string& out, bool may_be_empty) {
+    auto text = scalar(f, "a path", "write a single file path");
+    if (!text) return;
+    if (!may_be_empty && text->empty()) return fail(f.mark(), f.path, "empty", "write a file path");
+    const fs::path written(*text);
+    // ":memory:" is SQLite's name for a private in-memory database, not a file.
+    if (text->empty() || written.is_absolute() || *text == ":memory:")
+        out = std::move(*text);
+    else
+        out = (base_dir_ / written).lexically_normal().string();
+}
+
+void reader::read_duration(const field& f, duration& out, bool zero_allowed) {
+    const auto text = scalar(f, "a duration", duration_allowed);
+    if (!text) return;
+    if (text->empty()) return fail(f.mark(), f.path, "no value", duration_allowed);
+    const auto parsed = util::parse_duration(*text);
+    if (!parsed) return fail(f.mark(), f.path, quote_value(*text) + " is not a duration", duration_allowed);
+    if (!zero_allowed && parsed->count() == 0)
+        return fail(f.mark(), f.path, quote_value(*text) + " is zero", "write a duration greater than zero (e.g. 30s, 5m)");
+    out = *parsed;
+}
+
+void reader::read_int(const field& f, int& out, int min, int max) {
+    const std::string allowed = max == std::numeric_limits<int>::max()
+                                    ? "write an integer of at least " + std::to_string(min)
+                                    : "write an integer from " + std::to_string(min) + " to " + std::to_string(max);
+    const auto text = scalar(f, "an integer", allowed);
+    if (!text) return;
+    if (text->empty()) return fail(f.mark(), f.path, "no value", allowed);
+    const auto parsed = parse_integer(*text);
+    if (!parsed) return fail(f.mark(), f.path, quote_value(*text) + " is not an integer", allowed);
+    if (*parsed < min || *parsed > max) return fail(f.mark(), f.path, quote_value(*text) + " is out of range", allowed);
+    out = static_cast<int>(*parsed);
+}
+
+// Only true and false: YAML 1.1's yes/no/on/off are too easy to write by
+// accident on a key whose name says insecure.
+void reader::read_bool(const field& f, bool& out) {
+    constexpr std::string_view allowed = "write true or false";
+    const auto text = scalar(f, "true or false", allowed);
+    if (!text) return;
+    if (*text == "true")
+        out = true;
+    else if (*text == "false")
+        out = false;
+    else
+        fail(f.mark(), f.path, text->empty() ? "no value" : quote_value(*text) + " is not true or false", allowed);
+}
+
+void reader::read_enum(const field& f, std::string& out, std::span<const std::string_view> allowed,
+                       std::string_view noun) {
+    const std::string allowed_text = "write one of " + join(allowed, ", ");
+    const auto text = scalar(f, "a " + std::string(noun), allowed_text);
+    if (!text) return;
+    if (std::find(allowed.begin(), allowed.end(), *text) == allowed.end())
+        return fail(f.mark(), f.path, quote_value(*text) + " is not a " + std::string(noun), allowed_text);
+    out = *text;
+}
+
+// The lower bound is one incident page; the upper bound is memory the daemon
+// may reasonably hold for one response.
+void reader::read_size(const field& f, std::uint64_t& out) {
+    constexpr std::string_view format_allowed = "write a number of bytes, optionally with KiB, MiB or GiB (e.g. 64MiB)";
+    constexpr std::string_view range_allowed = "write a size from 1KiB to 4GiB";
+    const auto text = scalar(f, "a size", format_allowed);
+    if (!text) return;
+    const auto parsed = parse_size(*text);
+    if (!parsed) return fail(f.mark(), f.path, quote_value(*text) + " is not a size", format_allowed);
+    if (*parsed < (1ull << 10) || *parsed > (4ull << 30))
+        return fail(f.mark(), f.path, quote_value(*text) + " is out of range", range_allowed);
+    out = *parsed;
+}
+
+// The HTTP client joins paths onto the base, so a trailing slash is dropped
+// here rather than doubled there.
+void reader::read_base_url(const field& f, std::string& out) {
+    constexpr std::string_view allowed = "write https://host[:port][/path]";
+    auto text = scalar(f, "a URL", allowed);
+    if (!text) return;
+    const auto url = boost::urls::parse_uri(*text);
+    if (!url || !url->has_authority() || url->encoded_host().empty() || url->has_userinfo() || url->has_query() ||
+        url->has_fragment() || (url->has_port() && !is_valid_port(url->port())))
+        return fail(f.mark(), f.path, quote_value(*text) + " is not a base URL", allowed);
+    if (url->scheme_id() != boost::urls::scheme::https)
+        return fail(f.mark(), f.path, quote_value(*text) + " does not use https", allowed);
+    while (text->back() == '/') text->pop_back();
+    out = std::move(*text);
+}
+
+// The port is required because clients disagree on the default for a proxy
+// (curl assumes 1080, others 80). Credentials are refused: they would be a
+// second secret in a world-readable file.
+void reader::read_proxy(const field& f, std::string& out) {
+    constexpr std::string_view allowed = "write http://host:port, or \"\" to use $https_proxy";
+    auto text = scalar(f, "a URL", allowed);
+    if (!text) return;
+    if (!text->empty()) {
+        const auto url = boost::urls::parse_uri(*text);
+        if (!url || url->scheme_id() != boost::urls::scheme::http || url->encoded_host().empty() ||
+            url->has_userinfo() || !url->has_port() || !is_valid_port(url->port()) ||
+            (!url->encoded_path().empty() && url->encoded_path() != "/") || url->has_query() || url->has_fragment())
+            return fail(f.mark(), f.path, quote_value(*text) + " is not a proxy URL", allowed);
+    }
+    out = std::move(*text);
+}
+
+// Checked now so a typo fails at start-up, not at the first TLS handshake.
+void reader::read_ca_file(const field& f, std::string& out) {
+    std::string resolved;
+    read_path(f, resolved, true);
+    if (resolved.empty()) return;
+    std::error_code ec;
+    const auto status = fs::status(resolved, ec);
+    constexpr std::string_view allowed = "give the path of a PEM CA bundle, or \"\" to use only the system store";
+    if (!fs::exists(status)) return fail(f.mark(), f.path, resolved + " does not exist", allowed);
+    if (!fs::is_regular_file(status)) return fail(f.mark(), f.path, resolved + " is not a file", allowed);
+    out = std::move(resolved);
+}
+
+void reader::read_listen(const field& f, std::string& out) {
+    constexpr std::string_view allowed = "write host:port (e.g. 127.0.0.1:9464), or \"\" to disable metrics";
+    auto text = scalar(f, "host:port", allowed);
+    if (!text) return;
+    if (!text->empty() && !is_host_port(*text))
+        return fail(f.mark(), f.path, quote_value(*text) + " is not host:port", allowed);
+    out = std::move(*text);
+}
+
+void reader::read_pairs(const field& f, std::vector<pair>& out) {
+    if (f.value.IsNull()) return;  // reported as missing by check_pairs_present
+    if (!f.value.IsSequence()) {
+        return fail(f.mark(), f.path, std::string("expected a list, found ") + std::string(kind_of(f.value)),
+                    "write a list of pairs (e.g. - { app_id: PXabc123, tld: example.com })");
+    }
+    std::vector<std::size_t> index_of;  // position in the file of each pair kept
+    std::size_t index = 0;
+    for (const auto& item_node : f.value) {
+        const field item{item_node, item_node, f.path + "[" + std::to_string(index) + "]"};
+        if (auto p = read_pair(item)) {
+            const auto duplicate = std::find(out.begin(), out.end(), *p);
+            if (duplicate == out.end()) {
+                out.push_back(std::move(*p));
+                index_of.push_back(index);
+            } else {
+                const auto first = index_of[static_cast<std::size_t>(duplicate - out.begin())];
+                fail(item.mark(), item.path,
+                     "repeats " + f.path + "[" + std::to_string(first) + "] (app_id " + p->app_id + ", tld " +
+                         p->tld + ")",
+                     "list each pair once");
+            }
+        }
+        ++index;
+    }
+}
+
+std::optional<pair> reader::read_pair(const field& item) {
+    if (!item.value.IsMap()) {
+        fail(item.mark(), item.path, std::string("expected a map, found ") + std::string(kind_of(item.value)),
+             pair_allowed);
+        return std::nullopt;
+    }
+    pair p;
+    const std::size_t errors_before = errors_.size();
+    const std::array<key_rule, 2> rules{{
+        {"app_id", [&](const field& f) { read_string(f, p.app_id); }},
+        {"tld", [&](const field& f) { read_string(f, p.tld); }},
+    }};
+    read_map(item.value, item.path, rules);
+    if (errors_.size() != errors_before) return std::nullopt;
+
+    for (const auto& [name, value] : {std::pair{"app_id", &p.app_id}, std::pair{"tld", &p.tld}}) {
+        const std::string path = item.path + "." + name;
+        const auto written = seen_.find(path);
+        if (written == seen_.end())
+            fail(item.mark(), path, "missing", pair_allowed);
+        else if (value->empty())
+            fail(written->second.mark(), path, "empty", pair_allowed);
+    }
+    if (errors_.size() != errors_before) return std::nullopt;
+    return p;
+}
+
+// Pairs have no default: syncing nothing is never what the operator meant.
+// Only an absent or empty list is reported here; broken entries already were.
+void reader::check_pairs_present(const config& cfg) {
+    if (!cfg.sync.pairs.empty()) return;
+    const auto sync = seen_.find("sync");
+    const auto pairs = seen_.find("sync.pairs");
+    const auto is_empty = [](const YAML::Node& n) { return n.IsNull() || (n.IsSequence() && n.size() == 0); };
+    const bool section_broken = sync != seen_.end() && !sync->second.value.IsNull() && !sync->second.value.IsMap();
+    const bool pairs_broken = pairs != seen_.end() && !is_empty(pairs->second.value);
+    if (section_broken || pairs_broken) return;
+    const YAML::Mark mark = pairs != seen_.end() ? pairs->second.mark()
+                            : sync != seen_.end() ? sync->second.key.Mark()
+                                                  : YAML::Mark::null_mark();
+    fail(mark, "sync.pairs", "at least one {app_id, tld} pair is required",
+         "add a list under sync: (e.g. pairs: [{ app_id: PXabc123, tld: example.com }])");
+}
+
+void reader::check_relations(const config& cfg) {
+    const auto& retry = cfg.retry;
+    if (retry.max_delay >= retry.base_delay) return;
+    const std::string base = util::format_duration(retry.base_delay);
+    const std::string max = util::format_duration(retry.max_delay);
+    // Point at whichever of the two the file wrote; max_delay when both.
+    if (const auto written = seen_.find("retry.max_delay"); written != seen_.end())
+        return fail(written->second.mark(), "retry.max_delay", max + " is less than retry.base_delay (" + base + ")",
+                    "write a duration of at least " + base);
+    fail(seen_.at("retry.base_delay").mark(), "retry.base_delay",
+         base + " is more than retry.max_delay (" + max + ")", "write at most " + max + " or raise retry.max_delay");
+}
+
+// ---------------------------------------------------------------- input
+
+std::string syntax_error(const std::string& file, const YAML::Exception& e) {
+    return where(file, e.mark) + "YAML syntax error: " + e.msg +
+           "; check the indentation, colons and quotes on this line and the one before";
+}
+
+// Anchors relative paths; absolute so that a later chdir cannot move them.
+fs::path base_dir_of(const fs::path& file) {
+    std::error_code ec;
+    const fs::path absolute = fs::absolute(file, ec);
+    return (ec ? file : absolute).parent_path();
+}
+
+class unique_fd {
+public:
+    explicit unique_fd(int fd) : fd_(fd) {}
+    unique_fd(const unique_fd&) = delete;
+    unique_fd& operator=(const unique_fd&) = delete;
+    ~unique_fd() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    int get() const { return fd_; }
+
+private:
+    int fd_;
+};
+
+// The reason comes from errno so the operator reads "Permission denied",
+// the one thing that tells them what to fix.
+result<std::string> read_config_bytes(const fs::path& file) {
+    const auto failure = [&](const std::string& reason) {
+        return make_error(errc::config, "cannot read config file " + file.string() + ": " + reason);
+    };
+    const unique_fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) return failure(std::system_category().message(errno));
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return failure(std::system_category().message(errno));
+    if (S_ISDIR(st.st_mode)) return failure(std::system_category().message(EISDIR));
+
+    std::string text;
+    std::array<char, 8192> buffer;
+    for (;;) {
+        const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return failure(std::system_category().message(errno));
+        if (n == 0) return text;
+        text.append(buffer.data(), static_cast<std::size_t>(n));
+        if (text.size() > max_config_bytes) return failure("larger than 1 MiB, which no config file needs");
+    }
+}
+
+}  // namespace
+
+result<config> load_config_text(std::string_view yaml, const std::filesystem::path& shown_name) {
+    const std::string file = shown_name.string();
+    // yaml-cpp reports syntax errors (and, rarely, its own failures while the
+    // tree is walked) as exceptions; they stop at this boundary.
+    try {
+        const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
+        if (documents.size() > 1) {
+            return make_error(errc::config, where(file, documents[1].Mark()) +
+                                                "(document): a second YAML document starts here; "
+                                                "the config file holds exactly one");
+        }
+        reader r(file, base_dir_of(shown_name));
+        config cfg = r.read(documents.empty() ? YAML::Node() : documents.front());
+        if (!r.errors().empty()) {
+            std::string message;
+            for (const auto& line : r.errors()) message += (message.empty() ? "" : "\n") + line;
+            return make_error(errc::config, std::move(message));
+        }
+        cfg.source = shown_name;
+        return cfg;
+    } catch (const YAML::DeepRecursion& e) {
+        // yaml-cpp's own text for this is "bad file".
+        return make_error(errc::config, where(file, e.mark) +
+                                            "YAML syntax error: lists or maps nested too deeply; "
+                                            "the config file needs three levels at most");
+    } catch (const YAML::Exception& e) {
+        return make_error(errc::config, syntax_error(file, e));
+    }
+}
+
+result<config> load_config_file(const std::filesystem::path& file) {
+    auto text = read_config_bytes(file);
+    if (!text) return text.error();
+    return load_config_text(*text, file);
+}
+
+}  // namespace isync::config

@@ -1,0 +1,113 @@
+#include "store/database.hpp"
+
+#include "store/migrations.hpp"
+
+#include <SQLiteCpp/Exception.h>
+#include <SQLiteCpp/Transaction.h>
+#include <sqlite3.h>
+
+#include <fmt/format.h>
+
+namespace isync::store {
+namespace {
+
+std::string hint_for(int code) {
+    switch (code & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return "another process holds a write lock; the daemon retries later";
+    case SQLITE_FULL:
+        return "the disk (or the database's size limit) is full; free space and the sync resumes";
+    case SQLITE_READONLY:
+        return "the file or its directory is read-only for this user; check ownership and permissions";
+    case SQLITE_CANTOPEN:
+        return "the file or its directory cannot be opened; check the path and permissions";
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return "the file is damaged or not an SQLite database; restore it from a backup or move it away";
+    case SQLITE_IOERR:
+        return "the operating system reported an I/O error; check the disk";
+    default:
+        return "";
+    }
+}
+
+void apply_pragmas(SQLite::Database& db, const open_options& options) {
+    db.setBusyTimeout(static_cast<int>(options.busy_timeout.count()));
+    if (!options.read_only) {
+        // WAL lets readers (sqlite3, Datasette) query while the daemon writes.
+        db.exec("PRAGMA journal_mode=WAL");
+        db.exec("PRAGMA synchronous=NORMAL");
+        // Bound the WAL file once readers let go of old snapshots.
+        db.exec("PRAGMA journal_size_limit=67108864");
+    }
+    db.exec("PRAGMA foreign_keys=ON");
+    db.exec("PRAGMA cache_size=-16384");  // 16 MiB
+}
+
+void migrate(SQLite::Database& db, const std::string& path) {
+    const int current = db.execAndGet("PRAGMA user_version").getInt();
+    const int latest = latest_schema_version();
+    if (current > latest) {
+        throw error_exception(make_error(
+            errc::database,
+            fmt::format("database {} has schema version {}, but this incident-syncd knows only up to {}; "
+                        "it was written by a newer version: upgrade incident-syncd (downgrading is never done)",
+                        path, current, latest)));
+    }
+    for (const migration& m : embedded_migrations()) {
+        if (m.version <= current) continue;
+        // BEGIN IMMEDIATE: two processes starting at once must not both migrate.
+        SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+        // Re-check under the write lock: another process may have migrated meanwhile.
+        if (db.execAndGet("PRAGMA user_version").getInt() >= m.version) continue;
+        db.exec(std::string(m.sql));
+        db.exec(fmt::format("PRAGMA user_version={}", m.version));
+        tx.commit();
+    }
+}
+
+}  // namespace
+
+int latest_schema_version() {
+    const auto& all = embedded_migrations();
+    return all.empty() ? 0 : all.back().version;
+}
+
+error sqlite_error(const std::exception& e, std::string_view path, std::string_view doing) {
+    if (const auto* ee = dynamic_cast<const error_exception*>(&e)) return ee->get();
+    int code = 0;
+    if (const auto* se = dynamic_cast<const SQLite::Exception*>(&e)) code = se->getErrorCode();
+    const bool busy = (code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED;
+    std::string hint = hint_for(code);
+    return make_error(busy ? errc::database_busy : errc::database,
+                      fmt::format("database {}: {} failed: {}{}{}", path, doing, e.what(), hint.empty() ? "" : "; ",
+                                  hint));
+}
+
+result<std::unique_ptr<SQLite::Database>> open_database(const open_options& options) {
+    try {
+        const int flags = options.read_only ? SQLite::OPEN_READONLY : (SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+        auto db = std::make_unique<SQLite::Database>(options.path, flags);
+        apply_pragmas(*db, options);
+        if (options.read_only) {
+            const int version = db->execAndGet("PRAGMA user_version").getInt();
+            if (version > latest_schema_version())
+                return make_error(errc::database,
+                                  fmt::format("database {} has schema version {}, newer than this incident-syncd "
+                                              "knows ({}); upgrade incident-syncd",
+                                              options.path, version, latest_schema_version()));
+            if (version == 0)
+                return make_error(errc::database, fmt::format("database {} has no incident-sync schema yet; run "
+                                                              "`incident-syncd once` or `run` first",
+                                                              options.path));
+        } else {
+            migrate(*db, options.path);
+        }
+        return db;
+    } catch (const std::exception& e) {
+        return sqlite_error(e, options.path, options.read_only ? "opening read-only" : "opening and migrating");
+    }
+}
+
+}  // namespace isync::store

@@ -1,0 +1,35 @@
+#pragma once
+// Opening the SQLite database: pragmas, embedded migrations, and the
+// conversion of SQLite's exceptions into errors that name the file.
+
+#include "util/error.hpp"
+
+#include <SQLiteCpp/Database.h>
+
+#include <chrono>
+#include <exception>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace isync::store {
+
+struct open_options {
+    std::string path;
+    std::chrono::milliseconds busy_timeout{5000};
+    bool read_only = false;  // for `status`: never creates or migrates
+};
+
+// Opens (creating if needed) and migrates the database. Fails with
+// errc::database when the file cannot be opened, is not a database, or was
+// made by a newer version of incident-sync.
+result<std::unique_ptr<SQLite::Database>> open_database(const open_options& options);
+
+// The schema version this build knows (the highest embedded migration).
+int latest_schema_version();
+
+// Converts an exception thrown by SQLiteCpp while `doing` something to `path`
+// into an error that says what happened and what to do.
+error sqlite_error(const std::exception& e, std::string_view path, std::string_view doing);
+
+}  // namespace isync::store

@@ -1,0 +1,439 @@
+#include "store/incident_store.hpp"
+
+#include "store/database.hpp"
+#include "util/hash.hpp"
+#include "util/timestamp.hpp"
+
+#include <SQLiteCpp/Transaction.h>
+
+namespace isync::store {
+namespace {
+
+void bind_optional(SQLite::Statement& st, int index, const std::optional<std::string>& v) {
+    if (v) st.bind(index, *v);
+    else st.bind(index);
+}
+
+void bind_optional(SQLite::Statement& st, int index, const std::optional<bool>& v) {
+    if (v) st.bind(index, *v ? 1 : 0);
+    else st.bind(index);
+}
+
+void bind_optional(SQLite::Statement& st, int index, const std::optional<double>& v) {
+    if (v) st.bind(index, *v);
+    else st.bind(index);
+}
+
+// Runs a write statement once and readies it for the next use.
+void run(SQLite::Statement& st) {
+    st.exec();
+    st.reset();
+}
+
+void add_optional(util::content_hasher& h, const std::optional<std::string>& v) {
+    if (v) h.add(*v);
+    else h.add_separator();
+}
+
+void add_optional(util::content_hasher& h, const std::optional<bool>& v) {
+    h.add(std::int64_t{v ? (*v ? 1 : 0) : 2});
+}
+
+void add_optional(util::content_hasher& h, const std::optional<double>& v) {
+    if (v) h.add(std::string_view(reinterpret_cast<const char*>(&*v), sizeof *v));
+    else h.add_separator();
+}
+
+constexpr const char* incident_columns =
+    "id, app_id, host_domain, category, incident, details, initiator, first_seen, last_seen, ack_updated_at, "
+    "under_review, risk_level, script_key, raw_json, content_hash, substance_hash";
+
+// Binds the 16 incident columns above, in order, starting at index 1.
+void bind_incident(SQLite::Statement& st, const model::incident& inc, std::optional<std::int64_t> script_key,
+                   std::int64_t content_hash, std::int64_t substance) {
+    st.bind(1, inc.id);
+    bind_optional(st, 2, inc.app_id);
+    bind_optional(st, 3, inc.host_domain);
+    bind_optional(st, 4, inc.category);
+    bind_optional(st, 5, inc.title);
+    bind_optional(st, 6, inc.details);
+    bind_optional(st, 7, inc.initiator);
+    bind_optional(st, 8, inc.first_seen);
+    bind_optional(st, 9, inc.last_seen);
+    bind_optional(st, 10, inc.ack_updated_at);
+    bind_optional(st, 11, inc.under_review);
+    bind_optional(st, 12, inc.risk_level);
+    if (script_key) st.bind(13, *script_key);
+    else st.bind(13);
+    st.bindNoCopy(14, inc.raw_json);
+    st.bind(15, content_hash);
+    st.bind(16, substance);
+}
+
+}  // namespace
+
+std::int64_t script_hash(const model::script& s) {
+    util::content_hasher h;
+    for (const auto* f : {&s.key, &s.id, &s.app_id, &s.host_domain, &s.type, &s.vendor, &s.first_seen, &s.last_seen,
+                          &s.risk_level, &s.risk_reason})
+        add_optional(h, *f);
+    add_optional(h, s.users_affected_percentage);
+    add_optional(h, s.ack);
+    for (const auto& p : s.page_types) h.add(p);
+    return h.value();
+}
+
+std::int64_t substance_hash(const model::incident& inc) {
+    util::content_hasher h;
+    h.add(inc.id);
+    for (const auto* f : {&inc.app_id, &inc.host_domain, &inc.category, &inc.title, &inc.details, &inc.initiator,
+                          &inc.first_seen, &inc.ack_updated_at, &inc.risk_level})
+        add_optional(h, *f);
+    add_optional(h, inc.under_review);
+    for (const auto& p : inc.page_types) {
+        h.add(p.name);
+        h.add(std::int64_t{p.listed});
+        add_optional(h, p.percentage);
+    }
+    if (inc.script) {
+        model::script s = *inc.script;
+        s.last_seen.reset();
+        h.add(script_hash(s));
+    }
+    for (const auto& a : inc.actions) {
+        add_optional(h, a.type);
+        add_optional(h, a.subtype);
+        for (const auto& [k, v] : a.args) {
+            h.add(k);
+            h.add(v);
+        }
+        h.add_separator();
+    }
+    for (const auto& v : inc.vulnerabilities) {
+        add_optional(h, v.package);
+        add_optional(h, v.version);
+        for (const auto& id : v.ids) h.add(id);
+        h.add_separator();
+    }
+    return h.value();
+}
+
+incident_store::incident_store(SQLite::Database& db, std::string path)
+    : db_(db),
+      path_(std::move(path)),
+      find_incident_(db, "SELECT incident_key, content_hash, substance_hash FROM incidents WHERE id = ?"),
+      insert_incident_(db, std::string("INSERT INTO incidents (") + incident_columns +
+                               ", first_synced_at, last_synced_at, content_changed_at) "
+                               "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, ?17, ?17, ?17)"),
+      update_incident_(db,
+                       "UPDATE incidents SET app_id=?2, host_domain=?3, category=?4, incident=?5, details=?6, "
+                       "initiator=?7, first_seen=?8, last_seen=?9, ack_updated_at=?10, under_review=?11, "
+                       "risk_level=?12, script_key=?13, raw_json=?14, content_hash=?15, substance_hash=?16, "
+                       "last_synced_at=?17, "
+                       "content_changed_at=CASE WHEN substance_hash=?16 THEN content_changed_at ELSE ?17 END "
+                       "WHERE id=?1"),
+      find_script_(db, "SELECT script_key, content_hash FROM scripts WHERE key = ?"),
+      insert_script_(db,
+                     "INSERT INTO scripts (key, id, app_id, host_domain, type, vendor, first_seen, last_seen, "
+                     "users_affected_percentage, ack, risk_level, risk_reason, content_hash) "
+                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+      update_script_(db,
+                     "UPDATE scripts SET id=?2, app_id=?3, host_domain=?4, type=?5, vendor=?6, first_seen=?7, "
+                     "last_seen=?8, users_affected_percentage=?9, ack=?10, risk_level=?11, risk_reason=?12, "
+                     "content_hash=?13 WHERE key=?1"),
+      delete_script_page_types_(db, "DELETE FROM script_page_types WHERE script_key = ?"),
+      insert_script_page_type_(db, "INSERT OR IGNORE INTO script_page_types (script_key, page_type) VALUES (?,?)"),
+      insert_page_type_(db,
+                        "INSERT OR REPLACE INTO incident_page_types (incident_key, page_type, listed, percentage) "
+                        "VALUES (?,?,?,?)"),
+      insert_action_(db, "INSERT INTO actions (incident_key, ordinal, type, subtype, last_seen) VALUES (?,?,?,?,?)"),
+      insert_action_arg_(db,
+                         "INSERT OR REPLACE INTO action_args (incident_key, action_ordinal, name, value) "
+                         "VALUES (?,?,?,?)"),
+      insert_vulnerability_(db,
+                            "INSERT INTO vulnerabilities (incident_key, ordinal, package, version) VALUES (?,?,?,?)"),
+      insert_vulnerability_id_(db,
+                               "INSERT OR IGNORE INTO vulnerability_ids (incident_key, vulnerability_ordinal, "
+                               "vulnerability_id) VALUES (?,?,?)"),
+      delete_page_types_(db, "DELETE FROM incident_page_types WHERE incident_key = ?"),
+      delete_actions_(db, "DELETE FROM actions WHERE incident_key = ?"),
+      delete_action_args_(db, "DELETE FROM action_args WHERE incident_key = ?"),
+      delete_vulnerabilities_(db, "DELETE FROM vulnerabilities WHERE incident_key = ?"),
+      delete_vulnerability_ids_(db, "DELETE FROM vulnerability_ids WHERE incident_key = ?"),
+      upsert_state_success_(db,
+                            "INSERT INTO sync_state (app_id, tld, watermark_ms, watermark, last_success_at, "
+                            "auth_failing) VALUES (?1, ?2, ?3, ?4, ?5, 0) "
+                            "ON CONFLICT(app_id, tld) DO UPDATE SET "
+                            "watermark_ms = MAX(COALESCE(watermark_ms, ?3), ?3), "
+                            "watermark = CASE WHEN COALESCE(watermark_ms, ?3) > ?3 THEN watermark ELSE ?4 END, "
+                            "last_success_at = ?5, auth_failing = 0"),
+      upsert_state_failure_(db,
+                            "INSERT INTO sync_state (app_id, tld, last_error_at, last_error, auth_failing) "
+                            "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(app_id, tld) DO UPDATE SET "
+                            "last_error_at = ?3, last_error = ?4, auth_failing = ?5"),
+      insert_run_(db,
+                  "INSERT INTO sync_runs (app_id, tld, from_ms, to_ms, pages, incidents_seen, incidents_new, "
+                  "incidents_changed, drift_corrections, started_at, finished_at, status, error) "
+                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+      select_watermark_(db, "SELECT watermark_ms FROM sync_state WHERE app_id = ? AND tld = ?") {}
+
+result<upsert_counts> incident_store::commit_page(std::span<const model::incident> incidents, std::int64_t now_ms,
+                                                  const slice_report* finish) {
+    const std::string now_text = util::format_iso8601_ms(now_ms);
+    try {
+        step("begin");
+        // IMMEDIATE takes the write lock up front, so a busy database fails here
+        // (after busy_timeout) rather than half-way through the page.
+        SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+        upsert_counts counts = write_page(incidents, now_text);
+        if (finish) finish_slice(*finish, counts, now_text);
+        step("commit");
+        tx.commit();
+        step("committed");
+        return counts;
+    } catch (const std::exception& e) {
+        // The transaction rolled back: forget script rows it may have added.
+        script_cache_.clear();
+        reset_statements();
+        return sqlite_error(e, path_, "writing a page of incidents");
+    }
+}
+
+upsert_counts incident_store::write_page(std::span<const model::incident> incidents, const std::string& now_text) {
+    upsert_counts counts;
+    for (const auto& inc : incidents) {
+        step("incident");
+        upsert_incident(inc, now_text, counts);
+    }
+    return counts;
+}
+
+void incident_store::upsert_incident(const model::incident& inc, const std::string& now_text, upsert_counts& counts) {
+    ++counts.seen;
+    const std::int64_t content = util::hash_bytes(inc.raw_json);
+    find_incident_.bind(1, inc.id);
+    std::optional<std::int64_t> existing_key;
+    if (find_incident_.executeStep()) {
+        existing_key = find_incident_.getColumn(0).getInt64();
+        const bool same = find_incident_.getColumn(1).getInt64() == content;
+        find_incident_.reset();
+        if (same) {
+            ++counts.unchanged;
+            return;  // byte-identical to what we hold: write nothing
+        }
+    } else {
+        find_incident_.reset();
+    }
+
+    const std::optional<std::int64_t> script_key = inc.script ? upsert_script(*inc.script) : std::nullopt;
+    const std::int64_t substance = substance_hash(inc);
+    std::int64_t incident_key;
+    if (existing_key) {
+        bind_incident(update_incident_, inc, script_key, content, substance);
+        update_incident_.bind(17, now_text);
+        run(update_incident_);
+        incident_key = *existing_key;
+        delete_children(incident_key);
+        ++counts.changed;
+    } else {
+        bind_incident(insert_incident_, inc, script_key, content, substance);
+        insert_incident_.bind(17, now_text);
+        run(insert_incident_);
+        incident_key = db_.getLastInsertRowid();
+        ++counts.inserted;
+    }
+    write_children(incident_key, inc);
+}
+
+std::optional<std::int64_t> incident_store::upsert_script(const model::script& s) {
+    // A script without a key cannot be shared safely; fall back to its id.
+    std::string key;
+    if (s.key) key = *s.key;
+    else if (s.id) key = "id:" + *s.id;
+    else return std::nullopt;
+
+    const std::int64_t hash = script_hash(s);
+    auto cached = script_cache_.find(key);
+    if (cached != script_cache_.end() && cached->second.content_hash == hash) return cached->second.script_key;
+
+    std::optional<script_row> row;
+    if (cached != script_cache_.end()) {
+        row = cached->second;
+    } else {
+        find_script_.bind(1, key);
+        if (find_script_.executeStep())
+            row = script_row{find_script_.getColumn(0).getInt64(), find_script_.getColumn(1).getInt64()};
+        find_script_.reset();
+    }
+    if (row && row->content_hash == hash) {
+        script_cache_[key] = *row;
+        return row->script_key;
+    }
+
+    SQLite::Statement& st = row ? update_script_ : insert_script_;
+    st.bind(1, key);
+    bind_optional(st, 2, s.id);
+    bind_optional(st, 3, s.app_id);
+    bind_optional(st, 4, s.host_domain);
+    bind_optional(st, 5, s.type);
+    bind_optional(st, 6, s.vendor);
+    bind_optional(st, 7, s.first_seen);
+    bind_optional(st, 8, s.last_seen);
+    bind_optional(st, 9, s.users_affected_percentage);
+    bind_optional(st, 10, s.ack);
+    bind_optional(st, 11, s.risk_level);
+    bind_optional(st, 12, s.risk_reason);
+    st.bind(13, hash);
+    run(st);
+    const std::int64_t script_key = row ? row->script_key : db_.getLastInsertRowid();
+
+    delete_script_page_types_.bind(1, script_key);
+    run(delete_script_page_types_);
+    for (const auto& p : s.page_types) {
+        insert_script_page_type_.bind(1, script_key);
+        insert_script_page_type_.bind(2, p);
+        run(insert_script_page_type_);
+    }
+    if (script_cache_.size() > 100'000) script_cache_.clear();  // bound memory on huge accounts
+    script_cache_[key] = script_row{script_key, hash};
+    return script_key;
+}
+
+void incident_store::delete_children(std::int64_t incident_key) {
+    for (auto* st : {&delete_page_types_, &delete_action_args_, &delete_actions_, &delete_vulnerability_ids_,
+                     &delete_vulnerabilities_}) {
+        st->bind(1, incident_key);
+        run(*st);
+    }
+}
+
+void incident_store::write_children(std::int64_t incident_key, const model::incident& inc) {
+    for (const auto& p : inc.page_types) {
+        insert_page_type_.bind(1, incident_key);
+        insert_page_type_.bind(2, p.name);
+        insert_page_type_.bind(3, p.listed ? 1 : 0);
+        bind_optional(insert_page_type_, 4, p.percentage);
+        run(insert_page_type_);
+    }
+    for (std::size_t i = 0; i < inc.actions.size(); ++i) {
+        const auto& a = inc.actions[i];
+        const auto ordinal = static_cast<std::int64_t>(i);
+        insert_action_.bind(1, incident_key);
+        insert_action_.bind(2, ordinal);
+        bind_optional(insert_action_, 3, a.type);
+        bind_optional(insert_action_, 4, a.subtype);
+        bind_optional(insert_action_, 5, a.last_seen);
+        run(insert_action_);
+        for (const auto& [name, value] : a.args) {
+            insert_action_arg_.bind(1, incident_key);
+            insert_action_arg_.bind(2, ordinal);
+            insert_action_arg_.bind(3, name);
+            insert_action_arg_.bind(4, value);
+            run(insert_action_arg_);
+        }
+    }
+    for (std::size_t i = 0; i < inc.vulnerabilities.size(); ++i) {
+        const auto& v = inc.vulnerabilities[i];
+        const auto ordinal = static_cast<std::int64_t>(i);
+        insert_vulnerability_.bind(1, incident_key);
+        insert_vulnerability_.bind(2, ordinal);
+        bind_optional(insert_vulnerability_, 3, v.package);
+        bind_optional(insert_vulnerability_, 4, v.version);
+        run(insert_vulnerability_);
+        for (const auto& id : v.ids) {
+            insert_vulnerability_id_.bind(1, incident_key);
+            insert_vulnerability_id_.bind(2, ordinal);
+            insert_vulnerability_id_.bind(3, id);
+            run(insert_vulnerability_id_);
+        }
+    }
+}
+
+void incident_store::finish_slice(const slice_report& report, const upsert_counts& page,
+                                  const std::string& now_text) {
+    upsert_counts totals = report.counts;
+    totals += page;
+    upsert_state_success_.bind(1, report.pair.app_id);
+    upsert_state_success_.bind(2, report.pair.tld);
+    upsert_state_success_.bind(3, report.to_ms);
+    upsert_state_success_.bind(4, util::format_iso8601_ms(report.to_ms));
+    upsert_state_success_.bind(5, now_text);
+    run(upsert_state_success_);
+
+    insert_run_.bind(1, report.pair.app_id);
+    insert_run_.bind(2, report.pair.tld);
+    insert_run_.bind(3, report.from_ms);
+    insert_run_.bind(4, report.to_ms);
+    insert_run_.bind(5, report.pages + 1);
+    insert_run_.bind(6, totals.seen);
+    insert_run_.bind(7, totals.inserted);
+    insert_run_.bind(8, totals.changed);
+    insert_run_.bind(9, report.drift_corrections);
+    insert_run_.bind(10, util::format_iso8601_ms(report.started_ms));
+    insert_run_.bind(11, now_text);
+    insert_run_.bind(12, "ok");
+    insert_run_.bind(13);
+    run(insert_run_);
+}
+
+result<void> incident_store::record_failure(const slice_report& report, std::string_view error_text,
+                                            std::int64_t now_ms, bool auth_failure) {
+    const std::string now_text = util::format_iso8601_ms(now_ms);
+    const std::string error_copy(error_text);
+    try {
+        SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+        upsert_state_failure_.bind(1, report.pair.app_id);
+        upsert_state_failure_.bind(2, report.pair.tld);
+        upsert_state_failure_.bind(3, now_text);
+        upsert_state_failure_.bind(4, error_copy);
+        upsert_state_failure_.bind(5, auth_failure ? 1 : 0);
+        run(upsert_state_failure_);
+
+        insert_run_.bind(1, report.pair.app_id);
+        insert_run_.bind(2, report.pair.tld);
+        insert_run_.bind(3, report.from_ms);
+        insert_run_.bind(4, report.to_ms);
+        insert_run_.bind(5, report.pages);
+        insert_run_.bind(6, report.counts.seen);
+        insert_run_.bind(7, report.counts.inserted);
+        insert_run_.bind(8, report.counts.changed);
+        insert_run_.bind(9, report.drift_corrections);
+        insert_run_.bind(10, util::format_iso8601_ms(report.started_ms));
+        insert_run_.bind(11, now_text);
+        insert_run_.bind(12, "failed");
+        insert_run_.bind(13, error_copy);
+        run(insert_run_);
+        tx.commit();
+        return {};
+    } catch (const std::exception& e) {
+        reset_statements();
+        return sqlite_error(e, path_, "recording a failed sync");
+    }
+}
+
+void incident_store::reset_statements() noexcept {
+    for (auto* st : {&find_incident_, &insert_incident_, &update_incident_, &find_script_, &insert_script_,
+                     &update_script_, &delete_script_page_types_, &insert_script_page_type_, &insert_page_type_,
+                     &insert_action_, &insert_action_arg_, &insert_vulnerability_, &insert_vulnerability_id_,
+                     &delete_page_types_, &delete_actions_, &delete_action_args_, &delete_vulnerabilities_,
+                     &delete_vulnerability_ids_, &upsert_state_success_, &upsert_state_failure_, &insert_run_,
+                     &select_watermark_})
+        st->tryReset();
+}
+
+result<std::optional<std::int64_t>> incident_store::watermark(const config::pair& pair) {
+    try {
+        select_watermark_.bind(1, pair.app_id);
+        select_watermark_.bind(2, pair.tld);
+        std::optional<std::int64_t> value;
+        if (select_watermark_.executeStep() && !select_watermark_.getColumn(0).isNull())
+            value = select_watermark_.getColumn(0).getInt64();
+        select_watermark_.reset();
+        return value;
+    } catch (const std::exception& e) {
+        select_watermark_.tryReset();
+        return sqlite_error(e, path_, "reading the watermark");
+    }
+}
+
+}  // namespace isync::store

@@ -1,0 +1,130 @@
+#pragma once
+// Writes pages of incidents, and the watermark that says they are complete,
+// into the database. One page = one transaction; the final page of a window
+// slice moves the watermark in that same transaction, so data and watermark
+// commit together or not at all.
+
+#include "config/config.hpp"
+#include "model/incident.hpp"
+#include "util/error.hpp"
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace isync::store {
+
+struct upsert_counts {
+    std::int64_t seen = 0;
+    std::int64_t inserted = 0;
+    std::int64_t changed = 0;    // row rewritten (content or last_seen moved)
+    std::int64_t unchanged = 0;  // identical to the stored row: nothing written
+
+    upsert_counts& operator+=(const upsert_counts& o) {
+        seen += o.seen;
+        inserted += o.inserted;
+        changed += o.changed;
+        unchanged += o.unchanged;
+        return *this;
+    }
+};
+
+// What a window slice did, for its `sync_runs` row and the watermark.
+struct slice_report {
+    config::pair pair;
+    std::int64_t from_ms = 0;
+    std::int64_t to_ms = 0;        // the watermark moves here on success
+    std::int64_t started_ms = 0;
+    std::int64_t pages = 0;
+    upsert_counts counts;          // totals of the pages committed before this call
+    std::int64_t drift_corrections = 0;
+};
+
+class incident_store {
+public:
+    // `db` must outlive the store; `path` is only used in error messages.
+    incident_store(SQLite::Database& db, std::string path);
+
+    // Upserts `incidents` in one BEGIN IMMEDIATE transaction. When `finish` is
+    // given, the same transaction also moves the pair's watermark to
+    // finish->to_ms (never backwards) and writes an `ok` sync_runs row whose
+    // totals are finish->counts plus this page. On any failure nothing is
+    // written and the error names the file (errc::database_busy when locked).
+    result<upsert_counts> commit_page(std::span<const model::incident> incidents, std::int64_t now_ms,
+                                      const slice_report* finish = nullptr);
+
+    // Records a slice that failed: a `failed` sync_runs row and the pair's
+    // last error. The watermark is not touched.
+    result<void> record_failure(const slice_report& report, std::string_view error_text, std::int64_t now_ms,
+                                bool auth_failure);
+
+    // The pair's watermark (epoch ms), nullopt before its first commit.
+    result<std::optional<std::int64_t>> watermark(const config::pair& pair);
+
+    // Test hook, called at each store step ("begin", "incident", "commit");
+    // a throwing hook simulates a failure at that step.
+    void set_step_hook(std::function<void(std::string_view step)> hook) { step_hook_ = std::move(hook); }
+
+private:
+    struct script_row {
+        std::int64_t script_key;
+        std::int64_t content_hash;
+    };
+
+    upsert_counts write_page(std::span<const model::incident> incidents, const std::string& now_text);
+    void upsert_incident(const model::incident& inc, const std::string& now_text, upsert_counts& counts);
+    std::optional<std::int64_t> upsert_script(const model::script& s);
+    void write_children(std::int64_t incident_key, const model::incident& inc);
+    void delete_children(std::int64_t incident_key);
+    void finish_slice(const slice_report& report, const upsert_counts& page, const std::string& now_text);
+    // After a failure: statements may be mid-step; make them reusable.
+    void reset_statements() noexcept;
+    void step(std::string_view name) {
+        if (step_hook_) step_hook_(name);
+    }
+
+    SQLite::Database& db_;
+    std::string path_;
+    std::function<void(std::string_view)> step_hook_;
+    // script key -> row; only holds committed rows (cleared on rollback).
+    std::unordered_map<std::string, script_row> script_cache_;
+
+    SQLite::Statement find_incident_;
+    SQLite::Statement insert_incident_;
+    SQLite::Statement update_incident_;
+    SQLite::Statement find_script_;
+    SQLite::Statement insert_script_;
+    SQLite::Statement update_script_;
+    SQLite::Statement delete_script_page_types_;
+    SQLite::Statement insert_script_page_type_;
+    SQLite::Statement insert_page_type_;
+    SQLite::Statement insert_action_;
+    SQLite::Statement insert_action_arg_;
+    SQLite::Statement insert_vulnerability_;
+    SQLite::Statement insert_vulnerability_id_;
+    SQLite::Statement delete_page_types_;
+    SQLite::Statement delete_actions_;
+    SQLite::Statement delete_action_args_;
+    SQLite::Statement delete_vulnerabilities_;
+    SQLite::Statement delete_vulnerability_ids_;
+    SQLite::Statement upsert_state_success_;
+    SQLite::Statement upsert_state_failure_;
+    SQLite::Statement insert_run_;
+    SQLite::Statement select_watermark_;
+};
+
+// The hash over an incident's content except its `last_seen` timestamps: when
+// it changes, `content_changed_at` moves ("seen again" is not a change).
+std::int64_t substance_hash(const model::incident& inc);
+
+// The hash over every field of a script.
+std::int64_t script_hash(const model::script& s);
+
+}  // namespace isync::store

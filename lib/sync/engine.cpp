@@ -1,0 +1,241 @@
+#include "sync/engine.hpp"
+
+#include "sync/fetcher.hpp"
+#include "sync/page_walk.hpp"
+#include "util/timestamp.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <random>
+#include <ranges>
+
+namespace isync::sync {
+namespace net = boost::asio;
+namespace {
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+std::string pair_name(const config::pair& p) { return fmt::format("{}/{}", p.app_id, p.tld); }
+
+// Frees a concurrency slot when the pair's poll ends, however it ends.
+template <class Channel>
+struct slot_guard {
+    Channel* channel;
+    ~slot_guard() {
+        if (channel) channel->try_receive([](boost::system::error_code) {});
+    }
+};
+
+}  // namespace
+
+clock_source system_clock_source() {
+    auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
+    return clock_source{
+        [] {
+            return std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                .count();
+        },
+        [rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(*rng); },
+    };
+}
+
+engine::engine(net::any_io_executor executor, net::ssl::context& tls, store::incident_store& store,
+               engine_settings settings, std::string token, clock_source clock)
+    : executor_(executor),
+      tls_(tls),
+      store_(store),
+      settings_(std::move(settings)),
+      token_(std::move(token)),
+      clock_(std::move(clock)),
+      backoff_(settings_.retry, clock_.uniform01),
+      tasks_(executor),
+      slots_(std::make_unique<net::experimental::channel<void(boost::system::error_code)>>(
+          executor, static_cast<std::size_t>(std::max(1, settings_.sync.concurrency)))) {}
+
+void engine::record_failure(const store::slice_report& report, const error& e) {
+    if (auto r = store_.record_failure(report, e.message, clock_.now_ms(), e.code == errc::auth); !r)
+        spdlog::error("{}: could not record the failure either: {}", pair_name(report.pair), r.error().message);
+}
+
+net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::pair pair, slice s) {
+    store::slice_report report{pair, s.from_ms, s.to_ms, clock_.now_ms(), 0, {}, 0};
+    page_walk walk(settings_.page_size);
+    const api::endpoint& endpoint = settings_.connection.endpoint;
+    for (;;) {
+        const page_request req = walk.next();
+        fetch_context ctx{conn, endpoint, token_, backoff_, clock_.now_ms, stats_};
+        auto page = co_await fetch_page(ctx, {pair, s.from_ms, s.to_ms, req.skip, req.take});
+        if (!page) {
+            if (page.error().code != errc::cancelled) record_failure(report, page.error());
+            co_return page.error();
+        }
+        const walk_state state =
+            walk.on_page(page->count, page->incidents | std::views::transform([](const model::incident& i) -> std::string_view { return i.id; }));
+        stats_.drift_corrections += static_cast<std::uint64_t>(walk.drift_corrections() - report.drift_corrections);
+        report.drift_corrections = walk.drift_corrections();
+
+        const bool complete = state == walk_state::complete;
+        auto counts = store_.commit_page(page->incidents, clock_.now_ms(), complete ? &report : nullptr);
+        if (!counts) {
+            record_failure(report, counts.error());
+            co_return counts.error();
+        }
+        ++stats_.pages;
+        stats_.incidents_seen += static_cast<std::uint64_t>(counts->seen);
+        stats_.incidents_new += static_cast<std::uint64_t>(counts->inserted);
+        stats_.incidents_changed += static_cast<std::uint64_t>(counts->changed);
+        stats_.incidents_unchanged += static_cast<std::uint64_t>(counts->unchanged);
+        ++report.pages;
+        report.counts += *counts;
+
+        if (complete) {
+            ++stats_.slices_ok;
+            spdlog::debug("{}: slice {} .. {} done: {} pages, {} incidents ({} new, {} changed), {} drift corrections",
+                          pair_name(pair), util::format_iso8601_ms(s.from_ms), util::format_iso8601_ms(s.to_ms),
+                          report.pages, report.counts.seen, report.counts.inserted, report.counts.changed,
+                          report.drift_corrections);
+            co_return result<void>{};
+        }
+        if (state == walk_state::failed) {
+            ++stats_.slices_failed;
+            error e = make_error(errc::transport, std::string(walk.failure()));
+            record_failure(report, e);
+            co_return e;
+        }
+    }
+}
+
+net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
+    // Take a concurrency slot; waits while `sync.concurrency` pairs are fetching.
+    auto [ec] = co_await slots_->async_send(boost::system::error_code{}, use_tuple);
+    if (ec) co_return pair_status::cancelled;
+    slot_guard<std::remove_reference_t<decltype(*slots_)>> slot{slots_.get()};
+
+    auto watermark = store_.watermark(pair);
+    if (!watermark) {
+        spdlog::error("{}: {}", pair_name(pair), watermark.error().message);
+        co_return pair_status::failed;
+    }
+    const auto slices = plan_slices(*watermark, clock_.now_ms(), settings_.sync);
+    if (slices.empty()) co_return pair_status::ok;
+
+    http::connection conn(executor_, tls_, settings_.connection);
+    pair_status status = pair_status::ok;
+    const auto started = std::chrono::steady_clock::now();
+    const std::uint64_t seen_before = stats_.incidents_seen;
+    for (const slice& s : slices) {
+        auto r = co_await sync_slice(conn, pair, s);
+        if (r) continue;
+        switch (r.error().code) {
+        case errc::cancelled:
+            status = pair_status::cancelled;
+            break;
+        case errc::auth:
+            status = pair_status::auth_failed;
+            spdlog::error("{}: authentication failed: {}. Check the token (HUMAN_API_TOKEN, api.token_file, "
+                          "$CREDENTIALS_DIRECTORY/human-api-token or /run/secrets/human_api_token); "
+                          "the pair is retried next interval",
+                          pair_name(pair), r.error().message);
+            break;
+        default:
+            status = pair_status::failed;
+            spdlog::error("{}: sync failed, watermark kept at {}: {}", pair_name(pair),
+                          *watermark ? util::format_iso8601_ms(**watermark) : "(none)", r.error().message);
+        }
+        break;
+    }
+    if (status != pair_status::cancelled) co_await conn.shutdown();
+    if (status == pair_status::ok) {
+        const auto elapsed =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+        spdlog::info("{}: synced {} slice(s) up to {}: {} incidents read in {} ms", pair_name(pair), slices.size(),
+                     util::format_iso8601_ms(slices.back().to_ms), stats_.incidents_seen - seen_before,
+                     elapsed.count());
+    }
+    co_return status;
+}
+
+net::awaitable<bool> engine::run_once() {
+    auto results = std::make_shared<std::map<config::pair, pair_status>>();
+    for (const auto& pair : settings_.sync.pairs) {
+        tasks_.spawn(pair_name(pair), [](engine* self, config::pair p, std::shared_ptr<std::map<config::pair, pair_status>> out)
+                                          -> net::awaitable<void> {
+            const pair_status status = co_await self->sync_pair(p);
+            (*out)[p] = status;
+            self->last_status_[p] = status;
+            if (self->pair_done_) self->pair_done_(p, status);
+        }(this, pair, results));
+    }
+    co_await tasks_.wait_all();
+    bool all_ok = results->size() == settings_.sync.pairs.size();
+    for (const auto& [pair, status] : *results) all_ok = all_ok && status == pair_status::ok;
+    co_return all_ok;
+}
+
+net::awaitable<void> engine::poll_forever(config::pair pair) {
+    net::steady_timer timer(executor_);
+    for (;;) {
+        const pair_status status = co_await sync_pair(pair);
+        if (status == pair_status::cancelled || stopping_) co_return;
+        last_status_[pair] = status;
+        if (pair_done_) pair_done_(pair, status);
+        // Jitter keeps pairs from moving in lock-step against the API.
+        const auto interval = settings_.sync.interval;
+        const auto jitter = std::chrono::milliseconds(
+            static_cast<std::int64_t>(clock_.uniform01() * static_cast<double>(interval.count()) * 0.1));
+        timer.expires_after(interval + jitter);
+        auto [ec] = co_await timer.async_wait(use_tuple);
+        if (ec || stopping_) co_return;
+    }
+}
+
+void engine::start_pair_loop(const config::pair& pair) {
+    pair_tasks_[pair] = tasks_.spawn(pair_name(pair), poll_forever(pair));
+}
+
+net::awaitable<void> engine::run() {
+    for (const auto& pair : settings_.sync.pairs) start_pair_loop(pair);
+    co_await tasks_.wait_all();
+}
+
+void engine::stop() {
+    stopping_ = true;
+    tasks_.cancel_all();
+}
+
+void engine::reconfigure(engine_settings settings, std::string token) {
+    std::map<config::pair, bool> wanted;
+    for (const auto& p : settings.sync.pairs) wanted[p] = true;
+    for (auto it = pair_tasks_.begin(); it != pair_tasks_.end();) {
+        if (!wanted.contains(it->first)) {
+            spdlog::info("{}: removed from the configuration; stopping its polls", pair_name(it->first));
+            tasks_.cancel(it->second);
+            last_status_.erase(it->first);
+            it = pair_tasks_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    settings.sync.concurrency = settings_.sync.concurrency;  // the slot pool is sized at start
+    settings_ = std::move(settings);
+    token_ = std::move(token);
+    backoff_ = api::backoff(settings_.retry, clock_.uniform01);
+    if (stopping_) return;
+    for (const auto& p : settings_.sync.pairs) {
+        if (!pair_tasks_.contains(p)) {
+            spdlog::info("{}: added to the configuration; polling", pair_name(p));
+            start_pair_loop(p);
+        }
+    }
+}
+
+}  // namespace isync::sync

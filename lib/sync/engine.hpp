@@ -1,0 +1,94 @@
+#pragma once
+// The sync engine: one coroutine per (app_id, tld) pair, at most
+// `sync.concurrency` fetching at once, each walking its window slice by slice
+// and committing page by page, the watermark moving with the last page.
+
+#include "api/backoff.hpp"
+#include "config/config.hpp"
+#include "http/connection.hpp"
+#include "store/incident_store.hpp"
+#include "sync/sync_stats.hpp"
+#include "sync/task_group.hpp"
+#include "sync/window.hpp"
+#include "util/error.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace isync::sync {
+
+struct engine_settings {
+    config::sync_config sync;
+    config::retry_config retry;
+    http::connection_options connection;  // endpoint, proxy, timeout, limits
+    int page_size = 50;
+};
+
+// How a pair's last poll ended.
+enum class pair_status { ok, failed, auth_failed, cancelled };
+
+struct clock_source {
+    std::function<std::int64_t()> now_ms;  // wall clock, epoch milliseconds
+    std::function<double()> uniform01;     // jitter for backoff and scheduling
+};
+
+// The real clock and a seeded random source.
+clock_source system_clock_source();
+
+class engine {
+public:
+    engine(boost::asio::any_io_executor executor, boost::asio::ssl::context& tls, store::incident_store& store,
+           engine_settings settings, std::string token, clock_source clock);
+
+    // One pass over every pair. True only when every pair succeeded.
+    boost::asio::awaitable<bool> run_once();
+
+    // Polls every pair: the first at once, then every `sync.interval` (plus
+    // up to 10% jitter), until stop().
+    boost::asio::awaitable<void> run();
+
+    // Cancels every request and wait in flight; run()/run_once() then return.
+    void stop();
+
+    // Applies a reloaded configuration and token (SIGHUP): pairs added start
+    // polling, pairs removed stop, new intervals apply from the next wait.
+    void reconfigure(engine_settings settings, std::string token);
+
+    const sync_stats& stats() const { return stats_; }
+    const std::map<config::pair, pair_status>& last_status() const { return last_status_; }
+    // Called after every pair poll (for sd_notify STATUS= lines).
+    void on_pair_done(std::function<void(const config::pair&, pair_status)> f) { pair_done_ = std::move(f); }
+
+private:
+    boost::asio::awaitable<pair_status> sync_pair(config::pair pair);
+    boost::asio::awaitable<result<void>> sync_slice(http::connection& conn, config::pair pair, slice s);
+    boost::asio::awaitable<void> poll_forever(config::pair pair);
+    void start_pair_loop(const config::pair& pair);
+    void record_failure(const store::slice_report& report, const error& e);
+
+    boost::asio::any_io_executor executor_;
+    boost::asio::ssl::context& tls_;
+    store::incident_store& store_;
+    engine_settings settings_;
+    std::string token_;
+    clock_source clock_;
+    api::backoff backoff_;
+    sync_stats stats_;
+    task_group tasks_;
+    // Concurrency slots: a send takes a slot (waits when all are taken), a receive frees one.
+    std::unique_ptr<boost::asio::experimental::channel<void(boost::system::error_code)>> slots_;
+    std::map<config::pair, std::uint64_t> pair_tasks_;  // run(): pair -> task id
+    std::map<config::pair, pair_status> last_status_;
+    std::function<void(const config::pair&, pair_status)> pair_done_;
+    bool stopping_ = false;
+};
+
+}  // namespace isync::sync

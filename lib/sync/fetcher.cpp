@@ -1,0 +1,92 @@
+#include "sync/fetcher.hpp"
+
+#include "api/outcome.hpp"
+#include "api/page_parser.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace isync::sync {
+namespace net = boost::asio;
+
+namespace {
+
+bool is_json(std::string_view content_type) {
+    const auto semi = content_type.find(';');
+    std::string_view media = content_type.substr(0, semi);
+    while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
+    return media == "application/json" || media.ends_with("+json") || media.empty();
+}
+
+// One attempt's verdict.
+struct attempt_result {
+    std::optional<model::page> page;
+    std::optional<error> failure;
+    bool retryable = true;
+    std::optional<std::chrono::milliseconds> wait;  // Retry-After
+};
+
+attempt_result judge(result<http::response>& res, fetch_context& ctx) {
+    if (!res) {
+        ++ctx.stats.transport_failures;
+        return {std::nullopt, res.error(), res.error().code != errc::cancelled, std::nullopt};
+    }
+    ++ctx.stats.responses_by_status[res->status];
+    const auto verdict = api::classify_response(res->status, res->body, res->retry_after, ctx.now_ms(),
+                                                ctx.backoff.policy().max_delay);
+    switch (verdict.kind) {
+    case api::outcome_kind::success: {
+        if (!is_json(res->content_type))
+            return {std::nullopt,
+                    make_error(errc::parse, fmt::format("HTTP 200 with Content-Type \"{}\" instead of JSON: \"{}\"",
+                                                        api::truncate_for_log(res->content_type, 60),
+                                                        api::truncate_for_log(res->body, 80))),
+                    true, std::nullopt};
+        auto page = api::parse_page(res->body);
+        if (!page) return {std::nullopt, page.error(), true, std::nullopt};
+        return {std::move(*page), std::nullopt, false, std::nullopt};
+    }
+    case api::outcome_kind::auth:
+        return {std::nullopt, make_error(errc::auth, verdict.message), false, std::nullopt};
+    case api::outcome_kind::bad_request:
+        return {std::nullopt, make_error(errc::bad_request, verdict.message), false, std::nullopt};
+    case api::outcome_kind::rate_limited:
+        return {std::nullopt, make_error(errc::http_status, verdict.message), true, verdict.retry_after};
+    case api::outcome_kind::transient:
+        break;
+    }
+    return {std::nullopt, make_error(errc::http_status, verdict.message), true, std::nullopt};
+}
+
+}  // namespace
+
+net::awaitable<result<model::page>> fetch_page(fetch_context ctx, api::incidents_query query) {
+    const std::string target = api::incidents_target(ctx.endpoint, query);
+    for (int attempt = 1;; ++attempt) {
+        ++ctx.stats.requests;
+        spdlog::trace("GET {} (Authorization: Bearer ***), attempt {}", target, attempt);
+        auto res = co_await ctx.connection.get(target, ctx.token);
+        attempt_result verdict = judge(res, ctx);
+        if (verdict.page) co_return std::move(*verdict.page);
+        error failure = std::move(*verdict.failure);
+        if (!verdict.retryable) co_return failure;
+        if (ctx.backoff.exhausted(attempt))
+            co_return make_error(failure.code, fmt::format("gave up after {} attempts: {}", attempt, failure.message));
+
+        const auto delay = verdict.wait ? *verdict.wait : ctx.backoff.delay(attempt);
+        spdlog::warn("{} {} skip={}: attempt {} of {} failed: {}; retrying in {} ms", query.pair.app_id,
+                     query.pair.tld, query.skip, attempt, ctx.backoff.policy().max_attempts, failure.message,
+                     delay.count());
+        ++ctx.stats.retries;
+        net::steady_timer timer(co_await net::this_coro::executor, delay);
+        auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+        if (ec) co_return make_error(errc::cancelled, "cancelled while waiting to retry");
+    }
+}
+
+}  // namespace isync::sync

@@ -1,0 +1,34 @@
+#pragma once
+// Fetching one page with the retry policy: backoff with full jitter for
+// transient failures, Retry-After for 429, no retry for 401/403/422.
+
+#include "api/backoff.hpp"
+#include "api/request.hpp"
+#include "http/connection.hpp"
+#include "model/incident.hpp"
+#include "sync/sync_stats.hpp"
+#include "util/error.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace isync::sync {
+
+struct fetch_context {
+    http::connection& connection;
+    const api::endpoint& endpoint;
+    const std::string& token;
+    const api::backoff& backoff;
+    std::function<std::int64_t()> now_ms;  // wall clock, for Retry-After dates
+    sync_stats& stats;
+};
+
+// The parsed page, or the last error once retries are exhausted (its code
+// says what failed), errc::auth / errc::bad_request at once, or
+// errc::cancelled when the coroutine was cancelled.
+boost::asio::awaitable<result<model::page>> fetch_page(fetch_context ctx, api::incidents_query query);
+
+}  // namespace isync::sync

@@ -1,1 +1,0 @@
-namespace fake_api { int placeholder = 0; }

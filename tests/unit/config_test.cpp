@@ -1,0 +1,430 @@
+#include "config/loader.hpp"
+
+#include <gtest/gtest.h>
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+using isync::config::load_config_file;
+using isync::config::load_config_text;
+
+namespace {
+
+// Every test needs a pair or it fails for that reason instead of its own.
+constexpr std::string_view one_pair = "sync:\n  pairs:\n    - { app_id: PXabc123, tld: example.com }\n";
+
+class Config : public ::testing::Test {
+protected:
+    void SetUp() override {
+        std::string pattern = (fs::temp_directory_path() / "isync-config-test-XXXXXX").string();
+        ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+        dir_ = pattern;
+    }
+    void TearDown() override {
+        std::error_code ec;
+        fs::remove_all(dir_, ec);
+    }
+
+    fs::path write(const fs::path& relative, std::string_view text) {
+        const fs::path file = dir_ / relative;
+        fs::create_directories(file.parent_path());
+        std::ofstream(file) << text;
+        return file;
+    }
+
+    // The message for `yaml` read as /etc/x.yaml; empty (and a failure) if it loads.
+    static std::string error_for(std::string_view yaml) {
+        const auto loaded = load_config_text(yaml, "/etc/x.yaml");
+        EXPECT_FALSE(loaded.has_value()) << "loaded without error:\n" << yaml;
+        if (loaded) return {};
+        EXPECT_EQ(loaded.error().code, isync::errc::config);
+        return loaded.error().message;
+    }
+
+    static isync::config::config load_ok(std::string_view yaml) {
+        auto loaded = load_config_text(yaml, "/etc/x.yaml");
+        if (!loaded) ADD_FAILURE() << loaded.error().message;
+        return loaded ? *loaded : isync::config::config{};
+    }
+
+    fs::path dir_;
+};
+
+const fs::path example_file = fs::path(__FILE__).parent_path() / "../../config/incident-sync.yaml";
+
+// ------------------------------------------------------------------ good files
+
+TEST_F(Config, ExampleLoads) {
+    const auto loaded = load_config_file(example_file);
+    ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
+    EXPECT_EQ(loaded->source, example_file);
+    ASSERT_EQ(loaded->sync.pairs.size(), 1u);
+    EXPECT_EQ(loaded->sync.pairs[0], (isync::config::pair{"PXabc123", "example.com"}));
+    EXPECT_EQ(loaded->api.token_file, "/etc/incident-sync/token");
+}
+
+// The example says "shown with its default value"; keep it honest.
+TEST_F(Config, ExampleShowsTheDefaults) {
+    const auto loaded = load_config_file(example_file);
+    ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
+    const isync::config::config defaults;
+    const auto& c = *loaded;
+    EXPECT_EQ(c.api.base_url, defaults.api.base_url);
+    EXPECT_EQ(c.api.ca_file, defaults.api.ca_file);
+    EXPECT_EQ(c.api.timeout, defaults.api.timeout);
+    EXPECT_EQ(c.api.page_size, defaults.api.page_size);
+    EXPECT_EQ(c.api.max_body, defaults.api.max_body);
+    EXPECT_EQ(c.api.proxy, defaults.api.proxy);
+    EXPECT_EQ(c.api.insecure_skip_tls_verify, defaults.api.insecure_skip_tls_verify);
+    EXPECT_EQ(c.retry.max_attempts, defaults.retry.max_attempts);
+    EXPECT_EQ(c.retry.base_delay, defaults.retry.base_delay);
+    EXPECT_EQ(c.retry.max_delay, defaults.retry.max_delay);
+    EXPECT_EQ(c.sync.interval, defaults.sync.interval);
+    EXPECT_EQ(c.sync.initial_lookback, defaults.sync.initial_lookback);
+    EXPECT_EQ(c.sync.overlap, defaults.sync.overlap);
+    EXPECT_EQ(c.sync.settle, defaults.sync.settle);
+    EXPECT_EQ(c.sync.max_window, defaults.sync.max_window);
+    EXPECT_EQ(c.sync.concurrency, defaults.sync.concurrency);
+    EXPECT_EQ(c.database.path, defaults.database.path);
+    EXPECT_EQ(c.database.busy_timeout, defaults.database.busy_timeout);
+    EXPECT_EQ(c.log.level, defaults.log.level);
+    EXPECT_EQ(c.log.format, defaults.log.format);
+    EXPECT_EQ(c.metrics.listen, defaults.metrics.listen);
+}
+
+TEST_F(Config, DefaultsWhenKeysOmitted) {
+    const auto c = load_ok(one_pair);
+    EXPECT_EQ(c.api.base_url, "https://api-gw.perimeterx.com");
+    EXPECT_EQ(c.api.token_file, "");
+    EXPECT_EQ(c.api.ca_file, "");
+    EXPECT_EQ(c.api.timeout, 30s);
+    EXPECT_EQ(c.api.page_size, 50);
+    EXPECT_EQ(c.api.max_body, 64u << 20);
+    EXPECT_EQ(c.api.proxy, "");
+    EXPECT_FALSE(c.api.insecure_skip_tls_verify);
+    EXPECT_EQ(c.retry.max_attempts, 6);
+    EXPECT_EQ(c.retry.base_delay, 500ms);
+    EXPECT_EQ(c.retry.max_delay, 60s);
+    EXPECT_EQ(c.sync.interval, 5min);
+    EXPECT_EQ(c.sync.initial_lookback, 24h);
+    EXPECT_EQ(c.sync.overlap, 15min);
+    EXPECT_EQ(c.sync.settle, 1min);
+    EXPECT_EQ(c.sync.max_window, 6h);
+    EXPECT_EQ(c.sync.concurrency, 4);
+    EXPECT_EQ(c.database.path, "/var/lib/incident-sync/incidents.db");
+    EXPECT_EQ(c.database.busy_timeout, 5s);
+    EXPECT_EQ(c.log.level, "info");
+    EXPECT_EQ(c.log.format, "text");
+    EXPECT_EQ(c.metrics.listen, "127.0.0.1:9464");
+    EXPECT_EQ(c.source, "/etc/x.yaml");
+}
+
+TEST_F(Config, ReadsEveryKey) {
+    const fs::path ca = write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    const std::string yaml = R"(
+api:
+  base_url: https://gw.example.net:8443/prefix/
+  token_file: /run/token
+  ca_file: )" + ca.string() + R"(
+  timeout: 10s
+  page_size: 1000
+  max_body: 2MiB
+  proxy: http://proxy.local:3128
+  insecure_skip_tls_verify: true
+retry:
+  max_attempts: 1
+  base_delay: 1s
+  max_delay: 1s
+sync:
+  interval: 1m
+  initial_lookback: 7d
+  overlap: 0s
+  settle: 0s
+  max_window: 30m
+  concurrency: 64
+  pairs:
+    - { app_id: A1, tld: a.com }
+    - app_id: A1
+      tld: b.com
+database:
+  path: /tmp/x.db
+  busy_timeout: 250ms
+log:
+  level: trace
+  format: json
+metrics:
+  listen: "[::1]:9100"
+)";
+    const auto c = load_ok(yaml);
+    EXPECT_EQ(c.api.base_url, "https://gw.example.net:8443/prefix");
+    EXPECT_EQ(c.api.token_file, "/run/token");
+    EXPECT_EQ(c.api.ca_file, ca.string());
+    EXPECT_EQ(c.api.timeout, 10s);
+    EXPECT_EQ(c.api.page_size, 1000);
+    EXPECT_EQ(c.api.max_body, 2u << 20);
+    EXPECT_EQ(c.api.proxy, "http://proxy.local:3128");
+    EXPECT_TRUE(c.api.insecure_skip_tls_verify);
+    EXPECT_EQ(c.retry.max_attempts, 1);
+    EXPECT_EQ(c.retry.base_delay, 1s);
+    EXPECT_EQ(c.retry.max_delay, 1s);
+    EXPECT_EQ(c.sync.interval, 1min);
+    EXPECT_EQ(c.sync.initial_lookback, 7 * 24h);
+    EXPECT_EQ(c.sync.overlap, 0s);
+    EXPECT_EQ(c.sync.settle, 0s);
+    EXPECT_EQ(c.sync.max_window, 30min);
+    EXPECT_EQ(c.sync.concurrency, 64);
+    ASSERT_EQ(c.sync.pairs.size(), 2u);
+    EXPECT_EQ(c.sync.pairs[0], (isync::config::pair{"A1", "a.com"}));
+    EXPECT_EQ(c.sync.pairs[1], (isync::config::pair{"A1", "b.com"}));
+    EXPECT_EQ(c.database.path, "/tmp/x.db");
+    EXPECT_EQ(c.database.busy_timeout, 250ms);
+    EXPECT_EQ(c.log.level, "trace");
+    EXPECT_EQ(c.log.format, "json");
+    EXPECT_EQ(c.metrics.listen, "[::1]:9100");
+}
+
+TEST_F(Config, EmptySectionsKeepDefaults) {
+    const auto c = load_ok(std::string("api:\nlog:\n") + std::string(one_pair));
+    EXPECT_EQ(c.api.page_size, 50);
+    EXPECT_EQ(c.log.level, "info");
+}
+
+TEST_F(Config, MaxBodyAcceptsBytesAndBinaryUnits) {
+    const auto with = [&](std::string_view size) {
+        return load_ok("api:\n  max_body: " + std::string(size) + "\n" + std::string(one_pair)).api.max_body;
+    };
+    EXPECT_EQ(with("1048576"), 1048576u);
+    EXPECT_EQ(with("512KiB"), 512u << 10);
+    EXPECT_EQ(with("1GiB"), 1u << 30);
+    EXPECT_EQ(error_for("api:\n  max_body: 64MB\n" + std::string(one_pair)),
+              "/etc/x.yaml:2:13: api.max_body: \"64MB\" is not a size; "
+              "write a number of bytes, optionally with KiB, MiB or GiB (e.g. 64MiB)");
+    EXPECT_EQ(error_for("api:\n  max_body: 8GiB\n" + std::string(one_pair)),
+              "/etc/x.yaml:2:13: api.max_body: \"8GiB\" is out of range; write a size from 1KiB to 4GiB");
+}
+
+TEST_F(Config, MetricsListenMayBeEmptyToDisable) {
+    EXPECT_EQ(load_ok("metrics:\n  listen: \"\"\n" + std::string(one_pair)).metrics.listen, "");
+    EXPECT_EQ(error_for("metrics:\n  listen: 9464\n" + std::string(one_pair)),
+              "/etc/x.yaml:2:11: metrics.listen: \"9464\" is not host:port; "
+              "write host:port (e.g. 127.0.0.1:9464), or \"\" to disable metrics");
+}
+
+// ------------------------------------------------------------------ paths
+
+TEST_F(Config, RelativePathsResolveAgainstTheConfigDirectory) {
+    write("etc/ca.pem", "pem");
+    const fs::path file = write("etc/sync.yaml", "api:\n  token_file: secrets/token\n  ca_file: ca.pem\n"
+                                                 "database:\n  path: ../data/incidents.db\n" +
+                                                     std::string(one_pair));
+    const auto loaded = load_config_file(file);
+    ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
+    EXPECT_EQ(loaded->database.path, (dir_ / "data/incidents.db").string());
+    EXPECT_EQ(loaded->api.token_file, (dir_ / "etc/secrets/token").string());
+    EXPECT_EQ(loaded->api.ca_file, (dir_ / "etc/ca.pem").string());
+    EXPECT_EQ(loaded->source, file);
+}
+
+TEST_F(Config, AbsoluteAndInMemoryDatabasePathsAreKept) {
+    EXPECT_EQ(load_ok("database:\n  path: /srv/x.db\n" + std::string(one_pair)).database.path, "/srv/x.db");
+    EXPECT_EQ(load_ok("database:\n  path: \":memory:\"\n" + std::string(one_pair)).database.path, ":memory:");
+}
+
+TEST_F(Config, CaFileMustExist) {
+    const std::string yaml = "api:\n  ca_file: " + (dir_ / "nope.pem").string() + "\n" + std::string(one_pair);
+    EXPECT_EQ(error_for(yaml), "/etc/x.yaml:2:12: api.ca_file: " + (dir_ / "nope.pem").string() +
+                                   " does not exist; give the path of a PEM CA bundle, or \"\" to use only the "
+                                   "system store");
+}
+
+TEST_F(Config, UnreadableFileNamesPathAndReason) {
+    const auto missing = load_config_file(dir_ / "missing.yaml");
+    ASSERT_FALSE(missing.has_value());
+    EXPECT_EQ(missing.error().code, isync::errc::config);
+    EXPECT_EQ(missing.error().message,
+              "cannot read config file " + (dir_ / "missing.yaml").string() + ": No such file or directory");
+
+    const auto directory = load_config_file(dir_);
+    ASSERT_FALSE(directory.has_value());
+    EXPECT_EQ(directory.error().message, "cannot read config file " + dir_.string() + ": Is a directory");
+}
+
+// ------------------------------------------------------------------ errors
+
+TEST_F(Config, BadDurationNamesFileLineColumnAndKey) {
+    const std::string yaml =
+        "api:\n"
+        "  timeout: 30s\n"
+        "retry:\n"
+        "  max_attempts: 3\n"
+        "sync:\n"
+        "  pairs: [{ app_id: A, tld: a.com }]\n"
+        "  interval: \"5 minutes\"\n";
+    EXPECT_EQ(error_for(yaml),
+              "/etc/x.yaml:7:13: sync.interval: \"5 minutes\" is not a duration; "
+              "write an integer and a unit: ms, s, m, h or d (e.g. 30s, 5m)");
+}
+
+TEST_F(Config, ZeroIntervalIsRefusedButZeroSettleIsAllowed) {
+    EXPECT_EQ(error_for("sync:\n  interval: 0s\n  pairs: [{ app_id: A, tld: a.com }]\n"),
+              "/etc/x.yaml:2:13: sync.interval: \"0s\" is zero; write a duration greater than zero (e.g. 30s, 5m)");
+    EXPECT_EQ(load_ok("sync:\n  settle: 0s\n  pairs: [{ app_id: A, tld: a.com }]\n").sync.settle, 0s);
+}
+
+TEST_F(Config, UnknownKeySuggestsTheNearest) {
+    EXPECT_EQ(error_for("sync:\n  intervall: 5m\n  pairs: [{ app_id: A, tld: a.com }]\n"),
+              "/etc/x.yaml:2:3: sync.intervall: unknown key; did you mean \"interval\"?");
+    EXPECT_EQ(error_for("databse:\n  path: x.db\n" + std::string(one_pair)),
+              "/etc/x.yaml:1:1: databse: unknown key; did you mean \"database\"?");
+    EXPECT_EQ(error_for("sync:\n  pairs: [{ app_id: A, tdl: a.com }]\n"),
+              "/etc/x.yaml:2:24: sync.pairs[0].tdl: unknown key; did you mean \"tld\"?");
+}
+
+TEST_F(Config, UnknownKeyListsTheSectionWhenNothingIsClose) {
+    EXPECT_EQ(error_for("api:\n  colour: blue\n" + std::string(one_pair)),
+              "/etc/x.yaml:2:3: api.colour: unknown key; valid keys are base_url, token_file, ca_file, timeout, "
+              "page_size, max_body, proxy, insecure_skip_tls_verify");
+}
+
+TEST_F(Config, ListWhereAValueBelongs) {
+    EXPECT_EQ(error_for("api:\n  timeout: [30s]\n" + std::string(one_pair)),
+              "/etc/x.yaml:2:12: api.timeout: expected a duration, found a list; "
+              "write an integer and a unit: ms, s, m, h or d (e.g. 30s, 5m)");
+}
+
+TEST_F(Config, NotAnInteger) {
+    EXPECT_EQ(error_for("api:\n  page_size: abc\n" + std::string(one_pair)),
+              "/etc/x.yaml:2:14: api.page_size: \"abc\" is not an integer; write an integer from 1 to 1000");
+}
+
+TEST_F(Config, IntegerOutOfRange) {
+    EXPECT_EQ(error_for("api:\n  page_size: 1001\n" + std::string(one_pair)),
+              "/etc/x.yaml:2:14: api.page_size: \"1001\" is out of range; write an integer from 1 to 1000");
+    EXPECT_EQ(error_for("retry:\n  max_attempts: 0\n" + std::string(one_pair)),
+              "/etc/x.yaml:2:17: retry.max_attempts: \"0\" is out of range; write an integer of at least 1");
+}
+
+TEST_F(Config, BadEnumListsAllowedValues) {
+    EXPECT_EQ(error_for("log:\n  level: verbose\n" + std::string(one_pair)),
+              "/etc/x.yaml:2:10: log.level: \"verbose\" is not a log level; "
+              "write one of trace, debug, info, warn, error");
+    EXPECT_EQ(error_for("log:\n  format: xml\n" + std::string(one_pair)),
+              "/etc/x.yaml:2:11: log.format: \"xml\" is not a log format; write one of text, json");
+}
+
+TEST_F(Config, BooleanIsOnlyTrueOrFalse) {
+    EXPECT_EQ(error_for("api:\n  insecure_skip_tls_verify: yes\n" + std::string(one_pair)),
+              "/etc/x.yaml:2:29: api.insecure_skip_tls_verify: \"yes\" is not true or false; write true or false");
+}
+
+TEST_F(Config, BaseUrlMustBeHttps) {
+    EXPECT_EQ(error_for("api:\n  base_url: http://api-gw.perimeterx.com\n" + std::string(one_pair)),
+              "/etc/x.yaml:2:13: api.base_url: \"http://api-gw.perimeterx.com\" does not use https; "
+              "write https://host[:port][/path]");
+    EXPECT_EQ(error_for("api:\n  base_url: api-gw.perimeterx.com\n" + std::string(one_pair)),
+              "/etc/x.yaml:2:13: api.base_url: \"api-gw.perimeterx.com\" is not a base URL; "
+              "write https://host[:port][/path]");
+}
+
+TEST_F(Config, ProxyNeedsHttpSchemeAndPort) {
+    EXPECT_EQ(error_for("api:\n  proxy: proxy.local\n" + std::string(one_pair)),
+              "/etc/x.yaml:2:10: api.proxy: \"proxy.local\" is not a proxy URL; "
+              "write http://host:port, or \"\" to use $https_proxy");
+    EXPECT_FALSE(load_config_text("api:\n  proxy: http://u:p@proxy.local:3128\n" + std::string(one_pair), "x")
+                     .has_value());
+}
+
+TEST_F(Config, MissingPairs) {
+    const std::string expected_tail =
+        "sync.pairs: at least one {app_id, tld} pair is required; "
+        "add a list under sync: (e.g. pairs: [{ app_id: PXabc123, tld: example.com }])";
+    EXPECT_EQ(error_for("log:\n  level: info\n"), "/etc/x.yaml:1:1: " + expected_tail);
+    EXPECT_EQ(error_for(""), "/etc/x.yaml:1:1: " + expected_tail);
+    EXPECT_EQ(error_for("log:\n  level: info\nsync:\n  interval: 5m\n"), "/etc/x.yaml:3:1: " + expected_tail);
+    EXPECT_EQ(error_for("sync:\n  pairs: []\n"), "/etc/x.yaml:2:10: " + expected_tail);
+}
+
+TEST_F(Config, PairNeedsAppIdAndTld) {
+    EXPECT_EQ(error_for("sync:\n  pairs:\n    - { app_id: A }\n"),
+              "/etc/x.yaml:3:7: sync.pairs[0].tld: missing; "
+              "every pair needs a non-empty app_id and tld (e.g. { app_id: PXabc123, tld: example.com })");
+    EXPECT_EQ(error_for("sync:\n  pairs:\n    - { app_id: A, tld: a.com }\n    - { app_id: \"\", tld: a.com }\n"),
+              "/etc/x.yaml:4:17: sync.pairs[1].app_id: empty; "
+              "every pair needs a non-empty app_id and tld (e.g. { app_id: PXabc123, tld: example.com })");
+}
+
+TEST_F(Config, DuplicatePairs) {
+    const std::string yaml =
+        "sync:\n"
+        "  pairs:\n"
+        "    - { app_id: A, tld: a.com }\n"
+        "    - { app_id: B, tld: a.com }\n"
+        "    - { app_id: A, tld: a.com }\n";
+    EXPECT_EQ(error_for(yaml),
+              "/etc/x.yaml:5:7: sync.pairs[2]: repeats sync.pairs[0] (app_id A, tld a.com); list each pair once");
+}
+
+TEST_F(Config, DuplicateKey) {
+    EXPECT_EQ(error_for("log:\n  level: info\n  level: debug\n" + std::string(one_pair)),
+              "/etc/x.yaml:3:3: log.level: given twice (first on line 2); write each key once");
+}
+
+TEST_F(Config, MaxDelayBelowBaseDelay) {
+    EXPECT_EQ(error_for("retry:\n  base_delay: 2s\n  max_delay: 1s\n" + std::string(one_pair)),
+              "/etc/x.yaml:3:14: retry.max_delay: 1s is less than retry.base_delay (2s); "
+              "write a duration of at least 2s");
+    EXPECT_EQ(error_for("retry:\n  base_delay: 2m\n" + std::string(one_pair)),
+              "/etc/x.yaml:2:15: retry.base_delay: 2m is more than retry.max_delay (1m); "
+              "write at most 1m or raise retry.max_delay");
+}
+
+TEST_F(Config, SectionThatIsNotAMap) {
+    EXPECT_EQ(error_for("log: debug\n" + std::string(one_pair)),
+              "/etc/x.yaml:1:6: log: expected a map, found a single value; "
+              "indent the section's keys under it: level, format");
+}
+
+TEST_F(Config, SyntaxErrorReportsLineAndColumn) {
+    const std::string yaml =
+        "sync:\n"
+        "  pairs: [{ app_id: A, tld: a.com }\n"
+        "database:\n"
+        "  path: x.db\n";
+    EXPECT_EQ(error_for(yaml),
+              "/etc/x.yaml:3:1: YAML syntax error: end of sequence flow not found; "
+              "check the indentation, colons and quotes on this line and the one before");
+}
+
+TEST_F(Config, DeepNestingIsASyntaxErrorNotACrash) {
+    const std::string message = error_for(std::string(5000, '[') + std::string(5000, ']'));
+    EXPECT_EQ(message.rfind("/etc/x.yaml:", 0), 0u) << message;
+    EXPECT_NE(message.find("nested too deeply"), std::string::npos) << message;
+}
+
+TEST_F(Config, SecondDocumentIsRefused) {
+    EXPECT_EQ(error_for(std::string(one_pair) + "---\nlog:\n  level: debug\n"),
+              "/etc/x.yaml:5:1: (document): a second YAML document starts here; the config file holds exactly one");
+}
+
+TEST_F(Config, ReportsEveryErrorInDocumentOrder) {
+    const std::string yaml =
+        "api:\n"
+        "  page_size: 0\n"
+        "log:\n"
+        "  levle: info\n"
+        "  format: xml\n";
+    EXPECT_EQ(error_for(yaml),
+              "/etc/x.yaml:2:14: api.page_size: \"0\" is out of range; write an integer from 1 to 1000\n"
+              "/etc/x.yaml:4:3: log.levle: unknown key; did you mean \"level\"?\n"
+              "/etc/x.yaml:5:11: log.format: \"xml\" is not a log format; write one of text, json\n"
+              "/etc/x.yaml:1:1: sync.pairs: at least one {app_id, tld} pair is required; "
+              "add a list under sync: (e.g. pairs: [{ app_id: PXabc123, tld: example.com }])");
+}
+
+}  // namespace

@@ -1,0 +1,198 @@
+#include "store/database.hpp"
+#include "store/migrations.hpp"
+
+#include "test_support.hpp"
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <set>
+#include <string>
+
+using namespace std::chrono_literals;
+using isync::errc;
+using isync::store::embedded_migrations;
+using isync::store::latest_schema_version;
+using isync::store::open_database;
+using isync::store::open_options;
+using isync::test::contains;
+using isync::test::temp_dir;
+
+namespace {
+
+int user_version(SQLite::Database& db) { return db.execAndGet("PRAGMA user_version").getInt(); }
+
+std::set<std::string> names_of(SQLite::Database& db, const char* type) {
+    std::set<std::string> out;
+    SQLite::Statement st(db, "SELECT name FROM sqlite_master WHERE type = ? AND name NOT LIKE 'sqlite_%'");
+    st.bind(1, type);
+    while (st.executeStep()) out.insert(st.getColumn(0).getString());
+    return out;
+}
+
+// Every `CREATE <kind> name` in the embedded migrations, so a table added to
+// schema/ later is checked without editing this test.
+std::set<std::string> created_in_migrations(const char* kind) {
+    std::set<std::string> out;
+    const std::regex create(std::string("CREATE\\s+") + kind + "\\s+(?:IF\\s+NOT\\s+EXISTS\\s+)?(\\w+)",
+                            std::regex::icase);
+    for (const auto& m : embedded_migrations()) {
+        const std::string sql(m.sql);
+        for (auto it = std::sregex_iterator(sql.begin(), sql.end(), create); it != std::sregex_iterator(); ++it)
+            out.insert((*it)[1].str());
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST(Migrations, AreEmbeddedInAscendingOrderStartingAtOne) {
+    const auto& all = embedded_migrations();
+    ASSERT_FALSE(all.empty());
+    EXPECT_EQ(all.front().version, 1);
+    EXPECT_EQ(all.front().name, "001_initial");
+    for (std::size_t i = 1; i < all.size(); ++i) EXPECT_EQ(all[i].version, all[i - 1].version + 1) << i;
+    EXPECT_EQ(latest_schema_version(), all.back().version);
+    EXPECT_TRUE(contains(all.front().sql, "CREATE TABLE incidents"));
+}
+
+TEST(Migrations, FreshDatabaseGetsTheLatestSchema) {
+    temp_dir dir;
+    const std::string path = dir.file("fresh.db");
+    auto db = open_database({.path = path});
+    ASSERT_TRUE(db.has_value()) << db.error().message;
+    EXPECT_EQ(user_version(**db), latest_schema_version());
+
+    const std::set<std::string> tables = names_of(**db, "table");
+    for (const char* t : {"scripts", "script_page_types", "incidents", "incident_page_types", "actions", "action_args",
+                          "vulnerabilities", "vulnerability_ids", "sync_state", "sync_runs"})
+        EXPECT_TRUE(tables.count(t)) << "missing table " << t;
+    const std::set<std::string> views = names_of(**db, "view");
+    for (const char* v : {"incidents_with_script", "open_high_risk_incidents", "vulnerable_packages",
+                          "incident_actions", "incident_action_args", "incident_vulnerabilities"})
+        EXPECT_TRUE(views.count(v)) << "missing view " << v;
+    const std::set<std::string> indexes = names_of(**db, "index");
+    for (const char* i : {"incidents_by_pair_last_seen", "incidents_by_last_seen", "incidents_by_risk",
+                          "incidents_by_script", "vulnerability_ids_by_id", "sync_runs_by_pair"})
+        EXPECT_TRUE(indexes.count(i)) << "missing index " << i;
+
+    // And everything any migration creates, whatever was added since.
+    for (const auto& t : created_in_migrations("TABLE")) EXPECT_TRUE(tables.count(t)) << t;
+    for (const auto& v : created_in_migrations("VIEW")) EXPECT_TRUE(views.count(v)) << v;
+
+    // Every view compiles against the tables (a view naming a missing column
+    // is only an error when it is queried).
+    for (const auto& v : views) EXPECT_NO_THROW(db.value()->exec("SELECT * FROM " + v + " LIMIT 0")) << v;
+}
+
+TEST(Migrations, ReopenIsANoOpAndKeepsData) {
+    temp_dir dir;
+    const std::string path = dir.file("reopen.db");
+    {
+        auto db = open_database({.path = path});
+        ASSERT_TRUE(db.has_value()) << db.error().message;
+        (*db)->exec("INSERT INTO sync_state (app_id, tld, watermark_ms) VALUES ('PXa', 'example.com', 42)");
+    }
+    for (int i = 0; i < 2; ++i) {
+        auto db = open_database({.path = path});
+        ASSERT_TRUE(db.has_value()) << db.error().message;
+        EXPECT_EQ(user_version(**db), latest_schema_version());
+        EXPECT_EQ((*db)->execAndGet("SELECT watermark_ms FROM sync_state WHERE app_id = 'PXa'").getInt64(), 42);
+        EXPECT_EQ((*db)->execAndGet("SELECT COUNT(*) FROM sqlite_master WHERE name = 'incidents'").getInt(), 1);
+    }
+}
+
+TEST(Migrations, ReopenDoesNotRunMigrationsAgain) {
+    temp_dir dir;
+    const std::string path = dir.file("again.db");
+    ASSERT_TRUE(open_database({.path = path}).has_value());
+    std::int64_t changes_before = 0;
+    {
+        SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+        changes_before = raw.execAndGet("PRAGMA schema_version").getInt64();
+    }
+    auto db = open_database({.path = path});
+    ASSERT_TRUE(db.has_value()) << db.error().message;
+    // A migration that ran again would change the schema cookie (or fail on CREATE TABLE).
+    EXPECT_EQ((*db)->execAndGet("PRAGMA schema_version").getInt64(), changes_before);
+}
+
+TEST(Migrations, DatabaseFromANewerVersionIsRefused) {
+    temp_dir dir;
+    const std::string path = dir.file("newer.db");
+    {
+        SQLite::Database raw(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+        raw.exec("CREATE TABLE from_the_future (x)");
+        raw.exec("PRAGMA user_version = " + std::to_string(latest_schema_version() + 1));
+    }
+    auto db = open_database({.path = path});
+    ASSERT_FALSE(db.has_value());
+    EXPECT_EQ(db.error().code, errc::database);
+    EXPECT_TRUE(contains(db.error().message, "newer"));
+    EXPECT_TRUE(contains(db.error().message, path));
+
+    // Refusing must not have touched it.
+    SQLite::Database raw(path, SQLite::OPEN_READONLY);
+    EXPECT_EQ(user_version(raw), latest_schema_version() + 1);
+    EXPECT_EQ(raw.execAndGet("SELECT COUNT(*) FROM sqlite_master WHERE name = 'incidents'").getInt(), 0);
+}
+
+TEST(Migrations, ReadOnlyOpenRefusesANewerDatabaseToo) {
+    temp_dir dir;
+    const std::string path = dir.file("newer-ro.db");
+    {
+        SQLite::Database raw(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+        raw.exec("PRAGMA user_version = " + std::to_string(latest_schema_version() + 1));
+    }
+    auto db = open_database({.path = path, .read_only = true});
+    ASSERT_FALSE(db.has_value());
+    EXPECT_EQ(db.error().code, errc::database);
+    EXPECT_TRUE(contains(db.error().message, "newer"));
+}
+
+TEST(Migrations, ReadOnlyOpenNeverCreatesOrMigrates) {
+    temp_dir dir;
+    const std::string path = dir.file("absent.db");
+    auto db = open_database({.path = path, .read_only = true});
+    ASSERT_FALSE(db.has_value());
+    EXPECT_EQ(db.error().code, errc::database);
+    EXPECT_TRUE(contains(db.error().message, path));
+    EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+TEST(Migrations, JournalModeIsWalAfterOpen) {
+    temp_dir dir;
+    const std::string path = dir.file("wal.db");
+    auto db = open_database({.path = path});
+    ASSERT_TRUE(db.has_value()) << db.error().message;
+    EXPECT_EQ((*db)->execAndGet("PRAGMA journal_mode").getString(), "wal");
+    EXPECT_EQ((*db)->execAndGet("PRAGMA foreign_keys").getInt(), 1);
+    // WAL is persistent: a plain second connection sees it too.
+    SQLite::Database other(path, SQLite::OPEN_READONLY);
+    EXPECT_EQ(other.execAndGet("PRAGMA journal_mode").getString(), "wal");
+}
+
+TEST(Migrations, BusyTimeoutIsApplied) {
+    temp_dir dir;
+    auto db = open_database({.path = dir.file("busy.db"), .busy_timeout = 1234ms});
+    ASSERT_TRUE(db.has_value()) << db.error().message;
+    EXPECT_EQ((*db)->execAndGet("PRAGMA busy_timeout").getInt(), 1234);
+}
+
+TEST(Migrations, AFileThatIsNotADatabaseIsRefusedNamingIt) {
+    temp_dir dir;
+    const std::string path = dir.file("garbage.db");
+    {
+        std::FILE* f = std::fopen(path.c_str(), "wb");
+        ASSERT_NE(f, nullptr);
+        const std::string junk(4096, 'x');
+        std::fwrite(junk.data(), 1, junk.size(), f);
+        std::fclose(f);
+    }
+    auto db = open_database({.path = path});
+    ASSERT_FALSE(db.has_value());
+    EXPECT_EQ(db.error().code, errc::database);
+    EXPECT_TRUE(contains(db.error().message, path));
+}
