@@ -27,8 +27,12 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view valu
 }
 
 std::string truncate_for_log(std::string_view text, std::size_t limit) {
+    std::size_t cut = std::min(limit, text.size());
+    // Do not split a UTF-8 sequence: back up over continuation bytes.
+    if (cut < text.size())
+        while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
     std::string out;
-    for (char c : text.substr(0, limit)) out.push_back(static_cast<unsigned char>(c) < 0x20 ? ' ' : c);
+    for (char c : text.substr(0, cut)) out.push_back(static_cast<unsigned char>(c) < 0x20 ? ' ' : c);
     if (text.size() > limit) out += "...";
     return out;
 }

@@ -283,7 +283,8 @@ result<model::page> parse_page(std::string_view body) {
         // Iterative: hostile nesting cannot overflow the stack.
         reader.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag>(stream, recorder);
         too_deep = recorder.too_deep();
-        return true;
+        // false tells Populate to discard the half-built document.
+        return !reader.HasParseError();
     };
     doc.Populate(generate);
     if (too_deep)

@@ -156,9 +156,9 @@ net::awaitable<result<response>> connection::exchange(const std::string& target,
                                                       bool& nothing_received) {
     nothing_received = true;
     bhttp::request<bhttp::empty_body> req{bhttp::verb::get, target, 11};
-    req.set(bhttp::field::host, options_.endpoint.port == 443
-                                    ? options_.endpoint.host
-                                    : fmt::format("{}:{}", options_.endpoint.host, options_.endpoint.port));
+    const std::string& h = options_.endpoint.host;
+    const std::string host = h.find(':') != std::string::npos ? "[" + h + "]" : h;  // IPv6 literal
+    req.set(bhttp::field::host, options_.endpoint.port == 443 ? host : fmt::format("{}:{}", host, options_.endpoint.port));
     req.set(bhttp::field::user_agent, options_.user_agent);
     req.set(bhttp::field::accept, "application/json");
     req.set(bhttp::field::authorization, "Bearer " + token);

@@ -66,14 +66,18 @@ void engine::record_failure(const store::slice_report& report, const error& e) {
         spdlog::error("{}: could not record the failure either: {}", pair_name(report.pair), r.error().message);
 }
 
-net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::pair pair, slice s) {
+net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::pair pair, slice s,
+                                               std::int64_t& incidents_read) {
     store::slice_report report{pair, s.from_ms, s.to_ms, clock_.now_ms(), 0, {}, 0};
     page_walk walk(settings_.page_size);
     const api::endpoint& endpoint = settings_.connection.endpoint;
     for (;;) {
         const page_request req = walk.next();
         fetch_context ctx{conn, endpoint, token_, backoff_, clock_.now_ms, stats_};
-        auto page = co_await fetch_page(ctx, {pair, s.from_ms, s.to_ms, req.skip, req.take});
+        // Named, not a braced temporary: GCC 12 destroys temporaries bound
+        // to coroutine parameters twice.
+        const api::incidents_query query{pair, s.from_ms, s.to_ms, req.skip, req.take};
+        auto page = co_await fetch_page(ctx, query);
         if (!page) {
             if (page.error().code != errc::cancelled) record_failure(report, page.error());
             co_return page.error();
@@ -96,6 +100,7 @@ net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::
         stats_.incidents_unchanged += static_cast<std::uint64_t>(counts->unchanged);
         ++report.pages;
         report.counts += *counts;
+        incidents_read += counts->seen;
 
         if (complete) {
             ++stats_.slices_ok;
@@ -131,9 +136,9 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
     http::connection conn(executor_, tls_, settings_.connection);
     pair_status status = pair_status::ok;
     const auto started = std::chrono::steady_clock::now();
-    const std::uint64_t seen_before = stats_.incidents_seen;
+    std::int64_t incidents_read = 0;
     for (const slice& s : slices) {
-        auto r = co_await sync_slice(conn, pair, s);
+        auto r = co_await sync_slice(conn, pair, s, incidents_read);
         if (r) continue;
         switch (r.error().code) {
         case errc::cancelled:
@@ -158,7 +163,7 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
         const auto elapsed =
             std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
         spdlog::info("{}: synced {} slice(s) up to {}: {} incidents read in {} ms", pair_name(pair), slices.size(),
-                     util::format_iso8601_ms(slices.back().to_ms), stats_.incidents_seen - seen_before,
+                     util::format_iso8601_ms(slices.back().to_ms), incidents_read,
                      elapsed.count());
     }
     co_return status;

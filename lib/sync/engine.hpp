@@ -69,7 +69,9 @@ public:
 
 private:
     boost::asio::awaitable<pair_status> sync_pair(config::pair pair);
-    boost::asio::awaitable<result<void>> sync_slice(http::connection& conn, config::pair pair, slice s);
+    // `incidents_read` (owned by the caller's frame) grows by each committed page.
+    boost::asio::awaitable<result<void>> sync_slice(http::connection& conn, config::pair pair, slice s,
+                                                    std::int64_t& incidents_read);
     boost::asio::awaitable<void> poll_forever(config::pair pair);
     void start_pair_loop(const config::pair& pair);
     void record_failure(const store::slice_report& report, const error& e);

@@ -19,9 +19,14 @@ walk_state page_walk::advance(std::int64_t count, std::size_t items) {
     ++walk_requests_;
     max_count_ = std::max(max_count_, count);
 
+    // The server applied any change before it served this page, so this page
+    // is already in the new order; what a drop of d can have pushed out of
+    // reach are the d places just before this page's start. Read on from there.
     std::int64_t next_skip = skip_ + static_cast<std::int64_t>(items);
+    bool stepped_back = false;
     if (last_count_ && count < *last_count_) {
-        next_skip = std::max<std::int64_t>(0, next_skip - (*last_count_ - count));
+        next_skip = std::max<std::int64_t>(0, skip_ - (*last_count_ - count));
+        stepped_back = true;
         ++drift_corrections_;
     } else if (last_count_ && count > *last_count_) {
         ++drift_corrections_;  // counted, though carrying on is the correction
@@ -29,7 +34,7 @@ walk_state page_walk::advance(std::int64_t count, std::size_t items) {
     last_count_ = count;
     skip_ = next_skip;
 
-    const bool walked_to_end = items == 0 || skip_ >= count;
+    const bool walked_to_end = (items == 0 && !stepped_back) || skip_ >= count;
     if (!walked_to_end) {
         // A server that never ends: a walk may take at most twice the pages
         // the largest count implies, plus slack for drift corrections.

@@ -5,8 +5,10 @@
 // The API's sort order is undocumented and offsets shift when incidents
 // enter or leave the window while we read. The defence, in order:
 //  1. When `paging.count` drops by d between pages, incidents before our
-//     offset may have left and shifted the rest towards us: step back d
-//     places (re-reading is harmless: upserts are idempotent).
+//     offset may have left and shifted the rest towards us, so the d places
+//     before the page just read were never seen: the next page starts d
+//     places before that page's start (re-reading is harmless: upserts are
+//     idempotent).
 //  2. When it grows, carry on: insertions only push unread items later.
 //  3. Before the last page may move the watermark, every id counted must
 //     have been seen: if fewer distinct ids were read than the final count,

@@ -25,7 +25,7 @@ class incident_writer;
 struct dataset_options {
     std::uint64_t seed = 1;
     std::size_t incidents = 1000;
-    std::vector<isync::config::pair> pairs;  // empty: one pair, PXsim000 / site000.example
+    std::vector<isync::config::pair> pairs{};  // empty: one pair, PXsim000 / site000.example
     std::int64_t start_ms = 1674259200000;   // 2023-01-21T00:00:00Z; last_seen is uniform in [start_ms, end_ms)
     std::int64_t end_ms = 1674345600000;     // 2023-01-22T00:00:00Z
 };

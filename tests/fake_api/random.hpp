@@ -24,6 +24,8 @@ constexpr std::uint64_t hash_of(std::uint64_t a, std::uint64_t b, std::uint64_t 
 
 // A small PRNG (SplitMix64 stream).
 class rng {
+    __extension__ using uint128 = unsigned __int128;  // GCC/Clang builtin; __extension__ keeps -Wpedantic quiet
+
 public:
     explicit constexpr rng(std::uint64_t seed) noexcept : state_(seed) {}
 
@@ -37,7 +39,7 @@ public:
 
     // Uniform in [0, n); 0 when n == 0. Lemire's multiply-shift: no modulo bias worth caring about here.
     constexpr std::uint64_t below(std::uint64_t n) noexcept {
-        return static_cast<std::uint64_t>((static_cast<unsigned __int128>(next()) * n) >> 64);
+        return static_cast<std::uint64_t>((static_cast<uint128>(next()) * n) >> 64);
     }
 
     // Uniform in [lo, hi); lo when the range is empty.

@@ -1,7 +1,7 @@
 #include "store/database.hpp"
 #include "store/migrations.hpp"
 
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>

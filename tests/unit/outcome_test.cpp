@@ -1,6 +1,6 @@
 #include "api/outcome.hpp"
 
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,8 @@
 #include "api/request.hpp"
 
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
+#include <boost/asio/ip/address.hpp>
 #include <gtest/gtest.h>
 
 #include <string>
@@ -120,4 +121,16 @@ TEST(BaseUrl, RefusesAPortOutOfRange) {
     auto ep = parse_base_url("https://host:70000");
     ASSERT_FALSE(ep.has_value());
     EXPECT_EQ(ep.error().code, errc::config);
+}
+
+TEST(BaseUrl, Ipv6LiteralHostIsUsableByTheResolver) {
+    // endpoint.host goes to the resolver, to SNI (skipped for IP literals) and
+    // to certificate host-name checks: all of them want `::1`, not `[::1]`.
+    auto ep = parse_base_url("https://[::1]:8443/p");
+    ASSERT_TRUE(ep.has_value()) << ep.error().message;
+    EXPECT_EQ(ep->port, 8443);
+    EXPECT_EQ(ep->path_prefix, "/p");
+    boost::system::error_code ec;
+    boost::asio::ip::make_address(ep->host, ec);
+    EXPECT_FALSE(ec) << "host \"" << ep->host << "\" is not an IP address the resolver accepts";
 }

@@ -1,0 +1,60 @@
+#pragma once
+// `GET /v1/incidents` as a pure function from a request to a reply: routing,
+// the bearer token, parameter validation and the page body. No sockets, so the
+// server's socket code only moves bytes and injects faults.
+
+#include "fake_api/dataset.hpp"
+#include "util/error.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fake_api {
+
+struct endpoint_config {
+    std::string token = "test-token";
+    // A `take` above this is clamped to it, and the paging URLs show the
+    // clamped value. The real API's maximum is undocumented; 1000 keeps a page
+    // under ~2 MB.
+    std::size_t take_cap = 1000;
+    // Base of paging.previous/current/next. Deliberately not the server's own
+    // address: the documented example's `next` points at an internal host,
+    // which is why the daemon must never follow it.
+    std::string paging_base_url = "http://incidents-api.internal:8080";
+};
+
+struct incidents_query {
+    std::vector<std::string> app_ids;
+    std::vector<std::string> tlds;
+    std::int64_t from_ms = 0;
+    std::int64_t to_ms = 0;
+    std::uint64_t skip = 0;
+    std::uint64_t take = 20;
+};
+
+// The query string of `target` read as GET /v1/incidents parameters, with the
+// documented defaults (from = now - 24 h, to = now, skip 0, take 20) and take
+// clamped to `take_cap`; errc::bad_request with the 422 message when appId or
+// tld is missing or a number is not a non-negative integer.
+isync::result<incidents_query> parse_incidents_query(std::string_view target, std::int64_t now_ms,
+                                                     std::size_t take_cap);
+
+struct reply {
+    unsigned status = 200;
+    std::string body;            // always JSON
+    std::size_t incidents = 0;   // incidents in the body
+};
+
+// `{"message":"..."}`.
+std::string message_body(std::string_view message);
+
+// The whole exchange: 404 for another path, 405 for another method, 401 for a
+// missing or wrong `Authorization: Bearer <token>`, 422 for bad parameters,
+// else 200 with the page.
+reply handle_request(std::string_view method, std::string_view target, std::string_view authorization,
+                     const dataset& data, const endpoint_config& config, std::int64_t now_ms);
+
+}  // namespace fake_api

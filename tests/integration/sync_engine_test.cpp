@@ -1,0 +1,140 @@
+// The engine against the fake API over real TLS into a real SQLite file.
+#include "support/db_reader.hpp"
+#include "support/sync_harness.hpp"
+
+#include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
+
+using test_support::harness_options;
+using test_support::sync_harness;
+
+namespace {
+
+harness_options dataset_of(std::size_t incidents, std::size_t pairs, std::uint64_t seed = 7) {
+    harness_options o;
+    o.pairs = pairs;
+    o.server.data.seed = seed;
+    o.server.data.incidents = incidents;
+    o.server.data.pairs = fake_api::sim_pairs(pairs);
+    return o;
+}
+
+std::int64_t count_runs(SQLite::Database& db, const char* status) {
+    SQLite::Statement st(db, "SELECT COUNT(*) FROM sync_runs WHERE status = ?");
+    st.bind(1, status);
+    st.executeStep();
+    return st.getColumn(0).getInt64();
+}
+
+}  // namespace
+
+TEST(SyncEngine, LandsEveryIncidentOfTwentyThousandOverFivePairsExactly) {
+    sync_harness h(dataset_of(20'000, 5));
+    ASSERT_TRUE(h.run_once());
+    EXPECT_TRUE(h.database_matches_dataset());
+    EXPECT_EQ(h.stats().incidents_new, 20'000u);
+    // Every pair's watermark moved to the end of its window.
+    for (const auto& pair : h.settings().sync.pairs)
+        EXPECT_EQ(test_support::watermark(h.db(), pair.app_id, pair.tld), h.now_ms()) << pair.app_id;
+    EXPECT_EQ(count_runs(h.db(), "failed"), 0);
+}
+
+TEST(SyncEngine, SecondPassWritesNothing) {
+    sync_harness h(dataset_of(3'000, 2));
+    ASSERT_TRUE(h.run_once());
+    const auto before = test_support::row_counts(h.db());
+    const auto changes_before = h.db().getTotalChanges();
+    h.now_ms() += 60'000;
+    ASSERT_TRUE(h.run_once());
+    EXPECT_EQ(test_support::row_counts(h.db()), before);
+    EXPECT_EQ(h.stats().incidents_new, 0u);
+    EXPECT_EQ(h.stats().incidents_changed, 0u);
+    EXPECT_GT(h.stats().incidents_unchanged, 0u);  // the overlap was re-read...
+    // ...and only the watermark and sync_runs rows were written (2 per pair).
+    EXPECT_EQ(h.db().getTotalChanges() - changes_before, 2 * 2);
+}
+
+TEST(SyncEngine, FetchesEveryPageOfAPairOverOneConnection) {
+    auto options = dataset_of(2'000, 3);
+    sync_harness h(options);
+    h.server().reset_stats();
+    ASSERT_TRUE(h.run_once());
+    const auto stats = h.server().stats();
+    EXPECT_EQ(stats.connections_accepted, 3u);  // one per pair, however many pages and slices
+    EXPECT_GT(stats.requests, 3u * 5u);
+    EXPECT_TRUE(h.database_matches_dataset());
+}
+
+TEST(SyncEngine, RecoversFromEveryTransientFaultWithTheSameResult) {
+    auto options = dataset_of(3'000, 2);
+    // One request in three answers 500; the rest of the faults are rarer so
+    // that the chance of max_attempts faults in a row stays negligible.
+    options.max_attempts = 12;
+    options.server.faults.fail_every_kth = 3;
+    options.server.faults.truncate_every_kth = 7;
+    options.server.faults.malformed_every_kth = 11;
+    options.server.faults.reset_every_kth = 13;
+    options.server.faults.rate_limit_every_kth = 17;
+    options.server.faults.retry_after_seconds = 0;
+    options.server.faults.wrong_content_type_every_kth = 19;
+    sync_harness h(options);
+    ASSERT_TRUE(h.run_once());
+    EXPECT_TRUE(h.database_matches_dataset());
+    const auto stats = h.server().stats();
+    EXPECT_GT(stats.status_counts.at(500), 0u);
+    EXPECT_GT(stats.status_counts.at(429), 0u);
+    EXPECT_GT(stats.truncated, 0u);
+    EXPECT_GT(stats.malformed, 0u);
+    EXPECT_GT(stats.resets, 0u);
+    EXPECT_GE(h.stats().retries, stats.status_counts.at(500) + stats.truncated + stats.malformed);
+}
+
+TEST(SyncEngine, ExhaustedRetriesKeepTheWatermarkAndRecordTheFailure) {
+    auto options = dataset_of(500, 1);
+    options.max_attempts = 3;
+    options.server.faults.fail_every_kth = 1;  // every request fails
+    sync_harness h(options);
+    EXPECT_FALSE(h.run_once());
+    const auto& pair = h.settings().sync.pairs.front();
+    EXPECT_EQ(test_support::watermark(h.db(), pair.app_id, pair.tld), std::nullopt);
+    EXPECT_EQ(count_runs(h.db(), "failed"), 1);
+    EXPECT_EQ(h.server().stats().requests, 3u);  // max_attempts, not more
+    SQLite::Statement err(h.db(), "SELECT last_error FROM sync_state");
+    ASSERT_TRUE(err.executeStep());
+    EXPECT_NE(err.getColumn(0).getString().find("gave up after 3 attempts: HTTP 500"), std::string::npos)
+        << err.getColumn(0).getString();
+
+    h.server().set_faults({});
+    ASSERT_TRUE(h.run_once());
+    EXPECT_TRUE(h.database_matches_dataset());
+}
+
+TEST(SyncEngine, RefusedTokenFailsAtOnceWithoutRetries) {
+    auto options = dataset_of(200, 2);
+    sync_harness h(options);
+    h.token() = "not-the-token";
+    EXPECT_FALSE(h.run_once());
+    EXPECT_EQ(h.server().stats().requests, 2u);  // one per pair: no retry storm
+    EXPECT_EQ(h.server().stats().status_counts.at(401), 2u);
+    for (const auto& [pair, status] : h.last_status()) EXPECT_EQ(status, isync::sync::pair_status::auth_failed);
+    SQLite::Statement st(h.db(), "SELECT COUNT(*) FROM sync_state WHERE auth_failing = 1");
+    st.executeStep();
+    EXPECT_EQ(st.getColumn(0).getInt(), 2);
+    EXPECT_TRUE(test_support::incident_ids(h.db()).empty());
+}
+
+TEST(SyncEngine, LiveChangesOnEveryRequestAreAllPresentAfterTheNextPass) {
+    auto options = dataset_of(4'000, 2);
+    options.page_size = 40;
+    options.server.faults.live_changes_per_request = 3;
+    sync_harness h(options);
+    ASSERT_TRUE(h.run_once());
+    EXPECT_GT(h.stats().drift_corrections, 0u);
+    EXPECT_GT(h.server().stats().live_changed, 0u);
+    // The account stops moving; the next pass must bring everything up to date.
+    h.server().set_faults({});
+    h.now_ms() += 60'000;
+    h.server().set_now_ms(h.now_ms());
+    ASSERT_TRUE(h.run_once());
+    EXPECT_TRUE(h.database_matches_dataset());
+}
