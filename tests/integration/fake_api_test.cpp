@@ -110,6 +110,8 @@ public:
 
     void set_timeout(std::chrono::milliseconds t) { options_.timeout = t; }
 
+    int negotiated_version() { return SSL_version(stream_.native_handle()); }
+
 private:
     // Complete before the stream exists: an SSL object copies its context's
     // settings when it is created, so later changes would not reach it.
@@ -442,6 +444,7 @@ TEST(FakeApi, CanSpeakOnlyTls11) {
     client old(s, {.max_version = TLS1_1_VERSION, .min_version = TLS1_VERSION});
     const auto ec = old.handshake();
     if (ec) GTEST_SKIP() << "this OpenSSL build cannot speak TLS 1.1 at all: " << ec.message();
+    EXPECT_EQ(old.negotiated_version(), TLS1_1_VERSION);
 }
 
 TEST(FakeApi, LiveModeChangesAndAddsIncidentsAtTheSimClock) {
@@ -471,6 +474,26 @@ TEST(FakeApi, LiveModeChangesAndAddsIncidentsAtTheSimClock) {
     s.set_faults({});
     const auto past = parse(c.get(incidents(pair_query + window_query)).body());
     EXPECT_LT(past["paging"]["count"].GetInt(), 120);
+}
+
+// Not a correctness test: how fast one keep-alive connection drains the fake.
+// Run in a Release build with --gtest_also_run_disabled_tests.
+TEST(FakeApi, DISABLED_Throughput) {
+    fake_api::server s({.data = {.seed = 1, .incidents = 200'000, .start_ms = start_ms, .end_ms = start_ms + day_ms}});
+    for (const int take : {1000, 50}) {
+        client c(s);
+        std::size_t served = 0;
+        const auto started = std::chrono::steady_clock::now();
+        for (std::size_t skip = 0; skip < 200'000; skip += static_cast<std::size_t>(take)) {
+            const auto res = c.get(incidents(pair_query + window_query + "&take=" + std::to_string(take) +
+                                             "&skip=" + std::to_string(skip)));
+            ASSERT_EQ(res.result_int(), 200u);
+            served += static_cast<std::size_t>(take);
+        }
+        const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - started;
+        std::printf("take=%d: %zu incidents in %.2f s = %.0f incidents/s\n", take, served, elapsed.count(),
+                    static_cast<double>(served) / elapsed.count());
+    }
 }
 
 // incident-sim as a process: started, read from, stopped by SIGTERM.

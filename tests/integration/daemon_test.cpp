@@ -1,0 +1,191 @@
+// incident-syncd as a real process: exit codes, signals, locking, crashes.
+#include "support/daemon_fixture.hpp"
+#include "support/db_reader.hpp"
+
+#include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <csignal>
+#include <random>
+
+using test_support::daemon_fixture;
+using test_support::daemon_options;
+
+namespace {
+
+std::string integrity(SQLite::Database& db) { return db.execAndGet("PRAGMA integrity_check").getString(); }
+
+// No watermark may stand ahead of its data: every incident of the pair whose
+// last_seen is below the watermark must be in the database, as served.
+::testing::AssertionResult watermarks_never_ahead_of_data(daemon_fixture& f) {
+    auto db = f.open_db();
+    std::size_t checked = 0;
+    std::string problem;
+    f.server().with_dataset([&](const fake_api::dataset& data) {
+        for (std::size_t i = 0; i < data.size() && problem.empty(); ++i) {
+            const auto& pair = data.pairs()[data.pair_of(i)];
+            const auto wm = test_support::watermark(*db, pair.app_id, pair.tld);
+            if (!wm || data.last_seen_ms(i) >= *wm) continue;
+            ++checked;
+            const auto want = test_support::in_database_order(data.expected_incident(i));
+            const auto got = test_support::read_incident(*db, want.id);
+            if (!got || *got != want) problem = "incident " + want.id + " is below its pair's watermark but not stored";
+        }
+    });
+    if (!problem.empty()) return ::testing::AssertionFailure() << problem;
+    return ::testing::AssertionSuccess() << checked << " incidents below watermarks checked";
+}
+
+// Polls a condition until it holds or the deadline passes. The pause between
+// polls only spares the CPU for the daemon; correctness never depends on it.
+bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (done()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return done();
+}
+
+}  // namespace
+
+TEST(Daemon, OnceSyncsEveryPairAndStatusReportsIt) {
+    daemon_fixture f;
+    ASSERT_EQ(f.run("once", "once"), 0) << f.output("once");
+    EXPECT_TRUE(f.database_matches_dataset());
+    ASSERT_EQ(f.run("status", "status", {"--json"}), 0) << f.output("status");
+    rapidjson::Document doc;
+    doc.Parse(test_support::read_file(f.dir().path() / "status.stdout").c_str());
+    ASSERT_TRUE(doc.IsObject()) << f.output("status");
+    ASSERT_EQ(doc["pairs"].Size(), 2u);
+    std::int64_t total = 0;
+    for (const auto& p : doc["pairs"].GetArray()) {
+        EXPECT_TRUE(p["healthy"].GetBool());
+        EXPECT_TRUE(p["watermark"].IsString());
+        total += p["incidents"].GetInt64();
+    }
+    EXPECT_EQ(total, 2'000);
+    EXPECT_EQ(f.run("status", "check", {"--check"}), 0) << f.output("check");
+}
+
+TEST(Daemon, ExitCodesForUsageAndConfigurationErrors) {
+    daemon_fixture f;
+    EXPECT_EQ(test_support::run_process({INCIDENT_SYNCD_PATH, "frobnicate"}, f.dir().path(), "usage"), 64);
+    EXPECT_NE(f.output("usage").find("unknown command \"frobnicate\""), std::string::npos) << f.output("usage");
+    EXPECT_EQ(test_support::run_process({INCIDENT_SYNCD_PATH, "once", "--config", f.dir().file("missing.yaml")},
+                                        f.dir().path(), "missing"),
+              78);
+    EXPECT_EQ(f.run("check-config", "check"), 0) << f.output("check");
+    f.write_token("");
+    EXPECT_EQ(f.run("once", "empty-token"), 78) << f.output("empty-token");
+}
+
+TEST(Daemon, RefusedTokenFailsOnceWithExitOneAndNeverShowsTheToken) {
+    daemon_options o;
+    o.log_level = "trace";
+    daemon_fixture f(o);
+    const std::string canary = "CANARY-7f3e9a-token-must-never-leak";
+    f.write_token(canary);
+    EXPECT_EQ(f.run("once", "once"), 1);
+    const std::string out = f.output("once");
+    EXPECT_NE(out.find("authentication failed"), std::string::npos) << out;
+    EXPECT_EQ(out.find(canary), std::string::npos);
+    EXPECT_EQ(out.find("CANARY"), std::string::npos);
+    // Nor in any file the daemon wrote (the database, its WAL, the lock file).
+    for (const auto& entry : std::filesystem::directory_iterator(f.dir().path())) {
+        if (entry.path().filename() == "token") continue;
+        EXPECT_EQ(test_support::read_file(entry.path()).find(canary), std::string::npos) << entry.path();
+    }
+    EXPECT_EQ(f.server().stats().status_counts.at(401), 2u);  // one request per pair: no retry storm
+}
+
+TEST(Daemon, SecondDaemonOnTheSameDatabaseIsRefusedWhileReadersAreWelcome) {
+    daemon_options o;
+    o.faults.delay = std::chrono::milliseconds(200);  // keeps the first one busy
+    daemon_fixture f(o);
+    auto first = f.start("run", "first");
+    ASSERT_TRUE(wait_until([&] { return f.server().stats().requests >= 1; }, std::chrono::seconds(20)));
+    EXPECT_EQ(f.run("once", "second"), 75);
+    EXPECT_NE(f.output("second").find("another incident-syncd"), std::string::npos) << f.output("second");
+    EXPECT_EQ(f.run("status", "reader"), 0) << f.output("reader");
+    first->signal(SIGTERM);
+    EXPECT_EQ(first->wait(std::chrono::seconds(10)), 0) << first->stderr_text();
+}
+
+TEST(Daemon, SigtermMidSyncExitsZeroWithinTenSecondsAndLeavesAConsistentDatabase) {
+    daemon_options o;
+    o.incidents = 20'000;
+    o.faults.delay = std::chrono::milliseconds(20);
+    daemon_fixture f(o);
+    auto daemon = f.start("run", "run");
+    ASSERT_TRUE(wait_until([&] { return f.server().stats().requests >= 20; }, std::chrono::seconds(30)));
+    const auto sent = std::chrono::steady_clock::now();
+    daemon->signal(SIGTERM);
+    const auto status = daemon->wait(std::chrono::seconds(10));
+    ASSERT_TRUE(status.has_value()) << "still running 10 s after SIGTERM";
+    EXPECT_EQ(*status, 0) << daemon->stderr_text();
+    EXPECT_LT(std::chrono::steady_clock::now() - sent, std::chrono::seconds(10));
+    auto db = f.open_db();
+    EXPECT_EQ(integrity(*db), "ok");
+    EXPECT_TRUE(watermarks_never_ahead_of_data(f));
+}
+
+TEST(Daemon, KilledAtTwentyRandomMomentsLosesAndDuplicatesNothing) {
+    daemon_options o;
+    o.incidents = 6'000;
+    o.pairs = 3;
+    daemon_fixture f(o);
+    std::mt19937 rng(12345);
+    std::uniform_int_distribution<int> requests_before_kill(1, 40);
+    for (int kill = 0; kill < 20; ++kill) {
+        const auto before = f.server().stats().requests;
+        auto daemon = f.start("once", "killed");
+        const auto target = before + static_cast<std::uint64_t>(requests_before_kill(rng));
+        // Kill once the server has seen a random number of this run's requests
+        // (or the run ended first, which is fine too).
+        wait_until([&] { return f.server().stats().requests >= target || daemon->wait(std::chrono::milliseconds(0)); },
+                   std::chrono::seconds(30));
+        daemon->signal(SIGKILL);
+        daemon->wait(std::chrono::seconds(10));
+        auto db = f.open_db();
+        ASSERT_EQ(integrity(*db), "ok") << "after kill " << kill;
+        ASSERT_TRUE(watermarks_never_ahead_of_data(f)) << "after kill " << kill;
+    }
+    ASSERT_EQ(f.run("once", "final"), 0) << f.output("final");
+    EXPECT_TRUE(f.database_matches_dataset());
+    auto db = f.open_db();
+    EXPECT_EQ(db->execAndGet("SELECT COUNT(*) - COUNT(DISTINCT id) FROM incidents").getInt64(), 0);
+}
+
+TEST(Daemon, SighupAddsAPairAndPicksUpARotatedToken) {
+    daemon_fixture f;
+    auto all_pairs = f.pairs();
+    f.pairs().pop_back();  // start with one pair, and a token the API refuses
+    f.write_config();
+    f.write_token("expired-token");
+    auto daemon = f.start("run", "run");
+    auto caught_up = [&](const isync::config::pair& p) {
+        try {
+            auto db = f.open_db();
+            const auto wm = test_support::watermark(*db, p.app_id, p.tld);
+            return wm && *wm >= f.data_end_ms();
+        } catch (const std::exception&) {
+            return false;  // the database may not exist yet
+        }
+    };
+    ASSERT_TRUE(wait_until([&] { return f.server().stats().status_counts.count(401) > 0; }, std::chrono::seconds(30)));
+    EXPECT_FALSE(caught_up(all_pairs[0]));
+
+    f.write_token(f.server().token());  // the operator rotates the token...
+    f.pairs() = all_pairs;              // ...and adds a pair
+    f.write_config();
+    daemon->signal(SIGHUP);
+    ASSERT_TRUE(wait_until([&] { return caught_up(all_pairs[0]) && caught_up(all_pairs[1]); },
+                           std::chrono::seconds(60)))
+        << daemon->stderr_text();
+    daemon->signal(SIGTERM);
+    EXPECT_EQ(daemon->wait(std::chrono::seconds(10)), 0);
+    EXPECT_NE(daemon->stderr_text().find("SIGHUP: configuration and token reloaded"), std::string::npos);
+    EXPECT_TRUE(f.database_matches_dataset());
+}
