@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
 #include <map>
 
 namespace isync::api {
@@ -248,6 +250,51 @@ std::vector<model::vulnerability> parse_vulnerabilities(const json& inc) {
     return out;
 }
 
+// The members the schema maps, per object kind; anything else is schema drift.
+constexpr std::array incident_fields{"id", "category", "incident", "details", "initiator", "first_seen",
+                                     "last_seen", "host_domain", "app_id", "page_types", "page_types_per",
+                                     "ack_updated_at", "additional_data", "under_review", "risk_level", "script",
+                                     "actions"};
+constexpr std::array script_fields{"users_affected_percentage", "ack", "key", "id", "app_id", "host_domain", "type",
+                                   "vendor", "first_seen", "last_seen", "risk", "page_types"};
+constexpr std::array risk_fields{"level", "reason"};
+constexpr std::array action_fields{"type", "subtype", "last_seen", "action_args"};
+constexpr std::array additional_data_fields{"vulnerabilities"};
+constexpr std::array vulnerability_fields{"package", "version", "ids"};
+
+template <std::size_t N>
+void unknown_members(const json* obj, const std::array<const char*, N>& known, const std::string& path,
+                     std::vector<std::string>& out) {
+    if (!obj || !obj->IsObject()) return;
+    for (const auto& m : obj->GetObject()) {
+        const std::string_view name(m.name.GetString(), m.name.GetStringLength());
+        if (std::find(known.begin(), known.end(), name) == known.end())
+            out.push_back(path + "." + std::string(name));
+    }
+}
+
+template <std::size_t N>
+void unknown_members_of_each(const json* list, const std::array<const char*, N>& known, const std::string& path,
+                             std::vector<std::string>& out) {
+    if (!list || !list->IsArray()) return;
+    for (const auto& e : list->GetArray()) unknown_members(&e, known, path + "[]", out);
+}
+
+std::vector<std::string> unknown_paths(const json& inc) {
+    std::vector<std::string> out;
+    unknown_members(&inc, incident_fields, "$", out);
+    const json* script = member(inc, "script");
+    unknown_members(script, script_fields, "$.script", out);
+    if (script) unknown_members(member(*script, "risk"), risk_fields, "$.script.risk", out);
+    unknown_members_of_each(member(inc, "actions"), action_fields, "$.actions", out);
+    const json* additional = member(inc, "additional_data");
+    unknown_members(additional, additional_data_fields, "$.additional_data", out);
+    if (additional)
+        unknown_members_of_each(member(*additional, "vulnerabilities"), vulnerability_fields,
+                                "$.additional_data.vulnerabilities", out);
+    return out;
+}
+
 model::incident parse_incident(const json& inc, std::string id, std::string_view raw) {
     model::incident out;
     out.id = std::move(id);
@@ -323,6 +370,11 @@ result<model::page> parse_page(std::string_view body) {
             return shape_error(body, span.begin, path + ".id", "expected a non-empty string");
         page.incidents.push_back(parse_incident(inc, std::string(id->GetString(), id->GetStringLength()),
                                                 body.substr(span.begin, span.end - span.begin)));
+        for (auto& path : unknown_paths(inc)) {
+            auto same = [&](const model::unknown_field& f) { return f.json_path == path; };
+            if (std::none_of(page.unknown_fields.begin(), page.unknown_fields.end(), same))
+                page.unknown_fields.push_back({std::move(path), page.incidents.back().id});
+        }
     }
     return page;
 }

@@ -51,6 +51,7 @@ result<arguments> parse_arguments(const std::vector<std::string>& argv) {
             args.config_path = *v;
         } else if (a.starts_with("--config=")) {
             args.config_path = a.substr(9);
+            if (args.config_path.empty()) return usage_error("--config needs a value");
         } else if (a == "--log-level") {
             auto v = value("--log-level");
             if (!v) return v.error();

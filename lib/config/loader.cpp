@@ -4,6 +4,7 @@
 
 #include <boost/url/parse.hpp>
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <map>
 #include <optional>
 #include <span>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -172,6 +174,10 @@ bool is_host_port(std::string_view text) {
 
 // ---------------------------------------------------------------- reader
 
+// Whether a duration may be 0s, or a path "".
+enum class zero { allowed, refused };
+enum class empty { allowed, refused };
+
 // One key of a map as the file wrote it. For list items the key is the item.
 struct field {
     YAML::Node key;
@@ -224,8 +230,8 @@ private:
 
     std::optional<std::string> scalar(const field& f, std::string_view noun, std::string_view allowed);
     void read_string(const field& f, std::string& out);
-    void read_path(const field& f, std::string& out, bool may_be_empty);
-    void read_duration(const field& f, duration& out, bool zero_allowed);
+    void read_path(const field& f, std::string& out, empty if_empty);
+    void read_duration(const field& f, duration& out, zero if_zero);
     void read_int(const field& f, int& out, int min, int max);
     void read_bool(const field& f, bool& out);
     void read_enum(const field& f, std::string& out, std::span<const std::string_view> allowed, std::string_view noun);
@@ -273,9 +279,9 @@ std::vector<key_rule> reader::root_rules(config& cfg) {
 std::vector<key_rule> reader::api_rules(api_config& api) {
     return {
         {"base_url", [&](const field& f) { read_base_url(f, api.base_url); }},
-        {"token_file", [&](const field& f) { read_path(f, api.token_file, true); }},
+        {"token_file", [&](const field& f) { read_path(f, api.token_file, empty::allowed); }},
         {"ca_file", [&](const field& f) { read_ca_file(f, api.ca_file); }},
-        {"timeout", [&](const field& f) { read_duration(f, api.timeout, false); }},
+        {"timeout", [&](const field& f) { read_duration(f, api.timeout, zero::refused); }},
         {"page_size", [&](const field& f) { read_int(f, api.page_size, 1, 1000); }},
         {"max_body", [&](const field& f) { read_size(f, api.max_body); }},
         {"proxy", [&](const field& f) { read_proxy(f, api.proxy); }},
@@ -286,18 +292,18 @@ std::vector<key_rule> reader::api_rules(api_config& api) {
 std::vector<key_rule> reader::retry_rules(retry_config& retry) {
     return {
         {"max_attempts", [&](const field& f) { read_int(f, retry.max_attempts, 1, std::numeric_limits<int>::max()); }},
-        {"base_delay", [&](const field& f) { read_duration(f, retry.base_delay, true); }},
-        {"max_delay", [&](const field& f) { read_duration(f, retry.max_delay, true); }},
+        {"base_delay", [&](const field& f) { read_duration(f, retry.base_delay, zero::allowed); }},
+        {"max_delay", [&](const field& f) { read_duration(f, retry.max_delay, zero::allowed); }},
     };
 }
 
 std::vector<key_rule> reader::sync_rules(sync_config& sync) {
     return {
-        {"interval", [&](const field& f) { read_duration(f, sync.interval, false); }},
-        {"initial_lookback", [&](const field& f) { read_duration(f, sync.initial_lookback, true); }},
-        {"overlap", [&](const field& f) { read_duration(f, sync.overlap, true); }},
-        {"settle", [&](const field& f) { read_duration(f, sync.settle, true); }},
-        {"max_window", [&](const field& f) { read_duration(f, sync.max_window, false); }},
+        {"interval", [&](const field& f) { read_duration(f, sync.interval, zero::refused); }},
+        {"initial_lookback", [&](const field& f) { read_duration(f, sync.initial_lookback, zero::allowed); }},
+        {"overlap", [&](const field& f) { read_duration(f, sync.overlap, zero::allowed); }},
+        {"settle", [&](const field& f) { read_duration(f, sync.settle, zero::allowed); }},
+        {"max_window", [&](const field& f) { read_duration(f, sync.max_window, zero::refused); }},
         {"concurrency", [&](const field& f) { read_int(f, sync.concurrency, 1, 64); }},
         {"pairs", [&](const field& f) { read_pairs(f, sync.pairs); }},
     };
@@ -305,8 +311,8 @@ std::vector<key_rule> reader::sync_rules(sync_config& sync) {
 
 std::vector<key_rule> reader::database_rules(database_config& database) {
     return {
-        {"path", [&](const field& f) { read_path(f, database.path, false); }},
-        {"busy_timeout", [&](const field& f) { read_duration(f, database.busy_timeout, true); }},
+        {"path", [&](const field& f) { read_path(f, database.path, empty::refused); }},
+        {"busy_timeout", [&](const field& f) { read_duration(f, database.busy_timeout, zero::allowed); }},
     };
 }
 
@@ -388,10 +394,10 @@ void reader::read_string(const field& f, std::string& out) {
 
 // Relative to the config file, not the working directory: a daemon started
 // by systemd runs in `/`, which is never what the author of the file meant.
-void reader::read_path(const field& f, std::string& out, bool may_be_empty) {
+void reader::read_path(const field& f, std::string& out, empty if_empty) {
     auto text = scalar(f, "a path", "write a single file path");
     if (!text) return;
-    if (!may_be_empty && text->empty()) return fail(f.mark(), f.path, "empty", "write a file path");
+    if (if_empty == empty::refused && text->empty()) return fail(f.mark(), f.path, "empty", "write a file path");
     const fs::path written(*text);
     // ":memory:" is SQLite's name for a private in-memory database, not a file.
     if (text->empty() || written.is_absolute() || *text == ":memory:")
@@ -400,14 +406,15 @@ void reader::read_path(const field& f, std::string& out, bool may_be_empty) {
         out = (base_dir_ / written).lexically_normal().string();
 }
 
-void reader::read_duration(const field& f, duration& out, bool zero_allowed) {
+void reader::read_duration(const field& f, duration& out, zero if_zero) {
     const auto text = scalar(f, "a duration", duration_allowed);
     if (!text) return;
     if (text->empty()) return fail(f.mark(), f.path, "no value", duration_allowed);
     const auto parsed = util::parse_duration(*text);
     if (!parsed) return fail(f.mark(), f.path, quote_value(*text) + " is not a duration", duration_allowed);
-    if (!zero_allowed && parsed->count() == 0)
-        return fail(f.mark(), f.path, quote_value(*text) + " is zero", "write a duration greater than zero (e.g. 30s, 5m)");
+    if (if_zero == zero::refused && parsed->count() == 0)
+        return fail(f.mark(), f.path, quote_value(*text) + " is zero",
+                    "write a duration greater than zero (e.g. 30s, 5m)");
     out = *parsed;
 }
 
@@ -498,7 +505,7 @@ void reader::read_proxy(const field& f, std::string& out) {
 // Checked now so a typo fails at start-up, not at the first TLS handshake.
 void reader::read_ca_file(const field& f, std::string& out) {
     std::string resolved;
-    read_path(f, resolved, true);
+    read_path(f, resolved, empty::allowed);
     if (resolved.empty()) return;
     std::error_code ec;
     const auto status = fs::status(resolved, ec);
@@ -603,9 +610,52 @@ void reader::check_relations(const config& cfg) {
 
 // ---------------------------------------------------------------- input
 
+// Records where the documents of a stream start, without building them.
+class document_starts : public YAML::EventHandler {
+public:
+    void OnDocumentStart(const YAML::Mark& mark) override { starts_.push_back(mark); }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+
+    const std::vector<YAML::Mark>& starts() const { return starts_; }
+
+private:
+    std::vector<YAML::Mark> starts_;
+};
+
+constexpr std::string_view syntax_hint = "check the indentation, colons and quotes on this line and the one before";
+
 std::string syntax_error(const std::string& file, const YAML::Exception& e) {
-    return where(file, e.mark) + "YAML syntax error: " + e.msg +
-           "; check the indentation, colons and quotes on this line and the one before";
+    return where(file, e.mark) + "YAML syntax error: " + e.msg + "; " + std::string(syntax_hint);
+}
+
+// What YAML::Load cannot see because it reads only the first document: a
+// second one, or a stray top-level comma. YAML::LoadAll is not used because
+// on that comma yaml-cpp 0.7 reports an empty document again and again
+// without moving on (jbeder/yaml-cpp#1040) and allocates until killed; three
+// documents at most tell a real second document from that loop.
+std::optional<std::string> stream_problem(const std::string& file, const std::string& text) {
+    std::istringstream stream(text);
+    YAML::Parser parser(stream);
+    document_starts handler;
+    const auto& starts = handler.starts();
+    for (int i = 0; i < 3 && parser.HandleNextDocument(handler); ++i) {
+        if (starts.size() >= 2 && starts.back().pos == starts[starts.size() - 2].pos) {
+            const auto pos = static_cast<std::size_t>(starts.back().pos);
+            return where(file, starts.back()) + "YAML syntax error: unexpected " +
+                   quote_value(std::string_view(text).substr(pos, 1)) + "; " + std::string(syntax_hint);
+        }
+    }
+    if (starts.size() >= 2)
+        return where(file, starts[1]) +
+               "(document): a second YAML document starts here; the config file holds exactly one";
+    return std::nullopt;
 }
 
 // Anchors relative paths; absolute so that a later chdir cannot move them.
@@ -660,14 +710,11 @@ result<config> load_config_text(std::string_view yaml, const std::filesystem::pa
     // yaml-cpp reports syntax errors (and, rarely, its own failures while the
     // tree is walked) as exceptions; they stop at this boundary.
     try {
-        const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
-        if (documents.size() > 1) {
-            return make_error(errc::config, where(file, documents[1].Mark()) +
-                                                "(document): a second YAML document starts here; "
-                                                "the config file holds exactly one");
-        }
+        const std::string text(yaml);
+        const YAML::Node root = YAML::Load(text);
+        if (auto problem = stream_problem(file, text)) return make_error(errc::config, std::move(*problem));
         reader r(file, base_dir_of(shown_name));
-        config cfg = r.read(documents.empty() ? YAML::Node() : documents.front());
+        config cfg = r.read(root);
         if (!r.errors().empty()) {
             std::string message;
             for (const auto& line : r.errors()) message += (message.empty() ? "" : "\n") + line;

@@ -44,8 +44,14 @@ result<proxy_endpoint> parse_proxy_url(std::string_view text) {
     if (parsed->has_userinfo()) return fail("has credentials, which are not supported");
     if (parsed->host().empty()) return fail("has no host");
     proxy_endpoint p;
-    p.host = parsed->host();
-    if (parsed->has_port()) p.port = parsed->port_number();
+    p.host = parsed->host_address();
+    // port_number() silently wraps 99999; read the digits ourselves.
+    if (parsed->has_port() && !parsed->port().empty()) {
+        const std::string digits(parsed->port());
+        if (digits.size() > 5 || std::stoul(digits) == 0 || std::stoul(digits) > 65535)
+            return fail("has a port outside 1-65535");
+        p.port = static_cast<std::uint16_t>(std::stoul(digits));
+    }
     return p;
 }
 

@@ -78,10 +78,17 @@ struct incident {
     bool operator==(const incident&) const = default;
 };
 
+// A field the schema does not know, found in an incident (schema drift).
+struct unknown_field {
+    std::string json_path;    // e.g. `$.script.new_flag`, `$.actions[].weight`
+    std::string incident_id;  // an example incident carrying it
+};
+
 // One response page of GET /v1/incidents.
 struct page {
     std::int64_t count = 0;  // paging.count: incidents matching the query, all pages
     std::vector<incident> incidents;
+    std::vector<unknown_field> unknown_fields;  // distinct paths on this page
 };
 
 }  // namespace isync::model

@@ -3,60 +3,92 @@
 #include <algorithm>
 
 namespace isync::sync {
+namespace {
+constexpr int max_misses_in_a_row = 8;
+}
 
-page_walk::page_walk(int take, int max_rewalks) : take_(std::max(1, take)), max_rewalks_(max_rewalks) {}
+page_walk::page_walk(int take, int max_rewalks, int overlap)
+    : take_(std::max(1, take)), max_rewalks_(max_rewalks), overlap_(std::clamp(overlap, 0, std::max(0, take_ - 1))) {}
 
 void page_walk::restart() {
-    // `seen_` is kept: the union over walks is what must cover the count, so
-    // a server with an unstable order still converges.
-    skip_ = 0;
+    // `seen_` is kept: the union over walks is what must cover the count.
+    next_skip_ = 0;
+    frontier_ = 0;
+    anchors_.clear();
     last_count_.reset();
+    misses_in_a_row_ = 0;
     walk_requests_ = 0;
 }
 
-walk_state page_walk::advance(std::int64_t count, std::size_t items) {
-    ++requests_;
-    ++walk_requests_;
-    max_count_ = std::max(max_count_, count);
+std::optional<std::size_t> page_walk::last_anchor_in_page() const {
+    for (std::size_t j = page_ids_.size(); j-- > 0;)
+        if (std::find(anchors_.begin(), anchors_.end(), page_ids_[j]) != anchors_.end()) return j;
+    return std::nullopt;
+}
 
-    // The server applied any change before it served this page, so this page
-    // is already in the new order; what a drop of d can have pushed out of
-    // reach are the d places just before this page's start. Read on from there.
-    std::int64_t next_skip = skip_ + static_cast<std::int64_t>(items);
-    bool stepped_back = false;
-    if (last_count_ && count < *last_count_) {
-        next_skip = std::max<std::int64_t>(0, skip_ - (*last_count_ - count));
-        stepped_back = true;
-        ++drift_corrections_;
-    } else if (last_count_ && count > *last_count_) {
-        ++drift_corrections_;  // counted, though carrying on is the correction
-    }
-    last_count_ = count;
-    skip_ = next_skip;
-
-    const bool walked_to_end = (items == 0 && !stepped_back) || skip_ >= count;
-    if (!walked_to_end) {
-        // A server that never ends: a walk may take at most twice the pages
-        // the largest count implies, plus slack for drift corrections.
-        if (walk_requests_ > 2 * (max_count_ / take_ + 1) + 16) {
-            state_ = walk_state::failed;
-            failure_ = "the server kept returning pages beyond paging.count";
-        }
-        return state_;
-    }
-    if (static_cast<std::int64_t>(seen_.size()) >= count) {
-        state_ = walk_state::complete;
-        return state_;
-    }
-    // Fewer distinct incidents than counted: some slipped past the offsets.
+walk_state page_walk::finish_or_rewalk(std::int64_t count) {
+    if (static_cast<std::int64_t>(seen_.size()) >= count) return state_ = walk_state::complete;
+    // Fewer distinct incidents than counted: some arrived behind our offset,
+    // or the order is not stable. Read the slice again.
     if (rewalks_ >= max_rewalks_) {
-        state_ = walk_state::failed;
-        failure_ = "the result set kept changing while it was paged; the slice will be read again next poll";
-        return state_;
+        failure_ = "the result set kept changing while it was paged (fewer distinct incidents read than "
+                   "paging.count); the slice will be read again next poll";
+        return state_ = walk_state::failed;
     }
     ++rewalks_;
     ++drift_corrections_;
     restart();
+    return state_;
+}
+
+walk_state page_walk::advance(std::int64_t count) {
+    ++requests_;
+    // A server that never ends: the budget is fixed by the count when the
+    // walk began, so a count that keeps growing cannot stretch it.
+    if (++walk_requests_ == 1) walk_budget_ = 4 * (count / std::max(1, take_ - overlap_) + 1) + 32;
+    for (std::size_t id : page_ids_) seen_.insert(id);
+    const std::int64_t skip = next_skip_;
+    const auto n = static_cast<std::int64_t>(page_ids_.size());
+    const std::optional<std::int64_t> previous_count = last_count_;
+    last_count_ = count;
+
+    std::int64_t new_items = n;
+    if (!anchors_.empty()) {
+        const auto j = last_anchor_in_page();
+        if (!j) {
+            // Continuity lost: the anchors moved out of this page (or left
+            // the window). Look further back, by what the count says left.
+            ++drift_corrections_;
+            const std::int64_t drop = previous_count ? *previous_count - count : 0;
+            const std::int64_t back = drop > 0 ? drop + overlap_ : std::max<std::int64_t>(1, take_ / 2);
+            if (++misses_in_a_row_ > max_misses_in_a_row || skip == 0) {
+                if (rewalks_ >= max_rewalks_) {
+                    failure_ = "lost its place in the result set repeatedly while paging; the slice will be read "
+                               "again next poll";
+                    return state_ = walk_state::failed;
+                }
+                ++rewalks_;
+                restart();
+                return state_;
+            }
+            next_skip_ = std::max<std::int64_t>(0, skip - back);
+            return state_;
+        }
+        const std::int64_t expected = frontier_ - 1 - skip;  // where the last id read should be
+        if (static_cast<std::int64_t>(*j) != expected) ++drift_corrections_;
+        new_items = n - static_cast<std::int64_t>(*j) - 1;
+    }
+    misses_in_a_row_ = 0;
+    frontier_ = skip + n;
+    if (n > 0) anchors_ = page_ids_;
+
+    // The end: the frontier passed the count, or a page brought nothing new.
+    if (frontier_ >= count || new_items <= 0) return finish_or_rewalk(count);
+    if (walk_requests_ > walk_budget_) {
+        failure_ = "the server kept returning new pages beyond what paging.count announced";
+        return state_ = walk_state::failed;
+    }
+    next_skip_ = std::max<std::int64_t>(0, frontier_ - overlap_);
     return state_;
 }
 

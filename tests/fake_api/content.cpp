@@ -1,11 +1,10 @@
 #include "fake_api/content.hpp"
 
 #include "fake_api/random.hpp"
-#include "util/timestamp.hpp"
+#include "fake_api/text_format.hpp"
 
 #include <algorithm>
 #include <array>
-#include <cstdio>
 
 namespace fake_api {
 namespace {
@@ -88,12 +87,6 @@ const T& pick(rng& r, const std::array<T, N>& items) {
     return items[r.below(N)];
 }
 
-std::string hex(std::uint64_t value, int digits) {
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%0*llx", digits, static_cast<unsigned long long>(value));
-    return std::string(buf, static_cast<std::size_t>(digits));
-}
-
 // A non-empty subset of the page types, starting at a random type so the
 // listed order is not always sorted (the model's order is).
 std::vector<std::string_view> pick_page_types(rng& r) {
@@ -133,10 +126,11 @@ std::vector<std::pair<std::string, std::string>> draw_args(rng& r, std::string_v
 }
 
 std::string cve(rng& r) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "CVE-%04d-%05d", 2015 + static_cast<int>(r.below(9)),
-                  10000 + static_cast<int>(r.below(90000)));
-    return buf;
+    std::string out = "CVE-";
+    append_fixed(out, 2015 + r.below(9), 4);
+    out += '-';
+    append_fixed(out, 10000 + r.below(90000), 5);
+    return out;
 }
 
 std::string version_string(rng& r) {
@@ -160,23 +154,20 @@ std::int64_t quantize(std::int64_t ms, ts_style style) {
 
 std::string render_timestamp(std::int64_t ms, ts_style style) {
     ms = quantize(ms, style);
-    switch (style.form) {
-        case ts_form::seconds_z: {
-            auto text = isync::util::format_iso8601_ms(ms);
-            text.resize(text.size() - 5);  // drop ".sssZ"
-            return text + "Z";
-        }
-        case ts_form::millis_z: return isync::util::format_iso8601_ms(ms);
-        case ts_form::millis_offset: {
-            auto text = isync::util::format_iso8601_ms(ms + style.offset_minutes * 60'000LL);
-            text.pop_back();  // the local time, without "Z"
-            const int off = style.offset_minutes < 0 ? -style.offset_minutes : style.offset_minutes;
-            char zone[8];
-            std::snprintf(zone, sizeof zone, "%c%02d:%02d", style.offset_minutes < 0 ? '-' : '+', off / 60, off % 60);
-            return text + zone;
-        }
+    std::string out;
+    out.reserve(29);
+    if (style.form != ts_form::millis_offset) {
+        append_utc(out, ms, style.form == ts_form::millis_z);
+        out += 'Z';
+        return out;
     }
-    return {};
+    append_utc(out, ms + style.offset_minutes * 60'000LL, true);  // the local time at that offset
+    const int off = style.offset_minutes < 0 ? -style.offset_minutes : style.offset_minutes;
+    out += style.offset_minutes < 0 ? '-' : '+';
+    append_fixed(out, static_cast<std::uint64_t>(off / 60), 2);
+    out += ':';
+    append_fixed(out, static_cast<std::uint64_t>(off % 60), 2);
+    return out;
 }
 
 incident_origin draw_origin(std::uint64_t seed, std::uint64_t index, std::size_t pair_count, std::int64_t start_ms,

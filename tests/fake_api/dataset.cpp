@@ -3,12 +3,14 @@
 #include "fake_api/random.hpp"
 #include "fake_api/render_json.hpp"
 #include "fake_api/render_model.hpp"
+#include "fake_api/text_format.hpp"
 
 #include <algorithm>
 #include <cstdio>
 #include <limits>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 namespace fake_api {
 namespace {
@@ -64,13 +66,32 @@ dataset::dataset(dataset_options options) : options_(std::move(options)) {
         }
     }
 
-    records_.reserve(options_.incidents);
-    incident_writer writer;
-    for (std::size_t i = 0; i < options_.incidents; ++i) {
-        const auto o = draw_origin(options_.seed, i, pair_count, options_.start_ms, options_.end_ms);
-        add(o.last_seen_ms - o.first_seen_gap_ms, o.last_seen_ms, o.pair,
-            static_cast<std::uint32_t>(o.pair * pool_size_ + o.script_slot % pool_size_));
-        render(i, writer);
+    // Every incident is a function of (seed, index), so ranges generate in
+    // parallel, each into its own arena; the arenas are joined afterwards.
+    records_.resize(options_.incidents);
+    // A worker per 100k incidents at most: each leaves a part-filled 4 MiB chunk behind.
+    const std::size_t workers = std::clamp<std::size_t>(
+        std::min<std::size_t>(options_.incidents / 100'000, std::thread::hardware_concurrency()), 1, 8);
+    std::vector<text_arena> arenas(workers);
+    std::vector<std::exception_ptr> failures(workers);
+    std::vector<std::thread> threads;
+    auto bound = [&](std::size_t w) { return options_.incidents * w / workers; };
+    for (std::size_t w = 1; w < workers; ++w) {
+        threads.emplace_back([&, w] {
+            try {
+                generate(bound(w), bound(w + 1), arenas[w]);
+            } catch (...) {
+                failures[w] = std::current_exception();
+            }
+        });
+    }
+    generate(bound(0), bound(1), arenas[0]);
+    for (auto& t : threads) t.join();
+    for (const auto& f : failures)
+        if (f) std::rethrow_exception(f);
+    for (std::size_t w = 0; w < workers; ++w) {
+        const auto offset = text_.absorb(std::move(arenas[w]));
+        for (std::size_t i = bound(w); i < bound(w + 1); ++i) records_[i].json += offset;
     }
 
     // Sorting once beats inserting a million times.
@@ -87,10 +108,11 @@ std::optional<std::size_t> dataset::pair_index(std::string_view app_id, std::str
 }
 
 std::string dataset::id(std::size_t i) const {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%08x%016llx", id_prefix(records_[i].first_seen_ms),
-                  static_cast<unsigned long long>(id_permutation(options_.seed).forward(i)));
-    return buf;
+    std::string out;
+    out.reserve(24);
+    append_hex(out, id_prefix(records_[i].first_seen_ms), 8);
+    append_hex(out, id_permutation(options_.seed).forward(i), 16);
+    return out;
 }
 
 std::optional<std::size_t> dataset::find(std::string_view id) const {
@@ -195,7 +217,17 @@ incident_facts dataset::facts(std::size_t i) const {
 
 incident_spec dataset::spec(std::size_t i) const { return make_incident_spec(facts(i)); }
 
-void dataset::render(std::size_t i, incident_writer& writer) {
+void dataset::generate(std::size_t begin, std::size_t end, text_arena& into) {
+    incident_writer writer;
+    for (std::size_t i = begin; i < end; ++i) {
+        const auto o = draw_origin(options_.seed, i, options_.pairs.size(), options_.start_ms, options_.end_ms);
+        place(i, o.last_seen_ms - o.first_seen_gap_ms, o.last_seen_ms, o.pair,
+              static_cast<std::uint32_t>(o.pair * pool_size_ + o.script_slot % pool_size_));
+        render(i, writer, into);
+    }
+}
+
+void dataset::render(std::size_t i, incident_writer& writer, text_arena& into) {
     const auto s = spec(i);
     record& r = records_[i];
     const std::string_view script = s.script ? std::string_view(script_json_[r.script]) : std::string_view();
@@ -205,29 +237,30 @@ void dataset::render(std::size_t i, incident_writer& writer) {
     r.spliced = writer.script_offset() != std::string_view::npos;
     const auto head = r.spliced ? text.substr(0, writer.script_offset()) : text;
     const auto tail = r.spliced ? text.substr(writer.script_offset() + script.size()) : std::string_view();
-    r.json = text_.append(head, tail);
+    r.json = into.append(head, tail);
     r.head_size = static_cast<std::uint32_t>(head.size());
     r.tail_size = static_cast<std::uint32_t>(tail.size());
 }
 
-void dataset::add(std::int64_t first_seen_ms, std::int64_t last_seen_ms, std::uint32_t pair, std::uint32_t script) {
-    const auto i = records_.size();
+void dataset::place(std::size_t i, std::int64_t first_seen_ms, std::int64_t last_seen_ms, std::uint32_t pair,
+                    std::uint32_t script) {
     // Quantize to what the written timestamps can express, so filtering and
     // the text agree; first_seen is derived from the quantized last_seen so it
     // can never come out later.
     const auto last = quantize(last_seen_ms, style_for(options_.seed, i, ts_field::last_seen));
     const auto first = quantize(std::min(first_seen_ms - last_seen_ms + last, last),
                                 style_for(options_.seed, i, ts_field::first_seen));
-    records_.push_back({first, last, 0, 0, 0, pair, script, 0, false});
+    records_[i] = {first, last, 0, 0, 0, pair, script, 0, false};
 }
 
 std::size_t dataset::arrive(std::int64_t now_ms) {
     const auto i = records_.size();
     const auto o = draw_origin(options_.seed, i, options_.pairs.size(), options_.start_ms, options_.end_ms);
-    add(now_ms - o.first_seen_gap_ms, now_ms, o.pair,
-        static_cast<std::uint32_t>(o.pair * pool_size_ + o.script_slot % pool_size_));
+    records_.emplace_back();
+    place(i, now_ms - o.first_seen_gap_ms, now_ms, o.pair,
+          static_cast<std::uint32_t>(o.pair * pool_size_ + o.script_slot % pool_size_));
     incident_writer writer;
-    render(i, writer);
+    render(i, writer, text_);
     link(i);
     return i;
 }
@@ -238,7 +271,7 @@ void dataset::change(std::size_t i, std::int64_t now_ms) {
     r.last_seen_ms = quantize(now_ms, style_for(options_.seed, i, ts_field::last_seen));
     ++r.version;
     incident_writer writer;
-    render(i, writer);  // the old text stays in the arena: live mode changes few incidents
+    render(i, writer, text_);  // the old text stays in the arena: live mode changes few incidents
     link(i);
 }
 

@@ -108,8 +108,10 @@ private:
 
     incident_facts facts(std::size_t i) const;
     incident_spec spec(std::size_t i) const;
-    void render(std::size_t i, incident_writer& writer);
-    void add(std::int64_t first_seen_ms, std::int64_t last_seen_ms, std::uint32_t pair, std::uint32_t script);
+    void generate(std::size_t begin, std::size_t end, text_arena& into);
+    void render(std::size_t i, incident_writer& writer, text_arena& into);
+    void place(std::size_t i, std::int64_t first_seen_ms, std::int64_t last_seen_ms, std::uint32_t pair,
+               std::uint32_t script);
     std::size_t arrive(std::int64_t now_ms);
     void change(std::size_t i, std::int64_t now_ms);
     bool serves_before(std::uint32_t a, std::uint32_t b) const;

@@ -38,7 +38,10 @@ struct incidents_query {
 // The query string of `target` read as GET /v1/incidents parameters, with the
 // documented defaults (from = now - 24 h, to = now, skip 0, take 20) and take
 // clamped to `take_cap`; errc::bad_request with the 422 message when appId or
-// tld is missing or a number is not a non-negative integer.
+// tld is missing or a number is not a non-negative integer. Unknown
+// parameters are ignored; from >= to is not an error but an empty window, and
+// an unknown (appId, tld) pair matches nothing (the real API's answers to
+// either are undocumented).
 isync::result<incidents_query> parse_incidents_query(std::string_view target, std::int64_t now_ms,
                                                      std::size_t take_cap);
 

@@ -53,6 +53,7 @@ with a CA made at start-up. Runs until SIGTERM or SIGINT.
 isync::result<sim_options> parse_sim_args(std::span<const std::string_view> args, std::int64_t now_ms) {
     sim_options o;
     std::size_t pair_count = 1;
+    bool pair_count_given = false;
     bool pairs_given = false;
     auto span = std::chrono::milliseconds(std::chrono::hours(24));
 
@@ -85,6 +86,7 @@ isync::result<sim_options> parse_sim_args(std::span<const std::string_view> args
             if (auto e = need_count()) return *e;
             if (*count == 0) return usage("--pairs: at least 1");
             pair_count = *count;
+            pair_count_given = true;
         } else if (flag == "--pair") {
             const auto colon = value.find(':');
             if (colon == std::string_view::npos || colon == 0 || colon + 1 == value.size())
@@ -134,7 +136,7 @@ isync::result<sim_options> parse_sim_args(std::span<const std::string_view> args
             return usage(std::string(flag) + ": unknown flag (see --help)");
         }
     }
-    if (pairs_given && pair_count != 1) return usage("--pair and --pairs exclude each other");
+    if (pairs_given && pair_count_given) return usage("--pair and --pairs exclude each other");
     if (!pairs_given) o.server.data.pairs = sim_pairs(pair_count);
     o.server.data.end_ms = now_ms;
     o.server.data.start_ms = now_ms - span.count();

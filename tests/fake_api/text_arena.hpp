@@ -35,6 +35,18 @@ public:
         return where;
     }
 
+    // Takes over `other`'s texts (no copying); returns what to add to the
+    // chunk index (the high 32 bits) of every ref `other` handed out.
+    ref absorb(text_arena&& other) {
+        const ref offset = static_cast<ref>(chunks_.size()) << 32;
+        if (other.chunks_.empty()) return offset;
+        for (auto& c : other.chunks_) chunks_.push_back(std::move(c));
+        used_ = other.used_;  // further appends continue in other's last chunk
+        other.chunks_.clear();
+        other.used_ = 0;
+        return offset;
+    }
+
     std::string_view view(ref where, std::size_t size) const noexcept {
         return {chunks_[where >> 32].get() + (where & 0xffffffffu), size};
     }

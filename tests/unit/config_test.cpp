@@ -409,7 +409,15 @@ TEST_F(Config, DeepNestingIsASyntaxErrorNotACrash) {
 
 TEST_F(Config, SecondDocumentIsRefused) {
     EXPECT_EQ(error_for(std::string(one_pair) + "---\nlog:\n  level: debug\n"),
-              "/etc/x.yaml:5:1: (document): a second YAML document starts here; the config file holds exactly one");
+              "/etc/x.yaml:4:1: (document): a second YAML document starts here; the config file holds exactly one");
+}
+
+// yaml-cpp 0.7's LoadAll allocates without end on this (jbeder/yaml-cpp#1040).
+TEST_F(Config, StrayCommaIsASyntaxErrorNotAHang) {
+    EXPECT_EQ(error_for(","), "/etc/x.yaml:1:1: YAML syntax error: unexpected \",\"; "
+                              "check the indentation, colons and quotes on this line and the one before");
+    EXPECT_EQ(error_for("- a\n,"), "/etc/x.yaml:2:1: YAML syntax error: unexpected \",\"; "
+                                   "check the indentation, colons and quotes on this line and the one before");
 }
 
 TEST_F(Config, ReportsEveryErrorInDocumentOrder) {
