@@ -12,14 +12,16 @@
 //
 // Errors: every problem found is reported, one per line, in document order
 // (relations between keys, such as `retry.max_delay >= retry.base_delay`,
-// are checked only once every key is valid on its own). A YAML syntax error
-// stops at the first one. Each line has the form
+// are checked only once every key is valid on its own). Each line reads
 //
 //     <file>:<line>:<col>: <dotted.key>: <problem>; <what is allowed>
 //
 // with 1-based line and column, and list indexes in the key 0-based
-// (`sync.pairs[1].tld` is the second pair). An unreadable file gives
-// `cannot read config file <path>: <reason>`. All of them use errc::config.
+// (`sync.pairs[1].tld` is the second pair). A YAML syntax error is reported
+// alone, as `<file>:<line>:<col>: YAML syntax error: <parser's words>; check
+// the indentation, ...`; a second YAML document in the file is an error too.
+// An unreadable file gives `cannot read config file <path>: <reason>`.
+// All of them use errc::config.
 
 #include "config/config.hpp"
 #include "util/error.hpp"

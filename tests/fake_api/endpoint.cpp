@@ -147,6 +147,10 @@ reply handle_request(std::string_view method, std::string_view target, std::stri
     if (authorization != "Bearer " + config.token) return {401, message_body("Unauthorized")};
     auto q = parse_incidents_query(target, now_ms, config.take_cap);
     if (!q) return {422, message_body(q.error().message)};
+    for (const auto& app : q->app_ids)
+        if (std::find(config.unauthorized_app_ids.begin(), config.unauthorized_app_ids.end(), app) !=
+            config.unauthorized_app_ids.end())
+            return {401, message_body("Unauthorized")};
     return page(*q, data, config);
 }
 

@@ -24,6 +24,9 @@ struct endpoint_config {
     // address: the documented example's `next` points at an internal host,
     // which is why the daemon must never follow it.
     std::string paging_base_url = "http://incidents-api.internal:8080";
+    // appIds the token may not read: requests for them get 401, as when a
+    // token is scoped to other applications.
+    std::vector<std::string> unauthorized_app_ids{};
 };
 
 struct incidents_query {

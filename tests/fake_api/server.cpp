@@ -124,7 +124,7 @@ struct server::impl {
     explicit impl(server_options opts)
         : options(std::move(opts)),
           data(options.shared_data ? options.shared_data : std::make_shared<dataset>(options.data)),
-          endpoint{options.token, options.take_cap, options.paging_base_url},
+          endpoint{options.token, options.take_cap, options.paging_base_url, options.unauthorized_app_ids},
           active_faults(options.faults),
           fixed_now(options.now_ms.value_or(real_time)),
           ca(make_ca("incident-sim test CA")) {

@@ -48,6 +48,7 @@ struct server_options {
     dataset_options data{};                 // generated at start-up unless `shared_data` is set
     std::shared_ptr<dataset> shared_data{};  // served instead (and mutated in live mode, under the server's lock)
     std::string token = "test-token";
+    std::vector<std::string> unauthorized_app_ids{};  // 401 for these appIds, whatever the token
     std::string address = "127.0.0.1";
     std::uint16_t port = 0;  // 0: ephemeral
     std::size_t take_cap = 1000;  // see endpoint_config::take_cap

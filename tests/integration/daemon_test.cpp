@@ -100,6 +100,27 @@ TEST(Daemon, RefusedTokenFailsOnceWithExitOneAndNeverShowsTheToken) {
     EXPECT_EQ(f.server().stats().status_counts.at(401), 2u);  // one request per pair: no retry storm
 }
 
+TEST(Daemon, OnePairRefusedOthersSucceedAndOnceExitsOne) {
+    daemon_options o;
+    o.pairs = 3;
+    o.log_level = "trace";
+    o.unauthorized_app_ids = {"PXsim001"};
+    daemon_fixture f(o);
+    EXPECT_EQ(f.run("once", "once"), 1);
+    const std::string out = f.output("once");
+    EXPECT_NE(out.find("PXsim001/site001.example: authentication failed"), std::string::npos) << out;
+    EXPECT_EQ(out.find(f.server().token()), std::string::npos) << "the token leaked into the output";
+    auto db = f.open_db();
+    for (const auto& p : f.pairs()) {
+        const auto wm = test_support::watermark(*db, p.app_id, p.tld);
+        if (p.app_id == "PXsim001") EXPECT_FALSE(wm.has_value());
+        else EXPECT_TRUE(wm.has_value()) << p.app_id;
+    }
+    EXPECT_EQ(db->execAndGet("SELECT COUNT(*) FROM incidents WHERE app_id = 'PXsim001'").getInt(), 0);
+    EXPECT_EQ(db->execAndGet("SELECT auth_failing FROM sync_state WHERE app_id = 'PXsim001'").getInt(), 1);
+    EXPECT_EQ(f.run("status", "check", {"--check"}), 1);
+}
+
 TEST(Daemon, SecondDaemonOnTheSameDatabaseIsRefusedWhileReadersAreWelcome) {
     daemon_options o;
     o.faults.delay = std::chrono::milliseconds(200);  // keeps the first one busy
