@@ -3,11 +3,14 @@
 function(embed_schema out_var schema_dir)
   file(GLOB sql_files CONFIGURE_DEPENDS ${schema_dir}/*.sql)
   list(SORT sql_files)
+  # A CMake list holds ';', which a shell would split: pass it '|'-joined.
+  list(JOIN sql_files "|" sql_files_arg)
   set(generated ${CMAKE_CURRENT_BINARY_DIR}/generated/schema_migrations.cpp)
   add_custom_command(
     OUTPUT ${generated}
-    COMMAND ${CMAKE_COMMAND} -DOUT=${generated} "-DFILES=${sql_files}" -P ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/embed_schema_run.cmake
+    COMMAND ${CMAKE_COMMAND} -DOUT=${generated} "-DFILES=${sql_files_arg}" -P ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/embed_schema_run.cmake
     DEPENDS ${sql_files} ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/embed_schema_run.cmake
-    COMMENT "Embedding SQL migrations")
+    COMMENT "Embedding SQL migrations"
+    VERBATIM)
   set(${out_var} ${generated} PARENT_SCOPE)
 endfunction()

@@ -5,6 +5,10 @@
 #include "util/timestamp.hpp"
 
 #include <SQLiteCpp/Transaction.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 namespace isync::store {
 namespace {
@@ -68,6 +72,7 @@ void bind_incident(SQLite::Statement& st, const model::incident& inc, std::optio
     st.bindNoCopy(14, inc.raw_json);
     st.bind(15, content_hash);
     st.bind(16, substance);
+    bind_optional(st, 18, inc.script ? inc.script->risk_level : std::nullopt);
 }
 
 }  // namespace
@@ -123,13 +128,13 @@ incident_store::incident_store(SQLite::Database& db, std::string path)
       path_(std::move(path)),
       find_incident_(db, "SELECT incident_key, content_hash, substance_hash FROM incidents WHERE id = ?"),
       insert_incident_(db, std::string("INSERT INTO incidents (") + incident_columns +
-                               ", first_synced_at, last_synced_at, content_changed_at) "
-                               "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, ?17, ?17, ?17)"),
+                               ", first_synced_at, last_synced_at, content_changed_at, script_risk_level) "
+                               "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, ?17, ?17, ?17, ?18)"),
       update_incident_(db,
                        "UPDATE incidents SET app_id=?2, host_domain=?3, category=?4, incident=?5, details=?6, "
                        "initiator=?7, first_seen=?8, last_seen=?9, ack_updated_at=?10, under_review=?11, "
                        "risk_level=?12, script_key=?13, raw_json=?14, content_hash=?15, substance_hash=?16, "
-                       "last_synced_at=?17, "
+                       "last_synced_at=?17, script_risk_level=?18, "
                        "content_changed_at=CASE WHEN substance_hash=?16 THEN content_changed_at ELSE ?17 END "
                        "WHERE id=?1"),
       find_script_(db, "SELECT script_key, content_hash FROM scripts WHERE key = ?"),
@@ -175,10 +180,26 @@ incident_store::incident_store(SQLite::Database& db, std::string path)
                   "INSERT INTO sync_runs (app_id, tld, from_ms, to_ms, pages, incidents_seen, incidents_new, "
                   "incidents_changed, drift_corrections, started_at, finished_at, status, error) "
                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"),
-      select_watermark_(db, "SELECT watermark_ms FROM sync_state WHERE app_id = ? AND tld = ?") {}
+      select_watermark_(db, "SELECT watermark_ms FROM sync_state WHERE app_id = ? AND tld = ?"),
+      select_tracked_(db,
+                      "SELECT risk_level, under_review, category, ack_updated_at, script_risk_level "
+                      "FROM incidents WHERE incident_key = ?"),
+      select_action_set_(db, "SELECT type, subtype FROM actions WHERE incident_key = ?"),
+      select_vulnerability_set_(db,
+                                "SELECT v.package, v.version, (SELECT group_concat(vulnerability_id, ', ') FROM "
+                                "(SELECT vulnerability_id FROM vulnerability_ids vi WHERE vi.incident_key = "
+                                "v.incident_key AND vi.vulnerability_ordinal = v.ordinal ORDER BY vulnerability_id)) "
+                                "FROM vulnerabilities v WHERE v.incident_key = ?"),
+      insert_change_(db,
+                     "INSERT INTO incident_changes (incident_key, observed_at, field, old_value, new_value) "
+                     "VALUES (?,?,?,?,?)"),
+      insert_unknown_field_(db,
+                            "INSERT OR IGNORE INTO unknown_fields (json_path, first_seen_at, example_incident_id) "
+                            "VALUES (?,?,?)") {}
 
 result<upsert_counts> incident_store::commit_page(std::span<const model::incident> incidents, std::int64_t now_ms,
-                                                  const slice_report* finish) {
+                                                  const slice_report* finish,
+                                                  std::span<const model::unknown_field> unknown_fields) {
     const std::string now_text = util::format_iso8601_ms(now_ms);
     try {
         step("begin");
@@ -186,14 +207,21 @@ result<upsert_counts> incident_store::commit_page(std::span<const model::inciden
         // (after busy_timeout) rather than half-way through the page.
         SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
         upsert_counts counts = write_page(incidents, now_text);
+        record_unknown_fields(unknown_fields, now_text);
         if (finish) finish_slice(*finish, counts, now_text);
         step("commit");
         tx.commit();
         step("committed");
+        for (auto& [_, committed] : unknown_fields_recorded_) committed = true;
+        for (const auto& w : pending_warnings_) spdlog::warn("{}", w);
+        pending_warnings_.clear();
         return counts;
     } catch (const std::exception& e) {
         // The transaction rolled back: forget script rows it may have added.
         script_cache_.clear();
+        for (auto it = unknown_fields_recorded_.begin(); it != unknown_fields_recorded_.end();)
+            it = it->second ? std::next(it) : unknown_fields_recorded_.erase(it);  // keep only committed ones
+        pending_warnings_.clear();
         reset_statements();
         return sqlite_error(e, path_, "writing a page of incidents");
     }
@@ -229,6 +257,7 @@ void incident_store::upsert_incident(const model::incident& inc, const std::stri
     const std::int64_t substance = substance_hash(inc);
     std::int64_t incident_key;
     if (existing_key) {
+        record_changes(*existing_key, inc, now_text);  // before the update: it reads the old row
         bind_incident(update_incident_, inc, script_key, content, substance);
         update_incident_.bind(17, now_text);
         run(update_incident_);
@@ -411,13 +440,137 @@ result<void> incident_store::record_failure(const slice_report& report, std::str
     }
 }
 
+std::string action_set(const model::incident& inc) {
+    std::vector<std::string> items;
+    for (const auto& a : inc.actions) items.push_back(a.type.value_or("") + "/" + a.subtype.value_or(""));
+    std::sort(items.begin(), items.end());
+    items.erase(std::unique(items.begin(), items.end()), items.end());
+    std::string out;
+    for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+    return out;
+}
+
+namespace {
+
+std::string vulnerability_item(std::string_view package, std::string_view version, std::string_view ids) {
+    return std::string(package) + "@" + std::string(version) + " (" + std::string(ids) + ")";
+}
+
+std::string joined_sorted(std::vector<std::string> items, std::string_view separator) {
+    std::sort(items.begin(), items.end());
+    std::string out;
+    for (const auto& i : items) out += (out.empty() ? "" : std::string(separator)) + i;
+    return out;
+}
+
+std::optional<std::string> bool_text(const std::optional<bool>& b) {
+    if (!b) return std::nullopt;
+    return *b ? "true" : "false";
+}
+
+std::optional<std::string> column_text(SQLite::Statement& st, int i) {
+    if (st.getColumn(i).isNull()) return std::nullopt;
+    return st.getColumn(i).getString();
+}
+
+}  // namespace
+
+std::string vulnerability_set(const model::incident& inc) {
+    std::vector<std::string> items;
+    for (const auto& v : inc.vulnerabilities) {
+        std::vector<std::string> ids = v.ids;
+        std::sort(ids.begin(), ids.end());
+        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+        std::string id_text;
+        for (const auto& id : ids) id_text += (id_text.empty() ? "" : ", ") + id;
+        items.push_back(vulnerability_item(v.package.value_or(""), v.version.value_or(""), id_text));
+    }
+    return joined_sorted(std::move(items), "; ");
+}
+
+void incident_store::record_changes(std::int64_t incident_key, const model::incident& inc,
+                                    const std::string& now_text) {
+    select_tracked_.bind(1, incident_key);
+    if (!select_tracked_.executeStep()) {
+        select_tracked_.reset();
+        return;
+    }
+    struct tracked {
+        const char* field;
+        std::optional<std::string> old_value;
+        std::optional<std::string> new_value;
+    };
+    std::vector<tracked> fields{
+        {"risk_level", column_text(select_tracked_, 0), inc.risk_level},
+        {"under_review",
+         select_tracked_.getColumn(1).isNull()
+             ? std::nullopt
+             : std::optional<std::string>(select_tracked_.getColumn(1).getInt() ? "true" : "false"),
+         bool_text(inc.under_review)},
+        {"category", column_text(select_tracked_, 2), inc.category},
+        {"ack_updated_at", column_text(select_tracked_, 3), inc.ack_updated_at},
+        {"script_risk", column_text(select_tracked_, 4), inc.script ? inc.script->risk_level : std::nullopt},
+    };
+    select_tracked_.reset();
+
+    std::vector<std::string> old_actions;
+    select_action_set_.bind(1, incident_key);
+    while (select_action_set_.executeStep()) {
+        old_actions.push_back(column_text(select_action_set_, 0).value_or("") + "/" +
+                              column_text(select_action_set_, 1).value_or(""));
+    }
+    select_action_set_.reset();
+    std::sort(old_actions.begin(), old_actions.end());
+    old_actions.erase(std::unique(old_actions.begin(), old_actions.end()), old_actions.end());
+    fields.push_back({"actions", joined_sorted(old_actions, ", "), action_set(inc)});
+
+    std::vector<std::string> old_vulns;
+    select_vulnerability_set_.bind(1, incident_key);
+    while (select_vulnerability_set_.executeStep()) {
+        old_vulns.push_back(vulnerability_item(column_text(select_vulnerability_set_, 0).value_or(""),
+                                               column_text(select_vulnerability_set_, 1).value_or(""),
+                                               column_text(select_vulnerability_set_, 2).value_or("")));
+    }
+    select_vulnerability_set_.reset();
+    fields.push_back({"vulnerabilities", joined_sorted(old_vulns, "; "), vulnerability_set(inc)});
+
+    for (const auto& f : fields) {
+        if (f.old_value == f.new_value) continue;
+        insert_change_.bind(1, incident_key);
+        insert_change_.bind(2, now_text);
+        insert_change_.bind(3, f.field);
+        bind_optional(insert_change_, 4, f.old_value);
+        bind_optional(insert_change_, 5, f.new_value);
+        run(insert_change_);
+    }
+}
+
+void incident_store::record_unknown_fields(std::span<const model::unknown_field> fields,
+                                           const std::string& now_text) {
+    for (const auto& f : fields) {
+        if (unknown_fields_recorded_.contains(f.json_path)) continue;
+        insert_unknown_field_.bind(1, f.json_path);
+        insert_unknown_field_.bind(2, now_text);
+        insert_unknown_field_.bind(3, f.incident_id);
+        run(insert_unknown_field_);
+        if (db_.getChanges() == 1)
+            pending_warnings_.push_back(fmt::format(
+                "the API sent a field the schema does not know: {} (e.g. incident {}); it is kept in raw_json and "
+                "listed in the unknown_fields table",
+                f.json_path, f.incident_id));
+        // false until the transaction commits; a rollback forgets it.
+        unknown_fields_recorded_[f.json_path] = false;
+    }
+}
+
 void incident_store::reset_statements() noexcept {
     for (auto* st : {&find_incident_, &insert_incident_, &update_incident_, &find_script_, &insert_script_,
                      &update_script_, &delete_script_page_types_, &insert_script_page_type_, &insert_page_type_,
                      &insert_action_, &insert_action_arg_, &insert_vulnerability_, &insert_vulnerability_id_,
                      &delete_page_types_, &delete_actions_, &delete_action_args_, &delete_vulnerabilities_,
                      &delete_vulnerability_ids_, &upsert_state_success_, &upsert_state_failure_, &insert_run_,
-                     &select_watermark_})
+                     &select_watermark_, &select_tracked_, &select_action_set_, &select_vulnerability_set_,
+                     &insert_change_, &insert_unknown_field_})
         st->tryReset();
 }
 

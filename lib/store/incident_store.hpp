@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace isync::store {
 
@@ -57,8 +58,11 @@ public:
     // finish->to_ms (never backwards) and writes an `ok` sync_runs row whose
     // totals are finish->counts plus this page. On any failure nothing is
     // written and the error names the file (errc::database_busy when locked).
+    // Paths in `unknown_fields` new to the database are recorded in
+    // `unknown_fields` (and logged once each).
     result<upsert_counts> commit_page(std::span<const model::incident> incidents, std::int64_t now_ms,
-                                      const slice_report* finish = nullptr);
+                                      const slice_report* finish = nullptr,
+                                      std::span<const model::unknown_field> unknown_fields = {});
 
     // Records a slice that failed: a `failed` sync_runs row and the pair's
     // last error. The watermark is not touched.
@@ -80,6 +84,8 @@ private:
 
     upsert_counts write_page(std::span<const model::incident> incidents, const std::string& now_text);
     void upsert_incident(const model::incident& inc, const std::string& now_text, upsert_counts& counts);
+    void record_changes(std::int64_t incident_key, const model::incident& inc, const std::string& now_text);
+    void record_unknown_fields(std::span<const model::unknown_field> fields, const std::string& now_text);
     std::optional<std::int64_t> upsert_script(const model::script& s);
     void write_children(std::int64_t incident_key, const model::incident& inc);
     void delete_children(std::int64_t incident_key);
@@ -118,7 +124,21 @@ private:
     SQLite::Statement upsert_state_failure_;
     SQLite::Statement insert_run_;
     SQLite::Statement select_watermark_;
+    SQLite::Statement select_tracked_;
+    SQLite::Statement select_action_set_;
+    SQLite::Statement select_vulnerability_set_;
+    SQLite::Statement insert_change_;
+    SQLite::Statement insert_unknown_field_;
+    std::unordered_map<std::string, bool> unknown_fields_recorded_;  // paths already in the table
+    std::vector<std::string> pending_warnings_;                       // logged once the page commits
 };
+
+// The set of an incident's actions as history shows it: sorted, distinct
+// `type/subtype`, comma separated ("" when none).
+std::string action_set(const model::incident& inc);
+
+// The set of its vulnerabilities: sorted `package@version (CVE, ...)`, "; " separated.
+std::string vulnerability_set(const model::incident& inc);
 
 // The hash over an incident's content except its `last_seen` timestamps: when
 // it changes, `content_changed_at` moves ("seen again" is not a change).

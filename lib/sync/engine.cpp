@@ -88,7 +88,8 @@ net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::
         report.drift_corrections = walk.drift_corrections();
 
         const bool complete = state == walk_state::complete;
-        auto counts = store_.commit_page(page->incidents, clock_.now_ms(), complete ? &report : nullptr);
+        auto counts =
+            store_.commit_page(page->incidents, clock_.now_ms(), complete ? &report : nullptr, page->unknown_fields);
         if (!counts) {
             record_failure(report, counts.error());
             co_return counts.error();

@@ -129,7 +129,8 @@ std::vector<std::string> incident_ids(SQLite::Database& db) {
 std::map<std::string, std::int64_t> row_counts(SQLite::Database& db) {
     std::map<std::string, std::int64_t> out;
     for (const char* table : {"incidents", "scripts", "script_page_types", "incident_page_types", "actions",
-                              "action_args", "vulnerabilities", "vulnerability_ids", "sync_state"}) {
+                              "action_args", "vulnerabilities", "vulnerability_ids", "sync_state", "incident_changes",
+                              "unknown_fields"}) {
         out[table] = db.execAndGet(std::string("SELECT COUNT(*) FROM ") + table).getInt64();
     }
     return out;
