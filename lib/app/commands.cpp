@@ -9,6 +9,8 @@
 #include "http/proxy.hpp"
 #include "http/tls_context.hpp"
 #include "log/logging.hpp"
+#include "ops/metrics_text.hpp"
+#include "ops/ops_server.hpp"
 #include "store/database.hpp"
 #include "store/incident_store.hpp"
 #include "sync/engine.hpp"
@@ -24,6 +26,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 namespace isync::app {
@@ -129,6 +132,31 @@ int status(const arguments& args) {
     return exit_ok;
 }
 
+std::optional<std::uint64_t> file_size(const std::string& path) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (ec) return std::nullopt;
+    return size;
+}
+
+// /metrics, /healthz and /readyz, from the engine's counters and the files.
+ops::http_reply answer_ops_request(const sync::engine& engine, const std::string& db_path, std::string_view target) {
+    const std::string_view path = target.substr(0, target.find('?'));
+    const std::int64_t now = wall_now_ms();
+    const auto health = engine.health();
+    if (path == "/metrics") {
+        const ops::metrics_input in{engine.stats(), health, now, file_size(db_path), file_size(db_path + "-wal")};
+        return {200, "text/plain; version=0.0.4; charset=utf-8", ops::render_metrics(in)};
+    }
+    // Answering at all proves the event loop turns.
+    if (path == "/healthz") return {200, "application/json", "{\"status\":\"ok\"}\n"};
+    if (path == "/readyz") {
+        const auto r = ops::check_readiness(health, now, engine.settings().sync.interval);
+        return {r.ready ? 200u : 503u, "application/json", r.reason + "\n"};
+    }
+    return {404, "text/plain; charset=utf-8", "not found: try /metrics, /healthz or /readyz\n"};
+}
+
 // The daemon proper: `once` (one pass) or `run` (until SIGTERM).
 int sync(const arguments& args, bool once) {
     auto cfg = load_config(args);
@@ -174,6 +202,22 @@ int sync(const arguments& args, bool once) {
                                   pair.tld, s == sync::pair_status::ok ? "ok" : "failed"));
     });
 
+    // The metrics endpoint belongs to `run`; a one-shot `once` has nothing to be scraped for.
+    std::unique_ptr<ops::ops_server> ops_endpoint;
+    if (!once && !cfg->metrics.listen.empty()) {
+        const std::string db_path = cfg->database.path;
+        auto started = ops::ops_server::start(ioc.get_executor(), cfg->metrics.listen, [&engine, db_path](std::string_view target) {
+            return answer_ops_request(engine, db_path, target);
+        });
+        if (!started) {
+            spdlog::critical("{}", started.error().message);
+            return exit_config;
+        }
+        ops_endpoint = std::move(*started);
+        spdlog::info("metrics on http://{}:{}/metrics (also /healthz, /readyz)",
+                     cfg->metrics.listen.substr(0, cfg->metrics.listen.rfind(':')), ops_endpoint->port());
+    }
+
     int exit_code = exit_ok;
     bool stopping = false;
     net::steady_timer stop_deadline(ioc);
@@ -188,6 +232,7 @@ int sync(const arguments& args, bool once) {
         engine.stop();
         signals.cancel();
         watchdog.cancel();
+        if (ops_endpoint) ops_endpoint->stop();
         // Bounded stop: whatever has not finished in 8 s is abandoned with the loop.
         stop_deadline.expires_after(std::chrono::seconds(8));
         stop_deadline.async_wait([&](boost::system::error_code ec) {
@@ -255,6 +300,7 @@ int sync(const arguments& args, bool once) {
             signals.cancel();
             watchdog.cancel();
             stop_deadline.cancel();
+            if (ops_endpoint) ops_endpoint->stop();
         });
     notify_ready(once ? "one pass over every pair" : "polling");
     ioc.run();

@@ -163,13 +163,15 @@ bool is_valid_port(std::string_view text) {
     return port && *port >= 1 && *port <= 65535;
 }
 
-// `host:port`, with an IPv6 host in brackets.
+// A listen address: `host:port`, `[v6]:port`, or `:port` for all
+// interfaces; port 0 asks the kernel for a free one (the log says which).
 bool is_host_port(std::string_view text) {
     const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos || colon == 0) return false;
+    if (colon == std::string_view::npos) return false;
     const std::string_view host = text.substr(0, colon);
-    if (host.front() == '[' && host.back() != ']') return false;
-    return is_valid_port(text.substr(colon + 1));
+    if (!host.empty() && host.front() == '[' && host.back() != ']') return false;
+    const auto port = parse_integer(text.substr(colon + 1));
+    return port && *port >= 0 && *port <= 65535;
 }
 
 // ---------------------------------------------------------------- reader
@@ -516,7 +518,8 @@ void reader::read_ca_file(const field& f, std::string& out) {
 }
 
 void reader::read_listen(const field& f, std::string& out) {
-    constexpr std::string_view allowed = "write host:port (e.g. 127.0.0.1:9464), or \"\" to disable metrics";
+    constexpr std::string_view allowed =
+        "write host:port (e.g. 127.0.0.1:9464; :9464 for all interfaces), or \"\" to disable metrics";
     auto text = scalar(f, "host:port", allowed);
     if (!text) return;
     if (!text->empty() && !is_host_port(*text))

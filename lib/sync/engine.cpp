@@ -131,8 +131,12 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
         spdlog::error("{}: {}", pair_name(pair), watermark.error().message);
         co_return pair_status::failed;
     }
+    if (*watermark && !health_[pair].watermark_ms) health_[pair].watermark_ms = **watermark;
     const auto slices = plan_slices(*watermark, clock_.now_ms(), settings_.sync);
-    if (slices.empty()) co_return pair_status::ok;
+    if (slices.empty()) {
+        health_[pair].last_success_ms = clock_.now_ms();
+        co_return pair_status::ok;
+    }
 
     http::connection conn(executor_, tls_, settings_.connection);
     pair_status status = pair_status::ok;
@@ -140,7 +144,10 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
     std::int64_t incidents_read = 0;
     for (const slice& s : slices) {
         auto r = co_await sync_slice(conn, pair, s, incidents_read);
-        if (r) continue;
+        if (r) {
+            health_[pair].watermark_ms = s.to_ms;
+            continue;
+        }
         switch (r.error().code) {
         case errc::cancelled:
             status = pair_status::cancelled;
@@ -160,9 +167,20 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
         break;
     }
     if (status != pair_status::cancelled) co_await conn.shutdown();
+    const auto elapsed =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    if (status != pair_status::cancelled) {
+        stats_.observe_duration(static_cast<double>(elapsed.count()) / 1000.0);
+        auto& h = health_[pair];
+        h.auth_failing = status == pair_status::auth_failed;
+        if (status == pair_status::ok) {
+            h.last_success_ms = clock_.now_ms();
+            h.consecutive_failures = 0;
+        } else {
+            ++h.consecutive_failures;
+        }
+    }
     if (status == pair_status::ok) {
-        const auto elapsed =
-            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
         spdlog::info("{}: synced {} slice(s) up to {}: {} incidents read in {} ms", pair_name(pair), slices.size(),
                      util::format_iso8601_ms(slices.back().to_ms), incidents_read,
                      elapsed.count());
@@ -211,6 +229,15 @@ void engine::start_pair_loop(const config::pair& pair) {
 net::awaitable<void> engine::run() {
     for (const auto& pair : settings_.sync.pairs) start_pair_loop(pair);
     co_await tasks_.wait_all();
+}
+
+std::map<config::pair, pair_health> engine::health() const {
+    std::map<config::pair, pair_health> out;
+    for (const auto& p : settings_.sync.pairs) {
+        auto it = health_.find(p);
+        out[p] = it == health_.end() ? pair_health{} : it->second;
+    }
+    return out;
 }
 
 void engine::stop() {

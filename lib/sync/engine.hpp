@@ -64,6 +64,9 @@ public:
 
     const sync_stats& stats() const { return stats_; }
     const std::map<config::pair, pair_status>& last_status() const { return last_status_; }
+    // Every configured pair's health (pairs never polled have empty fields).
+    std::map<config::pair, pair_health> health() const;
+    const engine_settings& settings() const { return settings_; }
     // Called after every pair poll (for sd_notify STATUS= lines).
     void on_pair_done(std::function<void(const config::pair&, pair_status)> f) { pair_done_ = std::move(f); }
 
@@ -89,6 +92,7 @@ private:
     std::unique_ptr<boost::asio::experimental::channel<void(boost::system::error_code)>> slots_;
     std::map<config::pair, std::uint64_t> pair_tasks_;  // run(): pair -> task id
     std::map<config::pair, pair_status> last_status_;
+    std::map<config::pair, pair_health> health_;
     std::function<void(const config::pair&, pair_status)> pair_done_;
     bool stopping_ = false;
 };

@@ -72,11 +72,16 @@ net::awaitable<result<model::page>> fetch_page(fetch_context ctx, api::incidents
         spdlog::trace("GET {} (Authorization: Bearer ***), attempt {}", target, attempt);
         auto res = co_await ctx.connection.get(target, ctx.token);
         attempt_result verdict = judge(res, ctx);
-        if (verdict.page) co_return std::move(*verdict.page);
+        if (verdict.page) {
+            ++(attempt == 1 ? ctx.stats.fetches_ok : ctx.stats.fetches_retried);
+            co_return std::move(*verdict.page);
+        }
         error failure = std::move(*verdict.failure);
-        if (!verdict.retryable) co_return failure;
-        if (ctx.backoff.exhausted(attempt))
+        if (!verdict.retryable || ctx.backoff.exhausted(attempt)) {
+            if (failure.code != errc::cancelled) ++ctx.stats.fetches_failed;
+            if (!verdict.retryable) co_return failure;
             co_return make_error(failure.code, fmt::format("gave up after {} attempts: {}", attempt, failure.message));
+        }
 
         const auto delay = verdict.wait ? *verdict.wait : ctx.backoff.delay(attempt);
         spdlog::warn("{} {} skip={}: attempt {} of {} failed: {}; retrying in {} ms", query.pair.app_id,

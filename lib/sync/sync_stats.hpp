@@ -2,8 +2,10 @@
 // Counters of what the engine did, read by `once`'s summary, the tests and
 // (later) the metrics endpoint. Single-threaded: the event loop owns them.
 
+#include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 
 namespace isync::sync {
 
@@ -20,6 +22,31 @@ struct sync_stats {
     std::uint64_t drift_corrections = 0;
     std::uint64_t slices_ok = 0;
     std::uint64_t slices_failed = 0;
+    // Page fetches by outcome: first try, after retries, given up / refused.
+    std::uint64_t fetches_ok = 0;
+    std::uint64_t fetches_retried = 0;
+    std::uint64_t fetches_failed = 0;
+
+    // Duration of a pair's poll, as a Prometheus histogram.
+    static constexpr std::array<double, 9> duration_buckets{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+    std::array<std::uint64_t, duration_buckets.size()> duration_counts{};  // cumulative per bucket
+    std::uint64_t duration_count = 0;
+    double duration_sum = 0;
+
+    void observe_duration(double seconds) {
+        for (std::size_t i = 0; i < duration_buckets.size(); ++i)
+            if (seconds <= duration_buckets[i]) ++duration_counts[i];
+        ++duration_count;
+        duration_sum += seconds;
+    }
+};
+
+// What the engine knows of one pair, for /metrics and /readyz.
+struct pair_health {
+    std::optional<std::int64_t> last_success_ms;  // wall clock of the last successful poll
+    std::optional<std::int64_t> watermark_ms;
+    std::int64_t consecutive_failures = 0;
+    bool auth_failing = false;
 };
 
 }  // namespace isync::sync

@@ -6,7 +6,17 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
 #include <csignal>
+#include <regex>
 #include <random>
 
 using test_support::daemon_fixture;
@@ -48,7 +58,73 @@ bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds tim
     return done();
 }
 
+struct http_result {
+    unsigned status;
+    std::string body;
+};
+
+http_result http_get(std::uint16_t port, const std::string& target) {
+    namespace http = boost::beast::http;
+    boost::asio::io_context ioc;
+    boost::beast::tcp_stream stream(ioc);
+    stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+    http::request<http::empty_body> req{http::verb::get, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    http::write(stream, req);
+    boost::beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(stream, buffer, res);
+    return {res.result_int(), res.body()};
+}
+
+// The value of one sample line, e.g. `incident_sync_pages_total 12`.
+double sample(const std::string& metrics, const std::string& series) {
+    const auto at = metrics.find("\n" + series + " ");
+    if (at == std::string::npos) throw std::runtime_error("no sample " + series);
+    return std::stod(metrics.substr(at + series.size() + 2));
+}
+
+std::optional<std::uint16_t> metrics_port(const test_support::subprocess& daemon) {
+    static const std::regex line("metrics on http://127\\.0\\.0\\.1:([0-9]+)/metrics");
+    std::smatch m;
+    const std::string err = daemon.stderr_text();
+    if (!std::regex_search(err, m, line)) return std::nullopt;
+    return static_cast<std::uint16_t>(std::stoi(m[1]));
+}
+
 }  // namespace
+
+TEST(Daemon, MetricsCountWhatHappenedIncludingRetries) {
+    daemon_options o;
+    o.interval = "1h";  // one pass, then quiet: the counters hold still while we compare
+    o.faults.fail_every_kth = 4;
+    daemon_fixture f(o);
+    auto daemon = f.start("run", "run");
+    std::optional<std::uint16_t> port;
+    ASSERT_TRUE(wait_until([&] { return (port = metrics_port(*daemon)).has_value(); }, std::chrono::seconds(20)))
+        << daemon->stderr_text();
+    ASSERT_TRUE(wait_until([&] { return http_get(*port, "/readyz").status == 200; }, std::chrono::seconds(60)))
+        << daemon->stderr_text();
+    EXPECT_EQ(http_get(*port, "/healthz").status, 200u);
+
+    const std::string m = http_get(*port, "/metrics").body;
+    const auto server = f.server().stats();
+    EXPECT_EQ(sample(m, "incident_sync_incidents_upserted_total{result=\"new\"}"), 2000);
+    EXPECT_EQ(sample(m, "incident_sync_requests_total"), static_cast<double>(server.requests));
+    EXPECT_EQ(sample(m, "incident_sync_http_responses_total{status_class=\"5xx\"}"),
+              static_cast<double>(server.status_counts.at(500)));
+    EXPECT_GT(server.status_counts.at(500), 0u);
+    EXPECT_EQ(sample(m, "incident_sync_retries_total"), static_cast<double>(server.status_counts.at(500)));
+    auto db = f.open_db();
+    EXPECT_EQ(sample(m, "incident_sync_pages_total"),
+              static_cast<double>(db->execAndGet("SELECT SUM(pages) FROM sync_runs").getInt64()));
+    EXPECT_GT(sample(m, "incident_sync_database_size_bytes"), 0);
+    for (const auto& p : f.pairs())
+        EXPECT_GE(sample(m, "incident_sync_watermark_lag_seconds{app_id=\"" + p.app_id + "\",tld=\"" + p.tld + "\"}"), 0);
+    EXPECT_EQ(http_get(*port, "/nope").status, 404u);
+    daemon->signal(SIGTERM);
+    EXPECT_EQ(daemon->wait(std::chrono::seconds(10)), 0);
+}
 
 TEST(Daemon, OnceSyncsEveryPairAndStatusReportsIt) {
     daemon_fixture f;

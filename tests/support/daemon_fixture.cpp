@@ -59,7 +59,7 @@ void daemon_fixture::write_config() {
         "  base_delay: 10ms\n"
         "  max_delay: 200ms\n"
         "sync:\n"
-        "  interval: 1s\n"
+        "  interval: {}\n"
         "  initial_lookback: 3d\n"
         "  settle: 0s\n"
         "  concurrency: 2\n"
@@ -68,8 +68,10 @@ void daemon_fixture::write_config() {
         "database:\n"
         "  path: {}\n"
         "log:\n"
-        "  level: {}\n",
-        server_->base_url(), token_path(), dir_.file("ca.pem"), options_.extra_sync_yaml, pairs, db_path(),
+        "  level: {}\n"
+        "metrics:\n"
+        "  listen: 127.0.0.1:0\n",
+        server_->base_url(), token_path(), dir_.file("ca.pem"), options_.interval, options_.extra_sync_yaml, pairs, db_path(),
         options_.log_level);
     std::ofstream out(config_path(), std::ios::trunc);
     out << yaml;

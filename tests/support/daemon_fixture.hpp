@@ -21,6 +21,7 @@ struct daemon_options {
     fake_api::faults faults{};
     std::string extra_sync_yaml;  // more `sync:` keys, indented by 2
     std::string log_level = "info";
+    std::string interval = "1s";
     std::vector<std::string> unauthorized_app_ids{};
 };
 

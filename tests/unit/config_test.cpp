@@ -213,7 +213,9 @@ TEST_F(Config, MetricsListenMayBeEmptyToDisable) {
     EXPECT_EQ(load_ok("metrics:\n  listen: \"\"\n" + std::string(one_pair)).metrics.listen, "");
     EXPECT_EQ(error_for("metrics:\n  listen: 9464\n" + std::string(one_pair)),
               "/etc/x.yaml:2:11: metrics.listen: \"9464\" is not host:port; "
-              "write host:port (e.g. 127.0.0.1:9464), or \"\" to disable metrics");
+              "write host:port (e.g. 127.0.0.1:9464; :9464 for all interfaces), or \"\" to disable metrics");
+    EXPECT_EQ(load_ok("metrics:\n  listen: \":9464\"\n" + std::string(one_pair)).metrics.listen, ":9464");
+    EXPECT_EQ(load_ok("metrics:\n  listen: 127.0.0.1:0\n" + std::string(one_pair)).metrics.listen, "127.0.0.1:0");
 }
 
 // ------------------------------------------------------------------ paths

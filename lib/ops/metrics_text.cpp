@@ -1,0 +1,121 @@
+#include "ops/metrics_text.hpp"
+
+#include <fmt/format.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace isync::ops {
+namespace {
+
+// Label values escape backslash, quote and newline.
+std::string label(std::string_view v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '\\' || c == '"') out.push_back('\\');
+        if (c == '\n') {
+            out += "\\n";
+            continue;
+        }
+        out.push_back(c);
+    }
+    return out;
+}
+
+void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+void counter(std::string& out, std::string_view name, std::string_view help, std::uint64_t value) {
+    header(out, name, "counter", help);
+    out += fmt::format("{} {}\n", name, value);
+}
+
+std::string pair_labels(const config::pair& p) {
+    return fmt::format("app_id=\"{}\",tld=\"{}\"", label(p.app_id), label(p.tld));
+}
+
+}  // namespace
+
+std::string render_metrics(const metrics_input& in) {
+    const auto& s = in.stats;
+    std::string out;
+    header(out, "incident_sync_http_responses_total", "counter", "HTTP responses from the API by status class.");
+    std::map<std::string, std::uint64_t> by_class;
+    for (const auto& [status, count] : s.responses_by_status) by_class[fmt::format("{}xx", status / 100)] += count;
+    for (const auto& [cls, count] : by_class)
+        out += fmt::format("incident_sync_http_responses_total{{status_class=\"{}\"}} {}\n", cls, count);
+    out += fmt::format("incident_sync_http_responses_total{{status_class=\"none\"}} {}\n", s.transport_failures);
+
+    counter(out, "incident_sync_requests_total", "Requests sent to the API, retries included.", s.requests);
+    header(out, "incident_sync_page_fetches_total", "counter",
+           "Page fetches by outcome: ok (first try), retried (succeeded after retries), failed.");
+    out += fmt::format("incident_sync_page_fetches_total{{outcome=\"ok\"}} {}\n", s.fetches_ok);
+    out += fmt::format("incident_sync_page_fetches_total{{outcome=\"retried\"}} {}\n", s.fetches_retried);
+    out += fmt::format("incident_sync_page_fetches_total{{outcome=\"failed\"}} {}\n", s.fetches_failed);
+    counter(out, "incident_sync_retries_total", "Requests repeated after a transient failure.", s.retries);
+    counter(out, "incident_sync_pages_total", "Pages committed to the database.", s.pages);
+    header(out, "incident_sync_incidents_upserted_total", "counter", "Incidents received, by what the store did.");
+    out += fmt::format("incident_sync_incidents_upserted_total{{result=\"new\"}} {}\n", s.incidents_new);
+    out += fmt::format("incident_sync_incidents_upserted_total{{result=\"changed\"}} {}\n", s.incidents_changed);
+    out += fmt::format("incident_sync_incidents_upserted_total{{result=\"unchanged\"}} {}\n", s.incidents_unchanged);
+    counter(out, "incident_sync_drift_corrections_total",
+            "Paging corrections made because the result set moved while it was read.", s.drift_corrections);
+
+    header(out, "incident_sync_sync_duration_seconds", "histogram", "Duration of one poll of one pair.");
+    for (std::size_t i = 0; i < s.duration_buckets.size(); ++i)
+        out += fmt::format("incident_sync_sync_duration_seconds_bucket{{le=\"{}\"}} {}\n", s.duration_buckets[i],
+                           s.duration_counts[i]);
+    out += fmt::format("incident_sync_sync_duration_seconds_bucket{{le=\"+Inf\"}} {}\n", s.duration_count);
+    out += fmt::format("incident_sync_sync_duration_seconds_sum {}\n", s.duration_sum);
+    out += fmt::format("incident_sync_sync_duration_seconds_count {}\n", s.duration_count);
+
+    header(out, "incident_sync_watermark_lag_seconds", "gauge",
+           "How far each pair's watermark is behind now (absent before its first commit).");
+    for (const auto& [p, h] : in.pairs)
+        if (h.watermark_ms)
+            out += fmt::format("incident_sync_watermark_lag_seconds{{{}}} {:.3f}\n", pair_labels(p),
+                               static_cast<double>(in.now_ms - *h.watermark_ms) / 1000.0);
+    header(out, "incident_sync_last_success_timestamp_seconds", "gauge",
+           "Unix time of each pair's last successful poll (0 before the first).");
+    for (const auto& [p, h] : in.pairs)
+        out += fmt::format("incident_sync_last_success_timestamp_seconds{{{}}} {:.3f}\n", pair_labels(p),
+                           h.last_success_ms ? static_cast<double>(*h.last_success_ms) / 1000.0 : 0.0);
+    header(out, "incident_sync_pair_auth_failing", "gauge", "1 while the API refuses the token for the pair.");
+    for (const auto& [p, h] : in.pairs)
+        out += fmt::format("incident_sync_pair_auth_failing{{{}}} {}\n", pair_labels(p), h.auth_failing ? 1 : 0);
+
+    if (in.database_bytes) {
+        header(out, "incident_sync_database_size_bytes", "gauge", "Size of the SQLite database file.");
+        out += fmt::format("incident_sync_database_size_bytes {}\n", *in.database_bytes);
+    }
+    if (in.wal_bytes) {
+        header(out, "incident_sync_wal_size_bytes", "gauge", "Size of the SQLite write-ahead log.");
+        out += fmt::format("incident_sync_wal_size_bytes {}\n", *in.wal_bytes);
+    }
+    return out;
+}
+
+readiness check_readiness(const std::map<config::pair, sync::pair_health>& pairs, std::int64_t now_ms,
+                          std::chrono::milliseconds interval) {
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    bool ready = true;
+    w.StartObject();
+    w.Key("stale");
+    w.StartArray();
+    for (const auto& [p, h] : pairs) {
+        if (h.last_success_ms && now_ms - *h.last_success_ms <= 3 * interval.count()) continue;
+        ready = false;
+        w.String(p.app_id + "/" + p.tld);
+    }
+    w.EndArray();
+    w.Key("status");
+    w.String(ready ? "ready" : "not ready");
+    w.Key("reason");
+    w.String(ready ? "every pair succeeded within three intervals"
+                   : "these pairs have not succeeded within three intervals");
+    w.EndObject();
+    return {ready, std::string(buf.GetString(), buf.GetSize())};
+}
+
+}  // namespace isync::ops

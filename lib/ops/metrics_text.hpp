@@ -1,0 +1,35 @@
+#pragma once
+// What /metrics, /healthz and /readyz say. Sans-io: facts in, text out.
+
+#include "config/config.hpp"
+#include "sync/sync_stats.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace isync::ops {
+
+struct metrics_input {
+    const sync::sync_stats& stats;
+    const std::map<config::pair, sync::pair_health>& pairs;
+    std::int64_t now_ms;
+    std::optional<std::uint64_t> database_bytes;
+    std::optional<std::uint64_t> wal_bytes;
+};
+
+// The Prometheus text exposition format (version 0.0.4).
+std::string render_metrics(const metrics_input& in);
+
+struct readiness {
+    bool ready;
+    std::string reason;  // JSON object text, e.g. {"status":"ready"} or {"status":"not ready","stale":[...]}
+};
+
+// Ready when every configured pair has succeeded within three intervals.
+readiness check_readiness(const std::map<config::pair, sync::pair_health>& pairs, std::int64_t now_ms,
+                          std::chrono::milliseconds interval);
+
+}  // namespace isync::ops
