@@ -4,17 +4,20 @@
 # ./demo/incidents.db with incident-syncd, shows what landed and the SQL that
 # produced it, runs a second (incremental) pass, and stops what it started.
 # Usage: scripts/demo.sh [incidents] [pairs]     (defaults: 20000 incidents, 5 pairs)
+# DEMO_PRESET=debug reuses the debug build (the test suite runs the demo that way);
+# DEMO_DIR puts the demo's files elsewhere (default ./demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 incidents=${1:-20000}
 pairs=${2:-5}
 
+preset=${DEMO_PRESET:-release}
 bash scripts/install-deps.sh
-bash scripts/build.sh release incident-syncd incident-sim
-bin=$root/build/release
+bash scripts/build.sh "$preset" incident-syncd incident-sim
+bin=$root/build/$preset
 
-demo=$root/demo
+demo=${DEMO_DIR:-$root/demo}
 rm -rf "$demo"
 mkdir -p "$demo"
 token="demo-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
@@ -46,7 +49,7 @@ port=$(cat "$demo/sim.port")
 } > "$demo/incident-sync.yaml"
 
 echo "== incident-sim: $incidents incidents over $pairs pairs on https://127.0.0.1:$port"
-echo "== first pass: incident-syncd once --config demo/incident-sync.yaml"
+echo "== first pass: incident-syncd once --config $demo/incident-sync.yaml"
 start=$(date +%s%N)
 "$bin/incident-syncd" once --config "$demo/incident-sync.yaml"
 end=$(date +%s%N)
@@ -72,4 +75,4 @@ show "the last sync run of each pair" \
   "SELECT app_id, tld, pages, incidents_seen, incidents_new, incidents_changed, status FROM sync_runs WHERE run_id IN (SELECT MAX(run_id) FROM sync_runs GROUP BY app_id, tld);"
 "$bin/incident-syncd" status --config "$demo/incident-sync.yaml"
 echo
-echo "The database is demo/incidents.db: try  sqlite3 demo/incidents.db"
+echo "The database is $demo/incidents.db: try  sqlite3 $demo/incidents.db"
