@@ -26,6 +26,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -157,6 +158,23 @@ ops::http_reply answer_ops_request(const sync::engine& engine, const std::string
     return {404, "text/plain; charset=utf-8", "not found: try /metrics, /healthz or /readyz\n"};
 }
 
+// Crash-consistency tests abort the process at the Nth store step (begin,
+// each incident, commit, committed). Compiled out of release builds (NDEBUG),
+// so the variable is ignored in production.
+void install_crash_hook([[maybe_unused]] store::incident_store& store) {
+#ifndef NDEBUG
+    const char* at = std::getenv("INCIDENT_SYNC_CRASH_AT_STEP");
+    if (!at || !*at) return;
+    const long target = std::strtol(at, nullptr, 10);
+    store.set_step_hook([target, seen = 0L](std::string_view step) mutable {
+        if (++seen == target) {
+            fmt::print(stderr, "INCIDENT_SYNC_CRASH_AT_STEP: aborting at store step {} ({})\n", seen, step);
+            std::abort();
+        }
+    });
+#endif
+}
+
 // The daemon proper: `once` (one pass) or `run` (until SIGTERM).
 int sync(const arguments& args, bool once) {
     auto cfg = load_config(args);
@@ -189,6 +207,7 @@ int sync(const arguments& args, bool once) {
         return exit_database;
     }
     store::incident_store store(**db, cfg->database.path);
+    install_crash_hook(store);
     spdlog::info("incident-syncd {} {}: {} pair(s) from {}, database {}, token from {}", INCIDENT_SYNC_VERSION,
                  once ? "once" : "run", cfg->sync.pairs.size(), p->cfg.api.base_url, cfg->database.path,
                  p->token_source);

@@ -53,7 +53,8 @@ walk_state page_walk::advance(std::int64_t count) {
     last_count_ = count;
 
     std::int64_t new_items = n;
-    if (!anchors_.empty()) {
+    // With no overlap (take 1) a page cannot hold an anchor: count-only walk.
+    if (!anchors_.empty() && overlap_ > 0) {
         const auto j = last_anchor_in_page();
         if (!j) {
             // Continuity lost: the anchors moved out of this page (or left
@@ -82,8 +83,10 @@ walk_state page_walk::advance(std::int64_t count) {
     frontier_ = skip + n;
     if (n > 0) anchors_ = page_ids_;
 
-    // The end: the frontier passed the count, or a page brought nothing new.
-    if (frontier_ >= count || new_items <= 0) return finish_or_rewalk(count);
+    // The end: the frontier passed the count, or a short page brought nothing
+    // new. A full page of re-reads (after a step back overshot, or arrivals
+    // pushed the anchors forward) is not the end: read on from its end.
+    if (frontier_ >= count || (new_items <= 0 && n < take_)) return finish_or_rewalk(count);
     if (walk_requests_ > walk_budget_) {
         failure_ = "the server kept returning new pages beyond what paging.count announced";
         return state_ = walk_state::failed;

@@ -255,6 +255,35 @@ TEST(Daemon, KilledAtTwentyRandomMomentsLosesAndDuplicatesNothing) {
     EXPECT_EQ(db->execAndGet("SELECT COUNT(*) - COUNT(DISTINCT id) FROM incidents").getInt64(), 0);
 }
 
+TEST(Daemon, AbortedAtEveryStoreStepLosesNothingAndNeverRunsTheWatermarkAhead) {
+    daemon_options o;
+    o.incidents = 60;
+    o.pairs = 2;
+    o.extra_sync_yaml = "  max_window: 1d\n";  // two slices per pair over the 2-day span
+    daemon_fixture f(o);
+    // Pages of 50: per page the store steps are begin, one per incident,
+    // commit, committed. Each N starts from an empty database, aborts at the
+    // Nth step, checks the invariants, then recovers with a clean run.
+    int aborted = 0;
+    for (int step = 1;; ++step) {
+        for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(f.db_path() + suffix);
+        const int status = test_support::run_process(f.command("once"), f.dir().path(), "crash", std::chrono::seconds(60),
+                                                     {"INCIDENT_SYNC_CRASH_AT_STEP=" + std::to_string(step)});
+        if (status == 0) break;  // the sync finished before reaching this step: every step was tried
+        ASSERT_EQ(status, 128 + SIGABRT) << "step " << step << ": " << f.output("crash");
+        ++aborted;
+        {
+            auto db = f.open_db();
+            ASSERT_EQ(integrity(*db), "ok") << "after aborting at step " << step;
+            ASSERT_TRUE(watermarks_never_ahead_of_data(f)) << "after aborting at step " << step;
+        }
+        ASSERT_EQ(f.run("once", "recover"), 0) << "recovering after step " << step << ": " << f.output("recover");
+        ASSERT_TRUE(f.database_matches_dataset()) << "after recovering from step " << step;
+        ASSERT_LT(step, 2000) << "the crash hook never let the sync finish";
+    }
+    EXPECT_GT(aborted, 60);  // at least one abort per incident written
+}
+
 TEST(Daemon, SighupAddsAPairAndPicksUpARotatedToken) {
     daemon_fixture f;
     auto all_pairs = f.pairs();
