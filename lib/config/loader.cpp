@@ -1,5 +1,7 @@
 #include "config/loader.hpp"
 
+#include "util/unique_fd.hpp"
+
 #include "util/duration.hpp"
 
 #include <boost/url/parse.hpp>
@@ -668,19 +670,7 @@ fs::path base_dir_of(const fs::path& file) {
     return (ec ? file : absolute).parent_path();
 }
 
-class unique_fd {
-public:
-    explicit unique_fd(int fd) : fd_(fd) {}
-    unique_fd(const unique_fd&) = delete;
-    unique_fd& operator=(const unique_fd&) = delete;
-    ~unique_fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const { return fd_; }
-
-private:
-    int fd_;
-};
+using util::unique_fd;
 
 // The reason comes from errno so the operator reads "Permission denied",
 // the one thing that tells them what to fix.

@@ -1,5 +1,7 @@
 #include "config/token.hpp"
 
+#include "util/unique_fd.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,19 +35,7 @@ constexpr std::size_t max_token_bytes = 64 << 10;
 constexpr std::string_view env_fix = "set it to the token alone, or unset it";
 constexpr std::string_view file_fix = "write only the token into it";
 
-class unique_fd {
-public:
-    explicit unique_fd(int fd) : fd_(fd) {}
-    unique_fd(const unique_fd&) = delete;
-    unique_fd& operator=(const unique_fd&) = delete;
-    ~unique_fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const { return fd_; }
-
-private:
-    int fd_;
-};
+using util::unique_fd;
 
 std::string errno_text(int code) { return std::system_category().message(code); }
 
