@@ -1,8 +1,11 @@
 # incident-syncd in a container: build stage compiles, runtime stage is
 # debian:bookworm-slim with only the shared libraries, running as a non-root user.
-#   buildah bud -t incident-sync .   (or docker build -t incident-sync .)
+#   docker build -t incident-sync .
+#   buildah bud --format docker -t incident-sync .   (--format docker keeps the HEALTHCHECK)
 #   docker run -v incident-data:/data -v ./incident-sync.yaml:/etc/incident-sync/incident-sync.yaml:ro \
-#              --secret human_api_token incident-sync
+#              -e HUMAN_API_TOKEN -p 9464:9464 incident-sync
+# The token: HUMAN_API_TOKEN, or the secret file /run/secrets/human_api_token (mode 0400).
+# Tested by tests/packaging/docker_test.sh (ctest -L docker).
 FROM debian:bookworm-slim AS build
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
         g++ cmake ninja-build pkg-config libboost1.81-dev libboost-url1.81-dev libssl-dev \
@@ -23,13 +26,15 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DINCIDENT_SYNC_TEST
 FROM debian:bookworm-slim
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
         ca-certificates libboost-url1.81.0 libssl3 libsqlite3-0 libspdlog1.10 libfmt9 libyaml-cpp0.7 libsystemd0 \
-    && rm -rf /var/lib/apt/lists/* \
+    && apt-get clean && rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log \
     && groupadd --system --gid 10001 incident-sync \
     && useradd --system --uid 10001 --gid incident-sync --home-dir /data --shell /usr/sbin/nologin incident-sync \
     && mkdir -p /data /etc/incident-sync && chown incident-sync:incident-sync /data
 COPY --from=build /src/build/incident-syncd /usr/bin/incident-syncd
 COPY config/docker.yaml /etc/incident-sync/incident-sync.yaml
 USER incident-sync
+# Prometheus metrics of `run` (metrics.listen in config/docker.yaml).
+EXPOSE 9464
 VOLUME ["/data"]
 WORKDIR /data
 STOPSIGNAL SIGTERM
