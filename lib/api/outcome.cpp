@@ -15,6 +15,8 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view valu
     if (value.empty()) return std::nullopt;
     if (value.front() >= '0' && value.front() <= '9') {
         std::int64_t seconds = 0;
+        // All digits first: "99999999999999999999abc" is malformed, not huge.
+        if (!std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
         auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
         if (ec == std::errc::result_out_of_range) return std::chrono::milliseconds::max();
         if (ec != std::errc{} || ptr != value.data() + value.size()) return std::nullopt;

@@ -2,6 +2,8 @@
 
 #include "util/unique_fd.hpp"
 
+#include <fmt/format.h>
+
 #include "util/duration.hpp"
 
 #include <boost/url/parse.hpp>
@@ -207,6 +209,18 @@ std::vector<std::string_view> names_of(std::span<const key_rule> rules) {
 // Walks the parsed document into a `config`, collecting every problem so the
 // operator can fix them all in one edit. Unknown or broken keys leave the
 // default in place and the walk goes on.
+// Text from the file (keys, values, yaml-cpp's messages quoting it) can hold
+// newlines and control bytes; each problem must stay one clean line.
+std::string one_line(std::string_view text) {
+    std::string out;
+    for (char c : text) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f) out += fmt::format("\\x{:02x}", u);
+        else out.push_back(c);
+    }
+    return out;
+}
+
 class reader {
 public:
     reader(std::string file, fs::path base_dir) : file_(std::move(file)), base_dir_(std::move(base_dir)) {}
@@ -216,7 +230,7 @@ public:
 
 private:
     void fail(const YAML::Mark& mark, std::string_view key, std::string_view problem, std::string_view allowed) {
-        errors_.push_back(where(file_, mark) + std::string(key) + ": " + std::string(problem) + "; " +
+        errors_.push_back(where(file_, mark) + one_line(key) + ": " + one_line(problem) + "; " +
                           std::string(allowed));
     }
 
@@ -637,7 +651,7 @@ private:
 constexpr std::string_view syntax_hint = "check the indentation, colons and quotes on this line and the one before";
 
 std::string syntax_error(const std::string& file, const YAML::Exception& e) {
-    return where(file, e.mark) + "YAML syntax error: " + e.msg + "; " + std::string(syntax_hint);
+    return where(file, e.mark) + "YAML syntax error: " + one_line(e.msg) + "; " + std::string(syntax_hint);
 }
 
 // What YAML::Load cannot see because it reads only the first document: a

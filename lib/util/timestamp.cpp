@@ -115,7 +115,13 @@ std::optional<std::int64_t> parse_iso8601_ms(std::string_view s) {
     if (second == 60) second = 59;  // leap second: clamp rather than roll into the next minute
     const std::int64_t days = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
     const std::int64_t secs = days * 86400 + hour * 3600 + minute * 60 + second - offset_minutes * 60LL;
-    return secs * 1000 + millis;
+    const std::int64_t ms = secs * 1000 + millis;
+    // An offset can carry 0000-01-01 or 9999-12-31 out of four-digit years,
+    // which the stored text form cannot hold (nor sort correctly).
+    constexpr std::int64_t min_ms = -62167219200000;  // 0000-01-01T00:00:00.000Z
+    constexpr std::int64_t max_ms = 253402300799999;  // 9999-12-31T23:59:59.999Z
+    if (ms < min_ms || ms > max_ms) return std::nullopt;
+    return ms;
 }
 
 std::string format_iso8601_ms(std::int64_t epoch_ms) {
@@ -160,9 +166,10 @@ std::optional<std::int64_t> parse_http_date_ms(std::string_view s) {
 }
 
 std::string format_http_date(std::int64_t epoch_ms) {
-    std::int64_t secs = epoch_ms / 1000;
-    std::int64_t days = secs / 86400;
-    std::int64_t rem = secs % 86400;
+    // Floor, not truncate: instants before 1970 must not print negative fields.
+    const std::int64_t secs = epoch_ms >= 0 ? epoch_ms / 1000 : -((-epoch_ms + 999) / 1000);
+    const std::int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+    const std::int64_t rem = secs - days * 86400;
     const civil c = civil_from_days(days);
     char buf[40];
     std::snprintf(buf, sizeof buf, "%s, %02u %s %04lld %02lld:%02lld:%02lld GMT",

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Turns scripts/bench.sh's raw results into the one table it prints.
+
+    report.py RESULTS.tsv
+
+RESULTS.tsv holds `key<TAB>value` lines; a key repeated once per run is
+reduced to its median. Keys (N = incidents):
+  machine.*                          free text about the machine
+  parse.* / store.*                  incident-bench's medians
+  e2e.N.{wall_s,maxrss_kib,cpu_s,sim_cpu_s,wchar_bytes}   incident-syncd once, fresh database
+  steady.N.{wall_s,maxrss_kib,cpu_s,sim_cpu_s,rows,seen,wchar_bytes,wal_bytes}
+  peer.N.* / peer_reread.N.{wall_s,maxrss_kib,cpu_s,sim_cpu_s}
+  idle.{seconds,cpu_s,rss_kib}       incident-syncd run, idling at interval 5m
+  pairs1000.{incidents,wall_s,maxrss_kib,max_sockets,concurrency,ok}
+"""
+
+import statistics
+import sys
+from collections import defaultdict
+
+
+def load(path):
+    values = defaultdict(list)
+    with open(path) as f:
+        for line in f:
+            key, _, value = line.rstrip("\n").partition("\t")
+            if key:
+                values[key].append(value)
+    return values
+
+
+class results:
+    def __init__(self, raw):
+        self.raw = raw
+
+    def text(self, key, default=""):
+        return self.raw[key][-1] if key in self.raw else default
+
+    def num(self, key):
+        if key not in self.raw:
+            return None
+        try:
+            return statistics.median(float(v) for v in self.raw[key])
+        except ValueError:
+            return None
+
+    def runs(self, key):
+        return len(self.raw.get(key, []))
+
+
+def rate(x):
+    return "—" if x is None else f"{x:,.0f}"
+
+
+def secs(x):
+    if x is None:
+        return "—"
+    return f"{x:.2f} s" if x < 100 else f"{x:.0f} s"
+
+
+def mib(kib_or_bytes, from_bytes=False):
+    if kib_or_bytes is None:
+        return "—"
+    return f"{kib_or_bytes / (1 << 20 if from_bytes else 1 << 10):.1f} MiB"
+
+
+def ratio(a, b):
+    return None if not a or not b else a / b
+
+
+def main():
+    r = results(load(sys.argv[1]))
+    rows = []  # (what, incidents, incidents/s, wall, peak RSS, notes)
+
+    def row(*cells):
+        rows.append(tuple("—" if c is None or c == "" else str(c) for c in cells))
+
+    def cpu(prefix):  # "CPU 1.2 s (sim 0.3 s)": the process measured, and the simulator serving it
+        return f"CPU {secs(r.num(prefix + '.cpu_s'))} (sim {secs(r.num(prefix + '.sim_cpu_s'))})"
+
+    def per_second(n, wall):
+        return rate(n / wall if n and wall else None)
+
+    n_parse = r.num("parse.incidents")
+    row("parse only (`api::parse_page`, pages of 100)", rate(n_parse), rate(r.num("parse.incidents_per_s")), "", "",
+        f"{r.num('parse.mib_per_s') or 0:.0f} MiB/s of JSON")
+    row("parse: RapidJSON DOM alone, same pages (the floor)", rate(n_parse), rate(r.num("parse.dom_incidents_per_s")),
+        "", "", "no typed model, no raw spans")
+    n_store = r.num("store.incidents")
+    for mode, label in (("fresh", "store only: fresh database"), ("unchanged", "store only: all unchanged"),
+                        ("changed10", "store only: 10% changed")):
+        p = f"store.{mode}."
+        if r.num(p + "incidents_per_s") is None:
+            continue
+        row(label, rate(n_store), rate(r.num(p + "incidents_per_s")), secs(r.num(p + "seconds")), "",
+            f"CPU {secs(r.num(p + 'cpu_seconds'))}, {secs(r.num(p + 'checkpoint_seconds'))} in checkpoints, "
+            f"{rate(r.num(p + 'rows_written'))} rows, WAL {mib(r.num(p + 'wal_bytes'), True)}, "
+            f"write(2) {mib(r.num(p + 'bytes_written'), True)}")
+
+    sizes = sorted({int(k.split(".")[1]) for k in r.raw if k.startswith("e2e.")})
+    for n in sizes:
+        p = f"e2e.{n}"
+        wall = r.num(p + ".wall_s")
+        row("end to end: `incident-syncd once`, fresh", f"{n:,}", per_second(n, wall), secs(wall),
+            mib(r.num(p + ".maxrss_kib")), f"{cpu(p)}, write(2) {mib(r.num(p + '.wchar_bytes'), True)}")
+    for n in sizes:
+        p = f"steady.{n}"
+        wall = r.num(p + ".wall_s")
+        if wall is None:
+            continue
+        row("steady state: `once` re-reading only unchanged incidents", f"{n:,}", per_second(r.num(p + ".seen"), wall),
+            secs(wall), mib(r.num(p + ".maxrss_kib")),
+            f"{cpu(p)}, incidents written {rate(r.num(p + '.rows'))}, WAL {mib(r.num(p + '.wal_bytes'), True)}, "
+            f"write(2) {mib(r.num(p + '.wchar_bytes'), True)}")
+    peer_sizes = sorted({int(k.split(".")[1]) for k in r.raw if k.startswith("peer.")})
+    for n in peer_sizes:
+        for p, label, note in ((f"peer.{n}", "peer (`bench/peer_sync.py`): fresh", ""),
+                               (f"peer_reread.{n}", "peer: re-read of unchanged data", ", rewrites every row")):
+            wall = r.num(p + ".wall_s")
+            row(label, f"{n:,}", per_second(n, wall), secs(wall), mib(r.num(p + ".maxrss_kib")), cpu(p) + note)
+    for n in peer_sizes:
+        for label, peer, daemon, target in (
+                ("ratio daemon / peer: fresh backfill", "peer", "e2e", 6),
+                ("ratio daemon / peer: re-read of unchanged data", "peer_reread", "steady", 20)):
+            x = ratio(r.num(f"{peer}.{n}.wall_s"), r.num(f"{daemon}.{n}.wall_s"))
+            goal = f" (target ≥ {target}x at 100k)" if n == 100_000 else ""
+            row(label, f"{n:,}", "", "", "", f"**{x:.1f}x**{goal}" if x else None)
+    if r.num("idle.cpu_s") is not None:
+        row("idle: `incident-syncd run`, interval 5m, after a sync", "", "", secs(r.num("idle.seconds")),
+            mib(r.num("idle.rss_kib")), f"**{r.num('idle.cpu_s'):.2f} CPU s** over {r.num('idle.seconds'):.0f} s")
+    if r.num("pairs1000.wall_s") is not None:
+        n = r.num("pairs1000.incidents")
+        wall = r.num("pairs1000.wall_s")
+        row(f"{r.text('pairs1000.pairs')} pairs in one process: one `once` pass", f"{n:,.0f}", per_second(n, wall),
+            secs(wall), mib(r.num("pairs1000.maxrss_kib")),
+            f"{cpu('pairs1000')}, max open sockets {r.text('pairs1000.max_sockets')} "
+            f"(sync.concurrency {r.text('pairs1000.concurrency')}), {r.text('pairs1000.ok')}")
+
+    header = ("measurement", "incidents", "incidents/s", "wall", "peak RSS", "notes")
+    widths = [max(len(h), *(len(x[i]) for x in rows)) for i, h in enumerate(header)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+    print(line(header))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for x in rows:
+        print(line(x))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,321 @@
+#!/usr/bin/env bash
+# The benchmark (issue 6): installs what is missing, builds the release preset,
+# and prints one table: parse only, store only, incident-syncd end to end
+# against incident-sim over HTTPS on loopback, the steady-state re-read, the
+# Python peer (bench/peer_sync.py) against the same simulator, idle CPU, and
+# 1,000 pairs in one process. Timings are medians of --repeat runs.
+#
+# Usage: scripts/bench.sh [options]
+#   --sizes N,N,...     end-to-end sizes in incidents (default 10000,100000)
+#   --full              also 1,000,000 (same as BENCH_FULL=1)
+#   --repeat R          runs per timing, the median is shown (default 3)
+#   --idle SECONDS      how long to measure the idle daemon's CPU (default 60)
+#   --quick             --idle 10, --repeat 1, parse/store at 10,000: proves it works, numbers are rough
+#   --store-incidents N size for parse only / store only (default 100000)
+#   --concurrency N     sync.concurrency for the daemon (default 4)
+#   --peer-max N        run the peer only at sizes up to N (default 100000; it is slow)
+#   --build-dir DIR     use (and build) the binaries in DIR instead of the release preset
+#   --no-deps           do not run scripts/install-deps.sh
+#   --keep              keep the temporary directory (databases, logs, configs)
+# Environment: BENCH_TMPDIR (default $TMPDIR or /tmp) is where the databases go:
+# its filesystem is part of the result.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+sizes=10000,100000
+full=${BENCH_FULL:-0}
+repeat=3
+idle_seconds=60
+store_incidents=100000
+peer_max=100000
+build_dir=""
+deps=1
+keep=0
+pairs=10
+concurrency=4
+big_pairs=1000
+big_per_pair=20
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+while (($#)); do
+  case "$1" in
+    --sizes) sizes=$2; shift 2 ;;
+    --full) full=1; shift ;;
+    --repeat) repeat=$2; shift 2 ;;
+    --idle) idle_seconds=$2; shift 2 ;;
+    --quick) idle_seconds=10; repeat=1; store_incidents=10000; shift ;;
+    --store-incidents) store_incidents=$2; shift 2 ;;
+    --peer-max) peer_max=$2; shift 2 ;;
+    --concurrency) concurrency=$2; shift 2 ;;
+    --build-dir) build_dir=$2; shift 2 ;;
+    --no-deps) deps=0; shift ;;
+    --keep) keep=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 64 ;;
+  esac
+done
+[[ $full == 1 ]] && sizes="$sizes,1000000"
+IFS=, read -r -a size_list <<<"$sizes"
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# --- build ------------------------------------------------------------------
+if ((deps)); then bash scripts/install-deps.sh >&2; fi
+targets=(incident-syncd incident-sim incident-bench)
+if [[ -n $build_dir ]]; then
+  cmake --build "$build_dir" --target "${targets[@]}" >&2
+  bin=$(cd "$build_dir" && pwd)
+else
+  bash scripts/build.sh release "${targets[@]}" >&2
+  bin=$root/build/release
+fi
+syncd=$bin/incident-syncd
+sim=$bin/tests/incident-sim
+bench=$bin/bench/incident-bench
+measure=(python3 "$root/bench/measure.py")
+
+# --- scratch space, and stopping what we start ------------------------------
+tmp=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/incident-bench.XXXXXX")
+started_pids=()  # still running: the exit trap stops these, and only these
+# stop PID: SIGTERM, wait for it, and forget it (its id may be reused later).
+stop() {
+  local pid=$1 kept=() p
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for p in "${started_pids[@]}"; do [[ $p == "$pid" ]] || kept+=("$p"); done
+  started_pids=("${kept[@]}")
+}
+cleanup() {
+  local pid
+  for pid in "${started_pids[@]}"; do stop "$pid"; done
+  if ((keep)); then echo "bench.sh: kept $tmp" >&2; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+results=$tmp/results.tsv
+: >"$results"
+record() { printf '%s\t%s\n' "$1" "$2" >>"$results"; }
+# The value of `key` in a measure.py output file.
+metric() { awk -F'\t' -v k="$2" '$1 == k { print $2 }' "$1"; }
+count_incidents() { sqlite3 "$1" 'SELECT COUNT(*) FROM incidents'; }
+# CPU seconds (user + system) process PID has used so far.
+clock_ticks=$(getconf CLK_TCK)
+cpu_seconds() { awk -v t="$clock_ticks" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
+# measured KEY [measure.py options] -- COMMAND...: runs COMMAND under
+# measure.py into $tmp/m (the caller checks its exit_code there), and records
+# under KEY how much CPU the simulator spent serving it.
+measured() {
+  local key=$1 before
+  shift
+  before=$(cpu_seconds "$sim_pid")
+  "${measure[@]}" --out "$tmp/m" "$@" || true
+  record "$key.sim_cpu_s" "$(awk -v a="$(cpu_seconds "$sim_pid")" -v b="$before" 'BEGIN { printf "%.2f", a - b }')"
+}
+
+token="bench-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+(umask 077 && printf '%s\n' "$token" >"$tmp/token")
+
+# Starts incident-sim in the background for `incidents` over `npairs` pairs,
+# spread over the 7 days before now; sets sim_pid and sim_url.
+start_sim() {
+  local incidents=$1 npairs=$2 dir=$tmp/sim-$1-$2
+  mkdir -p "$dir"
+  "$sim" --port 0 --port-file "$dir/port" --ca-out "$tmp/ca.pem" --incidents "$incidents" --pairs "$npairs" \
+    --span 7d --token-file "$tmp/token" >"$dir/log" 2>&1 &
+  sim_pid=$!
+  started_pids+=("$sim_pid")
+  local waited=0
+  until [[ -s $dir/port ]]; do
+    kill -0 "$sim_pid" 2>/dev/null || { cat "$dir/log" >&2; echo "bench.sh: incident-sim failed" >&2; exit 1; }
+    sleep 0.1
+    ((++waited < 6000)) || { echo "bench.sh: incident-sim not listening after 10 min" >&2; exit 1; }
+  done
+  sim_url=https://127.0.0.1:$(cat "$dir/port")
+  log "incident-sim: $incidents incidents, $npairs pairs at $sim_url ($(grep -o 'ready in.*' "$dir/log" || true))"
+}
+
+stop_sim() { stop "$sim_pid"; }
+
+# write_config FILE DB NPAIRS OVERLAP [INTERVAL]: every incident in the sim's
+# 7-day span is inside the first window (initial_lookback 8d, settle 0s). An
+# overlap of 8d makes every later pass re-read the whole span.
+write_config() {
+  local file=$1 db=$2 npairs=$3 overlap=$4 interval=${5:-5m} i
+  {
+    echo "api:"
+    echo "  base_url: $sim_url"
+    echo "  token_file: $tmp/token"
+    echo "  ca_file: $tmp/ca.pem"
+    echo "  page_size: 100"
+    echo "sync:"
+    echo "  interval: $interval"
+    echo "  initial_lookback: 8d"
+    echo "  overlap: $overlap"
+    echo "  settle: 0s"
+    echo "  max_window: 6h"
+    echo "  concurrency: $concurrency"
+    echo "  pairs:"
+    for ((i = 0; i < npairs; i++)); do printf '    - { app_id: PXsim%03d, tld: site%03d.example }\n' "$i" "$i"; done
+    echo "database:"
+    echo "  path: $db"
+  } >"$file"
+}
+
+remove_db() { rm -f "$1" "$1-wal" "$1-shm" "$1.lock"; }
+
+# --- the machine --------------------------------------------------------------
+fs_type=$(df --output=fstype "$tmp" | tail -1)
+fs_source=$(df --output=source "$tmp" | tail -1)
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+mem_total=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+machine="$(nproc) CPU(s) ($cpu_model), $mem_total RAM, kernel $(uname -r), temp dir on $fs_type ($fs_source), SQLite $(sqlite3 --version | cut -d' ' -f1)"
+log "machine: $machine"
+
+# --- parse only, store only -----------------------------------------------------
+log "parse only: $store_incidents incidents, $repeat run(s)"
+"$bench" parse --incidents "$store_incidents" --pairs "$pairs" --repeat "$repeat" >"$tmp/parse.tsv"
+cat "$tmp/parse.tsv" >>"$results"
+log "store only: $store_incidents incidents: fresh, unchanged, 10% changed, $repeat run(s)"
+"$bench" store --incidents "$store_incidents" --pairs "$pairs" --repeat "$repeat" --mode all --dir "$tmp/store" \
+  >"$tmp/store.tsv"
+cat "$tmp/store.tsv" >>"$results"
+
+# --- end to end, steady state, the peer ---------------------------------------
+
+# steady_pass N DB timed|pinned: `once` over the same window again, when nothing
+# in it changed. `pinned` holds a reader open on DB for the run, so the WAL can
+# be neither checkpointed nor restarted and its final size is exactly what the
+# pass appended; that run is not timed (the pin changes what it measures).
+steady_pass() {
+  local n=$1 db=$2 how=$3 last_run seen written pin=() key=steady.$1
+  [[ $how == pinned ]] && pin=(--pin-wal "$db") && key=pinned.$key
+  last_run=$(sqlite3 "$db" 'SELECT COALESCE(MAX(run_id), 0) FROM sync_runs')
+  measured "$key" "${pin[@]}" -- "$syncd" once --config "$tmp/e2e-$n/incident-sync.yaml" \
+    2>>"$tmp/e2e-$n/daemon.log"
+  [[ $(metric "$tmp/m" exit_code) == 0 ]] || { tail "$tmp/e2e-$n/daemon.log" >&2; echo "bench.sh: once failed" >&2; exit 1; }
+  IFS='|' read -r seen written < <(sqlite3 "$db" \
+    "SELECT SUM(incidents_seen), SUM(incidents_new + incidents_changed) FROM sync_runs WHERE run_id > $last_run")
+  written=${written:-0}
+  record "steady.$n.rows" "$written"
+  ((written == 0)) || log "WARNING: the steady-state pass wrote $written incidents (expected 0)"
+  if [[ $how == pinned ]]; then
+    record "steady.$n.wal_bytes" "$(metric "$tmp/m" wal_bytes)"
+  else
+    record "steady.$n.seen" "$seen"
+    record "steady.$n.wall_s" "$(metric "$tmp/m" wall_s)"
+    record "steady.$n.maxrss_kib" "$(metric "$tmp/m" maxrss_kib)"
+    record "steady.$n.wchar_bytes" "$(metric "$tmp/m" wchar_bytes)"
+    record "steady.$n.cpu_s" "$(metric "$tmp/m" cpu_s)"
+  fi
+}
+
+idle_db=""
+for n in "${size_list[@]}"; do
+  start_sim "$n" "$pairs"
+  db=$tmp/e2e-$n/incidents.db
+  mkdir -p "$tmp/e2e-$n"
+  write_config "$tmp/e2e-$n/incident-sync.yaml" "$db" "$pairs" 8d
+  for ((r = 1; r <= repeat; r++)); do
+    remove_db "$db"
+    log "end to end, fresh: $n incidents, run $r/$repeat"
+    measured "e2e.$n" -- "$syncd" once --config "$tmp/e2e-$n/incident-sync.yaml" 2>>"$tmp/e2e-$n/daemon.log"
+    [[ $(metric "$tmp/m" exit_code) == 0 ]] || { tail "$tmp/e2e-$n/daemon.log" >&2; echo "bench.sh: once failed" >&2; exit 1; }
+    got=$(count_incidents "$db")
+    [[ $got == "$n" ]] || { echo "bench.sh: daemon stored $got incidents, expected $n" >&2; exit 1; }
+    record "e2e.$n.wall_s" "$(metric "$tmp/m" wall_s)"
+    record "e2e.$n.maxrss_kib" "$(metric "$tmp/m" maxrss_kib)"
+    record "e2e.$n.wchar_bytes" "$(metric "$tmp/m" wchar_bytes)"
+    record "e2e.$n.cpu_s" "$(metric "$tmp/m" cpu_s)"
+
+    log "steady state (re-read, unchanged): $n incidents, run $r/$repeat"
+    steady_pass "$n" "$db" timed
+  done
+  log "steady state: WAL bytes of one more re-read, with a reader pinning the log"
+  steady_pass "$n" "$db" pinned
+
+  if ((n <= peer_max)); then
+    peer_db=$tmp/e2e-$n/peer.db
+    peer=(python3 "$root/bench/peer_sync.py" --base-url "$sim_url" --token-file "$tmp/token" --ca-file "$tmp/ca.pem"
+          --schema "$root/schema/001_initial.sql" --db "$peer_db" --pairs "$pairs" --page-size 100
+          --initial-lookback 8d --overlap 8d --max-window 6h)
+    for ((r = 1; r <= repeat; r++)); do
+      remove_db "$peer_db"
+      log "peer, fresh: $n incidents, run $r/$repeat"
+      measured "peer.$n" -- "${peer[@]}" >"$tmp/e2e-$n/peer.out" 2>>"$tmp/e2e-$n/peer.log"
+      [[ $(metric "$tmp/m" exit_code) == 0 ]] || { tail "$tmp/e2e-$n/peer.log" >&2; echo "bench.sh: the peer failed" >&2; exit 1; }
+      got=$(count_incidents "$peer_db")
+      [[ $got == "$(count_incidents "$db")" ]] || { echo "bench.sh: peer stored $got incidents, the daemon $(count_incidents "$db")" >&2; exit 1; }
+      record "peer.$n.wall_s" "$(metric "$tmp/m" wall_s)"
+      record "peer.$n.maxrss_kib" "$(metric "$tmp/m" maxrss_kib)"
+      record "peer.$n.cpu_s" "$(metric "$tmp/m" cpu_s)"
+      log "peer, re-read of unchanged data: $n incidents, run $r/$repeat"
+      measured "peer_reread.$n" -- "${peer[@]}" >"$tmp/e2e-$n/peer.out" 2>>"$tmp/e2e-$n/peer.log"
+      [[ $(metric "$tmp/m" exit_code) == 0 ]] || { tail "$tmp/e2e-$n/peer.log" >&2; echo "bench.sh: the peer failed" >&2; exit 1; }
+      record "peer_reread.$n.wall_s" "$(metric "$tmp/m" wall_s)"
+      record "peer_reread.$n.maxrss_kib" "$(metric "$tmp/m" maxrss_kib)"
+      record "peer_reread.$n.cpu_s" "$(metric "$tmp/m" cpu_s)"
+    done
+  fi
+
+  # Idle CPU, once, on the smallest size: `run` polls at once (a 15-minute
+  # overlap window), then should sleep until the next interval.
+  if [[ -z $idle_db ]]; then
+    idle_db=$db
+    write_config "$tmp/e2e-$n/idle.yaml" "$db" "$pairs" 15m 5m
+    log "idle: incident-syncd run, interval 5m, measuring CPU over ${idle_seconds}s after its first poll"
+    idle_log=$tmp/e2e-$n/idle.log
+    : >"$idle_log"
+    "$syncd" run --config "$tmp/e2e-$n/idle.yaml" 2>>"$idle_log" &
+    run_pid=$!
+    started_pids+=("$run_pid")
+    polled=0
+    for ((w = 0; w < 3000; w++)); do
+      polled=$(grep -c ': synced ' "$idle_log" || true)
+      ((${polled:-0} >= pairs)) && break
+      kill -0 "$run_pid" 2>/dev/null || { cat "$idle_log" >&2; echo "bench.sh: run exited" >&2; exit 1; }
+      sleep 0.1
+    done
+    ((${polled:-0} >= pairs)) || log "WARNING: the first poll did not finish within 5 min; measuring anyway"
+    before=$(cpu_seconds "$run_pid")
+    sleep "$idle_seconds"
+    after=$(cpu_seconds "$run_pid")
+    record idle.seconds "$idle_seconds"
+    record idle.cpu_s "$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.2f", a - b }')"
+    record idle.rss_kib "$(awk '/^VmHWM/ { print $2 }' "/proc/$run_pid/status")"
+    stop "$run_pid"
+  fi
+  stop_sim
+done
+
+# --- 1,000 pairs in one process -------------------------------------------------
+big_incidents=$((big_pairs * big_per_pair))
+start_sim "$big_incidents" "$big_pairs"
+db=$tmp/pairs/incidents.db
+mkdir -p "$tmp/pairs"
+write_config "$tmp/pairs/incident-sync.yaml" "$db" "$big_pairs" 15m
+log "$big_pairs pairs, $big_per_pair incidents each: one pass of incident-syncd once, counting its sockets"
+measured pairs1000 --sample-sockets 20 -- "$syncd" once --config "$tmp/pairs/incident-sync.yaml" \
+  2>"$tmp/pairs/daemon.log"
+got=$(count_incidents "$db" 2>/dev/null || echo 0)
+record pairs1000.pairs "$big_pairs"
+record pairs1000.incidents "$big_incidents"
+record pairs1000.wall_s "$(metric "$tmp/m" wall_s)"
+record pairs1000.maxrss_kib "$(metric "$tmp/m" maxrss_kib)"
+record pairs1000.cpu_s "$(metric "$tmp/m" cpu_s)"
+record pairs1000.max_sockets "$(metric "$tmp/m" max_sockets)"
+record pairs1000.concurrency "$concurrency"
+if [[ $(metric "$tmp/m" exit_code) == 0 && $got == "$big_incidents" ]]; then
+  record pairs1000.ok "all $got incidents stored"
+else
+  record pairs1000.ok "FAILED: exit $(metric "$tmp/m" exit_code), $got of $big_incidents incidents stored"
+fi
+stop_sim
+
+# --- the table ------------------------------------------------------------------
+echo "incident-sync benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)"
+echo "machine: $machine"
+echo "dataset: incident-sim, $pairs pairs, 7-day span, pages of 100, 6h slices, sync.concurrency $concurrency;" \
+  "medians of $repeat run(s) (steady-state WAL, idle and $big_pairs pairs: one run); parse/store at $store_incidents incidents"
+echo
+python3 "$root/bench/report.py" "$results"
