@@ -563,6 +563,14 @@ void incident_store::record_unknown_fields(std::span<const model::unknown_field>
     }
 }
 
+void incident_store::checkpoint() {
+    try {
+        db_.exec("PRAGMA wal_checkpoint(PASSIVE)");
+    } catch (const std::exception& e) {
+        spdlog::warn("{}", sqlite_error(e, path_, "checkpointing the write-ahead log").message);
+    }
+}
+
 void incident_store::reset_statements() noexcept {
     for (auto* st : {&find_incident_, &insert_incident_, &update_incident_, &find_script_, &insert_script_,
                      &update_script_, &delete_script_page_types_, &insert_script_page_type_, &insert_page_type_,

@@ -72,6 +72,11 @@ public:
     // The pair's watermark (epoch ms), nullopt before its first commit.
     result<std::optional<std::int64_t>> watermark(const config::pair& pair);
 
+    // A passive WAL checkpoint, for idle moments: copies committed pages into
+    // the database without waiting for readers; with journal_size_limit the
+    // log file then shrinks once no reader needs it. Errors are only logged.
+    void checkpoint();
+
     // Test hook, called at each store step ("begin", "incident", "commit");
     // a throwing hook simulates a failure at that step.
     void set_step_hook(std::function<void(std::string_view step)> hook) { step_hook_ = std::move(hook); }

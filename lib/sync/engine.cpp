@@ -125,6 +125,15 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
     auto [ec] = co_await slots_->async_send(boost::system::error_code{}, use_tuple);
     if (ec) co_return pair_status::cancelled;
     slot_guard<std::remove_reference_t<decltype(*slots_)>> slot{slots_.get()};
+    ++active_pairs_;
+    // When the last active pair finishes, the loop is idle until the next
+    // poll: checkpoint then, not in the middle of a backfill.
+    struct idle_checkpoint {
+        engine* self;
+        ~idle_checkpoint() {
+            if (--self->active_pairs_ == 0) self->store_.checkpoint();
+        }
+    } checkpoint_when_idle{this};
 
     auto watermark = store_.watermark(pair);
     if (!watermark) {

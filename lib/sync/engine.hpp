@@ -95,6 +95,7 @@ private:
     std::map<config::pair, pair_health> health_;
     std::function<void(const config::pair&, pair_status)> pair_done_;
     bool stopping_ = false;
+    int active_pairs_ = 0;  // pairs holding a concurrency slot
 };
 
 }  // namespace isync::sync

@@ -21,7 +21,7 @@ sync_harness::sync_harness(harness_options options) {
     tls_ = isync::http::make_tls_context({dir_.file("ca.pem"), false}).value();
 
     db_path_ = dir_.file("incidents.db");
-    db_ = isync::store::open_database({db_path_, std::chrono::seconds(5), false}).value();
+    db_ = isync::store::open_database({db_path_, options.busy_timeout, false}).value();
     store_ = std::make_unique<isync::store::incident_store>(*db_, db_path_);
 
     settings_.sync.pairs = options.server.data.pairs;

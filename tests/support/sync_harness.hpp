@@ -20,6 +20,7 @@ struct harness_options {
     std::size_t pairs = 2;  // sim pairs PXsim000/site000.example ...
     int page_size = 50;
     int max_attempts = 6;
+    std::chrono::milliseconds busy_timeout{5000};
 };
 
 class sync_harness {
