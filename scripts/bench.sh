@@ -59,6 +59,7 @@ done
 IFS=, read -r -a size_list <<<"$sizes"
 
 log() { printf '== %s\n' "$*" >&2; }
+die() { echo "bench.sh: $*" >&2; exit 1; }
 
 # --- build ------------------------------------------------------------------
 if ((deps)); then bash scripts/install-deps.sh >&2; fi
@@ -99,6 +100,8 @@ record() { printf '%s\t%s\n' "$1" "$2" >>"$results"; }
 # The value of `key` in a measure.py output file.
 metric() { awk -F'\t' -v k="$2" '$1 == k { print $2 }' "$1"; }
 count_incidents() { sqlite3 "$1" 'SELECT COUNT(*) FROM incidents'; }
+# succeeded LOG WHAT: the last measured command exited 0, or show LOG's tail and stop.
+succeeded() { [[ $(metric "$tmp/m" exit_code) == 0 ]] || { tail "$1" >&2; die "$2 failed"; }; }
 # CPU seconds (user + system) process PID has used so far.
 clock_ticks=$(getconf CLK_TCK)
 cpu_seconds() { awk -v t="$clock_ticks" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
@@ -127,9 +130,9 @@ start_sim() {
   started_pids+=("$sim_pid")
   local waited=0
   until [[ -s $dir/port ]]; do
-    kill -0 "$sim_pid" 2>/dev/null || { cat "$dir/log" >&2; echo "bench.sh: incident-sim failed" >&2; exit 1; }
+    kill -0 "$sim_pid" 2>/dev/null || { cat "$dir/log" >&2; die "incident-sim failed"; }
     sleep 0.1
-    ((++waited < 6000)) || { echo "bench.sh: incident-sim not listening after 10 min" >&2; exit 1; }
+    ((++waited < 6000)) || die "incident-sim not listening after 10 min"
   done
   sim_url=https://127.0.0.1:$(cat "$dir/port")
   log "incident-sim: $incidents incidents, $npairs pairs at $sim_url ($(grep -o 'ready in.*' "$dir/log" || true))"
@@ -169,7 +172,9 @@ fs_type=$(df --output=fstype "$tmp" | tail -1)
 fs_source=$(df --output=source "$tmp" | tail -1)
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mem_total=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-machine="$(nproc) CPU(s) ($cpu_model), $mem_total RAM, kernel $(uname -r), temp dir on $fs_type ($fs_source), SQLite $(sqlite3 --version | cut -d' ' -f1)"
+sqlite_version=$(sqlite3 --version | cut -d' ' -f1)
+machine="$(nproc) CPU(s) ($cpu_model), $mem_total RAM, kernel $(uname -r), temp dir on $fs_type ($fs_source),"
+machine+=" SQLite $sqlite_version"
 log "machine: $machine"
 
 # --- parse only, store only -----------------------------------------------------
@@ -193,7 +198,7 @@ steady_pass() {
   last_run=$(sqlite3 "$db" 'SELECT COALESCE(MAX(run_id), 0) FROM sync_runs')
   measured "$key" "${pin[@]}" -- "$syncd" once --config "$tmp/e2e-$n/incident-sync.yaml" \
     2>>"$tmp/e2e-$n/daemon.log"
-  [[ $(metric "$tmp/m" exit_code) == 0 ]] || { tail "$tmp/e2e-$n/daemon.log" >&2; echo "bench.sh: once failed" >&2; exit 1; }
+  succeeded "$tmp/e2e-$n/daemon.log" "incident-syncd once"
   IFS='|' read -r seen written < <(sqlite3 "$db" \
     "SELECT SUM(incidents_seen), SUM(incidents_new + incidents_changed) FROM sync_runs WHERE run_id > $last_run")
   written=${written:-0}
@@ -220,9 +225,9 @@ for n in "${size_list[@]}"; do
     remove_db "$db"
     log "end to end, fresh: $n incidents, run $r/$repeat"
     measured "e2e.$n" -- "$syncd" once --config "$tmp/e2e-$n/incident-sync.yaml" 2>>"$tmp/e2e-$n/daemon.log"
-    [[ $(metric "$tmp/m" exit_code) == 0 ]] || { tail "$tmp/e2e-$n/daemon.log" >&2; echo "bench.sh: once failed" >&2; exit 1; }
+    succeeded "$tmp/e2e-$n/daemon.log" "incident-syncd once"
     got=$(count_incidents "$db")
-    [[ $got == "$n" ]] || { echo "bench.sh: daemon stored $got incidents, expected $n" >&2; exit 1; }
+    [[ $got == "$n" ]] || die "the daemon stored $got incidents, expected $n"
     record "e2e.$n.wall_s" "$(metric "$tmp/m" wall_s)"
     record "e2e.$n.maxrss_kib" "$(metric "$tmp/m" maxrss_kib)"
     record "e2e.$n.wchar_bytes" "$(metric "$tmp/m" wchar_bytes)"
@@ -243,15 +248,16 @@ for n in "${size_list[@]}"; do
       remove_db "$peer_db"
       log "peer, fresh: $n incidents, run $r/$repeat"
       measured "peer.$n" -- "${peer[@]}" >"$tmp/e2e-$n/peer.out" 2>>"$tmp/e2e-$n/peer.log"
-      [[ $(metric "$tmp/m" exit_code) == 0 ]] || { tail "$tmp/e2e-$n/peer.log" >&2; echo "bench.sh: the peer failed" >&2; exit 1; }
+      succeeded "$tmp/e2e-$n/peer.log" "the peer"
       got=$(count_incidents "$peer_db")
-      [[ $got == "$(count_incidents "$db")" ]] || { echo "bench.sh: peer stored $got incidents, the daemon $(count_incidents "$db")" >&2; exit 1; }
+      daemon_got=$(count_incidents "$db")
+      [[ $got == "$daemon_got" ]] || die "the peer stored $got incidents, the daemon $daemon_got"
       record "peer.$n.wall_s" "$(metric "$tmp/m" wall_s)"
       record "peer.$n.maxrss_kib" "$(metric "$tmp/m" maxrss_kib)"
       record "peer.$n.cpu_s" "$(metric "$tmp/m" cpu_s)"
       log "peer, re-read of unchanged data: $n incidents, run $r/$repeat"
       measured "peer_reread.$n" -- "${peer[@]}" >"$tmp/e2e-$n/peer.out" 2>>"$tmp/e2e-$n/peer.log"
-      [[ $(metric "$tmp/m" exit_code) == 0 ]] || { tail "$tmp/e2e-$n/peer.log" >&2; echo "bench.sh: the peer failed" >&2; exit 1; }
+      succeeded "$tmp/e2e-$n/peer.log" "the peer"
       record "peer_reread.$n.wall_s" "$(metric "$tmp/m" wall_s)"
       record "peer_reread.$n.maxrss_kib" "$(metric "$tmp/m" maxrss_kib)"
       record "peer_reread.$n.cpu_s" "$(metric "$tmp/m" cpu_s)"
@@ -273,7 +279,7 @@ for n in "${size_list[@]}"; do
     for ((w = 0; w < 3000; w++)); do
       polled=$(grep -c ': synced ' "$idle_log" || true)
       ((${polled:-0} >= pairs)) && break
-      kill -0 "$run_pid" 2>/dev/null || { cat "$idle_log" >&2; echo "bench.sh: run exited" >&2; exit 1; }
+      kill -0 "$run_pid" 2>/dev/null || { cat "$idle_log" >&2; die "incident-syncd run exited"; }
       sleep 0.1
     done
     ((${polled:-0} >= pairs)) || log "WARNING: the first poll did not finish within 5 min; measuring anyway"
@@ -313,9 +319,11 @@ fi
 stop_sim
 
 # --- the table ------------------------------------------------------------------
-echo "incident-sync benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)"
+revision=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
+echo "incident-sync benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $revision"
 echo "machine: $machine"
 echo "dataset: incident-sim, $pairs pairs, 7-day span, pages of 100, 6h slices, sync.concurrency $concurrency;" \
-  "medians of $repeat run(s) (steady-state WAL, idle and $big_pairs pairs: one run); parse/store at $store_incidents incidents"
+  "medians of $repeat run(s) (steady-state WAL, idle and $big_pairs pairs: one run);" \
+  "parse/store at $store_incidents incidents"
 echo
 python3 "$root/bench/report.py" "$results"
