@@ -251,19 +251,19 @@ std::vector<model::vulnerability> parse_vulnerabilities(const json& inc) {
 }
 
 // The members the schema maps, per object kind; anything else is schema drift.
-constexpr std::array incident_fields{"id", "category", "incident", "details", "initiator", "first_seen",
+constexpr std::array<std::string_view, 17> incident_fields{"id", "category", "incident", "details", "initiator", "first_seen",
                                      "last_seen", "host_domain", "app_id", "page_types", "page_types_per",
                                      "ack_updated_at", "additional_data", "under_review", "risk_level", "script",
                                      "actions"};
-constexpr std::array script_fields{"users_affected_percentage", "ack", "key", "id", "app_id", "host_domain", "type",
+constexpr std::array<std::string_view, 12> script_fields{"users_affected_percentage", "ack", "key", "id", "app_id", "host_domain", "type",
                                    "vendor", "first_seen", "last_seen", "risk", "page_types"};
-constexpr std::array risk_fields{"level", "reason"};
-constexpr std::array action_fields{"type", "subtype", "last_seen", "action_args"};
-constexpr std::array additional_data_fields{"vulnerabilities"};
-constexpr std::array vulnerability_fields{"package", "version", "ids"};
+constexpr std::array<std::string_view, 2> risk_fields{"level", "reason"};
+constexpr std::array<std::string_view, 4> action_fields{"type", "subtype", "last_seen", "action_args"};
+constexpr std::array<std::string_view, 1> additional_data_fields{"vulnerabilities"};
+constexpr std::array<std::string_view, 3> vulnerability_fields{"package", "version", "ids"};
 
 template <std::size_t N>
-void unknown_members(const json* obj, const std::array<const char*, N>& known, const std::string& path,
+void unknown_members(const json* obj, const std::array<std::string_view, N>& known, const std::string& path,
                      std::vector<std::string>& out) {
     if (!obj || !obj->IsObject()) return;
     for (const auto& m : obj->GetObject()) {
@@ -274,7 +274,7 @@ void unknown_members(const json* obj, const std::array<const char*, N>& known, c
 }
 
 template <std::size_t N>
-void unknown_members_of_each(const json* list, const std::array<const char*, N>& known, const std::string& path,
+void unknown_members_of_each(const json* list, const std::array<std::string_view, N>& known, const std::string& path,
                              std::vector<std::string>& out) {
     if (!list || !list->IsArray()) return;
     for (const auto& e : list->GetArray()) unknown_members(&e, known, path + "[]", out);
