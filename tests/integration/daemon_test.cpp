@@ -1,4 +1,5 @@
 // incident-syncd as a real process: exit codes, signals, locking, crashes.
+#include "fake_api/pki.hpp"
 #include "support/daemon_fixture.hpp"
 #include "support/db_reader.hpp"
 
@@ -16,6 +17,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <csignal>
+#include <fstream>
 #include <cstdio>
 #include <regex>
 #include <random>
@@ -198,6 +200,47 @@ TEST(Daemon, OnePairRefusedOthersSucceedAndOnceExitsOne) {
     EXPECT_EQ(db->execAndGet("SELECT COUNT(*) FROM incidents WHERE app_id = 'PXsim001'").getInt(), 0);
     EXPECT_EQ(db->execAndGet("SELECT auth_failing FROM sync_state WHERE app_id = 'PXsim001'").getInt(), 1);
     EXPECT_EQ(f.run("status", "check", {"--check"}), 1);
+}
+
+// Every error path at trace level with a recognisable token: it must appear in
+// no output and no file the daemon writes.
+TEST(Daemon, TheTokenNeverAppearsOnAnyPathAtTraceLevel) {
+    const std::string canary = "CANARY-91b2-accepted-token";
+    daemon_options o;
+    o.log_level = "trace";
+    o.token = canary;
+    // Every-Kth faults are deterministic; these periods never stack up to
+    // max_attempts failures in a row.
+    o.faults.fail_every_kth = 4;
+    o.faults.rate_limit_every_kth = 29;
+    o.faults.retry_after_seconds = 0;
+    o.faults.truncate_every_kth = 31;
+    o.faults.malformed_every_kth = 37;
+    o.faults.reset_every_kth = 41;
+    o.faults.wrong_content_type_every_kth = 43;
+    daemon_fixture f(o);
+    auto leaks = [&](const std::string& what) {
+        for (const auto& entry : std::filesystem::directory_iterator(f.dir().path())) {
+            if (entry.path().filename() == "token") continue;
+            if (test_support::read_file(entry.path()).find(canary) != std::string::npos)
+                ADD_FAILURE() << what << ": the token is in " << entry.path();
+        }
+    };
+    EXPECT_EQ(f.run("once", "faults", {"--log-level", "trace"}), 0) << f.output("faults");
+    EXPECT_GT(f.server().stats().status_counts.at(500), 0u);
+    leaks("retries after 500, 429, truncation, malformed bodies, resets and HTML");
+
+    // A TLS failure: the daemon trusts another CA.
+    std::filesystem::copy_file(f.dir().file("ca.pem"), f.dir().file("right-ca.pem"));
+    {
+        std::ofstream(f.dir().file("ca.pem"), std::ios::trunc) << fake_api::make_ca("some other CA").cert_pem;
+    }
+    EXPECT_EQ(f.run("once", "tls"), 1);
+    EXPECT_NE(f.output("tls").find("unknown CA"), std::string::npos) << f.output("tls");
+    leaks("a refused certificate");
+    EXPECT_EQ(f.run("check-config", "check"), 0);
+    EXPECT_EQ(f.run("status", "status", {"--json"}), 0);
+    leaks("check-config and status");
 }
 
 TEST(Daemon, SecondDaemonOnTheSameDatabaseIsRefusedWhileReadersAreWelcome) {

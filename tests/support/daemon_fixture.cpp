@@ -28,6 +28,7 @@ daemon_fixture::daemon_fixture(daemon_options options) : options_(std::move(opti
     so.data.start_ms = so.data.end_ms - 2 * 86'400'000LL;
     data_end_ms_ = so.data.end_ms;
     so.faults = options_.faults;
+    so.token = options_.token;
     so.unauthorized_app_ids = options_.unauthorized_app_ids;
     server_ = std::make_unique<fake_api::server>(so);
     server_->write_ca_file(dir_.file("ca.pem"));

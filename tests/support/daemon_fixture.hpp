@@ -22,6 +22,7 @@ struct daemon_options {
     std::string extra_sync_yaml;  // more `sync:` keys, indented by 2
     std::string log_level = "info";
     std::string interval = "1s";
+    std::string token = "test-token";  // the token the fake API accepts
     std::vector<std::string> unauthorized_app_ids{};
 };
 
