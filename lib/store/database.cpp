@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 namespace isync::store {
 namespace {
@@ -107,6 +108,14 @@ result<std::unique_ptr<SQLite::Database>> open_database(const open_options& opti
                                                               "`incident-syncd once` or `run` first",
                                                               options.path));
         } else {
+            // SQLite silently falls back to read-only when the file is not
+            // writable; say so at start-up rather than at the first commit.
+            if (sqlite3_db_readonly(db->getHandle(), "main") == 1)
+                return make_error(errc::database,
+                                  fmt::format("database {} is read-only for this user (uid {}): the daemon must be "
+                                              "able to write it and its directory; check ownership and permissions "
+                                              "(systemd: StateDirectory=; Docker: the /data volume)",
+                                              options.path, ::geteuid()));
             migrate(*db, options.path);
         }
         return db;

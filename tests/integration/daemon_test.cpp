@@ -17,6 +17,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <csignal>
+#include <unistd.h>
 #include <fstream>
 #include <cstdio>
 #include <regex>
@@ -241,6 +242,29 @@ TEST(Daemon, TheTokenNeverAppearsOnAnyPathAtTraceLevel) {
     EXPECT_EQ(f.run("check-config", "check"), 0);
     EXPECT_EQ(f.run("status", "status", {"--json"}), 0);
     leaks("check-config and status");
+}
+
+// A database file the daemon's user cannot write is a clear start-up error.
+// The tests run as root, who writes anything, so the daemon runs as `nobody`.
+TEST(Daemon, AReadOnlyDatabaseIsAClearStartUpError) {
+    if (::geteuid() != 0 || !std::filesystem::exists("/usr/bin/setpriv")) GTEST_SKIP() << "needs root and setpriv";
+    daemon_fixture f;
+    ASSERT_EQ(f.run("once", "first"), 0) << f.output("first");  // a database, owned by root
+    for (const char* suffix : {"-wal", "-shm", ".lock"}) std::filesystem::remove(f.db_path() + suffix);
+    std::filesystem::permissions(f.db_path(), std::filesystem::perms(0644));
+    // `nobody` may enter the directory, create the lock file and read the
+    // token (handed over, mode 0600, as it would be to a service user).
+    std::filesystem::permissions(f.dir().path(), std::filesystem::perms(0777));
+    ::chown(f.token_path().c_str(), 65534, 65534);
+    const auto before = test_support::read_file(f.db_path());
+    auto argv = f.command("once");
+    argv.insert(argv.begin(), {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"});
+    const int status = test_support::run_process(argv, f.dir().path(), "readonly");
+    EXPECT_EQ(status, 74) << f.output("readonly");
+    const std::string out = f.output("readonly");
+    EXPECT_NE(out.find(f.db_path()), std::string::npos) << out;
+    EXPECT_NE(out.find("read-only"), std::string::npos) << out;
+    EXPECT_EQ(test_support::read_file(f.db_path()), before) << "the database must be untouched";
 }
 
 TEST(Daemon, SecondDaemonOnTheSameDatabaseIsRefusedWhileReadersAreWelcome) {
