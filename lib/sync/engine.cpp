@@ -15,7 +15,6 @@
 
 #include <chrono>
 #include <random>
-#include <ranges>
 
 namespace isync::sync {
 namespace net = boost::asio;
@@ -82,8 +81,12 @@ net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::
             if (page.error().code != errc::cancelled) record_failure(report, page.error());
             co_return page.error();
         }
-        const walk_state state =
-            walk.on_page(page->count, page->incidents | std::views::transform([](const model::incident& i) -> std::string_view { return i.id; }));
+        // A plain vector, not a views::transform: clang 14 cannot compile that
+        // with libstdc++ 12, and the fuzz build uses clang.
+        std::vector<std::string_view> ids;
+        ids.reserve(page->incidents.size());
+        for (const auto& incident : page->incidents) ids.push_back(incident.id);
+        const walk_state state = walk.on_page(page->count, ids);
         stats_.drift_corrections += static_cast<std::uint64_t>(walk.drift_corrections() - report.drift_corrections);
         report.drift_corrections = walk.drift_corrections();
 
