@@ -126,7 +126,7 @@ std::int64_t substance_hash(const model::incident& inc) {
 incident_store::incident_store(SQLite::Database& db, std::string path)
     : db_(db),
       path_(std::move(path)),
-      find_incident_(db, "SELECT incident_key, content_hash, substance_hash FROM incidents WHERE id = ?"),
+      find_incident_(db, "SELECT incident_key, content_hash FROM incidents WHERE id = ?"),
       insert_incident_(db, std::string("INSERT INTO incidents (") + incident_columns +
                                ", first_synced_at, last_synced_at, content_changed_at, script_risk_level) "
                                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, ?17, ?17, ?17, ?18)"),
@@ -389,19 +389,25 @@ void incident_store::finish_slice(const slice_report& report, const upsert_count
     upsert_state_success_.bind(5, now_text);
     run(upsert_state_success_);
 
+    write_run(report, report.pages + 1, totals, now_text, nullptr);
+}
+
+void incident_store::write_run(const slice_report& report, std::int64_t pages, const upsert_counts& totals,
+                               const std::string& now_text, const std::string* error_text) {
     insert_run_.bind(1, report.pair.app_id);
     insert_run_.bind(2, report.pair.tld);
     insert_run_.bind(3, report.from_ms);
     insert_run_.bind(4, report.to_ms);
-    insert_run_.bind(5, report.pages + 1);
+    insert_run_.bind(5, pages);
     insert_run_.bind(6, totals.seen);
     insert_run_.bind(7, totals.inserted);
     insert_run_.bind(8, totals.changed);
     insert_run_.bind(9, report.drift_corrections);
     insert_run_.bind(10, util::format_iso8601_ms(report.started_ms));
     insert_run_.bind(11, now_text);
-    insert_run_.bind(12, "ok");
-    insert_run_.bind(13);
+    insert_run_.bind(12, error_text ? "failed" : "ok");
+    if (error_text) insert_run_.bind(13, *error_text);
+    else insert_run_.bind(13);
     run(insert_run_);
 }
 
@@ -418,20 +424,7 @@ result<void> incident_store::record_failure(const slice_report& report, std::str
         upsert_state_failure_.bind(5, auth_failure ? 1 : 0);
         run(upsert_state_failure_);
 
-        insert_run_.bind(1, report.pair.app_id);
-        insert_run_.bind(2, report.pair.tld);
-        insert_run_.bind(3, report.from_ms);
-        insert_run_.bind(4, report.to_ms);
-        insert_run_.bind(5, report.pages);
-        insert_run_.bind(6, report.counts.seen);
-        insert_run_.bind(7, report.counts.inserted);
-        insert_run_.bind(8, report.counts.changed);
-        insert_run_.bind(9, report.drift_corrections);
-        insert_run_.bind(10, util::format_iso8601_ms(report.started_ms));
-        insert_run_.bind(11, now_text);
-        insert_run_.bind(12, "failed");
-        insert_run_.bind(13, error_copy);
-        run(insert_run_);
+        write_run(report, report.pages, report.counts, now_text, &error_copy);
         tx.commit();
         return {};
     } catch (const std::exception& e) {
@@ -440,27 +433,23 @@ result<void> incident_store::record_failure(const slice_report& report, std::str
     }
 }
 
-std::string action_set(const model::incident& inc) {
-    std::vector<std::string> items;
-    for (const auto& a : inc.actions) items.push_back(a.type.value_or("") + "/" + a.subtype.value_or(""));
+namespace {
+
+// A set as history shows it: sorted, distinct, joined by `separator`.
+std::string set_text(std::vector<std::string> items, std::string_view separator) {
     std::sort(items.begin(), items.end());
     items.erase(std::unique(items.begin(), items.end()), items.end());
     std::string out;
-    for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+    for (const auto& i : items) out += (out.empty() ? "" : std::string(separator)) + i;
     return out;
 }
 
-namespace {
+std::string action_item(std::string_view type, std::string_view subtype) {
+    return std::string(type) + "/" + std::string(subtype);
+}
 
 std::string vulnerability_item(std::string_view package, std::string_view version, std::string_view ids) {
     return std::string(package) + "@" + std::string(version) + " (" + std::string(ids) + ")";
-}
-
-std::string joined_sorted(std::vector<std::string> items, std::string_view separator) {
-    std::sort(items.begin(), items.end());
-    std::string out;
-    for (const auto& i : items) out += (out.empty() ? "" : std::string(separator)) + i;
-    return out;
 }
 
 std::optional<std::string> bool_text(const std::optional<bool>& b) {
@@ -475,17 +464,17 @@ std::optional<std::string> column_text(SQLite::Statement& st, int i) {
 
 }  // namespace
 
+std::string action_set(const model::incident& inc) {
+    std::vector<std::string> items;
+    for (const auto& a : inc.actions) items.push_back(action_item(a.type.value_or(""), a.subtype.value_or("")));
+    return set_text(std::move(items), ", ");
+}
+
 std::string vulnerability_set(const model::incident& inc) {
     std::vector<std::string> items;
-    for (const auto& v : inc.vulnerabilities) {
-        std::vector<std::string> ids = v.ids;
-        std::sort(ids.begin(), ids.end());
-        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-        std::string id_text;
-        for (const auto& id : ids) id_text += (id_text.empty() ? "" : ", ") + id;
-        items.push_back(vulnerability_item(v.package.value_or(""), v.version.value_or(""), id_text));
-    }
-    return joined_sorted(std::move(items), "; ");
+    for (const auto& v : inc.vulnerabilities)
+        items.push_back(vulnerability_item(v.package.value_or(""), v.version.value_or(""), set_text(v.ids, ", ")));
+    return set_text(std::move(items), "; ");
 }
 
 void incident_store::record_changes(std::int64_t incident_key, const model::incident& inc,
@@ -516,13 +505,11 @@ void incident_store::record_changes(std::int64_t incident_key, const model::inci
     std::vector<std::string> old_actions;
     select_action_set_.bind(1, incident_key);
     while (select_action_set_.executeStep()) {
-        old_actions.push_back(column_text(select_action_set_, 0).value_or("") + "/" +
-                              column_text(select_action_set_, 1).value_or(""));
+        old_actions.push_back(action_item(column_text(select_action_set_, 0).value_or(""),
+                                          column_text(select_action_set_, 1).value_or("")));
     }
     select_action_set_.reset();
-    std::sort(old_actions.begin(), old_actions.end());
-    old_actions.erase(std::unique(old_actions.begin(), old_actions.end()), old_actions.end());
-    fields.push_back({"actions", joined_sorted(old_actions, ", "), action_set(inc)});
+    fields.push_back({"actions", set_text(std::move(old_actions), ", "), action_set(inc)});
 
     std::vector<std::string> old_vulns;
     select_vulnerability_set_.bind(1, incident_key);
@@ -532,7 +519,7 @@ void incident_store::record_changes(std::int64_t incident_key, const model::inci
                                                column_text(select_vulnerability_set_, 2).value_or("")));
     }
     select_vulnerability_set_.reset();
-    fields.push_back({"vulnerabilities", joined_sorted(old_vulns, "; "), vulnerability_set(inc)});
+    fields.push_back({"vulnerabilities", set_text(std::move(old_vulns), "; "), vulnerability_set(inc)});
 
     for (const auto& f : fields) {
         if (f.old_value == f.new_value) continue;

@@ -95,6 +95,9 @@ private:
     void write_children(std::int64_t incident_key, const model::incident& inc);
     void delete_children(std::int64_t incident_key);
     void finish_slice(const slice_report& report, const upsert_counts& page, const std::string& now_text);
+    // One sync_runs row: `ok` when `error_text` is null, else `failed` with it.
+    void write_run(const slice_report& report, std::int64_t pages, const upsert_counts& totals,
+                   const std::string& now_text, const std::string* error_text);
     // After a failure: statements may be mid-step; make them reusable.
     void reset_statements() noexcept;
     void step(std::string_view name) {
