@@ -107,7 +107,6 @@ net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::
         incidents_read += counts->seen;
 
         if (complete) {
-            ++stats_.slices_ok;
             spdlog::debug("{}: slice {} .. {} done: {} pages, {} incidents ({} new, {} changed), {} drift corrections",
                           pair_name(pair), util::format_iso8601_ms(s.from_ms), util::format_iso8601_ms(s.to_ms),
                           report.pages, report.counts.seen, report.counts.inserted, report.counts.changed,
@@ -115,7 +114,6 @@ net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::
             co_return result<void>{};
         }
         if (state == walk_state::failed) {
-            ++stats_.slices_failed;
             error e = make_error(errc::transport, std::string(walk.failure()));
             record_failure(report, e);
             co_return e;
@@ -138,6 +136,25 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
         }
     } checkpoint_when_idle{this};
 
+    const auto started = std::chrono::steady_clock::now();
+    const pair_status status = co_await poll_slices(pair);
+    if (status != pair_status::cancelled) {
+        const auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started);
+        record_outcome(pair, status, elapsed.count());
+    }
+    co_return status;
+}
+
+void engine::record_outcome(const config::pair& pair, pair_status status, double seconds) {
+    stats_.observe_duration(seconds);
+    auto& h = health_[pair];
+    h.auth_failing = status == pair_status::auth_failed;
+    if (status == pair_status::ok) h.last_success_ms = clock_.now_ms();
+    last_status_[pair] = status;
+    if (pair_done_) pair_done_(pair, status);
+}
+
+net::awaitable<pair_status> engine::poll_slices(config::pair pair) {
     auto watermark = store_.watermark(pair);
     if (!watermark) {
         spdlog::error("{}: {}", pair_name(pair), watermark.error().message);
@@ -145,10 +162,7 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
     }
     if (*watermark && !health_[pair].watermark_ms) health_[pair].watermark_ms = **watermark;
     const auto slices = plan_slices(*watermark, clock_.now_ms(), settings_.sync);
-    if (slices.empty()) {
-        health_[pair].last_success_ms = clock_.now_ms();
-        co_return pair_status::ok;
-    }
+    if (slices.empty()) co_return pair_status::ok;
 
     http::connection conn(executor_, tls_, settings_.connection);
     pair_status status = pair_status::ok;
@@ -179,23 +193,11 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
         break;
     }
     if (status != pair_status::cancelled) co_await conn.shutdown();
-    const auto elapsed =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-    if (status != pair_status::cancelled) {
-        stats_.observe_duration(static_cast<double>(elapsed.count()) / 1000.0);
-        auto& h = health_[pair];
-        h.auth_failing = status == pair_status::auth_failed;
-        if (status == pair_status::ok) {
-            h.last_success_ms = clock_.now_ms();
-            h.consecutive_failures = 0;
-        } else {
-            ++h.consecutive_failures;
-        }
-    }
     if (status == pair_status::ok) {
+        const auto elapsed =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
         spdlog::info("{}: synced {} slice(s) up to {}: {} incidents read in {} ms", pair_name(pair), slices.size(),
-                     util::format_iso8601_ms(slices.back().to_ms), incidents_read,
-                     elapsed.count());
+                     util::format_iso8601_ms(slices.back().to_ms), incidents_read, elapsed.count());
     }
     co_return status;
 }
@@ -205,10 +207,7 @@ net::awaitable<bool> engine::run_once() {
     for (const auto& pair : settings_.sync.pairs) {
         tasks_.spawn(pair_name(pair), [](engine* self, config::pair p, std::shared_ptr<std::map<config::pair, pair_status>> out)
                                           -> net::awaitable<void> {
-            const pair_status status = co_await self->sync_pair(p);
-            (*out)[p] = status;
-            self->last_status_[p] = status;
-            if (self->pair_done_) self->pair_done_(p, status);
+            (*out)[p] = co_await self->sync_pair(p);
         }(this, pair, results));
     }
     co_await tasks_.wait_all();
@@ -222,8 +221,6 @@ net::awaitable<void> engine::poll_forever(config::pair pair) {
     for (;;) {
         const pair_status status = co_await sync_pair(pair);
         if (status == pair_status::cancelled || stopping_) co_return;
-        last_status_[pair] = status;
-        if (pair_done_) pair_done_(pair, status);
         // Jitter keeps pairs from moving in lock-step against the API.
         const auto interval = settings_.sync.interval;
         const auto jitter = std::chrono::milliseconds(

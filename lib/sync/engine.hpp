@@ -71,7 +71,11 @@ public:
     void on_pair_done(std::function<void(const config::pair&, pair_status)> f) { pair_done_ = std::move(f); }
 
 private:
+    // One poll of a pair: takes a concurrency slot, walks its slices, records the outcome.
     boost::asio::awaitable<pair_status> sync_pair(config::pair pair);
+    boost::asio::awaitable<pair_status> poll_slices(config::pair pair);
+    // Health, last status, duration histogram and the pair_done_ callback, in one place.
+    void record_outcome(const config::pair& pair, pair_status status, double seconds);
     // `incidents_read` (owned by the caller's frame) grows by each committed page.
     boost::asio::awaitable<result<void>> sync_slice(http::connection& conn, config::pair pair, slice s,
                                                     std::int64_t& incidents_read);

@@ -20,8 +20,6 @@ struct sync_stats {
     std::uint64_t incidents_changed = 0;
     std::uint64_t incidents_unchanged = 0;
     std::uint64_t drift_corrections = 0;
-    std::uint64_t slices_ok = 0;
-    std::uint64_t slices_failed = 0;
     // Page fetches by outcome: first try, after retries, given up / refused.
     std::uint64_t fetches_ok = 0;
     std::uint64_t fetches_retried = 0;
@@ -45,7 +43,6 @@ struct sync_stats {
 struct pair_health {
     std::optional<std::int64_t> last_success_ms;  // wall clock of the last successful poll
     std::optional<std::int64_t> watermark_ms;
-    std::int64_t consecutive_failures = 0;
     bool auth_failing = false;
 };
 

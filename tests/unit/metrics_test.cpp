@@ -23,8 +23,8 @@ TEST(Metrics, RendersEveryFamilyWithItsValues) {
     s.fetches_retried = 3;
     s.observe_duration(0.3);
     s.observe_duration(7);
-    std::map<pair, pair_health> pairs{{{"PXa", "a.example"}, {1'000'000, 940'000, 0, false}},
-                                      {{"PXb", "b\"q.example"}, {std::nullopt, std::nullopt, 2, true}}};
+    std::map<pair, pair_health> pairs{{{"PXa", "a.example"}, {1'000'000, 940'000, false}},
+                                      {{"PXb", "b\"q.example"}, {std::nullopt, std::nullopt, true}}};
     const auto text = isync::ops::render_metrics({s, pairs, 1'000'000, 4096, 512});
     for (const char* line : {
              "incident_sync_http_responses_total{status_class=\"2xx\"} 9\n",
@@ -58,8 +58,8 @@ TEST(Metrics, RendersEveryFamilyWithItsValues) {
 TEST(Readiness, FlipsTo503WhenAPairHasNotSucceededForThreeIntervals) {
     const auto interval = 5min;
     const std::int64_t t0 = 1'700'000'000'000;
-    std::map<pair, pair_health> pairs{{{"PXa", "a.example"}, {t0, t0, 0, false}},
-                                      {{"PXb", "b.example"}, {t0, t0, 0, false}}};
+    std::map<pair, pair_health> pairs{{{"PXa", "a.example"}, {t0, t0, false}},
+                                      {{"PXb", "b.example"}, {t0, t0, false}}};
     auto at = [&](std::chrono::milliseconds later) { return isync::ops::check_readiness(pairs, t0 + later.count(), interval); };
     EXPECT_TRUE(at(0ms).ready);
     EXPECT_TRUE(at(3 * interval).ready);
