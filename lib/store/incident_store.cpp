@@ -5,6 +5,7 @@
 #include "util/timestamp.hpp"
 
 #include <SQLiteCpp/Transaction.h>
+#include <sqlite3.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -200,34 +201,79 @@ incident_store::incident_store(SQLite::Database& db, std::string path)
 result<upsert_counts> incident_store::commit_page(std::span<const model::incident> incidents, std::int64_t now_ms,
                                                   const slice_report* finish,
                                                   std::span<const model::unknown_field> unknown_fields) {
-    const std::string now_text = util::format_iso8601_ms(now_ms);
+    if (auto r = begin(); !r) return r.error();
+    auto counts = write_page(incidents, now_ms, finish, unknown_fields);
+    if (!counts) return counts;
+    if (auto r = commit(); !r) return r.error();
+    return counts;
+}
+
+result<void> incident_store::begin() {
     try {
         step("begin");
         // IMMEDIATE takes the write lock up front, so a busy database fails here
-        // (after busy_timeout) rather than half-way through the page.
-        SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-        upsert_counts counts = write_page(incidents, now_text);
-        record_unknown_fields(unknown_fields, now_text);
-        if (finish) finish_slice(*finish, counts, now_text);
-        step("commit");
-        tx.commit();
-        step("committed");
-        for (auto& [_, committed] : unknown_fields_recorded_) committed = true;
-        for (const auto& w : pending_warnings_) spdlog::warn("{}", w);
-        pending_warnings_.clear();
-        return counts;
+        // (after busy_timeout) rather than half-way through a page.
+        db_.exec("BEGIN IMMEDIATE");
+        in_transaction_ = true;
+        return {};
     } catch (const std::exception& e) {
-        // The transaction rolled back: forget script rows it may have added.
-        script_cache_.clear();
-        for (auto it = unknown_fields_recorded_.begin(); it != unknown_fields_recorded_.end();)
-            it = it->second ? std::next(it) : unknown_fields_recorded_.erase(it);  // keep only committed ones
-        pending_warnings_.clear();
-        reset_statements();
+        abandon_transaction();
         return sqlite_error(e, path_, "writing a page of incidents");
     }
 }
 
-upsert_counts incident_store::write_page(std::span<const model::incident> incidents, const std::string& now_text) {
+result<upsert_counts> incident_store::write_page(std::span<const model::incident> incidents, std::int64_t now_ms,
+                                                 const slice_report* finish,
+                                                 std::span<const model::unknown_field> unknown_fields) {
+    const std::string now_text = util::format_iso8601_ms(now_ms);
+    try {
+        upsert_counts counts = write_incidents(incidents, now_text);
+        record_unknown_fields(unknown_fields, now_text);
+        if (finish) finish_slice(*finish, counts, now_text);
+        return counts;
+    } catch (const std::exception& e) {
+        abandon_transaction();
+        return sqlite_error(e, path_, "writing a page of incidents");
+    }
+}
+
+result<void> incident_store::commit() {
+    try {
+        step("commit");
+        db_.exec("COMMIT");
+        in_transaction_ = false;
+        step("committed");
+        for (auto& [_, committed] : unknown_fields_recorded_) committed = true;
+        for (const auto& w : pending_warnings_) spdlog::warn("{}", w);
+        pending_warnings_.clear();
+        return {};
+    } catch (const std::exception& e) {
+        abandon_transaction();
+        return sqlite_error(e, path_, "committing a page of incidents");
+    }
+}
+
+void incident_store::rollback() noexcept { abandon_transaction(); }
+
+void incident_store::abandon_transaction() noexcept {
+    reset_statements();
+    if (in_transaction_ && sqlite3_get_autocommit(db_.getHandle()) == 0) {
+        try {
+            db_.exec("ROLLBACK");
+        } catch (const std::exception& e) {
+            spdlog::warn("{}", sqlite_error(e, path_, "rolling back").message);
+        }
+    }
+    in_transaction_ = false;
+    // The rollback undid script rows this transaction may have added.
+    script_cache_.clear();
+    for (auto it = unknown_fields_recorded_.begin(); it != unknown_fields_recorded_.end();)
+        it = it->second ? std::next(it) : unknown_fields_recorded_.erase(it);  // keep only committed ones
+    pending_warnings_.clear();
+}
+
+upsert_counts incident_store::write_incidents(std::span<const model::incident> incidents,
+                                              const std::string& now_text) {
     upsert_counts counts;
     for (const auto& inc : incidents) {
         step("incident");

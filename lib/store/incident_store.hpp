@@ -64,6 +64,19 @@ public:
                                       const slice_report* finish = nullptr,
                                       std::span<const model::unknown_field> unknown_fields = {});
 
+    // The same in steps, so that a writer can group several pages (of several
+    // pairs) into one transaction: begin() takes the write lock, each
+    // write_page() adds a page as commit_page() would, commit() makes them all
+    // durable at once. A failed write_page() or commit() rolls the whole
+    // transaction back (every page since begin()) before returning the error.
+    result<void> begin();
+    result<upsert_counts> write_page(std::span<const model::incident> incidents, std::int64_t now_ms,
+                                     const slice_report* finish = nullptr,
+                                     std::span<const model::unknown_field> unknown_fields = {});
+    result<void> commit();
+    void rollback() noexcept;
+    bool in_transaction() const { return in_transaction_; }
+
     // Records a slice that failed: a `failed` sync_runs row and the pair's
     // last error. The watermark is not touched.
     result<void> record_failure(const slice_report& report, std::string_view error_text, std::int64_t now_ms,
@@ -87,7 +100,9 @@ private:
         std::int64_t content_hash;
     };
 
-    upsert_counts write_page(std::span<const model::incident> incidents, const std::string& now_text);
+    upsert_counts write_incidents(std::span<const model::incident> incidents, const std::string& now_text);
+    // After a failed statement or commit: roll back and forget what the transaction added.
+    void abandon_transaction() noexcept;
     void upsert_incident(const model::incident& inc, const std::string& now_text, upsert_counts& counts);
     void record_changes(std::int64_t incident_key, const model::incident& inc, const std::string& now_text);
     void record_unknown_fields(std::span<const model::unknown_field> fields, const std::string& now_text);
@@ -107,6 +122,7 @@ private:
     SQLite::Database& db_;
     std::string path_;
     std::function<void(std::string_view)> step_hook_;
+    bool in_transaction_ = false;
     // script key -> row; only holds committed rows (cleared on rollback).
     std::unordered_map<std::string, script_row> script_cache_;
 

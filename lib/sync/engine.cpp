@@ -51,25 +51,50 @@ engine::engine(net::any_io_executor executor, net::ssl::context& tls, store::inc
                engine_settings settings, std::string token, clock_source clock)
     : executor_(executor),
       tls_(tls),
-      store_(store),
       settings_(std::move(settings)),
       token_(std::move(token)),
       clock_(std::move(clock)),
       backoff_(settings_.retry, clock_.uniform01),
       tasks_(executor),
       slots_(std::make_unique<net::experimental::channel<void(boost::system::error_code)>>(
-          executor, static_cast<std::size_t>(std::max(1, settings_.sync.concurrency)))) {}
+          executor, static_cast<std::size_t>(std::max(1, settings_.sync.concurrency)))),
+      writer_(std::make_unique<store_writer>(executor, store)) {}
 
-void engine::record_failure(const store::slice_report& report, const error& e) {
-    if (auto r = store_.record_failure(report, e.message, clock_.now_ms(), e.code == errc::auth); !r)
+net::awaitable<void> engine::record_failure(store::slice_report report, error e) {
+    const std::int64_t now = clock_.now_ms();
+    auto task = [report, e, now](store::incident_store& store) {
+        return store.record_failure(report, e.message, now, e.code == errc::auth);
+    };
+    auto r = co_await writer_->call(std::move(task));
+    if (!r && r.error().code != errc::cancelled)
         spdlog::error("{}: could not record the failure either: {}", pair_name(report.pair), r.error().message);
 }
 
+net::awaitable<result<void>> engine::settle(std::shared_ptr<store_writer::write_ticket> ticket,
+                                           store::slice_report& report, std::int64_t& incidents_read) {
+    auto written = co_await ticket->wait();
+    if (!written) co_return make_error(errc::cancelled, "cancelled while the page was being written");
+    if (!*written) co_return written->error();
+    const store::upsert_counts& counts = **written;
+    ++stats_.pages;
+    stats_.incidents_seen += static_cast<std::uint64_t>(counts.seen);
+    stats_.incidents_new += static_cast<std::uint64_t>(counts.inserted);
+    stats_.incidents_changed += static_cast<std::uint64_t>(counts.changed);
+    stats_.incidents_unchanged += static_cast<std::uint64_t>(counts.unchanged);
+    ++report.pages;
+    report.counts += counts;
+    incidents_read += counts.seen;
+    co_return result<void>{};
+}
+
 net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::pair pair, slice s,
+                                               std::shared_ptr<store_writer::ledger> ledger,
                                                std::int64_t& incidents_read) {
     store::slice_report report{pair, s.from_ms, s.to_ms, clock_.now_ms(), 0, {}, 0};
     page_walk walk(settings_.page_size);
     const api::endpoint& endpoint = settings_.connection.endpoint;
+    // The page being written while the next one is fetched.
+    std::shared_ptr<store_writer::write_ticket> pending;
     for (;;) {
         const page_request req = walk.next();
         fetch_context ctx{conn, endpoint, token_, backoff_, clock_.now_ms, stats_};
@@ -77,8 +102,16 @@ net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::
         // to coroutine parameters twice.
         const api::incidents_query query{pair, s.from_ms, s.to_ms, req.skip, req.take};
         auto page = co_await fetch_page(ctx, query);
+        if (pending) {
+            const auto ticket = std::exchange(pending, nullptr);
+            auto written = co_await settle(ticket, report, incidents_read);
+            if (!written) {
+                if (written.error().code != errc::cancelled) co_await record_failure(report, written.error());
+                co_return written.error();
+            }
+        }
         if (!page) {
-            if (page.error().code != errc::cancelled) record_failure(report, page.error());
+            if (page.error().code != errc::cancelled) co_await record_failure(report, page.error());
             co_return page.error();
         }
         // A plain vector, not a views::transform: clang 14 cannot compile that
@@ -91,21 +124,18 @@ net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::
         report.drift_corrections = walk.drift_corrections();
 
         const bool complete = state == walk_state::complete;
-        auto counts =
-            store_.commit_page(page->incidents, clock_.now_ms(), complete ? &report : nullptr, page->unknown_fields);
-        if (!counts) {
-            record_failure(report, counts.error());
-            co_return counts.error();
-        }
-        ++stats_.pages;
-        stats_.incidents_seen += static_cast<std::uint64_t>(counts->seen);
-        stats_.incidents_new += static_cast<std::uint64_t>(counts->inserted);
-        stats_.incidents_changed += static_cast<std::uint64_t>(counts->changed);
-        stats_.incidents_unchanged += static_cast<std::uint64_t>(counts->unchanged);
-        ++report.pages;
-        report.counts += *counts;
-        incidents_read += counts->seen;
+        std::optional<store::slice_report> finish;
+        if (complete) finish = report;
+        pending = writer_->submit(ledger, std::move(*page), clock_.now_ms(), std::move(finish));
+        if (state == walk_state::fetching) continue;
 
+        // The slice ends with this page: wait until it is written.
+        const auto ticket = std::exchange(pending, nullptr);
+        auto written = co_await settle(ticket, report, incidents_read);
+        if (!written) {
+            if (written.error().code != errc::cancelled) co_await record_failure(report, written.error());
+            co_return written.error();
+        }
         if (complete) {
             spdlog::debug("{}: slice {} .. {} done: {} pages, {} incidents ({} new, {} changed), {} drift corrections",
                           pair_name(pair), util::format_iso8601_ms(s.from_ms), util::format_iso8601_ms(s.to_ms),
@@ -113,11 +143,9 @@ net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::
                           report.drift_corrections);
             co_return result<void>{};
         }
-        if (state == walk_state::failed) {
-            error e = make_error(errc::transport, std::string(walk.failure()));
-            record_failure(report, e);
-            co_return e;
-        }
+        error e = make_error(errc::transport, std::string(walk.failure()));
+        co_await record_failure(report, e);
+        co_return e;
     }
 }
 
@@ -132,7 +160,7 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
     struct idle_checkpoint {
         engine* self;
         ~idle_checkpoint() {
-            if (--self->active_pairs_ == 0) self->store_.checkpoint();
+            if (--self->active_pairs_ == 0) self->writer_->post([](store::incident_store& s) { s.checkpoint(); });
         }
     } checkpoint_when_idle{this};
 
@@ -155,12 +183,14 @@ void engine::record_outcome(const config::pair& pair, pair_status status, double
 }
 
 net::awaitable<pair_status> engine::poll_slices(config::pair pair) {
-    auto watermark = store_.watermark(pair);
+    auto read_watermark = [pair](store::incident_store& s) { return s.watermark(pair); };
+    auto watermark = co_await writer_->call(std::move(read_watermark));
     if (!watermark) {
+        if (watermark.error().code == errc::cancelled) co_return pair_status::cancelled;
         spdlog::error("{}: {}", pair_name(pair), watermark.error().message);
         co_return pair_status::failed;
     }
-    if (*watermark && !health_[pair].watermark_ms) health_[pair].watermark_ms = **watermark;
+    if (*watermark) health_[pair].watermark_ms = **watermark;
     const auto slices = plan_slices(*watermark, clock_.now_ms(), settings_.sync);
     if (slices.empty()) co_return pair_status::ok;
 
@@ -168,10 +198,12 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair) {
     pair_status status = pair_status::ok;
     const auto started = std::chrono::steady_clock::now();
     std::int64_t incidents_read = 0;
+    const auto ledger = writer_->open_ledger();
+    std::optional<std::int64_t> submitted_to_ms;  // the last slice handed to the writer complete
     for (const slice& s : slices) {
-        auto r = co_await sync_slice(conn, pair, s, incidents_read);
+        auto r = co_await sync_slice(conn, pair, s, ledger, incidents_read);
         if (r) {
-            health_[pair].watermark_ms = s.to_ms;
+            submitted_to_ms = s.to_ms;
             continue;
         }
         switch (r.error().code) {
@@ -193,6 +225,24 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair) {
         break;
     }
     if (status != pair_status::cancelled) co_await conn.shutdown();
+    if (status != pair_status::cancelled) {
+        // Written is not yet durable: wait for the commit before saying so.
+        auto durable = co_await writer_->flush(ledger);
+        if (!durable && durable.error().code == errc::cancelled) {
+            status = pair_status::cancelled;
+        } else if (!durable) {
+            if (status == pair_status::ok) {
+                spdlog::error("{}: sync failed, watermark kept at {}: {}", pair_name(pair),
+                              *watermark ? util::format_iso8601_ms(**watermark) : "(none)", durable.error().message);
+                status = pair_status::failed;
+                const slice& last = slices.back();
+                const store::slice_report lost{pair, last.from_ms, last.to_ms, clock_.now_ms(), 0, {}, 0};
+                co_await record_failure(lost, durable.error());
+            }
+        } else if (submitted_to_ms) {
+            health_[pair].watermark_ms = *submitted_to_ms;
+        }
+    }
     if (status == pair_status::ok) {
         const auto elapsed =
             std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);

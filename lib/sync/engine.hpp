@@ -1,12 +1,15 @@
 #pragma once
 // The sync engine: one coroutine per (app_id, tld) pair, at most
-// `sync.concurrency` fetching at once, each walking its window slice by slice
-// and committing page by page, the watermark moving with the last page.
+// `sync.concurrency` fetching at once, each walking its window slice by slice.
+// Pages go to the store_writer thread (the database is only touched there
+// while the engine lives), which writes one while the next is fetched; a
+// slice's watermark commits in the same transaction as its last page.
 
 #include "api/backoff.hpp"
 #include "config/config.hpp"
 #include "http/connection.hpp"
 #include "store/incident_store.hpp"
+#include "sync/store_writer.hpp"
 #include "sync/sync_stats.hpp"
 #include "sync/task_group.hpp"
 #include "sync/window.hpp"
@@ -76,16 +79,19 @@ private:
     boost::asio::awaitable<pair_status> poll_slices(config::pair pair);
     // Health, last status, duration histogram and the pair_done_ callback, in one place.
     void record_outcome(const config::pair& pair, pair_status status, double seconds);
-    // `incidents_read` (owned by the caller's frame) grows by each committed page.
+    // `incidents_read` (owned by the caller's frame) grows by each written page.
     boost::asio::awaitable<result<void>> sync_slice(http::connection& conn, config::pair pair, slice s,
+                                                    std::shared_ptr<store_writer::ledger> ledger,
                                                     std::int64_t& incidents_read);
+    // Waits until the writer has written `ticket`'s page and counts it in `report`.
+    boost::asio::awaitable<result<void>> settle(std::shared_ptr<store_writer::write_ticket> ticket,
+                                                store::slice_report& report, std::int64_t& incidents_read);
     boost::asio::awaitable<void> poll_forever(config::pair pair);
     void start_pair_loop(const config::pair& pair);
-    void record_failure(const store::slice_report& report, const error& e);
+    boost::asio::awaitable<void> record_failure(store::slice_report report, error e);
 
     boost::asio::any_io_executor executor_;
     boost::asio::ssl::context& tls_;
-    store::incident_store& store_;
     engine_settings settings_;
     std::string token_;
     clock_source clock_;
@@ -100,6 +106,8 @@ private:
     std::function<void(const config::pair&, pair_status)> pair_done_;
     bool stopping_ = false;
     int active_pairs_ = 0;  // pairs holding a concurrency slot
+    // Last: destroyed first, so its thread drains while everything above exists.
+    std::unique_ptr<store_writer> writer_;
 };
 
 }  // namespace isync::sync

@@ -1,0 +1,130 @@
+#include "sync/store_writer.hpp"
+
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/prefer.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace isync::sync {
+namespace net = boost::asio;
+
+store_writer::store_writer(net::any_io_executor loop, store::incident_store& store, writer_limits l)
+    : loop_(std::move(loop)), store_(store), limits_(l), thread_([this] { thread_main(); }) {}
+
+store_writer::~store_writer() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+}
+
+net::any_io_executor store_writer::tracked_loop() const {
+    // Keeps the event loop from running out of work while a job is queued.
+    return net::prefer(loop_, net::execution::outstanding_work.tracked);
+}
+
+void store_writer::enqueue(bool barrier, std::function<void()> run) {
+    {
+        std::lock_guard lock(mutex_);
+        queue_.push_back({barrier, std::move(run)});
+    }
+    wake_.notify_one();
+}
+
+std::shared_ptr<store_writer::write_ticket> store_writer::submit(std::shared_ptr<ledger> owner, model::page page,
+                                                                 std::int64_t now_ms,
+                                                                 std::optional<store::slice_report> finish) {
+    auto ticket = std::make_shared<write_ticket>(loop_);
+    enqueue(false, [this, owner = std::move(owner), page = std::move(page), now_ms, finish = std::move(finish), ticket,
+                    work = tracked_loop()] { write(owner, page, now_ms, finish, ticket, work); });
+    return ticket;
+}
+
+net::awaitable<result<void>> store_writer::flush(std::shared_ptr<ledger> owner) {
+    // The barrier commits everything written before; the ledger then knows
+    // whether all of its pages made it.
+    return call([owner](store::incident_store&) -> result<void> {
+        if (owner->failure) return *owner->failure;
+        return {};
+    });
+}
+
+void store_writer::post(std::function<void(store::incident_store&)> task) {
+    enqueue(true, [this, task = std::move(task)] { task(store_); });
+}
+
+void store_writer::write(const std::shared_ptr<ledger>& owner, const model::page& page, std::int64_t now_ms,
+                         const std::optional<store::slice_report>& finish,
+                         const std::shared_ptr<write_ticket>& ticket, const net::any_io_executor& work) {
+    auto deliver = [&](result<store::upsert_counts> r) {
+        net::post(work, [ticket, r = std::move(r)]() mutable { ticket->set(std::move(r)); });
+    };
+    if (owner->failure) return deliver(*owner->failure);
+    if (!store_.in_transaction()) {
+        if (auto begun = store_.begin(); !begun) {
+            owner->failure = begun.error();
+            return deliver(begun.error());
+        }
+        batch_started_ = std::chrono::steady_clock::now();
+    }
+    auto counts = store_.write_page(page.incidents, now_ms, finish ? &*finish : nullptr, page.unknown_fields);
+    if (!counts) {
+        // The store rolled the whole transaction back: every page in it is lost.
+        fail_batch(counts.error());
+        owner->failure = counts.error();
+        return deliver(counts.error());
+    }
+    if (std::find(batch_ledgers_.begin(), batch_ledgers_.end(), owner) == batch_ledgers_.end())
+        batch_ledgers_.push_back(owner);
+    batch_incidents_ += counts->inserted + counts->changed;
+    deliver(*counts);
+}
+
+void store_writer::commit_batch() {
+    if (!store_.in_transaction()) return;
+    if (auto r = store_.commit(); !r) {
+        spdlog::error("{}", r.error().message);
+        fail_batch(r.error());
+        return;
+    }
+    batch_ledgers_.clear();
+    batch_incidents_ = 0;
+}
+
+void store_writer::fail_batch(const error& e) {
+    for (auto& l : batch_ledgers_)
+        if (!l->failure) l->failure = e;
+    batch_ledgers_.clear();
+    batch_incidents_ = 0;
+}
+
+void store_writer::thread_main() {
+    for (;;) {
+        job next;
+        {
+            std::unique_lock lock(mutex_);
+            if (queue_.empty() && store_.in_transaction()) {
+                // Nothing is waiting: make what was written durable now.
+                lock.unlock();
+                commit_batch();
+                continue;
+            }
+            wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+            if (queue_.empty()) break;  // stopping, and everything was written
+            next = std::move(queue_.front());
+            queue_.pop_front();
+        }
+        if (next.barrier) commit_batch();
+        next.run();
+        if (batch_incidents_ >= limits_.max_batch_incidents ||
+            (store_.in_transaction() && std::chrono::steady_clock::now() - batch_started_ >= limits_.max_batch_age))
+            commit_batch();
+    }
+    commit_batch();
+}
+
+}  // namespace isync::sync

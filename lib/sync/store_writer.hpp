@@ -1,0 +1,157 @@
+#pragma once
+// The single writer: while the engine runs, one thread owns the database
+// connection. The event loop fetches and parses; pages are handed here and
+// written into one open transaction, which commits when no page is waiting,
+// or once it holds `max_batch_incidents` written incidents or is
+// `max_batch_age` old. So the next pages are fetched while this one is
+// written, a backfill commits big transactions (each random index page is
+// written to the log once per commit, not once per page of 100), and a quiet
+// poll still commits at once.
+//
+// Order and atomicity: jobs run in the order submitted. A ledger is one
+// pair's poll; when a transaction fails, every ledger with a page in it is
+// failed and its later pages are refused, so a slice's watermark can never
+// commit without every page of that slice.
+
+#include "model/incident.hpp"
+#include "store/incident_store.hpp"
+#include "util/error.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace isync::sync {
+
+// A value produced on another thread and delivered on the event loop; awaited once.
+template <class T>
+class one_shot {
+public:
+    explicit one_shot(boost::asio::any_io_executor loop) : channel_(loop, 1) {}
+
+    // Loop thread only (the writer posts the call there).
+    void set(T value) {
+        value_ = std::move(value);
+        channel_.try_send(boost::system::error_code{});
+    }
+
+    // The value, or nullopt when the waiting coroutine was cancelled first.
+    boost::asio::awaitable<std::optional<T>> wait() {
+        if (!value_) {
+            auto [ec] = co_await channel_.async_receive(boost::asio::as_tuple(boost::asio::use_awaitable));
+            if (ec || !value_) co_return std::nullopt;
+        }
+        co_return std::move(value_);
+    }
+
+private:
+    std::optional<T> value_;
+    boost::asio::experimental::channel<void(boost::system::error_code)> channel_;
+};
+
+// When the writer commits a transaction although pages are still waiting.
+struct writer_limits {
+    std::int64_t max_batch_incidents = 5000;  // written (new or changed) incidents per transaction
+    std::chrono::milliseconds max_batch_age{1000};
+};
+
+class store_writer {
+public:
+
+    // One pair's poll, as the writer sees it. Writer thread only.
+    struct ledger {
+        std::optional<error> failure;  // set when a transaction holding its pages failed
+    };
+
+    using write_ticket = one_shot<result<store::upsert_counts>>;
+
+    store_writer(boost::asio::any_io_executor loop, store::incident_store& store, writer_limits l = {});
+    ~store_writer();  // commits what was written, then joins the thread
+    store_writer(const store_writer&) = delete;
+    store_writer& operator=(const store_writer&) = delete;
+
+    std::shared_ptr<ledger> open_ledger() { return std::make_shared<ledger>(); }
+
+    // Hands a page over; the ticket completes once the page is written into
+    // the open transaction (not yet committed), or refused with the error.
+    // With `finish`, the page also moves the slice's watermark.
+    std::shared_ptr<write_ticket> submit(std::shared_ptr<ledger> owner, model::page page, std::int64_t now_ms,
+                                         std::optional<store::slice_report> finish);
+
+    // Commits the open transaction; completes with the ledger's failure if
+    // any of its pages was lost, else success: all of them are durable.
+    boost::asio::awaitable<result<void>> flush(std::shared_ptr<ledger> owner);
+
+    // Runs `task(store)` on the writer thread between transactions and
+    // returns its result (a result<...>); errc::cancelled if the awaiting
+    // coroutine is cancelled first (the task still runs).
+    // Not a coroutine itself: GCC 12 destroys a temporary lambda bound to a
+    // coroutine parameter twice.
+    template <class F>
+    auto call(F task) -> boost::asio::awaitable<std::invoke_result_t<F, store::incident_store&>> {
+        using R = std::invoke_result_t<F, store::incident_store&>;
+        auto ticket = std::make_shared<one_shot<R>>(loop_);
+        enqueue(true, [this, task = std::move(task), ticket, work = tracked_loop()]() mutable {
+            R value = task(store_);
+            boost::asio::post(work, [ticket, value = std::move(value)]() mutable { ticket->set(std::move(value)); });
+        });
+        return await_result(std::move(ticket));
+    }
+
+    // Runs `task(store)` on the writer thread between transactions; nobody waits.
+    void post(std::function<void(store::incident_store&)> task);
+
+private:
+    struct job {
+        bool barrier = false;  // commit the open transaction before running
+        std::function<void()> run;
+    };
+
+    template <class R>
+    static boost::asio::awaitable<R> await_result(std::shared_ptr<one_shot<R>> ticket) {
+        auto value = co_await ticket->wait();
+        if (!value) co_return make_error(errc::cancelled, "cancelled while waiting for the database writer");
+        co_return std::move(*value);
+    }
+
+    void enqueue(bool barrier, std::function<void()> run);
+    void thread_main();
+    void write(const std::shared_ptr<ledger>& owner, const model::page& page, std::int64_t now_ms,
+               const std::optional<store::slice_report>& finish, const std::shared_ptr<write_ticket>& ticket,
+               const boost::asio::any_io_executor& work);
+    void commit_batch();
+    void fail_batch(const error& e);
+    boost::asio::any_io_executor tracked_loop() const;
+
+    boost::asio::any_io_executor loop_;
+    store::incident_store& store_;
+    writer_limits limits_;
+
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<job> queue_;
+    bool stopping_ = false;
+
+    // Writer thread only: the open transaction.
+    std::vector<std::shared_ptr<ledger>> batch_ledgers_;
+    std::int64_t batch_incidents_ = 0;
+    std::chrono::steady_clock::time_point batch_started_;
+
+    std::thread thread_;  // last: starts once everything above exists
+};
+
+}  // namespace isync::sync
