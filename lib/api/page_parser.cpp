@@ -1,5 +1,6 @@
 #include "api/page_parser.hpp"
 
+#include "util/hash.hpp"
 #include "util/timestamp.hpp"
 
 #include <rapidjson/document.h>
@@ -319,7 +320,7 @@ model::incident parse_incident(const json& inc, std::string id, std::string_view
 
 }  // namespace
 
-result<model::page> parse_page(std::string_view body) {
+result<model::page> parse_page(std::string_view body, parse_mode mode) {
     rapidjson::Document doc;
     std::vector<byte_span> spans;
     view_stream stream{body.data(), body.data(), body.data() + body.size()};
@@ -358,16 +359,24 @@ result<model::page> parse_page(std::string_view body) {
 
     model::page page;
     page.count = count->GetInt64();
-    page.incidents.reserve(data->Size());
+    if (mode == parse_mode::typed) page.incidents.reserve(data->Size());
+    else page.untyped.reserve(data->Size());
     std::size_t object_index = 0;
     for (rapidjson::SizeType i = 0; i < data->Size(); ++i) {
         const json& inc = (*data)[i];
-        const std::string path = fmt::format("$.data[{}]", i);
-        if (!inc.IsObject()) return shape_error(body, 0, path, "expected an incident object");
+        // Formatted only for an error: this loop is hot.
+        auto path = [i](std::string_view suffix = "") { return fmt::format("$.data[{}]{}", i, suffix); };
+        if (!inc.IsObject()) return shape_error(body, 0, path(), "expected an incident object");
         const byte_span span = spans.at(object_index++);
         const json* id = member(inc, "id");
         if (!id || !id->IsString() || id->GetStringLength() == 0)
-            return shape_error(body, span.begin, path + ".id", "expected a non-empty string");
+            return shape_error(body, span.begin, path(".id"), "expected a non-empty string");
+        if (mode == parse_mode::untyped) {
+            const std::string_view raw = body.substr(span.begin, span.end - span.begin);
+            page.untyped.push_back({std::string(id->GetString(), id->GetStringLength()), std::string(raw),
+                                    util::hash_bytes(raw)});
+            continue;
+        }
         page.incidents.push_back(parse_incident(inc, std::string(id->GetString(), id->GetStringLength()),
                                                 body.substr(span.begin, span.end - span.begin)));
         for (auto& path : unknown_paths(inc)) {
@@ -377,6 +386,17 @@ result<model::page> parse_page(std::string_view body) {
         }
     }
     return page;
+}
+
+result<model::page> parse_incident_objects(std::span<const std::string_view> objects) {
+    // As the data of a page, so that typing is exactly what parse_page does.
+    std::string body = "{\"paging\":{\"count\":0},\"data\":[";
+    for (std::size_t i = 0; i < objects.size(); ++i) {
+        if (i) body += ',';
+        body += objects[i];
+    }
+    body += "]}";
+    return parse_page(body, parse_mode::typed);
 }
 
 }  // namespace isync::api

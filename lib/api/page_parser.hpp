@@ -5,6 +5,7 @@
 #include "model/incident.hpp"
 #include "util/error.hpp"
 
+#include <span>
 #include <string_view>
 
 namespace isync::api {
@@ -16,6 +17,13 @@ inline constexpr int max_json_depth = 64;
 // (e.g. `$.data[3].id`) and quotes the bytes around the problem. Fields other
 // than `id` may be missing, null or of an unexpected type: they become empty
 // (the raw JSON keeps them); unknown fields are kept in the raw JSON.
-result<model::page> parse_page(std::string_view body);
+// With parse_mode::untyped the page is checked the same way, but incidents
+// are only cut out (id, exact bytes, content hash) into page::untyped: a
+// re-read of unchanged data then never builds the typed model.
+enum class parse_mode { typed, untyped };
+result<model::page> parse_page(std::string_view body, parse_mode mode = parse_mode::typed);
+
+// Types incidents cut out by an untyped parse (each one JSON object).
+result<model::page> parse_incident_objects(std::span<const std::string_view> objects);
 
 }  // namespace isync::api

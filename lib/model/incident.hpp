@@ -84,11 +84,20 @@ struct unknown_field {
     std::string incident_id;  // an example incident carrying it
 };
 
-// One response page of GET /v1/incidents.
+// An incident not yet typed: enough to tell whether the stored copy is the same.
+struct raw_incident {
+    std::string id;
+    std::string raw_json;          // the incident object exactly as received
+    std::int64_t content_hash = 0; // util::hash_bytes(raw_json)
+};
+
+// One response page of GET /v1/incidents: typed incidents, or (parsed with
+// parse_mode::untyped) raw ones, to be typed only if they changed.
 struct page {
     std::int64_t count = 0;  // paging.count: incidents matching the query, all pages
     std::vector<incident> incidents;
-    std::vector<unknown_field> unknown_fields;  // distinct paths on this page
+    std::vector<unknown_field> unknown_fields;  // distinct paths on this page (typed only)
+    std::vector<raw_incident> untyped;
 };
 
 }  // namespace isync::model

@@ -255,6 +255,19 @@ result<void> incident_store::commit() {
 
 void incident_store::rollback() noexcept { abandon_transaction(); }
 
+result<std::optional<std::int64_t>> incident_store::stored_content_hash(const std::string& id) {
+    try {
+        find_incident_.bindNoCopy(1, id);
+        std::optional<std::int64_t> hash;
+        if (find_incident_.executeStep()) hash = find_incident_.getColumn(1).getInt64();
+        find_incident_.reset();
+        return hash;
+    } catch (const std::exception& e) {
+        abandon_transaction();
+        return sqlite_error(e, path_, "looking up a stored incident");
+    }
+}
+
 void incident_store::abandon_transaction() noexcept {
     reset_statements();
     if (in_transaction_ && sqlite3_get_autocommit(db_.getHandle()) == 0) {

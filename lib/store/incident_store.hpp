@@ -75,6 +75,9 @@ public:
                                      std::span<const model::unknown_field> unknown_fields = {});
     result<void> commit();
     void rollback() noexcept;
+    // The content hash stored for incident `id` (nullopt when not stored).
+    // Inside a transaction from begin(); a failure rolls it back.
+    result<std::optional<std::int64_t>> stored_content_hash(const std::string& id);
     bool in_transaction() const { return in_transaction_; }
 
     // Records a slice that failed: a `failed` sync_runs row and the pair's

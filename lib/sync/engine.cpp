@@ -71,7 +71,8 @@ net::awaitable<void> engine::record_failure(store::slice_report report, error e)
 }
 
 net::awaitable<result<void>> engine::settle(std::shared_ptr<store_writer::write_ticket> ticket,
-                                           store::slice_report& report, std::int64_t& incidents_read) {
+                                           store::slice_report& report, api::parse_mode& mode,
+                                           std::int64_t& incidents_read) {
     auto written = co_await ticket->wait();
     if (!written) co_return make_error(errc::cancelled, "cancelled while the page was being written");
     if (!*written) co_return written->error();
@@ -84,27 +85,32 @@ net::awaitable<result<void>> engine::settle(std::shared_ptr<store_writer::write_
     ++report.pages;
     report.counts += counts;
     incidents_read += counts.seen;
+    // Typed pages while most incidents are new or changed (a backfill);
+    // untyped while most are unchanged (a re-read): the writer then types only
+    // the few that changed, and the loop never builds the model for the rest.
+    mode = (counts.inserted + counts.changed) * 2 > counts.seen ? api::parse_mode::typed : api::parse_mode::untyped;
     co_return result<void>{};
 }
 
 net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::pair pair, slice s,
                                                std::shared_ptr<store_writer::ledger> ledger,
-                                               std::int64_t& incidents_read) {
+                                               api::parse_mode& mode, std::int64_t& incidents_read) {
     store::slice_report report{pair, s.from_ms, s.to_ms, clock_.now_ms(), 0, {}, 0};
     page_walk walk(settings_.page_size);
     const api::endpoint& endpoint = settings_.connection.endpoint;
     // The page being written while the next one is fetched.
     std::shared_ptr<store_writer::write_ticket> pending;
+
     for (;;) {
         const page_request req = walk.next();
-        fetch_context ctx{conn, endpoint, token_, backoff_, clock_.now_ms, stats_};
+        fetch_context ctx{conn, endpoint, token_, backoff_, clock_.now_ms, stats_, mode};
         // Named, not a braced temporary: GCC 12 destroys temporaries bound
         // to coroutine parameters twice.
         const api::incidents_query query{pair, s.from_ms, s.to_ms, req.skip, req.take};
         auto page = co_await fetch_page(ctx, query);
         if (pending) {
             const auto ticket = std::exchange(pending, nullptr);
-            auto written = co_await settle(ticket, report, incidents_read);
+            auto written = co_await settle(ticket, report, mode, incidents_read);
             if (!written) {
                 if (written.error().code != errc::cancelled) co_await record_failure(report, written.error());
                 co_return written.error();
@@ -117,8 +123,9 @@ net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::
         // A plain vector, not a views::transform: clang 14 cannot compile that
         // with libstdc++ 12, and the fuzz build uses clang.
         std::vector<std::string_view> ids;
-        ids.reserve(page->incidents.size());
+        ids.reserve(page->incidents.size() + page->untyped.size());
         for (const auto& incident : page->incidents) ids.push_back(incident.id);
+        for (const auto& incident : page->untyped) ids.push_back(incident.id);
         const walk_state state = walk.on_page(page->count, ids);
         stats_.drift_corrections += static_cast<std::uint64_t>(walk.drift_corrections() - report.drift_corrections);
         report.drift_corrections = walk.drift_corrections();
@@ -131,7 +138,7 @@ net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::
 
         // The slice ends with this page: wait until it is written.
         const auto ticket = std::exchange(pending, nullptr);
-        auto written = co_await settle(ticket, report, incidents_read);
+        auto written = co_await settle(ticket, report, mode, incidents_read);
         if (!written) {
             if (written.error().code != errc::cancelled) co_await record_failure(report, written.error());
             co_return written.error();
@@ -199,9 +206,11 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair) {
     const auto started = std::chrono::steady_clock::now();
     std::int64_t incidents_read = 0;
     const auto ledger = writer_->open_ledger();
+    // A pair's first sync is a backfill: start typed (see settle()).
+    api::parse_mode mode = *watermark ? api::parse_mode::untyped : api::parse_mode::typed;
     std::optional<std::int64_t> submitted_to_ms;  // the last slice handed to the writer complete
     for (const slice& s : slices) {
-        auto r = co_await sync_slice(conn, pair, s, ledger, incidents_read);
+        auto r = co_await sync_slice(conn, pair, s, ledger, mode, incidents_read);
         if (r) {
             submitted_to_ms = s.to_ms;
             continue;

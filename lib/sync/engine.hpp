@@ -6,6 +6,7 @@
 // slice's watermark commits in the same transaction as its last page.
 
 #include "api/backoff.hpp"
+#include "api/page_parser.hpp"
 #include "config/config.hpp"
 #include "http/connection.hpp"
 #include "store/incident_store.hpp"
@@ -82,10 +83,12 @@ private:
     // `incidents_read` (owned by the caller's frame) grows by each written page.
     boost::asio::awaitable<result<void>> sync_slice(http::connection& conn, config::pair pair, slice s,
                                                     std::shared_ptr<store_writer::ledger> ledger,
-                                                    std::int64_t& incidents_read);
-    // Waits until the writer has written `ticket`'s page and counts it in `report`.
+                                                    api::parse_mode& mode, std::int64_t& incidents_read);
+    // Waits until the writer has written `ticket`'s page, counts it in
+    // `report` and picks the parse mode for the next page.
     boost::asio::awaitable<result<void>> settle(std::shared_ptr<store_writer::write_ticket> ticket,
-                                                store::slice_report& report, std::int64_t& incidents_read);
+                                                store::slice_report& report, api::parse_mode& mode,
+                                                std::int64_t& incidents_read);
     boost::asio::awaitable<void> poll_forever(config::pair pair);
     void start_pair_loop(const config::pair& pair);
     boost::asio::awaitable<void> record_failure(store::slice_report report, error e);

@@ -47,7 +47,7 @@ attempt_result judge(result<http::response>& res, fetch_context& ctx) {
                                                         api::truncate_for_log(res->content_type, 60),
                                                         api::truncate_for_log(res->body, 80))),
                     true, std::nullopt};
-        auto page = api::parse_page(res->body);
+        auto page = api::parse_page(res->body, ctx.mode);
         if (!page) return {std::nullopt, page.error(), true, std::nullopt};
         return {std::move(*page), std::nullopt, false, std::nullopt};
     }

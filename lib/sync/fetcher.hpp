@@ -3,6 +3,7 @@
 // transient failures, Retry-After for 429, no retry for 401/403/422.
 
 #include "api/backoff.hpp"
+#include "api/page_parser.hpp"
 #include "api/request.hpp"
 #include "http/connection.hpp"
 #include "model/incident.hpp"
@@ -24,6 +25,7 @@ struct fetch_context {
     const api::backoff& backoff;
     std::function<std::int64_t()> now_ms;  // wall clock, for Retry-After dates
     sync_stats& stats;
+    api::parse_mode mode = api::parse_mode::typed;
 };
 
 // The parsed page, or the last error once retries are exhausted (its code

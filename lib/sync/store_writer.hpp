@@ -133,6 +133,11 @@ private:
     void write(const std::shared_ptr<ledger>& owner, const model::page& page, std::int64_t now_ms,
                const std::optional<store::slice_report>& finish, const std::shared_ptr<write_ticket>& ticket,
                const boost::asio::any_io_executor& work);
+    result<store::upsert_counts> write_typed(const model::page& page, std::int64_t now_ms,
+                                             const std::optional<store::slice_report>& finish);
+    // Looks each incident up first; types and writes only those that changed.
+    result<store::upsert_counts> write_untyped(const model::page& page, std::int64_t now_ms,
+                                               std::optional<store::slice_report> finish);
     void commit_batch();
     void fail_batch(const error& e);
     boost::asio::any_io_executor tracked_loop() const;
