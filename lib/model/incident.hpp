@@ -56,6 +56,15 @@ struct vulnerability {
     bool operator==(const vulnerability&) const = default;
 };
 
+// The hashes the store compares (see store::hashes_of). Computed on the
+// event loop, which has CPU to spare while the writer thread is the limit.
+struct incident_hashes {
+    std::int64_t content = 0;    // of raw_json
+    std::int64_t substance = 0;  // of the content but its last_seen times
+    std::int64_t script = 0;     // of the script's fields (0 without a script)
+    bool operator==(const incident_hashes&) const = default;
+};
+
 struct incident {
     std::string id;
     std::optional<std::string> app_id;
@@ -74,6 +83,7 @@ struct incident {
     std::vector<action> actions;
     std::vector<vulnerability> vulnerabilities;
     std::string raw_json;  // the incident object exactly as received
+    std::optional<incident_hashes> hashes;  // empty: the store computes them
 
     bool operator==(const incident&) const = default;
 };

@@ -6,6 +6,8 @@
 #include <SQLiteCpp/Transaction.h>
 #include <sqlite3.h>
 
+#include <mutex>
+
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -92,8 +94,15 @@ error sqlite_error(const std::exception& e, std::string_view path, std::string_v
 }
 
 result<std::unique_ptr<SQLite::Database>> open_database(const open_options& options) {
+    // SQLite's global memory statistics take a mutex on every allocation;
+    // nothing here reads them. Only possible before SQLite initialises.
+    static std::once_flag no_memstatus;
+    std::call_once(no_memstatus, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
     try {
-        const int flags = options.read_only ? SQLite::OPEN_READONLY : (SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+        // NOMUTEX: a connection is used by one thread at a time (the engine
+        // hands it to its writer thread), so SQLite need not lock each call.
+        const int flags = SQLite::OPEN_NOMUTEX |
+                          (options.read_only ? SQLite::OPEN_READONLY : (SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE));
         auto db = std::make_unique<SQLite::Database>(options.path, flags);
         apply_pragmas(*db, options);
         if (options.read_only) {

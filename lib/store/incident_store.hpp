@@ -109,7 +109,7 @@ private:
     void upsert_incident(const model::incident& inc, const std::string& now_text, upsert_counts& counts);
     void record_changes(std::int64_t incident_key, const model::incident& inc, const std::string& now_text);
     void record_unknown_fields(std::span<const model::unknown_field> fields, const std::string& now_text);
-    std::optional<std::int64_t> upsert_script(const model::script& s);
+    std::optional<std::int64_t> upsert_script(const model::script& s, std::int64_t hash);
     void write_children(std::int64_t incident_key, const model::incident& inc);
     void delete_children(std::int64_t incident_key);
     void finish_slice(const slice_report& report, const upsert_counts& page, const std::string& now_text);
@@ -173,5 +173,8 @@ std::int64_t substance_hash(const model::incident& inc);
 
 // The hash over every field of a script.
 std::int64_t script_hash(const model::script& s);
+
+// All three hashes of an incident (what upsert compares).
+model::incident_hashes hashes_of(const model::incident& inc);
 
 }  // namespace isync::store

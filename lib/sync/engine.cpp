@@ -122,6 +122,8 @@ net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::
         }
         // A plain vector, not a views::transform: clang 14 cannot compile that
         // with libstdc++ 12, and the fuzz build uses clang.
+        // Spare CPU here while the writer thread is the limit (a backfill).
+        for (auto& incident : page->incidents) incident.hashes = store::hashes_of(incident);
         std::vector<std::string_view> ids;
         ids.reserve(page->incidents.size() + page->untyped.size());
         for (const auto& incident : page->incidents) ids.push_back(incident.id);

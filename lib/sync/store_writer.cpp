@@ -127,6 +127,7 @@ void store_writer::commit_batch() {
         fail_batch(r.error());
         return;
     }
+    spdlog::trace("writer: committed {} written incident(s) of {} poll(s)", batch_incidents_, batch_ledgers_.size());
     batch_ledgers_.clear();
     batch_incidents_ = 0;
 }

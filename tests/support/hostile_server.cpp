@@ -7,6 +7,11 @@
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 
+#include <poll.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 namespace test_support {
@@ -22,8 +27,17 @@ struct hostile_server::impl {
     ssl::context tls{ssl::context::tls_server};
     tcp::acceptor acceptor{ioc, {net::ip::make_address("127.0.0.1"), 0}};
     std::atomic<std::uint64_t> sent{0};
+    std::atomic<std::uint64_t> requests{0};
     std::atomic<bool> stopping{false};
+    std::mutex mutex;
+    std::condition_variable wake;  // cuts a pause short when the server is destroyed
     std::thread thread;
+
+    // Waits `d`; false when the server is being destroyed meanwhile.
+    bool pause(std::chrono::milliseconds d) {
+        std::unique_lock lock(mutex);
+        return !wake.wait_for(lock, d, [&] { return stopping.load(); });
+    }
 
     // Writes until the client gives up (an error) or the test ends.
     void serve_one() {
@@ -37,6 +51,7 @@ struct hostile_server::impl {
         net::streambuf request;
         net::read_until(stream, request, "\r\n\r\n", ec);
         if (ec) return;
+        ++requests;
         auto send = [&](const std::string& bytes) {
             net::write(stream, net::buffer(bytes), ec);
             if (!ec) sent += bytes.size();
@@ -66,6 +81,33 @@ struct hostile_server::impl {
             }
             break;
         }
+        case hostile_scenario::never_answers:
+            // Silence until the client's deadline makes it hang up (the read
+            // then fails). The poll timeout only lets a destructor in.
+            while (!stopping) {
+                pollfd p{stream.next_layer().native_handle(), POLLIN, 0};
+                if (::poll(&p, 1, 100) <= 0) continue;
+                char byte = 0;
+                stream.read_some(net::buffer(&byte, 1), ec);
+                if (ec) return;
+            }
+            return;
+        case hostile_scenario::dribble: {
+            // A byte every 250 ms, far inside any per-read timeout: only a
+            // deadline on the whole response ends this. The headers never end.
+            const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Dribble: ";
+            for (std::size_t i = 0;; ++i) {
+                if (!send(std::string(1, i < head.size() ? head[i] : 'a'))) return;
+                if (!pause(std::chrono::milliseconds(250))) return;
+            }
+        }
+        case hostile_scenario::non_json: {
+            const std::string page =
+                "<html><head><title>Sign in to this network</title></head><body><form>...</form></body></html>";
+            send("HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nConnection: close\r\n"
+                 "Content-Length: " + std::to_string(page.size()) + "\r\n\r\n" + page);
+            break;
+        }
         }
         stream.shutdown(ec);
     }
@@ -81,7 +123,11 @@ hostile_server::hostile_server(hostile_scenario scenario) : impl_(std::make_uniq
 }
 
 hostile_server::~hostile_server() {
-    impl_->stopping = true;
+    {
+        std::lock_guard lock(impl_->mutex);
+        impl_->stopping = true;
+    }
+    impl_->wake.notify_all();
     boost::system::error_code ec;
     // Wake a blocked accept with a connection of our own, then close.
     tcp::socket poke(impl_->ioc);
@@ -93,5 +139,6 @@ hostile_server::~hostile_server() {
 std::uint16_t hostile_server::port() const { return impl_->acceptor.local_endpoint().port(); }
 const std::string& hostile_server::ca_pem() const { return impl_->ca.cert_pem; }
 std::uint64_t hostile_server::bytes_sent() const { return impl_->sent; }
+std::uint64_t hostile_server::requests() const { return impl_->requests; }
 
 }  // namespace test_support

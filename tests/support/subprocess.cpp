@@ -26,8 +26,15 @@ std::string read_file(const std::filesystem::path& path) {
 }
 
 subprocess::subprocess(std::vector<std::string> argv, const std::filesystem::path& output_dir, std::string name,
-                       std::vector<std::string> env)
+                       std::vector<std::string> env, measure what)
     : stdout_path_(output_dir / (name + ".stdout")), stderr_path_(output_dir / (name + ".stderr")) {
+    if (what == measure::peak_rss) {
+        // Not wait4's rusage of our own child: posix_spawn runs it in this
+        // process's memory until the exec, and Linux carries that high-water
+        // mark into the program's ru_maxrss. The launcher forks it afresh.
+        peak_rss_path_ = output_dir / (name + ".peak_rss");
+        argv.insert(argv.begin(), {PEAK_RSS_PATH, peak_rss_path_.string()});
+    }
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 1, stdout_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -68,6 +75,11 @@ std::optional<int> subprocess::wait(std::chrono::milliseconds timeout) {
     int raw = 0;
     if (::waitpid(pid_, &raw, 0) != pid_) return std::nullopt;
     status_ = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+    if (!peak_rss_path_.empty()) {
+        long kib = 0;
+        std::ifstream report(peak_rss_path_);
+        if (report >> kib) peak_rss_kib_ = kib;  // absent when the launcher itself was killed
+    }
     return status_;
 }
 

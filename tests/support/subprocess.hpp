@@ -1,6 +1,7 @@
 #pragma once
 // Running the daemon as a real process: stdout and stderr go to files, exits
-// are awaited with a deadline (pidfd + poll, not sleeps).
+// are awaited with a deadline (pidfd + poll, not sleeps), and on request the
+// process's own peak RSS is measured.
 
 #include <chrono>
 #include <filesystem>
@@ -10,12 +11,21 @@
 
 namespace test_support {
 
+// What a subprocess measures besides its exit status.
+enum class measure {
+    nothing,
+    // Peak RSS, through the peak-rss launcher (tests/support/peak_rss_main.cpp).
+    // pid() is then the launcher's: it passes SIGTERM, SIGINT and SIGHUP on,
+    // and its death (SIGKILL) kills the program too.
+    peak_rss,
+};
+
 class subprocess {
 public:
     // Starts `argv[0]` with `argv`, extra environment `env` ("NAME=value"),
     // output captured under `output_dir` as <name>.stdout / <name>.stderr.
     subprocess(std::vector<std::string> argv, const std::filesystem::path& output_dir, std::string name,
-               std::vector<std::string> env = {});
+               std::vector<std::string> env = {}, measure what = measure::nothing);
     ~subprocess();  // SIGKILLs a process still running
     subprocess(const subprocess&) = delete;
     subprocess& operator=(const subprocess&) = delete;
@@ -27,6 +37,10 @@ public:
     // is still running after `timeout`.
     std::optional<int> wait(std::chrono::milliseconds timeout);
 
+    // The process's own peak resident set in KiB (ru_maxrss), once wait() has
+    // seen it exit; nullopt before that, or when started with measure::nothing.
+    std::optional<long> peak_rss_kib() const { return peak_rss_kib_; }
+
     std::string stdout_text() const;
     std::string stderr_text() const;
 
@@ -34,6 +48,8 @@ private:
     int pid_ = -1;
     int pidfd_ = -1;
     std::optional<int> status_;
+    std::optional<long> peak_rss_kib_;
+    std::filesystem::path peak_rss_path_;  // empty unless measured
     std::filesystem::path stdout_path_;
     std::filesystem::path stderr_path_;
 };
