@@ -13,6 +13,7 @@
 #include "fake_api/endpoint.hpp"
 #include "store/database.hpp"
 #include "store/incident_store.hpp"
+#include "sync/store_writer.hpp"
 
 #include <SQLiteCpp/Database.h>
 #include <rapidjson/document.h>
@@ -256,9 +257,9 @@ std::int64_t pages_written_since_last_call(sqlite3* db) {
 
 struct pass_result {
     std::size_t incidents = 0;
-    double seconds = 0;               // inside commit_page only
+    double seconds = 0;               // inside the store's calls only
     double checkpoint_seconds = 0;    // of which automatic checkpoints
-    double cpu_seconds = 0;           // CPU used inside commit_page
+    double cpu_seconds = 0;           // CPU used inside the store's calls
     std::int64_t rows_written = 0;    // sqlite3_total_changes delta
     std::int64_t wal_bytes = 0;       // frames appended to the WAL, headers included
     std::int64_t bytes_written = 0;   // write(2) bytes of the whole process: the WAL plus checkpoints
@@ -308,15 +309,27 @@ pass_result store_pass(const fs::path& path, const workload& w, bool change_tent
     const int changes_before = database.getTotalChanges();
     const std::int64_t written_before = bytes_written_so_far();
     std::size_t ordinal = 0;
-    for (const auto& body : w.pages) {
-        auto page = parse_or_throw(body);
+    // Pages are grouped into transactions as the daemon's writer thread groups
+    // them while it is the bottleneck: commit once a transaction holds
+    // writer_limits' incidents written, and at the end.
+    const std::int64_t batch_limit = isync::sync::writer_limits{}.max_batch_incidents;
+    std::int64_t in_batch = 0;
+    for (std::size_t i = 0; i < w.pages.size(); ++i) {
+        auto page = parse_or_throw(w.pages[i]);
         if (change_tenth) change_every_tenth(page, ordinal);
         const auto started = clock_type::now();
         const double cpu_started = process_cpu_seconds();
-        auto counts = store.commit_page(page.incidents, now_ms);
+        if (!store.in_transaction())
+            if (auto begun = store.begin(); !begun) throw std::runtime_error(begun.error().message);
+        auto counts = store.write_page(page.incidents, now_ms);
+        if (!counts) throw std::runtime_error(counts.error().message);
+        in_batch += counts->inserted + counts->changed;
+        if (in_batch >= batch_limit || i + 1 == w.pages.size()) {
+            if (auto committed = store.commit(); !committed) throw std::runtime_error(committed.error().message);
+            in_batch = 0;
+        }
         r.cpu_seconds += process_cpu_seconds() - cpu_started;
         r.seconds += seconds_since(started);
-        if (!counts) throw std::runtime_error(counts.error().message);
         r.counts += *counts;
         r.incidents += page.incidents.size();
     }

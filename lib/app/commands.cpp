@@ -246,7 +246,7 @@ int sync(const arguments& args, bool once) {
     auto begin_stop = [&](const char* why) {
         if (stopping) return;
         stopping = true;
-        spdlog::info("{}: stopping; requests in flight are cancelled, open transactions roll back", why);
+        spdlog::info("{}: stopping; requests in flight are cancelled, pages already fetched are committed", why);
         notify_stopping();
         engine.stop();
         signals.cancel();

@@ -307,8 +307,8 @@ upsert_counts incident_store::write_incidents(std::span<const model::incident> i
 
 void incident_store::upsert_incident(const model::incident& inc, const std::string& now_text, upsert_counts& counts) {
     ++counts.seen;
-    const model::incident_hashes hashes = inc.hashes ? *inc.hashes : hashes_of(inc);
-    const std::int64_t content = hashes.content;
+    // Only the content hash until we know the incident must be written.
+    const std::int64_t content = inc.hashes ? inc.hashes->content : util::hash_bytes(inc.raw_json);
     find_incident_.bind(1, inc.id);
     std::optional<std::int64_t> existing_key;
     if (find_incident_.executeStep()) {
@@ -323,6 +323,7 @@ void incident_store::upsert_incident(const model::incident& inc, const std::stri
         find_incident_.reset();
     }
 
+    const model::incident_hashes hashes = inc.hashes ? *inc.hashes : hashes_of(inc);
     const std::optional<std::int64_t> script_key =
         inc.script ? upsert_script(*inc.script, hashes.script) : std::nullopt;
     const std::int64_t substance = hashes.substance;
