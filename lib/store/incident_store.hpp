@@ -79,8 +79,6 @@ public:
     // Inside a transaction from begin(); a failure rolls it back.
     result<std::optional<std::int64_t>> stored_content_hash(const std::string& id);
     bool in_transaction() const { return in_transaction_; }
-    SQLite::Database& database() { return db_; }
-    const std::string& path() const { return path_; }
 
     // Records a slice that failed: a `failed` sync_runs row and the pair's
     // last error. The watermark is not touched.

@@ -15,22 +15,7 @@ namespace isync::sync {
 namespace net = boost::asio;
 
 store_writer::store_writer(net::any_io_executor loop, store::incident_store& store, writer_limits l)
-    : loop_(std::move(loop)), store_(store), limits_(l) {
-    // Checkpoints move off the writer's commits onto a thread of their own
-    // (SQLite's automatic checkpoint would run inside the commit that crosses
-    // the threshold, fsync included). Without a second connection, they stay.
-    try {
-        checkpoint_db_ = std::make_unique<SQLite::Database>(store_.path(), SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX);
-        SQLite::Database& db = store_.database();
-        saved_autocheckpoint_ = db.execAndGet("PRAGMA wal_autocheckpoint").getInt();
-        sqlite3_wal_hook(db.getHandle(), &store_writer::on_wal_commit, this);  // replaces the automatic one
-        checkpointer_ = std::thread([this] { checkpointer_main(); });
-    } catch (const std::exception& e) {
-        spdlog::debug("no background checkpoints ({}); SQLite checkpoints at commit", e.what());
-        checkpoint_db_.reset();
-    }
-    thread_ = std::thread([this] { thread_main(); });
-}
+    : loop_(std::move(loop)), store_(store), limits_(l), thread_([this] { thread_main(); }) {}
 
 store_writer::~store_writer() {
     {
@@ -39,49 +24,6 @@ store_writer::~store_writer() {
     }
     wake_.notify_one();
     thread_.join();
-    if (checkpointer_.joinable()) {
-        {
-            std::lock_guard lock(checkpoint_mutex_);
-            checkpoint_stop_ = true;
-        }
-        checkpoint_wake_.notify_one();
-        checkpointer_.join();
-        // Back to SQLite's automatic checkpoints for whoever uses the connection next.
-        sqlite3_wal_autocheckpoint(store_.database().getHandle(), saved_autocheckpoint_);
-    }
-}
-
-int store_writer::on_wal_commit(void* self_ptr, sqlite3* db, const char* schema, int frames) {
-    auto& self = *static_cast<store_writer*>(self_ptr);
-    if (frames >= self.limits_.inline_checkpoint_frames) {
-        // The background checkpoints are not keeping up (a reader pins the
-        // log, or the disk is slow): bound the log from the writer itself.
-        sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    } else if (frames >= self.limits_.checkpoint_frames) {
-        {
-            std::lock_guard lock(self.checkpoint_mutex_);
-            self.checkpoint_wanted_ = true;
-        }
-        self.checkpoint_wake_.notify_one();
-    }
-    return SQLITE_OK;
-}
-
-void store_writer::checkpointer_main() {
-    pthread_setname_np(pthread_self(), "isync-checkpoint");
-    for (;;) {
-        {
-            std::unique_lock lock(checkpoint_mutex_);
-            checkpoint_wake_.wait(lock, [this] { return checkpoint_wanted_ || checkpoint_stop_; });
-            if (checkpoint_stop_) return;
-            checkpoint_wanted_ = false;
-        }
-        // PASSIVE: never waits for the writer or readers; copies what it can.
-        const int rc = sqlite3_wal_checkpoint_v2(checkpoint_db_->getHandle(), "main", SQLITE_CHECKPOINT_PASSIVE,
-                                                 nullptr, nullptr);
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-            spdlog::warn("database {}: background checkpoint failed: {}", store_.path(), sqlite3_errstr(rc));
-    }
 }
 
 net::any_io_executor store_writer::tracked_loop() const {

@@ -24,9 +24,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include <SQLiteCpp/Database.h>
-#include <sqlite3.h>
-
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -66,13 +63,10 @@ private:
     boost::asio::experimental::channel<void(boost::system::error_code)> channel_;
 };
 
-// When the writer commits a transaction although pages are still waiting,
-// and when the log is checkpointed.
+// When the writer commits a transaction although pages are still waiting.
 struct writer_limits {
     std::int64_t max_batch_incidents = 5000;  // written (new or changed) incidents per transaction
     std::chrono::milliseconds max_batch_age{1000};
-    int checkpoint_frames = 16384;            // a background checkpoint starts once the log holds this many pages
-    int inline_checkpoint_frames = 65536;     // the writer checkpoints itself beyond this (256 MiB of 4 KiB pages)
 };
 
 class store_writer {
@@ -162,18 +156,6 @@ private:
     std::int64_t batch_incidents_ = 0;
     std::chrono::steady_clock::time_point batch_started_;
 
-    // The background checkpointer: its own connection copies the log into the
-    // database file (and fsyncs) on the other core while the writer goes on.
-    static int on_wal_commit(void* self, sqlite3* db, const char* schema, int frames);
-    void checkpointer_main();
-    std::unique_ptr<SQLite::Database> checkpoint_db_;
-    std::mutex checkpoint_mutex_;
-    std::condition_variable checkpoint_wake_;
-    bool checkpoint_wanted_ = false;
-    bool checkpoint_stop_ = false;
-    int saved_autocheckpoint_ = 0;
-
-    std::thread checkpointer_;
     std::thread thread_;  // last: starts once everything above exists
 };
 
