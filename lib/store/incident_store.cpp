@@ -394,7 +394,7 @@ std::optional<std::int64_t> incident_store::upsert_script(const model::script& s
         insert_script_page_type_.bind(2, p);
         run(insert_script_page_type_);
     }
-    if (script_cache_.size() > 20'000) script_cache_.clear();  // bound memory (~2.5 MiB) on huge accounts
+    if (script_cache_.size() > 4096) script_cache_.clear();  // bound memory (~0.5 MiB) on huge accounts
     script_cache_[key] = script_row{script_key, hash};
     return script_key;
 }
