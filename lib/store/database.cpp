@@ -50,7 +50,9 @@ void apply_pragmas(SQLite::Database& db, const open_options& options) {
         db.exec("PRAGMA wal_autocheckpoint=16384");
     }
     db.exec("PRAGMA foreign_keys=ON");
-    db.exec("PRAGMA cache_size=-8192");  // 8 MiB: a larger cache measured no faster
+    // 4 MiB: 4, 8 and 16 MiB ran a 100k backfill at the same speed, and 8 MiB
+    // took a 1M backfill past 32 MiB of peak RSS (32.1 MiB; 28.4 MiB with 4).
+    db.exec("PRAGMA cache_size=-4096");
 }
 
 void migrate(SQLite::Database& db, const std::string& path) {
