@@ -62,11 +62,34 @@ void check_incident(std::string_view body, const isync::model::incident& inc) {
           "page_types has one row per name");
 }
 
+// The untyped parse (its SAX fast path, or the DOM when the page is unusual)
+// must accept exactly what the typed parse accepts, refuse with the same
+// words, and cut out the same incidents.
+void check_untyped_agrees(std::string_view body, const isync::result<isync::model::page>& typed) {
+    const auto untyped = isync::api::parse_page(body, isync::api::parse_mode::untyped);
+    check(untyped.has_value() == typed.has_value(), "the untyped parse accepts exactly what the typed one accepts",
+          [&] { return typed ? untyped.error().message : typed.error().message; });
+    if (!typed) {
+        check(untyped.error().message == typed.error().message, "both parses refuse with the same message",
+              [&] { return untyped.error().message + "\nvs\n" + typed.error().message; });
+        return;
+    }
+    check(untyped->count == typed->count && untyped->untyped.size() == typed->incidents.size(),
+          "both parses see the same count and incidents");
+    for (std::size_t i = 0; i < typed->incidents.size(); ++i) {
+        const auto& raw = untyped->untyped[i];
+        const auto& inc = typed->incidents[i];
+        check(raw.id == inc.id && raw.raw_json == inc.raw_json, "the untyped parse cuts out the same incident",
+              [&] { return printable(raw.id) + " vs " + printable(inc.id); });
+    }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view body(reinterpret_cast<const char*>(data), size);
     const auto page = isync::api::parse_page(body);
+    check_untyped_agrees(body, page);
     if (!page) {
         check(page.error().code == isync::errc::parse, "a refused page is errc::parse");
         check(page.error().message.rfind("malformed page: ", 0) == 0, "a refusal says the page is malformed",
