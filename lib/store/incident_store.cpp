@@ -265,13 +265,19 @@ result<void> incident_store::commit() {
 
 void incident_store::rollback() noexcept { abandon_transaction(); }
 
+std::optional<incident_store::incident_row> incident_store::find_incident(const std::string& id) {
+    find_incident_.bindNoCopy(1, id);
+    std::optional<incident_row> row;
+    if (find_incident_.executeStep())
+        row = incident_row{find_incident_.getColumn(0).getInt64(), find_incident_.getColumn(1).getInt64()};
+    find_incident_.reset();
+    return row;
+}
+
 result<std::optional<std::int64_t>> incident_store::stored_content_hash(const std::string& id) {
     try {
-        find_incident_.bindNoCopy(1, id);
-        std::optional<std::int64_t> hash;
-        if (find_incident_.executeStep()) hash = find_incident_.getColumn(1).getInt64();
-        find_incident_.reset();
-        return hash;
+        const auto row = find_incident(id);
+        return row ? std::optional<std::int64_t>(row->content_hash) : std::nullopt;
     } catch (const std::exception& e) {
         abandon_transaction();
         return sqlite_error(e, path_, "looking up a stored incident");
@@ -309,19 +315,13 @@ void incident_store::upsert_incident(const model::incident& inc, const std::stri
     ++counts.seen;
     // Only the content hash until we know the incident must be written.
     const std::int64_t content = inc.hashes ? inc.hashes->content : util::hash_bytes(inc.raw_json);
-    find_incident_.bind(1, inc.id);
-    std::optional<std::int64_t> existing_key;
-    if (find_incident_.executeStep()) {
-        existing_key = find_incident_.getColumn(0).getInt64();
-        const bool same = find_incident_.getColumn(1).getInt64() == content;
-        find_incident_.reset();
-        if (same) {
-            ++counts.unchanged;
-            return;  // byte-identical to what we hold: write nothing
-        }
-    } else {
-        find_incident_.reset();
+    const auto stored = find_incident(inc.id);
+    if (stored && stored->content_hash == content) {
+        ++counts.unchanged;
+        return;  // byte-identical to what we hold: write nothing
     }
+    const std::optional<std::int64_t> existing_key =
+        stored ? std::optional<std::int64_t>(stored->incident_key) : std::nullopt;
 
     const model::incident_hashes hashes = inc.hashes ? *inc.hashes : hashes_of(inc);
     const std::optional<std::int64_t> script_key =

@@ -98,6 +98,13 @@ public:
     void set_step_hook(std::function<void(std::string_view step)> hook) { step_hook_ = std::move(hook); }
 
 private:
+    struct incident_row {
+        std::int64_t incident_key;
+        std::int64_t content_hash;
+    };
+    // The stored row of incident `id` (throws like any statement).
+    std::optional<incident_row> find_incident(const std::string& id);
+
     struct script_row {
         std::int64_t script_key;
         std::int64_t content_hash;

@@ -60,6 +60,11 @@ engine::engine(net::any_io_executor executor, net::ssl::context& tls, store::inc
           executor, static_cast<std::size_t>(std::max(1, settings_.sync.concurrency)))),
       writer_(std::make_unique<store_writer>(executor, store)) {}
 
+net::awaitable<error> engine::fail_slice(store::slice_report report, error e) {
+    if (e.code != errc::cancelled) co_await record_failure(report, e);
+    co_return e;
+}
+
 net::awaitable<void> engine::record_failure(store::slice_report report, error e) {
     const std::int64_t now = clock_.now_ms();
     auto task = [report, e, now](store::incident_store& store) {
@@ -111,19 +116,13 @@ net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::
         if (pending) {
             const auto ticket = std::exchange(pending, nullptr);
             auto written = co_await settle(ticket, report, mode, incidents_read);
-            if (!written) {
-                if (written.error().code != errc::cancelled) co_await record_failure(report, written.error());
-                co_return written.error();
-            }
+            if (!written) co_return co_await fail_slice(report, written.error());
         }
-        if (!page) {
-            if (page.error().code != errc::cancelled) co_await record_failure(report, page.error());
-            co_return page.error();
-        }
-        // A plain vector, not a views::transform: clang 14 cannot compile that
-        // with libstdc++ 12, and the fuzz build uses clang.
+        if (!page) co_return co_await fail_slice(report, page.error());
         // Spare CPU here while the writer thread is the limit (a backfill).
         for (auto& incident : page->incidents) incident.hashes = store::hashes_of(incident);
+        // A plain vector, not a views::transform: clang 14 cannot compile that
+        // with libstdc++ 12, and the fuzz build uses clang.
         std::vector<std::string_view> ids;
         ids.reserve(page->incidents.size() + page->untyped.size());
         for (const auto& incident : page->incidents) ids.push_back(incident.id);
@@ -141,10 +140,7 @@ net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::
         // The slice ends with this page: wait until it is written.
         const auto ticket = std::exchange(pending, nullptr);
         auto written = co_await settle(ticket, report, mode, incidents_read);
-        if (!written) {
-            if (written.error().code != errc::cancelled) co_await record_failure(report, written.error());
-            co_return written.error();
-        }
+        if (!written) co_return co_await fail_slice(report, written.error());
         if (complete) {
             spdlog::debug("{}: slice {} .. {} done: {} pages, {} incidents ({} new, {} changed), {} drift corrections",
                           pair_name(pair), util::format_iso8601_ms(s.from_ms), util::format_iso8601_ms(s.to_ms),
@@ -152,9 +148,8 @@ net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::
                           report.drift_corrections);
             co_return result<void>{};
         }
-        error e = make_error(errc::transport, std::string(walk.failure()));
-        co_await record_failure(report, e);
-        co_return e;
+        const error e = make_error(errc::transport, std::string(walk.failure()));
+        co_return co_await fail_slice(report, e);
     }
 }
 

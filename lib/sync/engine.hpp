@@ -92,6 +92,8 @@ private:
     boost::asio::awaitable<void> poll_forever(config::pair pair);
     void start_pair_loop(const config::pair& pair);
     boost::asio::awaitable<void> record_failure(store::slice_report report, error e);
+    // Records the slice's failure (unless it was cancelled) and returns the error.
+    boost::asio::awaitable<error> fail_slice(store::slice_report report, error e);
 
     boost::asio::any_io_executor executor_;
     boost::asio::ssl::context& tls_;

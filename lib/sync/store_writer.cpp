@@ -64,9 +64,7 @@ void store_writer::post(std::function<void(store::incident_store&)> task) {
 void store_writer::write(const std::shared_ptr<ledger>& owner, const model::page& page, std::int64_t now_ms,
                          const std::optional<store::slice_report>& finish,
                          const std::shared_ptr<write_ticket>& ticket, const net::any_io_executor& work) {
-    auto deliver = [&](result<store::upsert_counts> r) {
-        net::post(work, [ticket, r = std::move(r)]() mutable { ticket->set(std::move(r)); });
-    };
+    auto deliver = [&](result<store::upsert_counts> r) { deliver_on(work, ticket, std::move(r)); };
     if (owner->failure) return deliver(*owner->failure);
     if (!store_.in_transaction()) {
         if (auto begun = store_.begin(); !begun) {
@@ -75,8 +73,7 @@ void store_writer::write(const std::shared_ptr<ledger>& owner, const model::page
         }
         batch_started_ = std::chrono::steady_clock::now();
     }
-    auto counts = page.untyped.empty() && !page.incidents.empty() ? write_typed(page, now_ms, finish)
-                                                                   : write_untyped(page, now_ms, finish);
+    auto counts = page.untyped.empty() ? write_typed(page, now_ms, finish) : write_untyped(page, now_ms, finish);
     if (!counts) {
         // The store rolled the whole transaction back: every page in it is lost.
         fail_batch(counts.error());
@@ -109,13 +106,18 @@ result<store::upsert_counts> store_writer::write_untyped(const model::page& page
             changed.push_back(raw.raw_json);
         }
     }
-    auto typed = api::parse_incident_objects(changed);
-    if (!typed) {
-        store_.rollback();  // cannot happen for bytes that parsed as part of their page; be safe anyway
-        return typed.error();
+    // The usual re-read: nothing changed, nothing to type.
+    model::page typed;
+    if (!changed.empty()) {
+        auto parsed = api::parse_incident_objects(changed);
+        if (!parsed) {
+            store_.rollback();  // cannot happen for bytes that parsed as part of their page; be safe anyway
+            return parsed.error();
+        }
+        typed = std::move(*parsed);
     }
     if (finish) finish->counts += same;  // the slice's totals count the unchanged ones too
-    auto counts = store_.write_page(typed->incidents, now_ms, finish ? &*finish : nullptr, typed->unknown_fields);
+    auto counts = store_.write_page(typed.incidents, now_ms, finish ? &*finish : nullptr, typed.unknown_fields);
     if (counts) *counts += same;
     return counts;
 }
@@ -152,7 +154,7 @@ void store_writer::thread_main() {
                 continue;
             }
             wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
-            if (queue_.empty()) break;  // stopping, and everything was written
+            if (queue_.empty()) return;  // stopping; everything was written and committed above
             next = std::move(queue_.front());
             queue_.pop_front();
         }
@@ -162,7 +164,6 @@ void store_writer::thread_main() {
             (store_.in_transaction() && std::chrono::steady_clock::now() - batch_started_ >= limits_.max_batch_age))
             commit_batch();
     }
-    commit_batch();
 }
 
 }  // namespace isync::sync

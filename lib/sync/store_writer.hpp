@@ -106,8 +106,7 @@ public:
         using R = std::invoke_result_t<F, store::incident_store&>;
         auto ticket = std::make_shared<one_shot<R>>(loop_);
         enqueue(true, [this, task = std::move(task), ticket, work = tracked_loop()]() mutable {
-            R value = task(store_);
-            boost::asio::post(work, [ticket, value = std::move(value)]() mutable { ticket->set(std::move(value)); });
+            deliver_on(work, ticket, task(store_));
         });
         return await_result(std::move(ticket));
     }
@@ -120,6 +119,14 @@ private:
         bool barrier = false;  // commit the open transaction before running
         std::function<void()> run;
     };
+
+    // From the writer thread: hands `value` to `ticket` on the event loop.
+    template <class T>
+    static void deliver_on(const boost::asio::any_io_executor& work, std::shared_ptr<one_shot<T>> ticket, T value) {
+        boost::asio::post(work, [ticket = std::move(ticket), value = std::move(value)]() mutable {
+            ticket->set(std::move(value));
+        });
+    }
 
     template <class R>
     static boost::asio::awaitable<R> await_result(std::shared_ptr<one_shot<R>> ticket) {
