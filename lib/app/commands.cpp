@@ -207,6 +207,7 @@ int sync(const arguments& args, bool once) {
         return exit_database;
     }
     store::incident_store store(**db, cfg->database.path);
+    store.defer_indexes_while_empty();
     install_crash_hook(store);
     spdlog::info("incident-syncd {} {}: {} pair(s) from {}, database {}, token from {}", INCIDENT_SYNC_VERSION,
                  once ? "once" : "run", cfg->sync.pairs.size(), p->cfg.api.base_url, cfg->database.path,

@@ -10,12 +10,15 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 
 namespace isync::store {
 namespace {
 
+// Text is bound without a copy (SQLITE_STATIC): every value bound here lives
+// until the statement has run (see run()), and every run binds all of them anew.
 void bind_optional(SQLite::Statement& st, int index, const std::optional<std::string>& v) {
-    if (v) st.bind(index, *v);
+    if (v) st.bindNoCopy(index, *v);
     else st.bind(index);
 }
 
@@ -56,7 +59,7 @@ constexpr const char* incident_columns =
 // Binds the 16 incident columns above, in order, starting at index 1.
 void bind_incident(SQLite::Statement& st, const model::incident& inc, std::optional<std::int64_t> script_key,
                    std::int64_t content_hash, std::int64_t substance) {
-    st.bind(1, inc.id);
+    st.bindNoCopy(1, inc.id);
     bind_optional(st, 2, inc.app_id);
     bind_optional(st, 3, inc.host_domain);
     bind_optional(st, 4, inc.category);
@@ -73,7 +76,8 @@ void bind_incident(SQLite::Statement& st, const model::incident& inc, std::optio
     st.bindNoCopy(14, inc.raw_json);
     st.bind(15, content_hash);
     st.bind(16, substance);
-    bind_optional(st, 18, inc.script ? inc.script->risk_level : std::nullopt);
+    if (inc.script) bind_optional(st, 18, inc.script->risk_level);  // not a ?: copy: it would not outlive the bind
+    else st.bind(18);
 }
 
 }  // namespace
@@ -331,14 +335,14 @@ void incident_store::upsert_incident(const model::incident& inc, const std::stri
     if (existing_key) {
         record_changes(*existing_key, inc, now_text);  // before the update: it reads the old row
         bind_incident(update_incident_, inc, script_key, content, substance);
-        update_incident_.bind(17, now_text);
+        update_incident_.bindNoCopy(17, now_text);
         run(update_incident_);
         incident_key = *existing_key;
         delete_children(incident_key);
         ++counts.changed;
     } else {
         bind_incident(insert_incident_, inc, script_key, content, substance);
-        insert_incident_.bind(17, now_text);
+        insert_incident_.bindNoCopy(17, now_text);
         run(insert_incident_);
         incident_key = db_.getLastInsertRowid();
         ++counts.inserted;
@@ -410,7 +414,7 @@ void incident_store::delete_children(std::int64_t incident_key) {
 void incident_store::write_children(std::int64_t incident_key, const model::incident& inc) {
     for (const auto& p : inc.page_types) {
         insert_page_type_.bind(1, incident_key);
-        insert_page_type_.bind(2, p.name);
+        insert_page_type_.bindNoCopy(2, p.name);
         insert_page_type_.bind(3, p.listed ? 1 : 0);
         bind_optional(insert_page_type_, 4, p.percentage);
         run(insert_page_type_);
@@ -427,8 +431,8 @@ void incident_store::write_children(std::int64_t incident_key, const model::inci
         for (const auto& [name, value] : a.args) {
             insert_action_arg_.bind(1, incident_key);
             insert_action_arg_.bind(2, ordinal);
-            insert_action_arg_.bind(3, name);
-            insert_action_arg_.bind(4, value);
+            insert_action_arg_.bindNoCopy(3, name);
+            insert_action_arg_.bindNoCopy(4, value);
             run(insert_action_arg_);
         }
     }
@@ -443,7 +447,7 @@ void incident_store::write_children(std::int64_t incident_key, const model::inci
         for (const auto& id : v.ids) {
             insert_vulnerability_id_.bind(1, incident_key);
             insert_vulnerability_id_.bind(2, ordinal);
-            insert_vulnerability_id_.bind(3, id);
+            insert_vulnerability_id_.bindNoCopy(3, id);
             run(insert_vulnerability_id_);
         }
     }
@@ -626,6 +630,66 @@ void incident_store::checkpoint() {
         db_.exec("PRAGMA wal_checkpoint(PASSIVE)");
     } catch (const std::exception& e) {
         spdlog::warn("{}", sqlite_error(e, path_, "checkpointing the write-ahead log").message);
+    }
+}
+
+void incident_store::defer_indexes_while_empty() {
+    try {
+        const bool empty = db_.execAndGet("SELECT NOT EXISTS (SELECT 1 FROM incidents)").getInt() != 0;
+        if (!empty) {
+            // Left out by a bulk load that did not finish: build them now.
+            indexes_deferred_ = true;
+            build_deferred_indexes();
+            return;
+        }
+        SQLite::Transaction txn(db_, SQLite::TransactionBehavior::IMMEDIATE);
+        for (const auto& index : deferred_indexes) db_.exec(fmt::format("DROP INDEX IF EXISTS {}", index.name));
+        txn.commit();
+        indexes_deferred_ = true;
+        spdlog::debug("empty database: indexes for readers are built after the first pass");
+    } catch (const std::exception& e) {
+        spdlog::warn("{}", sqlite_error(e, path_, "preparing a first backfill (dropping reader indexes)").message);
+    }
+}
+
+void incident_store::build_deferred_indexes() {
+    if (!indexes_deferred_) return;
+    try {
+        const auto started = std::chrono::steady_clock::now();
+        // CREATE INDEX sorts in memory up to the page cache's size before it
+        // spills to a temporary file; a quarter of it keeps the daemon's peak
+        // memory where a backfill has it (measured: +3.5 MiB with the full cache).
+        const int cache_size = db_.execAndGet("PRAGMA cache_size").getInt();
+        db_.exec(fmt::format("PRAGMA cache_size={}", cache_size / 4));
+        struct restore_cache {
+            SQLite::Database& db;
+            int size;
+            ~restore_cache() {
+                try {
+                    db.exec(fmt::format("PRAGMA cache_size={}", size));
+                } catch (...) {  // only a smaller cache: slower, still correct
+                }
+            }
+        } restore{db_, cache_size};
+        SQLite::Transaction txn(db_, SQLite::TransactionBehavior::IMMEDIATE);
+        int built = 0;
+        for (const auto& index : deferred_indexes) {
+            SQLite::Statement exists(db_, "SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ?");
+            exists.bind(1, std::string(index.name));
+            if (exists.executeStep()) continue;
+            db_.exec(std::string(index.definition));
+            ++built;
+        }
+        txn.commit();
+        indexes_deferred_ = false;
+        if (built > 0)
+            spdlog::info("built {} index(es) for readers in {} ms", built,
+                         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                               started)
+                             .count());
+    } catch (const std::exception& e) {
+        spdlog::warn("{}; it is tried again when the daemon is next idle",
+                     sqlite_error(e, path_, "building the indexes for readers").message);
     }
 }
 

@@ -11,6 +11,7 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -93,6 +94,16 @@ public:
     // log file then shrinks once no reader needs it. Errors are only logged.
     void checkpoint();
 
+    // Bulk load. On an empty database, drops the secondary indexes that no
+    // write reads (deferred_indexes) so that a first backfill does not
+    // maintain them row by row; build_deferred_indexes() creates them again in
+    // one sorted pass. On a database that holds incidents, makes sure they
+    // exist (a daemon stopped mid-backfill leaves them out). Outside a
+    // transaction; errors are only logged: the indexes are for readers.
+    void defer_indexes_while_empty();
+    void build_deferred_indexes();
+    bool indexes_deferred() const { return indexes_deferred_; }
+
     // Test hook, called at each store step ("begin", "incident", "commit");
     // a throwing hook simulates a failure at that step.
     void set_step_hook(std::function<void(std::string_view step)> hook) { step_hook_ = std::move(hook); }
@@ -133,6 +144,7 @@ private:
     std::string path_;
     std::function<void(std::string_view)> step_hook_;
     bool in_transaction_ = false;
+    bool indexes_deferred_ = false;
     // script key -> row; only holds committed rows (cleared on rollback).
     std::unordered_map<std::string, script_row> script_cache_;
 
@@ -166,6 +178,18 @@ private:
     std::unordered_map<std::string, bool> unknown_fields_recorded_;  // paths already in the table
     std::vector<std::string> pending_warnings_;                       // logged once the page commits
 };
+
+// An index that a bulk load builds at its end; `definition` is the schema's
+// own CREATE INDEX statement (a test holds the two equal).
+struct deferred_index {
+    std::string_view name;
+    std::string_view definition;
+};
+// vulnerability_ids_by_id: CVE ids arrive in random order, so maintaining it
+// row by row touched a random leaf per row (a 100k backfill: 17% of its time;
+// building it at the end: 0.07 s).
+inline constexpr std::array<deferred_index, 1> deferred_indexes{
+    {{"vulnerability_ids_by_id", "CREATE INDEX vulnerability_ids_by_id ON vulnerability_ids(vulnerability_id)"}}};
 
 // The set of an incident's actions as history shows it: sorted, distinct
 // `type/subtype`, comma separated ("" when none).

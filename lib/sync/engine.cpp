@@ -154,19 +154,25 @@ net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::
 }
 
 net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
+    // When the last pair that is polling or waiting to finishes, the loop is
+    // idle until the next poll: build the indexes a first backfill left out,
+    // and checkpoint, then; not in the middle of a backfill. (Counted before
+    // the slot is taken: a pair waiting for one is not idle time.)
+    ++active_pairs_;
+    struct when_idle {
+        engine* self;
+        ~when_idle() {
+            if (--self->active_pairs_ == 0)
+                self->writer_->post([](store::incident_store& s) {
+                    s.build_deferred_indexes();
+                    s.checkpoint();
+                });
+        }
+    } idle_work{this};
     // Take a concurrency slot; waits while `sync.concurrency` pairs are fetching.
     auto [ec] = co_await slots_->async_send(boost::system::error_code{}, use_tuple);
     if (ec) co_return pair_status::cancelled;
     slot_guard<std::remove_reference_t<decltype(*slots_)>> slot{slots_.get()};
-    ++active_pairs_;
-    // When the last active pair finishes, the loop is idle until the next
-    // poll: checkpoint then, not in the middle of a backfill.
-    struct idle_checkpoint {
-        engine* self;
-        ~idle_checkpoint() {
-            if (--self->active_pairs_ == 0) self->writer_->post([](store::incident_store& s) { s.checkpoint(); });
-        }
-    } checkpoint_when_idle{this};
 
     const auto started = std::chrono::steady_clock::now();
     const pair_status status = co_await poll_slices(pair);

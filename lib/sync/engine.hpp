@@ -110,7 +110,7 @@ private:
     std::map<config::pair, pair_health> health_;
     std::function<void(const config::pair&, pair_status)> pair_done_;
     bool stopping_ = false;
-    int active_pairs_ = 0;  // pairs holding a concurrency slot
+    int active_pairs_ = 0;  // pairs polling or waiting for a concurrency slot
     // Last: destroyed first, so its thread drains while everything above exists.
     std::unique_ptr<store_writer> writer_;
 };

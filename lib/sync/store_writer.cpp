@@ -148,10 +148,15 @@ void store_writer::thread_main() {
         {
             std::unique_lock lock(mutex_);
             if (queue_.empty() && store_.in_transaction()) {
-                // Nothing is waiting: make what was written durable now.
-                lock.unlock();
-                commit_batch();
-                continue;
+                // Nothing is waiting: commit unless more arrives soon (or stop).
+                const auto deadline = std::min(std::chrono::steady_clock::now() + limits_.idle_commit,
+                                               batch_started_ + limits_.max_batch_age);
+                if (!wake_.wait_until(lock, deadline, [this] { return !queue_.empty() || stopping_; }) ||
+                    queue_.empty()) {
+                    lock.unlock();
+                    commit_batch();
+                    continue;
+                }
             }
             wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
             if (queue_.empty()) return;  // stopping; everything was written and committed above

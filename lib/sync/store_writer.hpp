@@ -67,6 +67,11 @@ private:
 struct writer_limits {
     std::int64_t max_batch_incidents = 5000;  // written (new or changed) incidents per transaction
     std::chrono::milliseconds max_batch_age{1000};
+    // How long the queue may stay empty before the open transaction commits.
+    // A backfill hands over a page every few milliseconds; committing at every
+    // momentary gap made transactions of a few hundred incidents, and each
+    // commit rewrites the hot pages of the random indexes.
+    std::chrono::milliseconds idle_commit{50};
 };
 
 class store_writer {

@@ -705,6 +705,41 @@ TEST_F(StoreWriter, CommitsOnItsOwnOnceNothingIsWaiting) {
     EXPECT_EQ(visible, ids(0, 4));
 }
 
+TEST_F(StoreWriter, AMomentaryEmptyQueueDoesNotCommit) {
+    // A backfill hands pages over a few milliseconds apart; the queue is
+    // empty between them. With an idle grace of an hour, two pages written
+    // one after the other share one transaction, which only the flush commits.
+    int commits = 0;
+    store_->set_step_hook([&](std::string_view step) { commits += step == "committed"; });  // writer thread only
+    const writer_limits patient{.max_batch_incidents = writer_limits{}.max_batch_incidents,
+                                .max_batch_age = std::chrono::hours(1),
+                                .idle_commit = std::chrono::hours(1)};
+    store_writer writer(io_.get_executor(), *store_, patient);
+    auto a = writer.open_ledger();
+    std::vector<outcome> got;
+    std::vector<std::string> visible_after_first, visible_after_second;
+    int commits_before_flush = -1;
+    auto body = [&]() -> net::awaitable<void> {
+        auto first = writer.submit(a, page(0, 4), t1, std::nullopt);
+        got.push_back(settled(co_await first->wait()));
+        visible_after_first = stored_ids();
+        auto second = writer.submit(a, page(4, 4), t1, std::nullopt);
+        got.push_back(settled(co_await second->wait()));
+        visible_after_second = stored_ids();
+        auto count_commits = [&](incident_store&) -> result<int> { return commits; };
+        commits_before_flush = (co_await writer.call(count_commits)).value();  // call() is a barrier: it commits first
+        got.push_back(settled(co_await writer.flush(a)));
+    };
+    run(body);
+
+    ASSERT_EQ(got.size(), 3u);
+    for (const auto& o : got) EXPECT_TRUE(o.ok) << o.message;
+    EXPECT_TRUE(visible_after_first.empty()) << "committed while the next page was on its way";
+    EXPECT_TRUE(visible_after_second.empty());
+    EXPECT_EQ(commits_before_flush, 1) << "both pages in one transaction";
+    EXPECT_EQ(stored_ids(), ids(0, 8));
+}
+
 TEST_F(StoreWriter, DestructorWritesAndCommitsEverythingQueued) {
     std::vector<outcome> got;
     std::vector<std::shared_ptr<store_writer::write_ticket>> pending;

@@ -1,0 +1,142 @@
+// Bulk load: the reader indexes that a first backfill leaves out, and that
+// they always come back (after the pass, or at the next start after a stop
+// in the middle of one).
+#include "store/database.hpp"
+#include "store/incident_store.hpp"
+
+#include "support/test_support.hpp"
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+using isync::store::deferred_indexes;
+using isync::store::incident_store;
+using isync::store::open_database;
+using isync::test::documented_example_incident;
+using isync::test::temp_dir;
+
+namespace {
+
+constexpr std::int64_t t1 = 1674400000000;
+
+// The CREATE statement SQLite holds for index `name`, nullopt when it is absent.
+std::optional<std::string> index_sql(const std::string& path, std::string_view name) {
+    SQLite::Database reader(path, SQLite::OPEN_READONLY);
+    SQLite::Statement st(reader, "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?");
+    st.bind(1, std::string(name));
+    if (!st.executeStep()) return std::nullopt;
+    return st.getColumn(0).getString();
+}
+
+// Which index a query on vulnerability_id would use (EXPLAIN QUERY PLAN).
+std::string cve_query_plan(const std::string& path) {
+    SQLite::Database reader(path, SQLite::OPEN_READONLY);
+    SQLite::Statement st(reader,
+                         "EXPLAIN QUERY PLAN SELECT incident_key FROM vulnerability_ids WHERE vulnerability_id = 'x'");
+    std::string plan;
+    while (st.executeStep()) plan += st.getColumn(3).getString() + "\n";
+    return plan;
+}
+
+class DeferredIndexes : public ::testing::Test {
+protected:
+    void open() {
+        store_.reset();
+        db_.reset();
+        auto opened = open_database({.path = path_});
+        ASSERT_TRUE(opened.has_value()) << opened.error().message;
+        db_ = std::move(*opened);
+        store_ = std::make_unique<incident_store>(*db_, path_);
+    }
+    void store_one_incident() {
+        auto r = store_->commit_page(std::vector{documented_example_incident()}, t1);
+        ASSERT_TRUE(r.has_value()) << r.error().message;
+    }
+
+    temp_dir dir_;
+    std::string path_ = dir_.file("incidents.db");
+    std::unique_ptr<SQLite::Database> db_;
+    std::unique_ptr<incident_store> store_;
+};
+
+}  // namespace
+
+TEST_F(DeferredIndexes, DefinitionsAreTheSchemasOwn) {
+    // The store rebuilds these from its own copy of the statement; a schema
+    // change to one of them must change the copy too.
+    open();
+    for (const auto& index : deferred_indexes) {
+        const auto sql = index_sql(path_, index.name);
+        ASSERT_TRUE(sql.has_value()) << index.name << " is not in the migrated schema";
+        EXPECT_EQ(*sql, index.definition);
+    }
+}
+
+TEST_F(DeferredIndexes, AnEmptyDatabaseLoadsWithoutThemAndGetsThemBackInOnePass) {
+    open();
+    store_->defer_indexes_while_empty();
+    EXPECT_TRUE(store_->indexes_deferred());
+    for (const auto& index : deferred_indexes) EXPECT_FALSE(index_sql(path_, index.name)) << index.name;
+    EXPECT_EQ(cve_query_plan(path_).find("vulnerability_ids_by_id"), std::string::npos);
+
+    store_one_incident();
+    store_->build_deferred_indexes();
+    EXPECT_FALSE(store_->indexes_deferred());
+    for (const auto& index : deferred_indexes) EXPECT_EQ(index_sql(path_, index.name), index.definition);
+    EXPECT_NE(cve_query_plan(path_).find("vulnerability_ids_by_id"), std::string::npos) << cve_query_plan(path_);
+    // The index holds the rows written while it was away.
+    EXPECT_EQ(db_->execAndGet("SELECT COUNT(*) FROM vulnerability_ids INDEXED BY vulnerability_ids_by_id "
+                              "WHERE vulnerability_id > ''")
+                  .getInt64(),
+              db_->execAndGet("SELECT COUNT(*) FROM vulnerability_ids").getInt64());
+    EXPECT_EQ(db_->execAndGet("PRAGMA integrity_check").getString(), "ok");
+}
+
+TEST_F(DeferredIndexes, ADatabaseThatHoldsIncidentsKeepsThem) {
+    open();
+    store_one_incident();
+    const auto changes_before = db_->getTotalChanges();
+    store_->defer_indexes_while_empty();
+    EXPECT_FALSE(store_->indexes_deferred());
+    for (const auto& index : deferred_indexes) EXPECT_EQ(index_sql(path_, index.name), index.definition);
+    EXPECT_EQ(db_->getTotalChanges(), changes_before);
+    store_->build_deferred_indexes();  // nothing was deferred: a no-op
+    for (const auto& index : deferred_indexes) EXPECT_EQ(index_sql(path_, index.name), index.definition);
+}
+
+TEST_F(DeferredIndexes, AStopInTheMiddleOfABackfillGetsThemBackAtTheNextStart) {
+    open();
+    store_->defer_indexes_while_empty();
+    store_one_incident();  // then the daemon stops before its pass is over
+    open();
+    for (const auto& index : deferred_indexes) EXPECT_FALSE(index_sql(path_, index.name)) << index.name;
+    store_->defer_indexes_while_empty();  // what the daemon does at start
+    EXPECT_FALSE(store_->indexes_deferred());
+    for (const auto& index : deferred_indexes) EXPECT_EQ(index_sql(path_, index.name), index.definition);
+    EXPECT_EQ(db_->execAndGet("PRAGMA integrity_check").getString(), "ok");
+}
+
+TEST_F(DeferredIndexes, ALockedDatabaseLeavesThemDeferredToBeTriedAgain) {
+    open();
+    store_->defer_indexes_while_empty();
+    store_one_incident();
+    {
+        // Another writer holds the lock past the busy timeout: the build fails,
+        // is only logged, and stays pending.
+        SQLite::Database other(path_, SQLite::OPEN_READWRITE);
+        other.exec("BEGIN IMMEDIATE");
+        db_->setBusyTimeout(0);
+        store_->build_deferred_indexes();
+        EXPECT_TRUE(store_->indexes_deferred());
+        other.exec("ROLLBACK");
+    }
+    for (const auto& index : deferred_indexes) EXPECT_FALSE(index_sql(path_, index.name)) << index.name;
+    store_->build_deferred_indexes();
+    EXPECT_FALSE(store_->indexes_deferred());
+    for (const auto& index : deferred_indexes) EXPECT_EQ(index_sql(path_, index.name), index.definition);
+}
