@@ -9,7 +9,7 @@
 FROM debian:bookworm-slim AS build
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
         g++ cmake ninja-build pkg-config libboost1.81-dev libboost-url1.81-dev libssl-dev \
-        rapidjson-dev libsqlitecpp-dev libsqlite3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libsystemd-dev \
+        rapidjson-dev libsqlitecpp-dev libsqlite3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libsystemd-dev libxxhash-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt CMakePresets.json ./

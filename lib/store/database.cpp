@@ -1,6 +1,7 @@
 #include "store/database.hpp"
 
 #include "store/migrations.hpp"
+#include "util/hash.hpp"
 
 #include <SQLiteCpp/Exception.h>
 #include <SQLiteCpp/Transaction.h>
@@ -55,7 +56,18 @@ void apply_pragmas(SQLite::Database& db, const open_options& options) {
     db.exec("PRAGMA cache_size=-4096");
 }
 
+// isync_content_hash(text): util::hash_bytes of the text's bytes, for the
+// migration that recomputes incidents.content_hash when its function changes.
+void content_hash_function(sqlite3_context* ctx, int, sqlite3_value** argv) {
+    const auto* text = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
+    if (!text) return sqlite3_result_null(ctx);
+    const auto size = static_cast<std::size_t>(sqlite3_value_bytes(argv[0]));
+    sqlite3_result_int64(ctx, util::hash_bytes(std::string_view(text, size)));
+}
+
 void migrate(SQLite::Database& db, const std::string& path) {
+    sqlite3_create_function(db.getHandle(), "isync_content_hash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
+                            &content_hash_function, nullptr, nullptr);
     const int current = db.execAndGet("PRAGMA user_version").getInt();
     const int latest = latest_schema_version();
     if (current > latest) {

@@ -1,5 +1,7 @@
 #include "store/database.hpp"
+#include "store/incident_store.hpp"
 #include "store/migrations.hpp"
+#include "util/hash.hpp"
 
 #include "support/test_support.hpp"
 
@@ -195,4 +197,37 @@ TEST(Migrations, AFileThatIsNotADatabaseIsRefusedNamingIt) {
     ASSERT_FALSE(db.has_value());
     EXPECT_EQ(db.error().code, errc::database);
     EXPECT_TRUE(contains(db.error().message, path));
+}
+
+TEST(Migrations, Version3RecomputesContentHashesSoAnUpgradeRewritesNothing) {
+    // A database written before version 3 holds FNV-1a content hashes; after
+    // the migration every stored hash is hash_bytes(raw_json), so the first
+    // sync after an upgrade finds the same page unchanged.
+    temp_dir dir;
+    const std::string path = dir.file("upgrade.db");
+    const std::vector<isync::model::incident> page{isync::test::documented_example_incident()};
+    {
+        auto db = open_database({.path = path});
+        ASSERT_TRUE(db.has_value()) << db.error().message;
+        isync::store::incident_store store(**db, path);
+        ASSERT_TRUE(store.commit_page(page, 1674400000000).has_value());
+        // Back to what version 2 stored.
+        isync::util::content_hasher fnv;
+        fnv.add(page[0].raw_json);
+        SQLite::Statement back(**db, "UPDATE incidents SET content_hash = ?");
+        back.bind(1, fnv.value());
+        back.exec();
+        ASSERT_NE(fnv.value(), isync::util::hash_bytes(page[0].raw_json));
+        (*db)->exec("PRAGMA user_version=2");
+    }
+    auto db = open_database({.path = path});
+    ASSERT_TRUE(db.has_value()) << db.error().message;
+    EXPECT_EQ(user_version(**db), latest_schema_version());
+    EXPECT_EQ((*db)->execAndGet("SELECT content_hash FROM incidents").getInt64(),
+              isync::util::hash_bytes(page[0].raw_json));
+    isync::store::incident_store store(**db, path);
+    const auto again = store.commit_page(page, 1674400060000);
+    ASSERT_TRUE(again.has_value()) << again.error().message;
+    EXPECT_EQ(again->unchanged, 1);
+    EXPECT_EQ(again->changed, 0);
 }
