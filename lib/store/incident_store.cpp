@@ -157,18 +157,15 @@ incident_store::incident_store(SQLite::Database& db, std::string path)
                      "content_hash=?13 WHERE key=?1"),
       delete_script_page_types_(db, "DELETE FROM script_page_types WHERE script_key = ?"),
       insert_script_page_type_(db, "INSERT OR IGNORE INTO script_page_types (script_key, page_type) VALUES (?,?)"),
-      insert_page_type_(db,
-                        "INSERT OR REPLACE INTO incident_page_types (incident_key, page_type, listed, percentage) "
-                        "VALUES (?,?,?,?)"),
-      insert_action_(db, "INSERT INTO actions (incident_key, ordinal, type, subtype, last_seen) VALUES (?,?,?,?,?)"),
-      insert_action_arg_(db,
-                         "INSERT OR REPLACE INTO action_args (incident_key, action_ordinal, name, value) "
-                         "VALUES (?,?,?,?)"),
-      insert_vulnerability_(db,
-                            "INSERT INTO vulnerabilities (incident_key, ordinal, package, version) VALUES (?,?,?,?)"),
-      insert_vulnerability_id_(db,
-                               "INSERT OR IGNORE INTO vulnerability_ids (incident_key, vulnerability_ordinal, "
-                               "vulnerability_id) VALUES (?,?,?)"),
+      page_type_rows_(db, "INSERT OR REPLACE INTO incident_page_types (incident_key, page_type, listed, percentage) "
+                          "VALUES", 4),
+      action_rows_(db, "INSERT INTO actions (incident_key, ordinal, type, subtype, last_seen) VALUES", 5),
+      action_arg_rows_(db, "INSERT OR REPLACE INTO action_args (incident_key, action_ordinal, name, value) VALUES", 4),
+      vulnerability_rows_(db, "INSERT INTO vulnerabilities (incident_key, ordinal, package, version) VALUES", 4),
+      vulnerability_id_rows_(db,
+                             "INSERT OR IGNORE INTO vulnerability_ids (incident_key, vulnerability_ordinal, "
+                             "vulnerability_id) VALUES",
+                             3),
       delete_page_types_(db, "DELETE FROM incident_page_types WHERE incident_key = ?"),
       delete_actions_(db, "DELETE FROM actions WHERE incident_key = ?"),
       delete_action_args_(db, "DELETE FROM action_args WHERE incident_key = ?"),
@@ -312,6 +309,7 @@ upsert_counts incident_store::write_incidents(std::span<const model::incident> i
         step("incident");
         upsert_incident(inc, now_text, counts);
     }
+    flush_children();
     return counts;
 }
 
@@ -333,6 +331,9 @@ void incident_store::upsert_incident(const model::incident& inc, const std::stri
     const std::int64_t substance = hashes.substance;
     std::int64_t incident_key;
     if (existing_key) {
+        // The incident may be earlier in this page: its children must be in
+        // their tables before they are compared and replaced.
+        flush_children();
         record_changes(*existing_key, inc, now_text);  // before the update: it reads the old row
         bind_incident(update_incident_, inc, script_key, content, substance);
         update_incident_.bindNoCopy(17, now_text);
@@ -412,45 +413,26 @@ void incident_store::delete_children(std::int64_t incident_key) {
 }
 
 void incident_store::write_children(std::int64_t incident_key, const model::incident& inc) {
-    for (const auto& p : inc.page_types) {
-        insert_page_type_.bind(1, incident_key);
-        insert_page_type_.bindNoCopy(2, p.name);
-        insert_page_type_.bind(3, p.listed ? 1 : 0);
-        bind_optional(insert_page_type_, 4, p.percentage);
-        run(insert_page_type_);
-    }
+    // Collected here, inserted by flush_children() (multi-row INSERTs).
+    for (const auto& p : inc.page_types)
+        page_type_rows_.add({incident_key, &p.name, std::int64_t{p.listed ? 1 : 0}, row_batch::real(p.percentage)});
     for (std::size_t i = 0; i < inc.actions.size(); ++i) {
         const auto& a = inc.actions[i];
         const auto ordinal = static_cast<std::int64_t>(i);
-        insert_action_.bind(1, incident_key);
-        insert_action_.bind(2, ordinal);
-        bind_optional(insert_action_, 3, a.type);
-        bind_optional(insert_action_, 4, a.subtype);
-        bind_optional(insert_action_, 5, a.last_seen);
-        run(insert_action_);
-        for (const auto& [name, value] : a.args) {
-            insert_action_arg_.bind(1, incident_key);
-            insert_action_arg_.bind(2, ordinal);
-            insert_action_arg_.bindNoCopy(3, name);
-            insert_action_arg_.bindNoCopy(4, value);
-            run(insert_action_arg_);
-        }
+        action_rows_.add({incident_key, ordinal, row_batch::text(a.type), row_batch::text(a.subtype),
+                          row_batch::text(a.last_seen)});
+        for (const auto& [name, value] : a.args) action_arg_rows_.add({incident_key, ordinal, &name, &value});
     }
     for (std::size_t i = 0; i < inc.vulnerabilities.size(); ++i) {
         const auto& v = inc.vulnerabilities[i];
         const auto ordinal = static_cast<std::int64_t>(i);
-        insert_vulnerability_.bind(1, incident_key);
-        insert_vulnerability_.bind(2, ordinal);
-        bind_optional(insert_vulnerability_, 3, v.package);
-        bind_optional(insert_vulnerability_, 4, v.version);
-        run(insert_vulnerability_);
-        for (const auto& id : v.ids) {
-            insert_vulnerability_id_.bind(1, incident_key);
-            insert_vulnerability_id_.bind(2, ordinal);
-            insert_vulnerability_id_.bindNoCopy(3, id);
-            run(insert_vulnerability_id_);
-        }
+        vulnerability_rows_.add({incident_key, ordinal, row_batch::text(v.package), row_batch::text(v.version)});
+        for (const auto& id : v.ids) vulnerability_id_rows_.add({incident_key, ordinal, &id});
     }
+}
+
+void incident_store::flush_children() {
+    for (auto* rows : child_batches()) rows->flush();  // parents' tables first
 }
 
 void incident_store::finish_slice(const slice_report& report, const upsert_counts& page,
@@ -695,13 +677,13 @@ void incident_store::build_deferred_indexes() {
 
 void incident_store::reset_statements() noexcept {
     for (auto* st : {&find_incident_, &insert_incident_, &update_incident_, &find_script_, &insert_script_,
-                     &update_script_, &delete_script_page_types_, &insert_script_page_type_, &insert_page_type_,
-                     &insert_action_, &insert_action_arg_, &insert_vulnerability_, &insert_vulnerability_id_,
-                     &delete_page_types_, &delete_actions_, &delete_action_args_, &delete_vulnerabilities_,
-                     &delete_vulnerability_ids_, &upsert_state_success_, &upsert_state_failure_, &insert_run_,
+                     &update_script_, &delete_script_page_types_, &insert_script_page_type_, &delete_page_types_,
+                     &delete_actions_, &delete_action_args_, &delete_vulnerabilities_, &delete_vulnerability_ids_,
+                     &upsert_state_success_, &upsert_state_failure_, &insert_run_,
                      &select_watermark_, &select_tracked_, &select_action_set_, &select_vulnerability_set_,
                      &insert_change_, &insert_unknown_field_})
         st->tryReset();
+    for (auto* rows : child_batches()) rows->clear();
 }
 
 result<std::optional<std::int64_t>> incident_store::watermark(const config::pair& pair) {

@@ -6,6 +6,7 @@
 
 #include "config/config.hpp"
 #include "model/incident.hpp"
+#include "store/row_batch.hpp"
 #include "util/error.hpp"
 
 #include <SQLiteCpp/Database.h>
@@ -128,7 +129,12 @@ private:
     void record_changes(std::int64_t incident_key, const model::incident& inc, const std::string& now_text);
     void record_unknown_fields(std::span<const model::unknown_field> fields, const std::string& now_text);
     std::optional<std::int64_t> upsert_script(const model::script& s, std::int64_t hash);
+    // Adds the incident's child rows to the batches; flush_children() inserts them.
     void write_children(std::int64_t incident_key, const model::incident& inc);
+    void flush_children();
+    std::array<row_batch*, 5> child_batches() {
+        return {&page_type_rows_, &action_rows_, &action_arg_rows_, &vulnerability_rows_, &vulnerability_id_rows_};
+    }
     void delete_children(std::int64_t incident_key);
     void finish_slice(const slice_report& report, const upsert_counts& page, const std::string& now_text);
     // One sync_runs row: `ok` when `error_text` is null, else `failed` with it.
@@ -156,11 +162,11 @@ private:
     SQLite::Statement update_script_;
     SQLite::Statement delete_script_page_types_;
     SQLite::Statement insert_script_page_type_;
-    SQLite::Statement insert_page_type_;
-    SQLite::Statement insert_action_;
-    SQLite::Statement insert_action_arg_;
-    SQLite::Statement insert_vulnerability_;
-    SQLite::Statement insert_vulnerability_id_;
+    row_batch page_type_rows_;
+    row_batch action_rows_;
+    row_batch action_arg_rows_;
+    row_batch vulnerability_rows_;
+    row_batch vulnerability_id_rows_;
     SQLite::Statement delete_page_types_;
     SQLite::Statement delete_actions_;
     SQLite::Statement delete_action_args_;

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 
 #include <pthread.h>
 
@@ -130,6 +131,7 @@ void store_writer::commit_batch() {
         return;
     }
     spdlog::trace("writer: committed {} written incident(s) of {} poll(s)", batch_incidents_, batch_ledgers_.size());
+    ++commits_;
     batch_ledgers_.clear();
     batch_incidents_ = 0;
 }
@@ -143,6 +145,18 @@ void store_writer::fail_batch(const error& e) {
 
 void store_writer::thread_main() {
     pthread_setname_np(pthread_self(), "isync-writer");  // shows in top -H, perf, gdb
+    const auto started = std::chrono::steady_clock::now();
+    // Waits for a job or stop, until `deadline` when given; true when woken.
+    auto wait = [this](std::unique_lock<std::mutex>& lock,
+                       std::optional<std::chrono::steady_clock::time_point> deadline) {
+        const auto from = std::chrono::steady_clock::now();
+        auto ready = [this] { return !queue_.empty() || stopping_; };
+        bool woken = true;
+        if (deadline) woken = wake_.wait_until(lock, *deadline, ready);
+        else wake_.wait(lock, ready);
+        waited_ += std::chrono::steady_clock::now() - from;
+        return woken;
+    };
     for (;;) {
         job next;
         {
@@ -151,15 +165,21 @@ void store_writer::thread_main() {
                 // Nothing is waiting: commit unless more arrives soon (or stop).
                 const auto deadline = std::min(std::chrono::steady_clock::now() + limits_.idle_commit,
                                                batch_started_ + limits_.max_batch_age);
-                if (!wake_.wait_until(lock, deadline, [this] { return !queue_.empty() || stopping_; }) ||
-                    queue_.empty()) {
+                if (!wait(lock, deadline) || queue_.empty()) {
                     lock.unlock();
                     commit_batch();
                     continue;
                 }
             }
-            wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
-            if (queue_.empty()) return;  // stopping; everything was written and committed above
+            wait(lock, std::nullopt);
+            if (queue_.empty()) {
+                // Stopping; everything was written and committed above.
+                using ms = std::chrono::milliseconds;
+                spdlog::debug("writer: {} ms busy, {} ms waiting for work, {} commit(s)",
+                              std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - started - waited_).count(),
+                              std::chrono::duration_cast<ms>(waited_).count(), commits_);
+                return;
+            }
             next = std::move(queue_.front());
             queue_.pop_front();
         }

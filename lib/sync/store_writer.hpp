@@ -167,6 +167,9 @@ private:
     std::vector<std::shared_ptr<ledger>> batch_ledgers_;
     std::int64_t batch_incidents_ = 0;
     std::chrono::steady_clock::time_point batch_started_;
+    // For the debug line at exit: how the thread spent its life.
+    std::chrono::steady_clock::duration waited_{};
+    std::int64_t commits_ = 0;
 
     std::thread thread_;  // last: starts once everything above exists
 };

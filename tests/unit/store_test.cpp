@@ -232,6 +232,21 @@ incident sparse_incident(std::string id, std::string script_key) {
     return inc;
 }
 
+// The documented example with its risk raised to critical and its first
+// action (with both its args) gone, in the model and in raw_json alike.
+incident critical_without_first_action(const incident& original) {
+    incident changed = original;
+    changed.risk_level = "critical";
+    changed.raw_json = replace_once(changed.raw_json, R"("risk_level": "high")", R"("risk_level": "critical")");
+    changed.actions.erase(changed.actions.begin());
+    changed.raw_json = replace_once(
+        changed.raw_json,
+        "{\"type\": \"network\", \"subtype\": \"post\", \"last_seen\": \"2023-01-22T08:30:15.084Z\",\n"
+        "         \"action_args\": {\"url\": \"https://collect.vendor.example/c\", \"method\": \"POST\"}},\n        ",
+        "");
+    return changed;
+}
+
 class Store : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -377,16 +392,7 @@ TEST_F(Store, ChangedIncidentUpdatesItsRowAndReplacesItsChildren) {
     const auto key_before = scalar(*db_, "SELECT incident_key FROM incidents WHERE id = ?", {original.id});
     const auto untouched_before = snapshot(*db_);
 
-    // Risk raised and the first action (with both its args) gone.
-    incident changed = original;
-    changed.risk_level = "critical";
-    changed.raw_json = replace_once(changed.raw_json, R"("risk_level": "high")", R"("risk_level": "critical")");
-    changed.actions.erase(changed.actions.begin());
-    changed.raw_json = replace_once(
-        changed.raw_json,
-        "{\"type\": \"network\", \"subtype\": \"post\", \"last_seen\": \"2023-01-22T08:30:15.084Z\",\n"
-        "         \"action_args\": {\"url\": \"https://collect.vendor.example/c\", \"method\": \"POST\"}},\n        ",
-        "");
+    const incident changed = critical_without_first_action(original);
 
     const auto counts = commit({changed, untouched}, t2);
     EXPECT_EQ(counts.seen, 2);
@@ -700,4 +706,29 @@ TEST_F(Store, SameIncidentTwiceInOnePageIsStoredOnce) {
     EXPECT_EQ(counts.unchanged, 1);
     EXPECT_EQ(count("incidents"), 1);
     expect_stored(*db_, a);
+}
+
+TEST_F(Store, AnIncidentChangedLaterInTheSamePageKeepsOnlyTheLaterChildrenAndItsHistory) {
+    // Child rows are inserted in batches at the end of a page; an incident
+    // that appears again, changed, in the same page must be compared with
+    // and replace the children of its first appearance, not add to them.
+    const incident original = documented_example_incident();
+    const incident changed = critical_without_first_action(original);
+    const incident other = second_incident();
+
+    const auto counts = commit({original, other, changed}, t1);
+    EXPECT_EQ(counts.inserted, 2);
+    EXPECT_EQ(counts.changed, 1);
+    expect_stored(*db_, changed);
+    expect_stored(*db_, other);
+    const auto key = std::to_string(scalar(*db_, "SELECT incident_key FROM incidents WHERE id = ?", {changed.id}));
+    EXPECT_EQ(scalar(*db_, "SELECT COUNT(*) FROM actions WHERE incident_key = ?", {key}),
+              static_cast<std::int64_t>(changed.actions.size()));
+    // The history saw the first appearance's actions and risk as the old values.
+    EXPECT_EQ(scalar(*db_, "SELECT COUNT(*) FROM incident_changes WHERE incident_key = ? AND field = 'actions'", {key}),
+              1);
+    EXPECT_EQ(rows(*db_, "SELECT old_value, new_value FROM incident_changes WHERE incident_key = ? AND "
+                         "field = 'risk_level'",
+                   {key}),
+              (table{{cell(std::string("high")), cell(std::string("critical"))}}));
 }
