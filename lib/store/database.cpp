@@ -7,6 +7,7 @@
 #include <SQLiteCpp/Transaction.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -39,16 +40,23 @@ std::string hint_for(int code) {
 void apply_pragmas(SQLite::Database& db, const open_options& options) {
     db.setBusyTimeout(static_cast<int>(options.busy_timeout.count()));
     if (!options.read_only) {
+        // 16 KiB pages for a new database (an existing one keeps its size):
+        // a fresh 100k backfill went from 39k to 48k incidents/s in the store
+        // alone (fewer B-tree pages, splits and write(2) calls for the same
+        // bytes), and lookups by id from 378k to 570k/s. Only takes effect
+        // before the first table exists, so it comes before everything else.
+        db.exec("PRAGMA page_size=16384");
         // WAL lets readers (sqlite3, Datasette) query while the daemon writes.
         db.exec("PRAGMA journal_mode=WAL");
         db.exec("PRAGMA synchronous=NORMAL");
         // Bound the WAL file once readers let go of old snapshots.
         db.exec("PRAGMA journal_size_limit=67108864");
-        // Checkpoint rarely during a backfill (every 16384 pages, 64 MiB): each
+        // Checkpoint rarely during a backfill (every 64 MiB of log): each
         // checkpoint rewrites the hot index pages again. The engine adds a
         // passive checkpoint whenever it goes idle (measured: 12.4k -> 16.4k
-        // incidents/s on a fresh 100k load).
-        db.exec("PRAGMA wal_autocheckpoint=16384");
+        // incidents/s on a fresh 100k load). The pragma counts pages.
+        const int page_bytes = db.execAndGet("PRAGMA page_size").getInt();
+        db.exec(fmt::format("PRAGMA wal_autocheckpoint={}", (64 << 20) / std::max(page_bytes, 512)));
     }
     db.exec("PRAGMA foreign_keys=ON");
     // 4 MiB: 4, 8 and 16 MiB ran a 100k backfill at the same speed, and 8 MiB
@@ -110,8 +118,14 @@ error sqlite_error(const std::exception& e, std::string_view path, std::string_v
 result<std::unique_ptr<SQLite::Database>> open_database(const open_options& options) {
     // SQLite's global memory statistics take a mutex on every allocation;
     // nothing here reads them. Only possible before SQLite initialises.
-    static std::once_flag no_memstatus;
-    std::call_once(no_memstatus, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+    static std::once_flag configure_once;
+    std::call_once(configure_once, [] {
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+        // CREATE INDEX sorts at least 250 pages in memory (4 MiB of 16 KiB
+        // pages) before it spills to a file: 64 pages keep the build of a
+        // deferred index within the daemon's usual peak (+3 MiB otherwise).
+        sqlite3_config(SQLITE_CONFIG_PMASZ, 64);
+    });
     try {
         // NOMUTEX: a connection is used by one thread at a time (the engine
         // hands it to its writer thread), so SQLite need not lock each call.

@@ -231,3 +231,28 @@ TEST(Migrations, Version3RecomputesContentHashesSoAnUpgradeRewritesNothing) {
     EXPECT_EQ(again->unchanged, 1);
     EXPECT_EQ(again->changed, 0);
 }
+
+TEST(Migrations, ANewDatabaseGets16KiBPagesAndAnOldOneKeepsItsOwn) {
+    temp_dir dir;
+    {
+        auto fresh = open_database({.path = dir.file("new.db")});
+        ASSERT_TRUE(fresh.has_value()) << fresh.error().message;
+        EXPECT_EQ((*fresh)->execAndGet("PRAGMA page_size").getInt(), 16384);
+        // The checkpoint threshold is 64 MiB of log whatever the page size.
+        EXPECT_EQ((*fresh)->execAndGet("PRAGMA wal_autocheckpoint").getInt(), 4096);
+    }
+    const std::string old_path = dir.file("old.db");
+    {
+        // A database made before, with SQLite's default 4 KiB pages.
+        SQLite::Database old(old_path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+        old.exec("PRAGMA page_size=4096");
+        old.exec("PRAGMA journal_mode=WAL");
+        old.exec("CREATE TABLE kept (x)");
+    }
+    auto old = open_database({.path = old_path});
+    ASSERT_TRUE(old.has_value()) << old.error().message;
+    EXPECT_EQ((*old)->execAndGet("PRAGMA page_size").getInt(), 4096);
+    EXPECT_EQ((*old)->execAndGet("PRAGMA wal_autocheckpoint").getInt(), 16384);
+    EXPECT_EQ(user_version(**old), latest_schema_version());
+    EXPECT_EQ((*old)->execAndGet("PRAGMA integrity_check").getString(), "ok");
+}
