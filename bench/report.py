@@ -86,6 +86,8 @@ def main():
         f"{r.num('parse.mib_per_s') or 0:.0f} MiB/s of JSON")
     row("parse: RapidJSON DOM alone, same pages (the floor)", rate(n_parse), rate(r.num("parse.dom_incidents_per_s")),
         "", "", "no typed model, no raw spans")
+    row("parse untyped: a re-read's cut into id, bytes and hash", rate(n_parse),
+        rate(r.num("parse.untyped_incidents_per_s")), "", "", "what the event loop does per page of a re-read")
     n_store = r.num("store.incidents")
     for mode, label in (("fresh", "store only: fresh database"), ("unchanged", "store only: all unchanged"),
                         ("changed10", "store only: 10% changed")):
