@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Configures and builds one CMake preset (default: release) with 2 jobs.
-# Usage: scripts/build.sh [debug|release|asan] [extra targets...]
+# Usage: scripts/build.sh [debug|release|asan|tsan] [extra targets...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset=${1:-release}

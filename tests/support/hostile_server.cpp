@@ -129,11 +129,13 @@ hostile_server::~hostile_server() {
     }
     impl_->wake.notify_all();
     boost::system::error_code ec;
-    // Wake a blocked accept with a connection of our own, then close.
+    // Wake a blocked accept with a connection of our own, and close the
+    // acceptor only once the thread is gone: closing it under a running
+    // accept() is a data race (ThreadSanitizer caught it).
     tcp::socket poke(impl_->ioc);
     poke.connect(impl_->acceptor.local_endpoint(), ec);
-    impl_->acceptor.close(ec);
     impl_->thread.join();
+    impl_->acceptor.close(ec);
 }
 
 std::uint16_t hostile_server::port() const { return impl_->acceptor.local_endpoint().port(); }
