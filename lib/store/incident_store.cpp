@@ -615,19 +615,29 @@ void incident_store::checkpoint() {
     }
 }
 
+std::vector<deferred_index> missing_deferred_indexes(SQLite::Database& db) {
+    SQLite::Statement exists(db, "SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ?");
+    std::vector<deferred_index> missing;
+    for (const auto& index : deferred_indexes) {
+        exists.bind(1, std::string(index.name));
+        if (!exists.executeStep()) missing.push_back(index);
+        exists.reset();
+    }
+    return missing;
+}
+
 void incident_store::defer_indexes_while_empty() {
     try {
-        const bool empty = db_.execAndGet("SELECT NOT EXISTS (SELECT 1 FROM incidents)").getInt() != 0;
-        if (!empty) {
-            // Left out by a bulk load that did not finish: build them now.
-            indexes_deferred_ = true;
+        // A database with incidents and without the indexes is one whose
+        // first backfill stopped early: build_deferred_indexes() makes them.
+        indexes_deferred_ = true;
+        if (!db_.execAndGet("SELECT NOT EXISTS (SELECT 1 FROM incidents)").getInt()) {
             build_deferred_indexes();
             return;
         }
         SQLite::Transaction txn(db_, SQLite::TransactionBehavior::IMMEDIATE);
         for (const auto& index : deferred_indexes) db_.exec(fmt::format("DROP INDEX IF EXISTS {}", index.name));
         txn.commit();
-        indexes_deferred_ = true;
         spdlog::debug("empty database: indexes for readers are built after the first pass");
     } catch (const std::exception& e) {
         spdlog::warn("{}", sqlite_error(e, path_, "preparing a first backfill (dropping reader indexes)").message);
@@ -637,6 +647,11 @@ void incident_store::defer_indexes_while_empty() {
 void incident_store::build_deferred_indexes() {
     if (!indexes_deferred_) return;
     try {
+        const auto missing = missing_deferred_indexes(db_);
+        if (missing.empty()) {
+            indexes_deferred_ = false;
+            return;
+        }
         const auto started = std::chrono::steady_clock::now();
         // CREATE INDEX sorts in memory up to the page cache's size before it
         // spills to a temporary file; a quarter of it keeps the daemon's peak
@@ -654,21 +669,12 @@ void incident_store::build_deferred_indexes() {
             }
         } restore{db_, cache_size};
         SQLite::Transaction txn(db_, SQLite::TransactionBehavior::IMMEDIATE);
-        int built = 0;
-        for (const auto& index : deferred_indexes) {
-            SQLite::Statement exists(db_, "SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ?");
-            exists.bind(1, std::string(index.name));
-            if (exists.executeStep()) continue;
-            db_.exec(std::string(index.definition));
-            ++built;
-        }
+        for (const auto& index : missing) db_.exec(std::string(index.definition));
         txn.commit();
         indexes_deferred_ = false;
-        if (built > 0)
-            spdlog::info("built {} index(es) for readers in {} ms", built,
-                         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                               started)
-                             .count());
+        spdlog::info("built {} index(es) for readers in {} ms", missing.size(),
+                     std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
+                         .count());
     } catch (const std::exception& e) {
         spdlog::warn("{}; it is tried again when the daemon is next idle",
                      sqlite_error(e, path_, "building the indexes for readers").message);

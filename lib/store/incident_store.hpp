@@ -196,6 +196,8 @@ struct deferred_index {
 // building it at the end: 0.07 s).
 inline constexpr std::array<deferred_index, 1> deferred_indexes{
     {{"vulnerability_ids_by_id", "CREATE INDEX vulnerability_ids_by_id ON vulnerability_ids(vulnerability_id)"}}};
+// Those of deferred_indexes that `db` lacks (throws like any statement).
+std::vector<deferred_index> missing_deferred_indexes(SQLite::Database& db);
 
 // The set of an incident's actions as history shows it: sorted, distinct
 // `type/subtype`, comma separated ("" when none).

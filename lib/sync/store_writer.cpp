@@ -8,7 +8,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <optional>
 
 #include <pthread.h>
 
@@ -146,34 +145,27 @@ void store_writer::fail_batch(const error& e) {
 void store_writer::thread_main() {
     pthread_setname_np(pthread_self(), "isync-writer");  // shows in top -H, perf, gdb
     const auto started = std::chrono::steady_clock::now();
-    // Waits for a job or stop, until `deadline` when given; true when woken.
-    auto wait = [this](std::unique_lock<std::mutex>& lock,
-                       std::optional<std::chrono::steady_clock::time_point> deadline) {
-        const auto from = std::chrono::steady_clock::now();
-        auto ready = [this] { return !queue_.empty() || stopping_; };
-        bool woken = true;
-        if (deadline) woken = wake_.wait_until(lock, *deadline, ready);
-        else wake_.wait(lock, ready);
-        waited_ += std::chrono::steady_clock::now() - from;
-        return woken;
-    };
     for (;;) {
         job next;
         {
             std::unique_lock lock(mutex_);
-            if (queue_.empty() && store_.in_transaction()) {
-                // Nothing is waiting: commit unless more arrives soon (or stop).
-                const auto deadline = std::min(std::chrono::steady_clock::now() + limits_.idle_commit,
-                                               batch_started_ + limits_.max_batch_age);
-                if (!wait(lock, deadline) || queue_.empty()) {
+            // With a transaction open, wait only until it is due: when no page
+            // has come for idle_commit, or it reached max_batch_age.
+            auto ready = [this] { return !queue_.empty() || stopping_; };
+            const auto from = std::chrono::steady_clock::now();
+            if (store_.in_transaction())
+                wake_.wait_until(lock, std::min(from + limits_.idle_commit, batch_started_ + limits_.max_batch_age),
+                                 ready);
+            else
+                wake_.wait(lock, ready);
+            waited_ += std::chrono::steady_clock::now() - from;
+            if (queue_.empty()) {
+                if (store_.in_transaction()) {  // due, or stopping: make what was written durable
                     lock.unlock();
                     commit_batch();
                     continue;
                 }
-            }
-            wait(lock, std::nullopt);
-            if (queue_.empty()) {
-                // Stopping; everything was written and committed above.
+                // Stopping, and everything was written and committed.
                 using ms = std::chrono::milliseconds;
                 spdlog::debug("writer: {} ms busy, {} ms waiting for work, {} commit(s)",
                               std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - started - waited_).count(),

@@ -1,18 +1,17 @@
 #pragma once
 // Stable 64-bit content hashes, stored in the database to skip rewriting
-// unchanged rows: a change to either function needs a schema migration that
-// recomputes the stored values (see schema/003_xxh3_content_hash.sql).
+// unchanged rows. hash_bytes may change only with a migration that recomputes
+// incidents.content_hash (as schema/003_xxh3_content_hash.sql does);
+// content_hasher must never change: its inputs are typed fields that SQL
+// cannot recompute.
 
 #include <cstdint>
 #include <string_view>
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
 namespace isync::util {
 
-// FNV-1a over a sequence of fields (substance and script hashes): fields are
-// short, and the stored substance hashes cannot be recomputed by a migration.
+// FNV-1a over a sequence of fields (substance and script hashes; the fields
+// are short).
 class content_hasher {
 public:
     void add(std::string_view bytes) noexcept {
@@ -37,9 +36,8 @@ private:
 
 // XXH3-64 of an incident's raw JSON (incidents.content_hash). A re-read
 // hashes every byte it receives; FNV-1a's byte-at-a-time multiply chain took
-// 12% of the daemon's CPU there, XXH3 well under 1%.
-inline std::int64_t hash_bytes(std::string_view bytes) noexcept {
-    return static_cast<std::int64_t>(XXH3_64bits(bytes.data(), bytes.size()));
-}
+// 12% of the daemon's CPU there, XXH3 well under 1%. Defined in hash.cpp, the
+// one file that compiles xxHash.
+std::int64_t hash_bytes(std::string_view bytes) noexcept;
 
 }  // namespace isync::util

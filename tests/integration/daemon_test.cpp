@@ -34,11 +34,7 @@ std::string integrity(SQLite::Database& db) { return db.execAndGet("PRAGMA integ
 // The reader indexes a first backfill leaves out that are missing now.
 std::string missing_deferred_indexes(SQLite::Database& db) {
     std::string missing;
-    for (const auto& index : isync::store::deferred_indexes) {
-        SQLite::Statement st(db, "SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ?");
-        st.bind(1, std::string(index.name));
-        if (!st.executeStep()) missing += std::string(index.name) + " ";
-    }
+    for (const auto& index : isync::store::missing_deferred_indexes(db)) missing += std::string(index.name) + " ";
     return missing;
 }
 

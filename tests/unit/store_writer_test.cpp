@@ -391,10 +391,23 @@ struct slice_run {
     std::vector<std::string> stored;  // incident ids after the flush
 };
 
-// Waits for a slice's tickets and the ledger's flush, then reads pair_a's
-// watermark, into `out`. (Arguments named by the caller: see GCC 12 note.)
-net::awaitable<void> settle_slice(store_writer& writer, std::shared_ptr<store_writer::ledger> owner,
-                                  std::vector<ticket_ptr> queued, slice_run& out) {
+// The slice of the tests below: two pages, the second one finishing it.
+const slice_report two_page_slice{.pair = pair_a, .from_ms = t1 - 3'600'000, .to_ms = t1 - 60'000,
+                                  .started_ms = t1 - 5'000, .pages = 1, .counts = {.seen = 3, .inserted = 3}};
+
+// Submits `first`, then `last` finishing two_page_slice, for `owner`; with
+// `held`, while the writer thread waits on it, so that both pages go into one
+// transaction. Then waits for both tickets and the ledger's flush, and reads
+// pair_a's watermark, into `out`. (The pages are named by the caller: see the
+// GCC 12 note.)
+net::awaitable<void> write_two_page_slice(store_writer& writer, gate* held,
+                                          std::shared_ptr<store_writer::ledger> owner,
+                                          const isync::model::page& first, const isync::model::page& last,
+                                          std::int64_t now_ms, slice_run& out) {
+    if (held) writer.post([held](incident_store&) { held->wait(); });
+    const std::vector<ticket_ptr> queued{writer.submit(owner, first, now_ms, std::nullopt),
+                                         writer.submit(owner, last, now_ms, two_page_slice)};
+    if (held) held->open();
     for (const auto& t : queued) out.tickets.push_back(settled(co_await t->wait()));
     out.flush = settled(co_await writer.flush(owner));
     auto read = [](incident_store& s) { return s.watermark(pair_a); };
@@ -413,17 +426,11 @@ TEST_F(StoreWriter, TheSlicesLastPageMovesTheWatermarkWhenItsTransactionCommits)
     open_on_exit opener{blocked};
     auto a = writer.open_ledger();
     slice_run got;
-    const slice_report finish{.pair = pair_a, .from_ms = t1 - 3'600'000, .to_ms = t1 - 60'000,
-                              .started_ms = t1 - 5'000, .pages = 1,
-                              .counts = {.seen = 3, .inserted = 3}};
+    const auto first = page(0, 3);
+    const auto last = page(3, 4);
 
     auto body = [&]() -> net::awaitable<void> {
-        writer.post([&blocked](incident_store&) { blocked.wait(); });
-        auto p1 = writer.submit(a, page(0, 3), t1, std::nullopt);
-        auto p2 = writer.submit(a, page(3, 4), t1, finish);
-        blocked.open();
-        const std::vector<ticket_ptr> queued{p1, p2};
-        co_await settle_slice(writer, a, queued, got);
+        co_await write_two_page_slice(writer, &blocked, a, first, last, t1, got);
     };
     run(body);
 
@@ -431,11 +438,11 @@ TEST_F(StoreWriter, TheSlicesLastPageMovesTheWatermarkWhenItsTransactionCommits)
     EXPECT_TRUE(got.flush.ok) << got.flush.message;
     EXPECT_EQ(hook.commit_steps.load(), 1) << "both pages and the watermark in one transaction";
     ASSERT_TRUE(got.watermark_read);
-    EXPECT_EQ(got.watermark, finish.to_ms);
+    EXPECT_EQ(got.watermark, two_page_slice.to_ms);
     EXPECT_EQ(stored_ids(), ids(0, 7));
     // The run row: the slice's earlier totals plus the finishing page.
     EXPECT_EQ(count_rows("SELECT COUNT(*) FROM sync_runs WHERE status = 'ok' AND pages = 2 AND incidents_seen = 7 "
-                         "AND incidents_new = 7 AND to_ms = " + std::to_string(finish.to_ms)),
+                         "AND incidents_new = 7 AND to_ms = " + std::to_string(two_page_slice.to_ms)),
               1);
 }
 
@@ -467,26 +474,18 @@ TEST_P(StoreWriterSliceFailure, LeavesTheWatermarkWhereItWas) {
     auto a = writer.open_ledger();
     slice_run got;
     slice_run retry;
-    const slice_report finish{.pair = pair_a, .from_ms = t1 - 3'600'000, .to_ms = t1 - 60'000,
-                              .started_ms = t1 - 5'000, .pages = 1, .counts = {.seen = 3, .inserted = 3}};
+    const auto first = page(0, 3);
+    const auto last = page(3, 4);
 
     auto body = [&]() -> net::awaitable<void> {
-        writer.post([&blocked](incident_store&) { blocked.wait(); });
-        auto p1 = writer.submit(a, page(0, 3), t1, std::nullopt);
-        auto p2 = writer.submit(a, page(3, 4), t1, finish);
-        blocked.open();
-        const std::vector<ticket_ptr> queued{p1, p2};
-        co_await settle_slice(writer, a, queued, got);
+        co_await write_two_page_slice(writer, &blocked, a, first, last, t1, got);
         got.runs = count_rows("SELECT COUNT(*) FROM sync_runs");
         got.stored = stored_ids();
 
         // The same slice again in a new ledger, without the fault, commits in full.
         hook.armed = false;
         auto again = writer.open_ledger();
-        auto r1 = writer.submit(again, page(0, 3), t2, std::nullopt);
-        auto r2 = writer.submit(again, page(3, 4), t2, finish);
-        const std::vector<ticket_ptr> retried{r1, r2};
-        co_await settle_slice(writer, again, retried, retry);
+        co_await write_two_page_slice(writer, nullptr, again, first, last, t2, retry);
     };
     run(body);
 
@@ -508,7 +507,7 @@ TEST_P(StoreWriterSliceFailure, LeavesTheWatermarkWhereItWas) {
     EXPECT_TRUE(retry.flush.ok) << retry.flush.message;
     EXPECT_EQ(count_rows("SELECT COUNT(*) FROM sync_runs WHERE status = 'ok' AND pages = 2 AND incidents_seen = 7 AND incidents_new = 7"), 1);
     ASSERT_TRUE(retry.watermark_read);
-    EXPECT_EQ(retry.watermark, finish.to_ms);
+    EXPECT_EQ(retry.watermark, two_page_slice.to_ms);
     EXPECT_EQ(stored_ids(), ids(0, 7));
 }
 
