@@ -306,11 +306,10 @@ model::incident parse_incident(const json& inc, std::string id, std::string_view
 
 result<model::page> parse_page(std::string_view body, parse_mode mode) {
     // Parsed in place, in a copy of the body: strings are then neither copied
-    // onto the reader's stack nor into the document, and RapidJSON's SSE2
-    // scanning applies (a re-read's parse went from 290k to 441k incidents/s,
-    // a typed one from 136k to 162k). The copy ends in NULs: the terminator
-    // RapidJSON stops at, and room for SSE2's aligned 16-byte loads. Offsets
-    // stay the body's (Tell() counts bytes read).
+    // onto the reader's stack nor into the document. The copy ends in NULs:
+    // the terminator RapidJSON stops at (16 of them, so that RAPIDJSON_SSE2's
+    // aligned loads would stay inside it; see CMakeLists.txt for why SSE2 is
+    // off). Offsets stay the body's (Tell() counts bytes read).
     std::string work(body.size() + 16, '\0');
     std::copy(body.begin(), body.end(), work.begin());
     rapidjson::Document doc;
