@@ -134,15 +134,10 @@ result<loaded_token> load_token(const config& cfg, const std::function<const cha
         return make_token(value, "$HUMAN_API_TOKEN", "$HUMAN_API_TOKEN", env_fix);
     looked.emplace_back("$HUMAN_API_TOKEN (not set)");
 
-    if (cfg.api.token_file.empty()) {
-        looked.emplace_back("api.token_file (not set)");
-    } else {
-        auto found = from_file(cfg.api.token_file, "api.token_file " + cfg.api.token_file);
-        if (!found) return found.error();
-        if (*found) return std::move(**found);
-        looked.push_back("api.token_file (no such file: " + cfg.api.token_file + ")");
-    }
-
+    // The service manager's credential comes before api.token_file: when
+    // systemd hands the daemon a credential, that is the token meant for it,
+    // and a token file next to the config is typically root's copy that the
+    // unit's user cannot (and should not) read.
     const char* credentials = getenv(credentials_env);
     if (credentials == nullptr || *credentials == '\0') {
         looked.emplace_back("$CREDENTIALS_DIRECTORY/human-api-token ($CREDENTIALS_DIRECTORY not set)");
@@ -152,6 +147,15 @@ result<loaded_token> load_token(const config& cfg, const std::function<const cha
         if (!found) return found.error();
         if (*found) return std::move(**found);
         looked.push_back("$CREDENTIALS_DIRECTORY/human-api-token (no such file: " + file.string() + ")");
+    }
+
+    if (cfg.api.token_file.empty()) {
+        looked.emplace_back("api.token_file (not set)");
+    } else {
+        auto found = from_file(cfg.api.token_file, "api.token_file " + cfg.api.token_file);
+        if (!found) return found.error();
+        if (*found) return std::move(**found);
+        looked.push_back("api.token_file (no such file: " + cfg.api.token_file + ")");
     }
 
     // Docker swarm mounts secrets 0444 unless told otherwise, and chmod

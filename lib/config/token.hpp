@@ -23,8 +23,8 @@ inline const std::filesystem::path default_docker_secret = "/run/secrets/human_a
 
 // Returns the token from the first of these places that has one:
 //   1. the environment variable HUMAN_API_TOKEN;
-//   2. the file api.token_file;
-//   3. the file $CREDENTIALS_DIRECTORY/human-api-token (systemd LoadCredential=);
+//   2. the file $CREDENTIALS_DIRECTORY/human-api-token (systemd LoadCredential=);
+//   3. the file api.token_file;
 //   4. the file `docker_secret` (Docker secrets).
 // A file that does not exist is skipped; whitespace around the token is
 // removed. Returns errc::config when the first token found is empty or holds

@@ -78,10 +78,34 @@ TEST_F(Token, EnvironmentWinsOverEveryFile) {
     EXPECT_EQ(loaded->source, "$HUMAN_API_TOKEN");
 }
 
-TEST_F(Token, TokenFileWinsOverCredentialsAndDocker) {
+// systemd's credential is the token meant for the unit; the token file may be
+// root's copy that the unit's user cannot read (the documented install).
+TEST_F(Token, CredentialsDirectoryWinsOverTokenFileAndDocker) {
     cfg_.api.token_file = write("token", "from-file\n").string();
     env_["CREDENTIALS_DIRECTORY"] = (dir_ / "creds").string();
     write("creds/human-api-token", "from-credentials");
+    write("docker/human_api_token", "from-docker");
+
+    const auto loaded = load();
+    ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
+    EXPECT_EQ(loaded->token.reveal(), "from-credentials");
+    EXPECT_EQ(loaded->source, "$CREDENTIALS_DIRECTORY/human-api-token");
+}
+
+TEST_F(Token, UnreadableTokenFileIsNeverOpenedWhenACredentialIsGiven) {
+    // Mode 000 stands in for a root-only file: the unit's user gets EACCES
+    // (root would not, so the mode is what the test can control).
+    cfg_.api.token_file = write("token", canary, fs::perms(0)).string();
+    env_["CREDENTIALS_DIRECTORY"] = (dir_ / "creds").string();
+    write("creds/human-api-token", "from-credentials");
+
+    const auto loaded = load();
+    ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
+    EXPECT_EQ(loaded->token.reveal(), "from-credentials");
+}
+
+TEST_F(Token, TokenFileWinsOverDocker) {
+    cfg_.api.token_file = write("token", "from-file\n").string();
     write("docker/human_api_token", "from-docker");
 
     const auto loaded = load();
@@ -161,8 +185,8 @@ TEST_F(Token, GroupWritableFileIsRefused) {
 }
 
 TEST_F(Token, NoTokenFoundListsTheFourPlaces) {
-    EXPECT_EQ(error(), "no API token found; looked at $HUMAN_API_TOKEN (not set), api.token_file (not set), "
-                       "$CREDENTIALS_DIRECTORY/human-api-token ($CREDENTIALS_DIRECTORY not set), " +
+    EXPECT_EQ(error(), "no API token found; looked at $HUMAN_API_TOKEN (not set), "
+                       "$CREDENTIALS_DIRECTORY/human-api-token ($CREDENTIALS_DIRECTORY not set), api.token_file (not set), " +
                            docker_secret_.string() +
                            " (no such file); put the token in one of these (a token file must be mode 600 or 400)");
 }
@@ -170,10 +194,10 @@ TEST_F(Token, NoTokenFoundListsTheFourPlaces) {
 TEST_F(Token, NoTokenFoundNamesTheFilesItTried) {
     cfg_.api.token_file = (dir_ / "token").string();
     env_["CREDENTIALS_DIRECTORY"] = (dir_ / "creds").string();
-    EXPECT_EQ(error(), "no API token found; looked at $HUMAN_API_TOKEN (not set), api.token_file (no such file: " +
-                           (dir_ / "token").string() +
-                           "), $CREDENTIALS_DIRECTORY/human-api-token (no such file: " +
-                           (dir_ / "creds/human-api-token").string() + "), " + docker_secret_.string() +
+    EXPECT_EQ(error(), "no API token found; looked at $HUMAN_API_TOKEN (not set), "
+                       "$CREDENTIALS_DIRECTORY/human-api-token (no such file: " +
+                           (dir_ / "creds/human-api-token").string() + "), api.token_file (no such file: " +
+                           (dir_ / "token").string() + "), " + docker_secret_.string() +
                            " (no such file); put the token in one of these (a token file must be mode 600 or 400)");
 }
 
