@@ -10,7 +10,8 @@ std::string usage_text() {
 Usage:
   incident-syncd run          [--config FILE] [--log-level LEVEL]   run until SIGTERM (SIGHUP reloads)
   incident-syncd once         [--config FILE] [--log-level LEVEL]   one pass over every pair, then exit
-  incident-syncd status       [--config FILE] [--json] [--check]    each pair's watermark and last result
+  incident-syncd status       [--config FILE | --database PATH] [--json] [--check]
+                                                                    each pair's state, health and progress
   incident-syncd check-config [--config FILE]                       validate the configuration and token
   incident-syncd --help | --version
 
@@ -18,7 +19,10 @@ Options:
   --config FILE      configuration file (default /etc/incident-sync/incident-sync.yaml)
   --log-level LEVEL  trace, debug, info, warn or error (overrides log.level)
   --json             status: print JSON instead of a table
-  --check            status: exit 1 unless every pair succeeded within three intervals
+  --check            status: exit 1 unless every configured pair is healthy (synced within three
+                     intervals, or a backfill in progress); the rule /readyz uses
+  --database PATH    status: read this database without a configuration file (every pair it
+                     holds is judged, with the default 5m interval)
 
 Exit codes: 0 ok, 1 a sync failed (once) or unhealthy (status --check), 64 usage error,
 74 database cannot be opened, 75 another incident-syncd holds the database, 78 configuration error.
@@ -49,8 +53,10 @@ result<arguments> parse_arguments(const std::vector<std::string>& argv) {
             auto v = value("--config");
             if (!v) return v.error();
             args.config_path = *v;
+            args.config_given = true;
         } else if (a.starts_with("--config=")) {
             args.config_path = a.substr(9);
+            args.config_given = true;
             if (args.config_path.empty()) return usage_error("--config needs a value");
         } else if (a == "--log-level") {
             auto v = value("--log-level");
@@ -62,6 +68,14 @@ result<arguments> parse_arguments(const std::vector<std::string>& argv) {
             args.json = true;
         } else if (a == "--check") {
             args.check = true;
+        } else if (a == "--database") {
+            auto v = value("--database");
+            if (!v) return v.error();
+            if (v->empty()) return usage_error("--database needs a value");
+            args.database = *v;
+        } else if (a.starts_with("--database=")) {
+            args.database = a.substr(11);
+            if (args.database->empty()) return usage_error("--database needs a value");
         } else if (!a.starts_with("-") && !have_command) {
             have_command = true;
             if (a == "run") args.cmd = command::run;
@@ -74,8 +88,10 @@ result<arguments> parse_arguments(const std::vector<std::string>& argv) {
         }
     }
     if (!have_command) return usage_error("no command given; commands: run, once, status, check-config");
-    if ((args.json || args.check) && args.cmd != command::status)
-        return usage_error("--json and --check belong to the status command");
+    if ((args.json || args.check || args.database) && args.cmd != command::status)
+        return usage_error("--json, --check and --database belong to the status command");
+    if (args.database && args.config_given)
+        return usage_error("status takes --config or --database, not both");
     if (args.log_level && args.log_level->empty()) return usage_error("--log-level needs a value");
     return args;
 }

@@ -17,6 +17,8 @@ struct arguments {
     std::optional<std::string> log_level;  // overrides log.level
     bool json = false;                     // status --json
     bool check = false;                    // status --check (health check)
+    std::optional<std::string> database;   // status --database PATH: no config needed
+    bool config_given = false;             // --config was on the command line
 };
 
 // Fails with errc::usage and a message that says what was wrong.

@@ -9,7 +9,9 @@
 #include "http/proxy.hpp"
 #include "http/tls_context.hpp"
 #include "log/logging.hpp"
+#include "ops/health.hpp"
 #include "ops/metrics_text.hpp"
+#include "ops/progress_file.hpp"
 #include "ops/ops_server.hpp"
 #include "store/database.hpp"
 #include "store/incident_store.hpp"
@@ -115,21 +117,25 @@ int check_config(const arguments& args) {
 }
 
 int status(const arguments& args) {
-    auto cfg = load_config(args);
-    if (!cfg) {
-        print_error(cfg.error().message);
-        return exit_code_for(cfg.error());
+    status_options options;
+    if (args.database) {
+        options.database_path = *args.database;
+    } else {
+        auto cfg = load_config(args);
+        if (!cfg) {
+            print_error(cfg.error().message);
+            return args.check ? exit_sync_failed : exit_code_for(cfg.error());
+        }
+        options = status_options_for(*cfg);
     }
-    auto reports = read_status(*cfg, wall_now_ms());
-    if (!reports) {
-        print_error(reports.error().message);
+    const std::int64_t now = wall_now_ms();
+    auto report = read_status(options, now);
+    if (!report) {
+        print_error(report.error().message);
         return args.check ? exit_sync_failed : exit_database;
     }
-    std::fputs((args.json ? format_status_json(*reports) : format_status_table(*reports)).c_str(), stdout);
-    if (args.check) {
-        for (const auto& r : *reports)
-            if (!r.healthy) return exit_sync_failed;
-    }
+    std::fputs(format_status(*report, args.json, now).c_str(), stdout);
+    if (args.check && !report->health.healthy) return exit_sync_failed;
     return exit_ok;
 }
 
@@ -140,19 +146,31 @@ std::optional<std::uint64_t> file_size(const std::string& path) {
     return size;
 }
 
+// The engine's facts in the shape the health rule takes (ops/health.hpp).
+std::vector<ops::pair_facts> engine_facts(const sync::engine& engine) {
+    std::vector<ops::pair_facts> out;
+    for (const auto& [pair, h] : engine.health())
+        out.push_back({pair, true, h.last_success_ms, h.last_error_ms, h.watermark_ms, h.auth_failing,
+                       h.poll_started_ms});
+    return out;
+}
+
 // /metrics, /healthz and /readyz, from the engine's counters and the files.
 ops::http_reply answer_ops_request(const sync::engine& engine, const std::string& db_path, std::string_view target) {
     const std::string_view path = target.substr(0, target.find('?'));
     const std::int64_t now = wall_now_ms();
     const auto health = engine.health();
     if (path == "/metrics") {
-        const ops::metrics_input in{engine.stats(), health, now, file_size(db_path), file_size(db_path + "-wal")};
+        const ops::metrics_input in{engine.stats(), health, now, file_size(db_path), file_size(db_path + "-wal"),
+                                    engine.progress()};
         return {200, "text/plain; version=0.0.4; charset=utf-8", ops::render_metrics(in)};
     }
     // Answering at all proves the event loop turns.
     if (path == "/healthz") return {200, "application/json", "{\"status\":\"ok\"}\n"};
     if (path == "/readyz") {
-        const auto r = ops::check_readiness(health, now, engine.settings().sync.interval);
+        const auto& sync = engine.settings().sync;
+        const auto verdict = ops::judge_health(engine_facts(engine), now, {sync.interval, sync.settle});
+        const auto r = ops::render_readiness(verdict);
         return {r.ready ? 200u : 503u, "application/json", r.reason + "\n"};
     }
     return {404, "text/plain; charset=utf-8", "not found: try /metrics, /healthz or /readyz\n"};

@@ -1,71 +1,122 @@
 #include "app/status.hpp"
 
 #include "store/database.hpp"
+#include "store/sync_state.hpp"
 #include "util/timestamp.hpp"
 
-#include <SQLiteCpp/Statement.h>
 #include <fmt/format.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <map>
 
 namespace isync::app {
 namespace {
 
-std::optional<std::string> column_text(SQLite::Statement& st, int i) {
-    if (st.getColumn(i).isNull()) return std::nullopt;
-    return st.getColumn(i).getString();
+std::optional<std::string> iso(const std::optional<std::int64_t>& ms) {
+    if (!ms) return std::nullopt;
+    return util::format_iso8601_ms(*ms);
+}
+
+std::string progress_text(const sync::pair_progress& p, std::int64_t now_ms) {
+    const auto rate = ops::rate_of(p, now_ms);
+    std::string out = fmt::format("slice {} of {}, {} of {} incidents read, {:.0f}/s", p.slice, p.slices, p.read,
+                                  p.window_count, rate.per_second);
+    if (rate.eta_seconds) out += fmt::format(", ETA {}s", *rate.eta_seconds);
+    return out;
 }
 
 }  // namespace
 
-result<std::vector<pair_report>> read_status(const config::config& cfg, std::int64_t now_ms) {
-    auto db = store::open_database({cfg.database.path, cfg.database.busy_timeout, /*read_only=*/true});
+status_options status_options_for(const config::config& cfg) {
+    status_options o;
+    o.database_path = cfg.database.path;
+    o.configured = cfg.sync.pairs;
+    o.policy = {cfg.sync.interval, cfg.sync.settle};
+    o.busy_timeout = cfg.database.busy_timeout;
+    return o;
+}
+
+result<status_result> read_status(const status_options& options, std::int64_t now_ms) {
+    std::error_code ec;
+    if (options.database_path != ":memory:" && !std::filesystem::exists(options.database_path, ec))
+        return make_error(errc::database, fmt::format("no database yet at {}: run `incident-syncd once` (or start "
+                                                      "the service) to make it",
+                                                      options.database_path));
+    auto db = store::open_database({options.database_path, options.busy_timeout, /*read_only=*/true});
     if (!db) return db.error();
-    try {
-        std::map<config::pair, pair_report> by_pair;
-        for (const auto& p : cfg.sync.pairs) by_pair[p].pair = p;
-        SQLite::Statement state(**db,
-                                "SELECT app_id, tld, watermark, last_success_at, last_error_at, last_error, "
-                                "auth_failing FROM sync_state");
-        while (state.executeStep()) {
-            config::pair p{state.getColumn(0).getString(), state.getColumn(1).getString()};
-            auto& r = by_pair[p];
-            r.pair = p;
-            r.watermark = column_text(state, 2);
-            r.last_success_at = column_text(state, 3);
-            r.last_error_at = column_text(state, 4);
-            r.last_error = column_text(state, 5);
-            r.auth_failing = state.getColumn(6).getInt() != 0;
-        }
-        SQLite::Statement count(**db, "SELECT COUNT(*) FROM incidents WHERE app_id = ? AND host_domain = ?");
-        const std::int64_t stale_ms = 3 * cfg.sync.interval.count();
-        std::vector<pair_report> out;
-        for (auto& [p, r] : by_pair) {
-            count.bind(1, p.app_id);
-            count.bind(2, p.tld);
-            if (count.executeStep()) r.incidents = count.getColumn(0).getInt64();
-            count.reset();
-            const auto success = r.last_success_at ? util::parse_iso8601_ms(*r.last_success_at) : std::nullopt;
-            r.healthy = success && now_ms - *success <= stale_ms && !r.auth_failing;
-            out.push_back(std::move(r));
-        }
-        return out;
-    } catch (const std::exception& e) {
-        return store::sqlite_error(e, cfg.database.path, "reading the sync status");
+    auto stored = store::read_sync_states(**db, options.database_path, /*count_incidents=*/true);
+    if (!stored) return stored.error();
+
+    status_result out;
+    out.daemon = ops::read_live_progress(options.database_path);
+    std::map<config::pair, pair_report> by_pair;
+    std::map<config::pair, ops::pair_facts> facts;
+    for (const auto& p : options.configured) {
+        by_pair[p].pair = p;
+        facts[p].pair = p;
     }
+    for (const auto& s : *stored) {
+        auto& r = by_pair[s.pair];
+        r.pair = s.pair;
+        r.watermark = iso(s.watermark_ms);
+        r.last_success_at = iso(s.last_success_ms);
+        r.last_error_at = iso(s.last_error_ms);
+        // An error that a later success cleared is history, not state.
+        if (s.last_error_ms && (!s.last_success_ms || *s.last_error_ms > *s.last_success_ms)) r.last_error = s.last_error;
+        r.auth_failing = s.auth_failing;
+        r.incidents = s.incidents;
+        auto& f = facts[s.pair];
+        f.pair = s.pair;
+        f.last_success_ms = s.last_success_ms;
+        f.last_error_ms = s.last_error_ms;
+        f.watermark_ms = s.watermark_ms;
+        f.auth_failing = s.auth_failing;
+    }
+    const bool judge_all = options.configured.empty();
+    std::vector<ops::pair_facts> ordered;
+    for (auto& [p, f] : facts) {
+        f.configured = judge_all || std::find(options.configured.begin(), options.configured.end(), p) !=
+                                        options.configured.end();
+        if (out.daemon) {
+            if (auto it = out.daemon->pairs.find(p); it != out.daemon->pairs.end()) {
+                f.poll_started_ms = it->second.poll_started_ms;
+                by_pair[p].progress = it->second;
+            }
+        }
+        ordered.push_back(f);
+    }
+    out.health = ops::judge_health(ordered, now_ms, options.policy);
+    for (const auto& v : out.health.pairs) {
+        auto& r = by_pair[v.pair];
+        r.configured = v.state != ops::pair_state::removed;
+        r.state = v.state;
+        r.reason = v.reason;
+        r.healthy = v.healthy;
+        out.pairs.push_back(std::move(r));
+    }
+    return out;
+}
+
+result<std::vector<pair_report>> read_status(const config::config& cfg, std::int64_t now_ms) {
+    auto r = read_status(status_options_for(cfg), now_ms);
+    if (!r) return r.error();
+    return std::move(r->pairs);
 }
 
 std::string format_status_table(const std::vector<pair_report>& reports) {
-    std::string out = fmt::format("{:<14} {:<28} {:<26} {:<26} {:>10}  {}\n", "APP_ID", "TLD", "WATERMARK",
-                                  "LAST_SUCCESS", "INCIDENTS", "LAST_ERROR");
+    std::string out = fmt::format("{:<14} {:<28} {:<26} {:<26} {:>10}  {:<12} {}\n", "APP_ID", "TLD", "WATERMARK",
+                                  "LAST_SUCCESS", "INCIDENTS", "STATE", "DETAIL");
     for (const auto& r : reports) {
-        std::string err = r.last_error.value_or("");
-        if (r.auth_failing) err = "[auth failing] " + err;
-        if (err.size() > 100) err = err.substr(0, 100) + "...";
-        out += fmt::format("{:<14} {:<28} {:<26} {:<26} {:>10}  {}\n", r.pair.app_id, r.pair.tld,
-                           r.watermark.value_or("-"), r.last_success_at.value_or("never"), r.incidents, err);
+        std::string detail = r.reason;
+        if (r.last_error) detail += fmt::format("; last error at {}: {}", r.last_error_at.value_or("?"), *r.last_error);
+        if (r.auth_failing) detail = "[auth failing] " + detail;
+        if (detail.size() > 160) detail = detail.substr(0, 160) + "...";
+        out += fmt::format("{:<14} {:<28} {:<26} {:<26} {:>10}  {:<12} {}\n", r.pair.app_id, r.pair.tld,
+                           r.watermark.value_or("-"), r.last_success_at.value_or("never"), r.incidents,
+                           ops::state_name(r.state), detail);
     }
     return out;
 }
@@ -95,13 +146,54 @@ std::string format_status_json(const std::vector<pair_report>& reports) {
         w.Bool(r.auth_failing);
         w.Key("incidents");
         w.Int64(r.incidents);
+        w.Key("configured");
+        w.Bool(r.configured);
+        w.Key("state");
+        w.String(ops::state_name(r.state));
+        w.Key("reason");
+        w.String(r.reason);
         w.Key("healthy");
         w.Bool(r.healthy);
+        if (r.progress) {
+            w.Key("progress");
+            w.StartObject();
+            w.Key("slice");
+            w.Int(r.progress->slice);
+            w.Key("slices");
+            w.Int(r.progress->slices);
+            w.Key("read");
+            w.Int64(r.progress->read);
+            w.Key("window_count");
+            w.Int64(r.progress->window_count);
+            w.EndObject();
+        }
         w.EndObject();
     }
     w.EndArray();
     w.EndObject();
     return std::string(buf.GetString(), buf.GetSize()) + "\n";
+}
+
+std::string format_status(const status_result& r, bool json, std::int64_t now_ms) {
+    if (json) {
+        std::string out = format_status_json(r.pairs);
+        out.resize(out.size() - 2);  // reopen the object: "}\n"
+        rapidjson::StringBuffer buf;
+        rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+        w.String(r.health.summary);
+        out += fmt::format(",\"healthy\":{},\"health\":{},\"daemon_pid\":{}}}\n", r.health.healthy ? "true" : "false",
+                           std::string_view(buf.GetString(), buf.GetSize()),
+                           r.daemon ? std::to_string(r.daemon->pid) : std::string("null"));
+        return out;
+    }
+    std::string out = r.daemon ? fmt::format("daemon: running (pid {})\n", r.daemon->pid)
+                               : std::string("daemon: not running (no live progress file)\n");
+    out += "health: " + r.health.summary + "\n\n";
+    out += format_status_table(r.pairs);
+    for (const auto& p : r.pairs)
+        if (p.progress)
+            out += fmt::format("  {}/{} polling: {}\n", p.pair.app_id, p.pair.tld, progress_text(*p.progress, now_ms));
+    return out;
 }
 
 }  // namespace isync::app

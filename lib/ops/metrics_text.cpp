@@ -53,7 +53,7 @@ std::string render_metrics(const metrics_input& in) {
     out += fmt::format("incident_sync_page_fetches_total{{outcome=\"retried\"}} {}\n", s.fetches_retried);
     out += fmt::format("incident_sync_page_fetches_total{{outcome=\"failed\"}} {}\n", s.fetches_failed);
     counter(out, "incident_sync_retries_total", "Requests repeated after a transient failure.", s.retries);
-    counter(out, "incident_sync_pages_total", "Pages committed to the database.", s.pages);
+    counter(out, "incident_sync_pages_total", "Pages written to the database (committed with their transaction).", s.pages);
     header(out, "incident_sync_incidents_upserted_total", "counter", "Incidents received, by what the store did.");
     out += fmt::format("incident_sync_incidents_upserted_total{{result=\"new\"}} {}\n", s.incidents_new);
     out += fmt::format("incident_sync_incidents_upserted_total{{result=\"changed\"}} {}\n", s.incidents_changed);
@@ -84,6 +84,21 @@ std::string render_metrics(const metrics_input& in) {
     for (const auto& [p, h] : in.pairs)
         out += fmt::format("incident_sync_pair_auth_failing{{{}}} {}\n", pair_labels(p), h.auth_failing ? 1 : 0);
 
+    header(out, "incident_sync_poll_incidents_read", "gauge",
+           "Distinct incidents read so far by each pair's poll in progress (absent when not polling).");
+    for (const auto& [p, pr] : in.progress)
+        out += fmt::format("incident_sync_poll_incidents_read{{{}}} {}\n", pair_labels(p), pr.read);
+    header(out, "incident_sync_poll_incidents_expected", "gauge",
+           "The API's paging.count summed over the slices begun by each pair's poll in progress.");
+    for (const auto& [p, pr] : in.progress)
+        out += fmt::format("incident_sync_poll_incidents_expected{{{}}} {}\n", pair_labels(p), pr.window_count);
+    header(out, "incident_sync_poll_slice", "gauge", "The slice each pair's poll in progress is reading (1-based).");
+    for (const auto& [p, pr] : in.progress)
+        out += fmt::format("incident_sync_poll_slice{{{}}} {}\n", pair_labels(p), pr.slice);
+    header(out, "incident_sync_poll_slices", "gauge", "Slices planned by each pair's poll in progress.");
+    for (const auto& [p, pr] : in.progress)
+        out += fmt::format("incident_sync_poll_slices{{{}}} {}\n", pair_labels(p), pr.slices);
+
     if (in.database_bytes) {
         header(out, "incident_sync_database_size_bytes", "gauge", "Size of the SQLite database file.");
         out += fmt::format("incident_sync_database_size_bytes {}\n", *in.database_bytes);
@@ -95,27 +110,34 @@ std::string render_metrics(const metrics_input& in) {
     return out;
 }
 
-readiness check_readiness(const std::map<config::pair, sync::pair_health>& pairs, std::int64_t now_ms,
-                          std::chrono::milliseconds interval) {
+readiness render_readiness(const health_verdict& verdict) {
     rapidjson::StringBuffer buf;
     rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-    bool ready = true;
     w.StartObject();
-    w.Key("stale");
+    w.Key("status");
+    w.String(!verdict.healthy ? "not ready" : verdict.backfilling ? "backfill in progress" : "ready");
+    w.Key("reason");
+    w.String(verdict.summary);
+    w.Key("stale");  // the pairs that make it not ready
     w.StartArray();
-    for (const auto& [p, h] : pairs) {
-        if (h.last_success_ms && now_ms - *h.last_success_ms <= 3 * interval.count()) continue;
-        ready = false;
-        w.String(p.app_id + "/" + p.tld);
+    for (const auto& p : verdict.pairs)
+        if (!p.healthy) w.String(p.pair.app_id + "/" + p.pair.tld);
+    w.EndArray();
+    w.Key("pairs");
+    w.StartArray();
+    for (const auto& p : verdict.pairs) {
+        w.StartObject();
+        w.Key("pair");
+        w.String(p.pair.app_id + "/" + p.pair.tld);
+        w.Key("state");
+        w.String(state_name(p.state));
+        w.Key("reason");
+        w.String(p.reason);
+        w.EndObject();
     }
     w.EndArray();
-    w.Key("status");
-    w.String(ready ? "ready" : "not ready");
-    w.Key("reason");
-    w.String(ready ? "every pair succeeded within three intervals"
-                   : "these pairs have not succeeded within three intervals");
     w.EndObject();
-    return {ready, std::string(buf.GetString(), buf.GetSize())};
+    return {verdict.healthy, std::string(buf.GetString(), buf.GetSize())};
 }
 
 }  // namespace isync::ops

@@ -2,6 +2,7 @@
 // What /metrics, /healthz and /readyz say. Sans-io: facts in, text out.
 
 #include "config/config.hpp"
+#include "ops/health.hpp"
 #include "sync/sync_stats.hpp"
 
 #include <chrono>
@@ -18,6 +19,7 @@ struct metrics_input {
     std::int64_t now_ms;
     std::optional<std::uint64_t> database_bytes;
     std::optional<std::uint64_t> wal_bytes;
+    const std::map<config::pair, sync::pair_progress>& progress;  // pairs polling now
 };
 
 // The Prometheus text exposition format (version 0.0.4).
@@ -25,11 +27,11 @@ std::string render_metrics(const metrics_input& in);
 
 struct readiness {
     bool ready;
-    std::string reason;  // JSON object text, e.g. {"status":"ready"} or {"status":"not ready","stale":[...]}
+    std::string reason;  // JSON object text, e.g. {"status":"ready",...} or {"status":"not ready","stale":[...],...}
 };
 
-// Ready when every configured pair has succeeded within three intervals.
-readiness check_readiness(const std::map<config::pair, sync::pair_health>& pairs, std::int64_t now_ms,
-                          std::chrono::milliseconds interval);
+// /readyz's answer for a verdict of ops::judge_health (ops/health.hpp): ready
+// exactly when `status --check` would exit 0 on the same facts.
+readiness render_readiness(const health_verdict& verdict);
 
 }  // namespace isync::ops

@@ -48,6 +48,15 @@ void apply_pragmas(SQLite::Database& db, const open_options& options) {
         db.exec("PRAGMA page_size=16384");
         // WAL lets readers (sqlite3, Datasette) query while the daemon writes.
         db.exec("PRAGMA journal_mode=WAL");
+        // Persistent WAL: the -wal and -shm files stay when the daemon closes
+        // the database, however it stops (a clean pass, a failed one, a
+        // kill). A reader without write access to the directory (an analyst
+        // in the group) can only open a WAL database whose -wal and -shm
+        // exist; without this they were deleted by a clean close, so
+        // `sqlite3 -readonly` worked or failed depending on how the daemon
+        // last stopped. They are made with the database file's mode.
+        int persist = 1;
+        sqlite3_file_control(db.getHandle(), "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
         db.exec("PRAGMA synchronous=NORMAL");
         // Bound the WAL file once readers let go of old snapshots.
         db.exec("PRAGMA journal_size_limit=67108864");
@@ -95,6 +104,15 @@ void migrate(SQLite::Database& db, const std::string& path) {
         db.exec(fmt::format("PRAGMA user_version={}", m.version));
         tx.commit();
     }
+}
+
+// A WAL database whose -wal or -shm file is gone, in a directory this user
+// cannot write: SQLite then fails with "unable to open" or "readonly".
+bool reader_lacks_wal_files(const std::string& path) {
+    const bool missing = ::access((path + "-wal").c_str(), F_OK) != 0 || ::access((path + "-shm").c_str(), F_OK) != 0;
+    const auto slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    return missing && ::access(dir.c_str(), W_OK) != 0;
 }
 
 }  // namespace
@@ -162,6 +180,12 @@ result<std::unique_ptr<SQLite::Database>> open_database(const open_options& opti
         }
         return db;
     } catch (const std::exception& e) {
+        if (options.read_only && reader_lacks_wal_files(options.path))
+            return make_error(errc::database,
+                              fmt::format("database {} cannot be opened read-only: its {}-wal and {}-shm files are "
+                                          "missing and this user cannot create them; let the daemon (which keeps "
+                                          "them) open it once, or open it once as its owner",
+                                          options.path, options.path, options.path));
         return sqlite_error(e, options.path, options.read_only ? "opening read-only" : "opening and migrating");
     }
 }

@@ -707,4 +707,8 @@ result<std::optional<std::int64_t>> incident_store::watermark(const config::pair
     }
 }
 
+result<std::vector<stored_pair_state>> incident_store::sync_states() {
+    return read_sync_states(db_, path_, /*count_incidents=*/false);
+}
+
 }  // namespace isync::store

@@ -7,6 +7,7 @@
 #include "config/config.hpp"
 #include "model/incident.hpp"
 #include "store/row_batch.hpp"
+#include "store/sync_state.hpp"
 #include "util/error.hpp"
 
 #include <SQLiteCpp/Database.h>
@@ -89,6 +90,9 @@ public:
 
     // The pair's watermark (epoch ms), nullopt before its first commit.
     result<std::optional<std::int64_t>> watermark(const config::pair& pair);
+
+    // Every pair's stored state (store/sync_state.hpp), without incident counts.
+    result<std::vector<stored_pair_state>> sync_states();
 
     // A passive WAL checkpoint, for idle moments: copies committed pages into
     // the database without waiting for readers; with journal_size_limit the

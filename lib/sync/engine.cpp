@@ -76,8 +76,7 @@ net::awaitable<void> engine::record_failure(store::slice_report report, error e)
 }
 
 net::awaitable<result<void>> engine::settle(std::shared_ptr<store_writer::write_ticket> ticket,
-                                           store::slice_report& report, api::parse_mode& mode,
-                                           std::int64_t& incidents_read) {
+                                           store::slice_report& report, std::shared_ptr<poll_state> poll) {
     auto written = co_await ticket->wait();
     if (!written) co_return make_error(errc::cancelled, "cancelled while the page was being written");
     if (!*written) co_return written->error();
@@ -89,33 +88,36 @@ net::awaitable<result<void>> engine::settle(std::shared_ptr<store_writer::write_
     stats_.incidents_unchanged += static_cast<std::uint64_t>(counts.unchanged);
     ++report.pages;
     report.counts += counts;
-    incidents_read += counts.seen;
+    poll->incidents_read += counts.seen;
+    poll->counts += counts;
     // Typed pages while most incidents are new or changed (a backfill);
     // untyped while most are unchanged (a re-read): the writer then types only
     // the few that changed, and the loop never builds the model for the rest.
-    mode = (counts.inserted + counts.changed) * 2 > counts.seen ? api::parse_mode::typed : api::parse_mode::untyped;
+    poll->mode =
+        (counts.inserted + counts.changed) * 2 > counts.seen ? api::parse_mode::typed : api::parse_mode::untyped;
     co_return result<void>{};
 }
 
 net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::pair pair, slice s,
                                                std::shared_ptr<store_writer::ledger> ledger,
-                                               api::parse_mode& mode, std::int64_t& incidents_read) {
+                                               std::shared_ptr<poll_state> poll) {
     store::slice_report report{pair, s.from_ms, s.to_ms, clock_.now_ms(), 0, {}, 0};
     page_walk walk(settings_.page_size);
     const api::endpoint& endpoint = settings_.connection.endpoint;
     // The page being written while the next one is fetched.
     std::shared_ptr<store_writer::write_ticket> pending;
+    const std::int64_t read_before_slice = progress_.contains(pair) ? progress_[pair].read : 0;
 
     for (;;) {
         const page_request req = walk.next();
-        fetch_context ctx{conn, endpoint, token_, backoff_, clock_.now_ms, stats_, mode};
+        fetch_context ctx{conn, endpoint, token_, backoff_, clock_.now_ms, stats_, poll->mode};
         // Named, not a braced temporary: GCC 12 destroys temporaries bound
         // to coroutine parameters twice.
         const api::incidents_query query{pair, s.from_ms, s.to_ms, req.skip, req.take};
         auto page = co_await fetch_page(ctx, query);
         if (pending) {
             const auto ticket = std::exchange(pending, nullptr);
-            auto written = co_await settle(ticket, report, mode, incidents_read);
+            auto written = co_await settle(ticket, report, poll);
             if (!written) co_return co_await fail_slice(report, written.error());
         }
         if (!page) co_return co_await fail_slice(report, page.error());
@@ -128,6 +130,10 @@ net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::
         for (const auto& incident : page->incidents) ids.push_back(incident.id);
         for (const auto& incident : page->untyped) ids.push_back(incident.id);
         const walk_state state = walk.on_page(page->count, ids);
+        if (auto it = progress_.find(pair); it != progress_.end()) {
+            if (walk.requests() == 1) it->second.window_count += page->count;
+            it->second.read = read_before_slice + walk.distinct_read();
+        }
         stats_.drift_corrections += static_cast<std::uint64_t>(walk.drift_corrections() - report.drift_corrections);
         report.drift_corrections = walk.drift_corrections();
 
@@ -139,7 +145,7 @@ net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::
 
         // The slice ends with this page: wait until it is written.
         const auto ticket = std::exchange(pending, nullptr);
-        auto written = co_await settle(ticket, report, mode, incidents_read);
+        auto written = co_await settle(ticket, report, poll);
         if (!written) co_return co_await fail_slice(report, written.error());
         if (complete) {
             spdlog::debug("{}: slice {} .. {} done: {} pages, {} incidents ({} new, {} changed), {} drift corrections",
@@ -159,16 +165,22 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
     // and checkpoint, then; not in the middle of a backfill. (Counted before
     // the slot is taken: a pair waiting for one is not idle time.)
     ++active_pairs_;
+    health_[pair].poll_started_ms = clock_.now_ms();
+    progress_[pair] = pair_progress{};
+    progress_[pair].poll_started_ms = *health_[pair].poll_started_ms;
     struct when_idle {
         engine* self;
+        config::pair pair;
         ~when_idle() {
+            self->health_[pair].poll_started_ms.reset();
+            self->progress_.erase(pair);
             if (--self->active_pairs_ == 0)
                 self->writer_->post([](store::incident_store& s) {
                     s.build_deferred_indexes();
                     s.checkpoint();
                 });
         }
-    } idle_work{this};
+    } idle_work{this, pair};
     // Take a concurrency slot; waits while `sync.concurrency` pairs are fetching.
     auto [ec] = co_await slots_->async_send(boost::system::error_code{}, use_tuple);
     if (ec) co_return pair_status::cancelled;
@@ -188,6 +200,7 @@ void engine::record_outcome(const config::pair& pair, pair_status status, double
     auto& h = health_[pair];
     h.auth_failing = status == pair_status::auth_failed;
     if (status == pair_status::ok) h.last_success_ms = clock_.now_ms();
+    else h.last_error_ms = clock_.now_ms();
     last_status_[pair] = status;
     if (pair_done_) pair_done_(pair, status);
 }
@@ -207,13 +220,17 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair) {
     http::connection conn(executor_, tls_, settings_.connection);
     pair_status status = pair_status::ok;
     const auto started = std::chrono::steady_clock::now();
-    std::int64_t incidents_read = 0;
     const auto ledger = writer_->open_ledger();
     // A pair's first sync is a backfill: start typed (see settle()).
-    api::parse_mode mode = *watermark ? api::parse_mode::untyped : api::parse_mode::typed;
+    const auto poll = std::make_shared<poll_state>();
+    poll->mode = *watermark ? api::parse_mode::untyped : api::parse_mode::typed;
     std::optional<std::int64_t> submitted_to_ms;  // the last slice handed to the writer complete
     for (const slice& s : slices) {
-        auto r = co_await sync_slice(conn, pair, s, ledger, mode, incidents_read);
+        if (auto it = progress_.find(pair); it != progress_.end()) {
+            it->second.slices = static_cast<int>(slices.size());
+            it->second.slice = static_cast<int>(&s - slices.data()) + 1;
+        }
+        auto r = co_await sync_slice(conn, pair, s, ledger, poll);
         if (r) {
             submitted_to_ms = s.to_ms;
             continue;
@@ -258,13 +275,36 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair) {
     if (status == pair_status::ok) {
         const auto elapsed =
             std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-        spdlog::info("{}: synced {} slice(s) up to {}: {} incidents read in {} ms", pair_name(pair), slices.size(),
-                     util::format_iso8601_ms(slices.back().to_ms), incidents_read, elapsed.count());
+        const std::int64_t distinct = progress_.contains(pair) ? progress_[pair].read : poll->incidents_read;
+        const auto& poll_counts = poll->counts;
+        const auto changed = poll_counts.inserted + poll_counts.changed;
+        spdlog::info("{}: synced {} slice(s) up to {}: {} incidents read ({} new, {} changed, {} unchanged) in {} ms",
+                     pair_name(pair), slices.size(), util::format_iso8601_ms(slices.back().to_ms), distinct,
+                     poll_counts.inserted, poll_counts.changed, std::max<std::int64_t>(0, distinct - changed),
+                     elapsed.count());
     }
     co_return status;
 }
 
+net::awaitable<void> engine::seed_health() {
+    auto read = [](store::incident_store& s) { return s.sync_states(); };
+    auto states = co_await writer_->call(std::move(read));
+    if (!states) {
+        if (states.error().code != errc::cancelled)
+            spdlog::warn("could not read the stored sync state (health starts empty): {}", states.error().message);
+        co_return;
+    }
+    for (const auto& st : *states) {
+        auto& h = health_[st.pair];
+        h.last_success_ms = st.last_success_ms;
+        h.last_error_ms = st.last_error_ms;
+        h.watermark_ms = st.watermark_ms;
+        h.auth_failing = st.auth_failing;
+    }
+}
+
 net::awaitable<bool> engine::run_once() {
+    co_await seed_health();
     auto results = std::make_shared<std::map<config::pair, pair_status>>();
     for (const auto& pair : settings_.sync.pairs) {
         tasks_.spawn(pair_name(pair), [](engine* self, config::pair p, std::shared_ptr<std::map<config::pair, pair_status>> out)
@@ -298,6 +338,7 @@ void engine::start_pair_loop(const config::pair& pair) {
 }
 
 net::awaitable<void> engine::run() {
+    co_await seed_health();
     for (const auto& pair : settings_.sync.pairs) start_pair_loop(pair);
     co_await tasks_.wait_all();
 }

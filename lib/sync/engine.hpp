@@ -71,6 +71,8 @@ public:
     // Every configured pair's health (pairs never polled have empty fields).
     std::map<config::pair, pair_health> health() const;
     const engine_settings& settings() const { return settings_; }
+    // What each pair polling right now has done so far (for logs, status and metrics).
+    const std::map<config::pair, pair_progress>& progress() const { return progress_; }
     // Called after every pair poll (for sd_notify STATUS= lines).
     void on_pair_done(std::function<void(const config::pair&, pair_status)> f) { pair_done_ = std::move(f); }
 
@@ -80,16 +82,23 @@ private:
     boost::asio::awaitable<pair_status> poll_slices(config::pair pair);
     // Health, last status, duration histogram and the pair_done_ callback, in one place.
     void record_outcome(const config::pair& pair, pair_status status, double seconds);
-    // `incidents_read` (owned by the caller's frame) grows by each written page.
+    // What one poll of a pair carries from slice to slice and page to page.
+    struct poll_state {
+        api::parse_mode mode = api::parse_mode::typed;  // how the next page is parsed
+        std::int64_t incidents_read = 0;                // incidents in written pages, overlap re-reads included
+        store::upsert_counts counts;                    // what the store did with them
+    };
     boost::asio::awaitable<result<void>> sync_slice(http::connection& conn, config::pair pair, slice s,
                                                     std::shared_ptr<store_writer::ledger> ledger,
-                                                    api::parse_mode& mode, std::int64_t& incidents_read);
+                                                    std::shared_ptr<poll_state> poll);
     // Waits until the writer has written `ticket`'s page, counts it in
-    // `report` and picks the parse mode for the next page.
+    // `report` and `poll`, and picks the parse mode for the next page.
     boost::asio::awaitable<result<void>> settle(std::shared_ptr<store_writer::write_ticket> ticket,
-                                                store::slice_report& report, api::parse_mode& mode,
-                                                std::int64_t& incidents_read);
+                                                store::slice_report& report, std::shared_ptr<poll_state> poll);
     boost::asio::awaitable<void> poll_forever(config::pair pair);
+    // Health facts from the database, so that a restarted daemon knows each
+    // pair's last success and error before its first poll ends.
+    boost::asio::awaitable<void> seed_health();
     void start_pair_loop(const config::pair& pair);
     boost::asio::awaitable<void> record_failure(store::slice_report report, error e);
     // Records the slice's failure (unless it was cancelled) and returns the error.
@@ -108,6 +117,7 @@ private:
     std::map<config::pair, std::uint64_t> pair_tasks_;  // run(): pair -> task id
     std::map<config::pair, pair_status> last_status_;
     std::map<config::pair, pair_health> health_;
+    std::map<config::pair, pair_progress> progress_;  // pairs polling now
     std::function<void(const config::pair&, pair_status)> pair_done_;
     bool stopping_ = false;
     int active_pairs_ = 0;  // pairs polling or waiting for a concurrency slot

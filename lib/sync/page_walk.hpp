@@ -64,6 +64,9 @@ public:
     std::int64_t drift_corrections() const { return drift_corrections_; }
     int rewalks() const { return rewalks_; }
     std::int64_t requests() const { return requests_; }
+    // Distinct incidents read over all walks of the slice (overlap re-reads
+    // and re-walks count once).
+    std::int64_t distinct_read() const { return static_cast<std::int64_t>(seen_.size()); }
     // Why the walk failed (walk_state::failed), for the log and sync_runs.
     std::string_view failure() const { return failure_; }
 

@@ -41,9 +41,22 @@ struct sync_stats {
 
 // What the engine knows of one pair, for /metrics and /readyz.
 struct pair_health {
-    std::optional<std::int64_t> last_success_ms;  // wall clock of the last successful poll
+    std::optional<std::int64_t> last_success_ms;  // wall clock of the last successful poll (or committed slice)
     std::optional<std::int64_t> watermark_ms;
     bool auth_failing = false;
+    std::optional<std::int64_t> last_error_ms;    // wall clock of the last failed poll
+    std::optional<std::int64_t> poll_started_ms;  // set while a poll runs or waits for a slot
+};
+
+// A poll in progress: which slice of how many, and how many incidents of the
+// API's own count (`paging.count`) have been read. Page-overlap re-reads are
+// not counted as read.
+struct pair_progress {
+    std::int64_t poll_started_ms = 0;
+    int slice = 0;                 // 1-based index of the slice being read; 0 before the first
+    int slices = 0;                // slices planned for this poll
+    std::int64_t read = 0;         // distinct incidents read this poll
+    std::int64_t window_count = 0; // sum of paging.count of the slices begun so far
 };
 
 }  // namespace isync::sync

@@ -3,6 +3,8 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/system/system_error.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -23,6 +25,14 @@ std::uint64_t task_group::spawn(std::string name, net::awaitable<void> task) {
                       if (e) {
                           try {
                               std::rethrow_exception(e);
+                          } catch (const boost::system::system_error& ex) {
+                              // A cancelled coroutine throws operation_aborted at its
+                              // next co_await: that is how a requested stop ends it,
+                              // not an error.
+                              if (ex.code() == net::error::operation_aborted)
+                                  spdlog::debug("task {} cancelled", it->name);
+                              else
+                                  spdlog::error("task {} ended with an unexpected error: {}", it->name, ex.what());
                           } catch (const std::exception& ex) {
                               spdlog::error("task {} ended with an unexpected error: {}", it->name, ex.what());
                           }

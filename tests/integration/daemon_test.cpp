@@ -315,6 +315,13 @@ TEST(Daemon, SigtermMidSyncExitsZeroWithinTenSecondsAndLeavesAConsistentDatabase
     ASSERT_TRUE(status.has_value()) << "still running 10 s after SIGTERM";
     EXPECT_EQ(*status, 0) << daemon->stderr_text();
     EXPECT_LT(std::chrono::steady_clock::now() - sent, std::chrono::seconds(10));
+    // A requested stop is not an error: no error or critical line, and no
+    // "Operation canceled" from a cancelled coroutine.
+    const std::string log = daemon->stderr_text();
+    EXPECT_EQ(log.find(" error "), std::string::npos) << log;
+    EXPECT_EQ(log.find(" critical "), std::string::npos) << log;
+    EXPECT_EQ(log.find("Operation canceled"), std::string::npos) << log;
+    EXPECT_NE(log.find("SIGTERM: stopping"), std::string::npos) << log;
     auto db = f.open_db();
     EXPECT_EQ(integrity(*db), "ok");
     EXPECT_TRUE(watermarks_never_ahead_of_data(f));

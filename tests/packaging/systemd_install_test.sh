@@ -113,7 +113,7 @@ as_unit() {
 if ! as_unit "${argv[@]}" > "$work/once.log" 2>&1; then
   cat "$work/once.log"; fail "ExecStart as $user exited $?"
 fi
-echo "ok: ExecStart as $user synced (token from $(grep -o 'token from [^,]*' "$work/once.log" | head -1))"
+echo "ok: ExecStart as $user synced ($(grep -o 'token from [^,]*' "$work/once.log" | head -1))"
 grep -q 'token from \$CREDENTIALS_DIRECTORY' "$work/once.log" || fail "the token did not come from the credential"
 
 count=$(sqlite3 -readonly "$db" 'SELECT COUNT(*) FROM incidents')

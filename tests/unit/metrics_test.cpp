@@ -8,6 +8,18 @@ using isync::config::pair;
 using isync::sync::pair_health;
 using namespace std::chrono_literals;
 
+namespace {
+const std::map<pair, isync::sync::pair_progress> no_progress;
+
+isync::ops::readiness check_readiness(const std::map<pair, pair_health>& pairs, std::int64_t now,
+                                      std::chrono::milliseconds interval) {
+    std::vector<isync::ops::pair_facts> facts;
+    for (const auto& [p, h] : pairs)
+        facts.push_back({p, true, h.last_success_ms, h.last_error_ms, h.watermark_ms, h.auth_failing, h.poll_started_ms});
+    return isync::ops::render_readiness(isync::ops::judge_health(facts, now, {interval, 0ms}));
+}
+}  // namespace
+
 TEST(Metrics, RendersEveryFamilyWithItsValues) {
     isync::sync::sync_stats s;
     s.requests = 12;
@@ -23,9 +35,9 @@ TEST(Metrics, RendersEveryFamilyWithItsValues) {
     s.fetches_retried = 3;
     s.observe_duration(0.3);
     s.observe_duration(7);
-    std::map<pair, pair_health> pairs{{{"PXa", "a.example"}, {1'000'000, 940'000, false}},
-                                      {{"PXb", "b\"q.example"}, {std::nullopt, std::nullopt, true}}};
-    const auto text = isync::ops::render_metrics({s, pairs, 1'000'000, 4096, 512});
+    std::map<pair, pair_health> pairs{{{"PXa", "a.example"}, {1'000'000, 940'000, false, std::nullopt, std::nullopt}},
+                                      {{"PXb", "b\"q.example"}, {std::nullopt, std::nullopt, true, std::nullopt, std::nullopt}}};
+    const auto text = isync::ops::render_metrics({s, pairs, 1'000'000, 4096, 512, no_progress});
     for (const char* line : {
              "incident_sync_http_responses_total{status_class=\"2xx\"} 9\n",
              "incident_sync_http_responses_total{status_class=\"4xx\"} 1\n",
@@ -55,12 +67,13 @@ TEST(Metrics, RendersEveryFamilyWithItsValues) {
     EXPECT_EQ(text.find("incident_sync_watermark_lag_seconds{app_id=\"PXb\""), std::string::npos);
 }
 
+
 TEST(Readiness, FlipsTo503WhenAPairHasNotSucceededForThreeIntervals) {
     const auto interval = 5min;
     const std::int64_t t0 = 1'700'000'000'000;
-    std::map<pair, pair_health> pairs{{{"PXa", "a.example"}, {t0, t0, false}},
-                                      {{"PXb", "b.example"}, {t0, t0, false}}};
-    auto at = [&](std::chrono::milliseconds later) { return isync::ops::check_readiness(pairs, t0 + later.count(), interval); };
+    std::map<pair, pair_health> pairs{{{"PXa", "a.example"}, {t0, t0, false, std::nullopt, std::nullopt}},
+                                      {{"PXb", "b.example"}, {t0, t0, false, std::nullopt, std::nullopt}}};
+    auto at = [&](std::chrono::milliseconds later) { return check_readiness(pairs, t0 + later.count(), interval); };
     EXPECT_TRUE(at(0ms).ready);
     EXPECT_TRUE(at(3 * interval).ready);
     // PXb keeps failing; PXa keeps succeeding.
@@ -73,7 +86,7 @@ TEST(Readiness, FlipsTo503WhenAPairHasNotSucceededForThreeIntervals) {
 
 TEST(Readiness, APairNeverSyncedIsNotReady) {
     std::map<pair, pair_health> pairs{{{"PXa", "a.example"}, {}}};
-    EXPECT_FALSE(isync::ops::check_readiness(pairs, 0, 5min).ready);
+    EXPECT_FALSE(check_readiness(pairs, 0, 5min).ready);
 }
 
 TEST(ListenAddress, ParsesTheDocumentedForms) {
