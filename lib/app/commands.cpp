@@ -1,6 +1,7 @@
 #include "app/commands.hpp"
 
 #include "api/request.hpp"
+#include "app/daemon.hpp"
 #include "app/instance_lock.hpp"
 #include "app/status.hpp"
 #include "app/systemd_notify.hpp"
@@ -17,12 +18,6 @@
 #include "store/incident_store.hpp"
 #include "sync/engine.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -33,7 +28,6 @@
 #include <iostream>
 
 namespace isync::app {
-namespace net = boost::asio;
 namespace {
 
 std::int64_t wall_now_ms() {
@@ -139,42 +133,6 @@ int status(const arguments& args) {
     return exit_ok;
 }
 
-std::optional<std::uint64_t> file_size(const std::string& path) {
-    std::error_code ec;
-    const auto size = std::filesystem::file_size(path, ec);
-    if (ec) return std::nullopt;
-    return size;
-}
-
-// The engine's facts in the shape the health rule takes (ops/health.hpp).
-std::vector<ops::pair_facts> engine_facts(const sync::engine& engine) {
-    std::vector<ops::pair_facts> out;
-    for (const auto& [pair, h] : engine.health())
-        out.push_back({pair, true, h.last_success_ms, h.last_error_ms, h.watermark_ms, h.auth_failing,
-                       h.poll_started_ms});
-    return out;
-}
-
-// /metrics, /healthz and /readyz, from the engine's counters and the files.
-ops::http_reply answer_ops_request(const sync::engine& engine, const std::string& db_path, std::string_view target) {
-    const std::string_view path = target.substr(0, target.find('?'));
-    const std::int64_t now = wall_now_ms();
-    const auto health = engine.health();
-    if (path == "/metrics") {
-        const ops::metrics_input in{engine.stats(), health, now, file_size(db_path), file_size(db_path + "-wal"),
-                                    engine.progress()};
-        return {200, "text/plain; version=0.0.4; charset=utf-8", ops::render_metrics(in)};
-    }
-    // Answering at all proves the event loop turns.
-    if (path == "/healthz") return {200, "application/json", "{\"status\":\"ok\"}\n"};
-    if (path == "/readyz") {
-        const auto& sync = engine.settings().sync;
-        const auto verdict = ops::judge_health(engine_facts(engine), now, {sync.interval, sync.settle});
-        const auto r = ops::render_readiness(verdict);
-        return {r.ready ? 200u : 503u, "application/json", r.reason + "\n"};
-    }
-    return {404, "text/plain; charset=utf-8", "not found: try /metrics, /healthz or /readyz\n"};
-}
 
 // Crash-consistency tests abort the process at the Nth store step (begin,
 // each incident, commit, committed). Compiled out of release builds (NDEBUG),
@@ -190,6 +148,17 @@ void install_crash_hook([[maybe_unused]] store::incident_store& store) {
             std::abort();
         }
     });
+#endif
+}
+
+// Tests force a stop's deadline path (frames left suspended when the loop
+// stops) with tiny phases. Compiled out of release builds like the hook above.
+void install_stop_deadline_hook([[maybe_unused]] daemon_options& options) {
+#ifndef NDEBUG
+    if (const char* ms = std::getenv("INCIDENT_SYNC_STOP_DEADLINE_MS"); ms && *ms) {
+        options.deadline = std::chrono::milliseconds(std::max(2L, std::strtol(ms, nullptr, 10)));
+        options.interrupt_after = options.deadline / 2;
+    }
 #endif
 }
 
@@ -231,124 +200,23 @@ int sync(const arguments& args, bool once) {
                  once ? "once" : "run", cfg->sync.pairs.size(), p->cfg.api.base_url, cfg->database.path,
                  p->token_source);
 
-    net::io_context ioc(1);
-    sync::engine engine(ioc.get_executor(), **tls, store, p->settings, p->token, sync::system_clock_source());
-    engine.on_pair_done([&engine](const config::pair& pair, sync::pair_status s) {
-        std::size_t ok = 0;
-        for (const auto& [_, st] : engine.last_status()) ok += st == sync::pair_status::ok;
-        notify_status(fmt::format("{} pair(s) ok of {}; last: {}/{} {}", ok, engine.last_status().size(), pair.app_id,
-                                  pair.tld, s == sync::pair_status::ok ? "ok" : "failed"));
-    });
-
-    // The metrics endpoint belongs to `run`; a one-shot `once` has nothing to be scraped for.
-    std::unique_ptr<ops::ops_server> ops_endpoint;
-    if (!once && !cfg->metrics.listen.empty()) {
-        const std::string db_path = cfg->database.path;
-        auto started = ops::ops_server::start(ioc.get_executor(), cfg->metrics.listen, [&engine, db_path](std::string_view target) {
-            return answer_ops_request(engine, db_path, target);
-        });
-        if (!started) {
-            spdlog::critical("{}", started.error().message);
-            return exit_config;
-        }
-        ops_endpoint = std::move(*started);
-        spdlog::info("metrics on http://{}:{}/metrics (also /healthz, /readyz)",
-                     cfg->metrics.listen.substr(0, cfg->metrics.listen.rfind(':')), ops_endpoint->port());
-    }
-
-    int exit_code = exit_ok;
-    bool stopping = false;
-    net::steady_timer stop_deadline(ioc);
-    net::steady_timer watchdog(ioc);
-    net::signal_set signals(ioc, SIGINT, SIGTERM, SIGHUP);
-
-    auto begin_stop = [&](const char* why) {
-        if (stopping) return;
-        stopping = true;
-        spdlog::info("{}: stopping; requests in flight are cancelled, pages already fetched are committed", why);
-        notify_stopping();
-        engine.stop();
-        signals.cancel();
-        watchdog.cancel();
-        if (ops_endpoint) ops_endpoint->stop();
-        // Bounded stop: whatever has not finished in 8 s is abandoned with the loop.
-        stop_deadline.expires_after(std::chrono::seconds(8));
-        stop_deadline.async_wait([&](boost::system::error_code ec) {
-            if (!ec) {
-                spdlog::warn("tasks did not finish within 8 s; stopping the event loop");
-                ioc.stop();
-            }
-        });
+    daemon_options options;
+    options.once = once;
+    options.database_path = cfg->database.path;
+    options.metrics_listen = cfg->metrics.listen;
+    install_stop_deadline_hook(options);
+    auto reload = [&args, &cfg]() -> result<reloaded> {
+        auto fresh = load_config(args);
+        if (!fresh) return fresh.error();
+        auto np = prepare(*fresh);
+        if (!np) return np.error();
+        if (fresh->database.path != cfg->database.path)
+            spdlog::warn("SIGHUP: database.path changed; the new path takes effect after a restart");
+        apply_logging(*fresh);
+        return reloaded{np->settings, np->token, np->token_source, fresh->sync.pairs.size()};
     };
-
-    std::function<void()> wait_signal = [&] {
-        signals.async_wait([&](boost::system::error_code ec, int signo) {
-            if (ec) return;
-            if (signo == SIGHUP) {
-                auto fresh = load_config(args);
-                auto np = fresh ? prepare(*fresh) : result<prepared>(fresh.error());
-                if (!np) {
-                    spdlog::error("SIGHUP: configuration not reloaded, keeping the running one: {}", np.error().message);
-                } else {
-                    if (fresh->database.path != cfg->database.path)
-                        spdlog::warn("SIGHUP: database.path changed; the new path takes effect after a restart");
-                    apply_logging(*fresh);
-                    engine.reconfigure(np->settings, np->token);
-                    spdlog::info("SIGHUP: configuration and token reloaded ({} pair(s), token from {})",
-                                 fresh->sync.pairs.size(), np->token_source);
-                }
-                wait_signal();
-                return;
-            }
-            begin_stop(signo == SIGTERM ? "SIGTERM" : "SIGINT");
-        });
-    };
-    wait_signal();
-
-    if (auto interval = watchdog_ping_interval()) {
-        std::function<void()> ping = [&, interval = *interval] {
-            notify_watchdog();
-            watchdog.expires_after(interval);
-            watchdog.async_wait([&](boost::system::error_code ec) {
-                if (!ec) ping();
-            });
-        };
-        ping();
-    }
-
-    net::co_spawn(
-        ioc,
-        [&]() -> net::awaitable<void> {
-            if (once) {
-                const bool all_ok = co_await engine.run_once();
-                if (!all_ok && !stopping) exit_code = exit_sync_failed;
-            } else {
-                co_await engine.run();
-            }
-        },
-        [&](std::exception_ptr e) {
-            if (e) {
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& ex) {
-                    spdlog::critical("the sync loop failed: {}", ex.what());
-                }
-                exit_code = exit_sync_failed;
-            }
-            signals.cancel();
-            watchdog.cancel();
-            stop_deadline.cancel();
-            if (ops_endpoint) ops_endpoint->stop();
-        });
-    notify_ready(once ? "one pass over every pair" : "polling");
-    ioc.run();
-
-    const auto& st = engine.stats();
-    spdlog::info("done: {} requests, {} retries, {} pages, {} incidents ({} new, {} changed, {} unchanged), {} drift "
-                 "corrections",
-                 st.requests, st.retries, st.pages, st.incidents_seen, st.incidents_new, st.incidents_changed,
-                 st.incidents_unchanged, st.drift_corrections);
-    return exit_code;
+    daemon d(options, **tls, store, p->settings, p->token, reload);
+    return d.run();
 }
 
 }  // namespace

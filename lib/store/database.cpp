@@ -8,6 +8,10 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <thread>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -37,8 +41,27 @@ std::string hint_for(int code) {
     }
 }
 
+std::atomic<bool> stop_waits{false};
+
+// SQLite's own busy handler sleeps through the whole busy_timeout whatever
+// happens; this one sleeps the same steps (1 ms growing to 100 ms) but looks
+// at stop_waits before each, so SIGTERM is not held up by another process's
+// lock for up to database.busy_timeout. The timeout travels in the pointer.
+int interruptible_busy_handler(void* timeout_ms_as_pointer, int count) {
+    static constexpr std::array<int, 12> steps{1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100};
+    const auto timeout_ms = static_cast<long>(reinterpret_cast<std::intptr_t>(timeout_ms_as_pointer));
+    if (stop_waits.load(std::memory_order_relaxed)) return 0;
+    long slept = 0;
+    for (int i = 0; i < count; ++i) slept += i < static_cast<int>(steps.size()) ? steps[static_cast<std::size_t>(i)] : 100;
+    if (slept >= timeout_ms) return 0;
+    const long step = count < static_cast<int>(steps.size()) ? steps[static_cast<std::size_t>(count)] : 100;
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(step, timeout_ms - slept)));
+    return stop_waits.load(std::memory_order_relaxed) ? 0 : 1;
+}
+
 void apply_pragmas(SQLite::Database& db, const open_options& options) {
-    db.setBusyTimeout(static_cast<int>(options.busy_timeout.count()));
+    sqlite3_busy_handler(db.getHandle(), &interruptible_busy_handler,
+                         reinterpret_cast<void*>(static_cast<std::intptr_t>(options.busy_timeout.count())));
     if (!options.read_only) {
         // 16 KiB pages for a new database (an existing one keeps its size):
         // a fresh 100k backfill went from 39k to 48k incidents/s in the store
@@ -117,6 +140,15 @@ bool reader_lacks_wal_files(const std::string& path) {
 
 }  // namespace
 
+void interrupt_waits(SQLite::Database& db) noexcept {
+    stop_waits.store(true);
+    sqlite3_interrupt(db.getHandle());
+}
+
+bool waits_interrupted() noexcept { return stop_waits.load(); }
+
+void reset_interrupt() noexcept { stop_waits.store(false); }
+
 int latest_schema_version() {
     const auto& all = embedded_migrations();
     return all.empty() ? 0 : all.back().version;
@@ -127,6 +159,9 @@ error sqlite_error(const std::exception& e, std::string_view path, std::string_v
     int code = 0;
     if (const auto* se = dynamic_cast<const SQLite::Exception*>(&e)) code = se->getErrorCode();
     const bool busy = (code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED;
+    // A wait or statement cut short by a stop (interrupt_waits) is a cancellation.
+    if ((code & 0xff) == SQLITE_INTERRUPT || (busy && stop_waits.load()))
+        return make_error(errc::cancelled, fmt::format("database {}: {} stopped: the daemon is stopping", path, doing));
     std::string hint = hint_for(code);
     return make_error(busy ? errc::database_busy : errc::database,
                       fmt::format("database {}: {} failed: {}{}{}", path, doing, e.what(), hint.empty() ? "" : "; ",

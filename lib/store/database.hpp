@@ -25,6 +25,17 @@ struct open_options {
 // made by a newer version of incident-sync.
 result<std::unique_ptr<SQLite::Database>> open_database(const open_options& options);
 
+// Stopping: makes every SQLite wait of this process end now. The busy
+// handler stops waiting for another process's lock, the statement running on
+// `db` (if any) is interrupted, and both fail as errc::cancelled through
+// sqlite_error(), so a stop never waits out database.busy_timeout. The open
+// transaction rolls back: nothing half-written is committed. Thread-safe.
+void interrupt_waits(SQLite::Database& db) noexcept;
+// Whether interrupt_waits() was called (and not reset_interrupt() since).
+bool waits_interrupted() noexcept;
+// For tests that open databases again in the same process after a stop.
+void reset_interrupt() noexcept;
+
 // The schema version this build knows (the highest embedded migration).
 int latest_schema_version();
 

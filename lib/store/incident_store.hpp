@@ -82,6 +82,8 @@ public:
     // Inside a transaction from begin(); a failure rolls it back.
     result<std::optional<std::int64_t>> stored_content_hash(const std::string& id);
     bool in_transaction() const { return in_transaction_; }
+    // The connection, for store::interrupt_waits (thread-safe) only.
+    SQLite::Database& database() { return db_; }
 
     // Records a slice that failed: a `failed` sync_runs row and the pair's
     // last error. The watermark is not touched.

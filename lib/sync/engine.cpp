@@ -24,12 +24,14 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
 std::string pair_name(const config::pair& p) { return fmt::format("{}/{}", p.app_id, p.tld); }
 
-// Frees a concurrency slot when the pair's poll ends, however it ends.
+// Frees a concurrency slot when the pair's poll ends, however it ends (but
+// not when the frame outlived the engine that owns the channel).
 template <class Channel>
 struct slot_guard {
     Channel* channel;
+    std::shared_ptr<bool> engine_alive;
     ~slot_guard() {
-        if (channel) channel->try_receive([](boost::system::error_code) {});
+        if (channel && *engine_alive) channel->try_receive([](boost::system::error_code) {});
     }
 };
 
@@ -51,13 +53,11 @@ engine::engine(net::any_io_executor executor, net::ssl::context& tls, store::inc
                engine_settings settings, std::string token, clock_source clock)
     : executor_(executor),
       tls_(tls),
-      settings_(std::move(settings)),
-      token_(std::move(token)),
       clock_(std::move(clock)),
-      backoff_(settings_.retry, clock_.uniform01),
+      current_(std::make_shared<const snapshot>(std::move(settings), std::move(token), clock_.uniform01)),
       tasks_(executor),
       slots_(std::make_unique<net::experimental::channel<void(boost::system::error_code)>>(
-          executor, static_cast<std::size_t>(std::max(1, settings_.sync.concurrency)))),
+          executor, static_cast<std::size_t>(std::max(1, current_->settings.sync.concurrency)))),
       writer_(std::make_unique<store_writer>(executor, store)) {}
 
 net::awaitable<error> engine::fail_slice(store::slice_report report, error e) {
@@ -100,17 +100,18 @@ net::awaitable<result<void>> engine::settle(std::shared_ptr<store_writer::write_
 
 net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::pair pair, slice s,
                                                std::shared_ptr<store_writer::ledger> ledger,
-                                               std::shared_ptr<poll_state> poll) {
+                                               std::shared_ptr<poll_state> poll,
+                                               std::shared_ptr<const snapshot> snap) {
     store::slice_report report{pair, s.from_ms, s.to_ms, clock_.now_ms(), 0, {}, 0};
-    page_walk walk(settings_.page_size);
-    const api::endpoint& endpoint = settings_.connection.endpoint;
+    page_walk walk(snap->settings.page_size);
+    const api::endpoint& endpoint = snap->settings.connection.endpoint;
     // The page being written while the next one is fetched.
     std::shared_ptr<store_writer::write_ticket> pending;
     const std::int64_t read_before_slice = progress_.contains(pair) ? progress_[pair].read : 0;
 
     for (;;) {
         const page_request req = walk.next();
-        fetch_context ctx{conn, endpoint, token_, backoff_, clock_.now_ms, stats_, poll->mode};
+        fetch_context ctx{conn, endpoint, snap->token, snap->backoff, clock_.now_ms, stats_, poll->mode};
         // Named, not a braced temporary: GCC 12 destroys temporaries bound
         // to coroutine parameters twice.
         const api::incidents_query query{pair, s.from_ms, s.to_ms, req.skip, req.take};
@@ -171,23 +172,27 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
     struct when_idle {
         engine* self;
         config::pair pair;
+        std::shared_ptr<bool> engine_alive;
         ~when_idle() {
+            if (!*engine_alive) return;
             self->health_[pair].poll_started_ms.reset();
             self->progress_.erase(pair);
+            if (self->polls_changed_) self->polls_changed_();
             if (--self->active_pairs_ == 0)
                 self->writer_->post([](store::incident_store& s) {
                     s.build_deferred_indexes();
                     s.checkpoint();
                 });
         }
-    } idle_work{this, pair};
+    } idle_work{this, pair, alive_};
+    if (polls_changed_) polls_changed_();
     // Take a concurrency slot; waits while `sync.concurrency` pairs are fetching.
     auto [ec] = co_await slots_->async_send(boost::system::error_code{}, use_tuple);
     if (ec) co_return pair_status::cancelled;
-    slot_guard<std::remove_reference_t<decltype(*slots_)>> slot{slots_.get()};
+    slot_guard<std::remove_reference_t<decltype(*slots_)>> slot{slots_.get(), alive_};
 
     const auto started = std::chrono::steady_clock::now();
-    const pair_status status = co_await poll_slices(pair);
+    const pair_status status = co_await poll_slices(pair, current_);
     if (status != pair_status::cancelled) {
         const auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started);
         record_outcome(pair, status, elapsed.count());
@@ -205,7 +210,7 @@ void engine::record_outcome(const config::pair& pair, pair_status status, double
     if (pair_done_) pair_done_(pair, status);
 }
 
-net::awaitable<pair_status> engine::poll_slices(config::pair pair) {
+net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_ptr<const snapshot> snap) {
     auto read_watermark = [pair](store::incident_store& s) { return s.watermark(pair); };
     auto watermark = co_await writer_->call(std::move(read_watermark));
     if (!watermark) {
@@ -214,10 +219,10 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair) {
         co_return pair_status::failed;
     }
     if (*watermark) health_[pair].watermark_ms = **watermark;
-    const auto slices = plan_slices(*watermark, clock_.now_ms(), settings_.sync);
+    const auto slices = plan_slices(*watermark, clock_.now_ms(), snap->settings.sync);
     if (slices.empty()) co_return pair_status::ok;
 
-    http::connection conn(executor_, tls_, settings_.connection);
+    http::connection conn(executor_, tls_, snap->settings.connection);
     pair_status status = pair_status::ok;
     const auto started = std::chrono::steady_clock::now();
     const auto ledger = writer_->open_ledger();
@@ -230,7 +235,7 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair) {
             it->second.slices = static_cast<int>(slices.size());
             it->second.slice = static_cast<int>(&s - slices.data()) + 1;
         }
-        auto r = co_await sync_slice(conn, pair, s, ledger, poll);
+        auto r = co_await sync_slice(conn, pair, s, ledger, poll, snap);
         if (r) {
             submitted_to_ms = s.to_ms;
             continue;
@@ -306,14 +311,14 @@ net::awaitable<void> engine::seed_health() {
 net::awaitable<bool> engine::run_once() {
     co_await seed_health();
     auto results = std::make_shared<std::map<config::pair, pair_status>>();
-    for (const auto& pair : settings_.sync.pairs) {
+    for (const auto& pair : current_->settings.sync.pairs) {
         tasks_.spawn(pair_name(pair), [](engine* self, config::pair p, std::shared_ptr<std::map<config::pair, pair_status>> out)
                                           -> net::awaitable<void> {
             (*out)[p] = co_await self->sync_pair(p);
         }(this, pair, results));
     }
     co_await tasks_.wait_all();
-    bool all_ok = results->size() == settings_.sync.pairs.size();
+    bool all_ok = results->size() == current_->settings.sync.pairs.size();
     for (const auto& [pair, status] : *results) all_ok = all_ok && status == pair_status::ok;
     co_return all_ok;
 }
@@ -324,7 +329,7 @@ net::awaitable<void> engine::poll_forever(config::pair pair) {
         const pair_status status = co_await sync_pair(pair);
         if (status == pair_status::cancelled || stopping_) co_return;
         // Jitter keeps pairs from moving in lock-step against the API.
-        const auto interval = settings_.sync.interval;
+        const auto interval = current_->settings.sync.interval;
         const auto jitter = std::chrono::milliseconds(
             static_cast<std::int64_t>(clock_.uniform01() * static_cast<double>(interval.count()) * 0.1));
         timer.expires_after(interval + jitter);
@@ -339,21 +344,29 @@ void engine::start_pair_loop(const config::pair& pair) {
 
 net::awaitable<void> engine::run() {
     co_await seed_health();
-    for (const auto& pair : settings_.sync.pairs) start_pair_loop(pair);
+    for (const auto& pair : current_->settings.sync.pairs) start_pair_loop(pair);
     co_await tasks_.wait_all();
 }
 
 std::map<config::pair, pair_health> engine::health() const {
     std::map<config::pair, pair_health> out;
-    for (const auto& p : settings_.sync.pairs) {
+    for (const auto& p : current_->settings.sync.pairs) {
         auto it = health_.find(p);
         out[p] = it == health_.end() ? pair_health{} : it->second;
     }
     return out;
 }
 
+engine::~engine() { *alive_ = false; }
+
 void engine::stop() {
     stopping_ = true;
+    tasks_.cancel_all();
+}
+
+void engine::interrupt_writes() {
+    stopping_ = true;
+    writer_->interrupt();
     tasks_.cancel_all();
 }
 
@@ -370,12 +383,11 @@ void engine::reconfigure(engine_settings settings, std::string token) {
             ++it;
         }
     }
-    settings.sync.concurrency = settings_.sync.concurrency;  // the slot pool is sized at start
-    settings_ = std::move(settings);
-    token_ = std::move(token);
-    backoff_ = api::backoff(settings_.retry, clock_.uniform01);
+    settings.sync.concurrency = current_->settings.sync.concurrency;  // the slot pool is sized at start
+    // Polls running now keep the snapshot they started with; the next ones take this.
+    current_ = std::make_shared<const snapshot>(std::move(settings), std::move(token), clock_.uniform01);
     if (stopping_) return;
-    for (const auto& p : settings_.sync.pairs) {
+    for (const auto& p : current_->settings.sync.pairs) {
         if (!pair_tasks_.contains(p)) {
             spdlog::info("{}: added to the configuration; polling", pair_name(p));
             start_pair_loop(p);

@@ -59,8 +59,15 @@ public:
     // up to 10% jitter), until stop().
     boost::asio::awaitable<void> run();
 
-    // Cancels every request and wait in flight; run()/run_once() then return.
+    ~engine();
+
+    // Cancels every request and wait in flight; run()/run_once() then return
+    // once the pages already fetched are written.
     void stop();
+    // The second phase of a stop that is taking too long: the writer's SQLite
+    // waits end now (another process holding the lock, a slow disk), the open
+    // transaction rolls back, and the polls still waiting on it end cancelled.
+    void interrupt_writes();
 
     // Applies a reloaded configuration and token (SIGHUP): pairs added start
     // polling, pairs removed stop, new intervals apply from the next wait.
@@ -70,16 +77,28 @@ public:
     const std::map<config::pair, pair_status>& last_status() const { return last_status_; }
     // Every configured pair's health (pairs never polled have empty fields).
     std::map<config::pair, pair_health> health() const;
-    const engine_settings& settings() const { return settings_; }
+    const engine_settings& settings() const { return current_->settings; }
     // What each pair polling right now has done so far (for logs, status and metrics).
     const std::map<config::pair, pair_progress>& progress() const { return progress_; }
     // Called after every pair poll (for sd_notify STATUS= lines).
     void on_pair_done(std::function<void(const config::pair&, pair_status)> f) { pair_done_ = std::move(f); }
+    // Called when a pair's poll starts (queued for a slot) and when it ends,
+    // so that what progress() says can be published at once.
+    void on_polls_changed(std::function<void()> f) { polls_changed_ = std::move(f); }
 
 private:
     // One poll of a pair: takes a concurrency slot, walks its slices, records the outcome.
     boost::asio::awaitable<pair_status> sync_pair(config::pair pair);
-    boost::asio::awaitable<pair_status> poll_slices(config::pair pair);
+    // Everything a poll reads from the configuration, fixed when it starts:
+    // a SIGHUP replaces the engine's current snapshot, never a running poll's.
+    struct snapshot {
+        snapshot(engine_settings s, std::string t, std::function<double()> uniform01)
+            : settings(std::move(s)), token(std::move(t)), backoff(settings.retry, std::move(uniform01)) {}
+        engine_settings settings;
+        std::string token;
+        api::backoff backoff;
+    };
+    boost::asio::awaitable<pair_status> poll_slices(config::pair pair, std::shared_ptr<const snapshot> snap);
     // Health, last status, duration histogram and the pair_done_ callback, in one place.
     void record_outcome(const config::pair& pair, pair_status status, double seconds);
     // What one poll of a pair carries from slice to slice and page to page.
@@ -90,7 +109,8 @@ private:
     };
     boost::asio::awaitable<result<void>> sync_slice(http::connection& conn, config::pair pair, slice s,
                                                     std::shared_ptr<store_writer::ledger> ledger,
-                                                    std::shared_ptr<poll_state> poll);
+                                                    std::shared_ptr<poll_state> poll,
+                                                    std::shared_ptr<const snapshot> snap);
     // Waits until the writer has written `ticket`'s page, counts it in
     // `report` and `poll`, and picks the parse mode for the next page.
     boost::asio::awaitable<result<void>> settle(std::shared_ptr<store_writer::write_ticket> ticket,
@@ -106,10 +126,8 @@ private:
 
     boost::asio::any_io_executor executor_;
     boost::asio::ssl::context& tls_;
-    engine_settings settings_;
-    std::string token_;
     clock_source clock_;
-    api::backoff backoff_;
+    std::shared_ptr<const snapshot> current_;
     sync_stats stats_;
     task_group tasks_;
     // Concurrency slots: a send takes a slot (waits when all are taken), a receive frees one.
@@ -119,7 +137,11 @@ private:
     std::map<config::pair, pair_health> health_;
     std::map<config::pair, pair_progress> progress_;  // pairs polling now
     std::function<void(const config::pair&, pair_status)> pair_done_;
+    std::function<void()> polls_changed_;
     bool stopping_ = false;
+    // False once the engine is gone: a coroutine frame destroyed later (with
+    // the io_context, after a stop that hit its deadline) must not touch it.
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     int active_pairs_ = 0;  // pairs polling or waiting for a concurrency slot
     // Last: destroyed first, so its thread drains while everything above exists.
     std::unique_ptr<store_writer> writer_;

@@ -1,5 +1,7 @@
 #include "sync/store_writer.hpp"
 
+#include "store/database.hpp"
+
 #include "api/page_parser.hpp"
 
 #include <boost/asio/execution/outstanding_work.hpp>
@@ -56,6 +58,8 @@ net::awaitable<result<void>> store_writer::flush(std::shared_ptr<ledger> owner) 
         return {};
     });
 }
+
+void store_writer::interrupt() { store::interrupt_waits(store_.database()); }
 
 void store_writer::post(std::function<void(store::incident_store&)> task) {
     enqueue(true, [this, task = std::move(task)] { task(store_); });

@@ -101,6 +101,12 @@ public:
     // any of its pages was lost, else success: all of them are durable.
     boost::asio::awaitable<result<void>> flush(std::shared_ptr<ledger> owner);
 
+    // From the loop thread while stopping: ends the writer's SQLite waits now
+    // (store::interrupt_waits); the open transaction rolls back and every
+    // job still queued fails as errc::cancelled, so the thread can be joined
+    // without waiting out database.busy_timeout.
+    void interrupt();
+
     // Runs `task(store)` on the writer thread between transactions and
     // returns its result (a result<...>); errc::cancelled if the awaiting
     // coroutine is cancelled first (the task still runs).

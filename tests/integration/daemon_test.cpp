@@ -115,7 +115,9 @@ TEST(Daemon, MetricsCountWhatHappenedIncludingRetries) {
     std::optional<std::uint16_t> port;
     ASSERT_TRUE(wait_until([&] { return (port = metrics_port(*daemon)).has_value(); }, std::chrono::seconds(20)))
         << daemon->stderr_text();
-    ASSERT_TRUE(wait_until([&] { return http_get(*port, "/readyz").status == 200; }, std::chrono::seconds(60)))
+    // "ready", not "backfill in progress" (also 200): the first pass is done.
+    ASSERT_TRUE(wait_until([&] { return http_get(*port, "/readyz").body.find("\"status\":\"ready\"") != std::string::npos; },
+                           std::chrono::seconds(60)))
         << daemon->stderr_text();
     EXPECT_EQ(http_get(*port, "/healthz").status, 200u);
 
@@ -418,4 +420,104 @@ TEST(Daemon, SighupAddsAPairAndPicksUpARotatedToken) {
     EXPECT_EQ(daemon->wait(std::chrono::seconds(10)), 0);
     EXPECT_NE(daemon->stderr_text().find("SIGHUP: configuration and token reloaded"), std::string::npos);
     EXPECT_TRUE(f.database_matches_dataset());
+}
+
+// ------------------------------------------------------------------ one definition of healthy
+// `status --check` (the Docker HEALTHCHECK) and /readyz judge the same facts
+// with the same rule (ops/health.hpp): these run both against one running
+// daemon and require the same answer.
+
+namespace {
+
+struct health_answers {
+    unsigned readyz_status;
+    std::string readyz_body;
+    int check_exit;
+    std::string status_output;
+};
+
+health_answers ask_both(daemon_fixture& f, std::uint16_t port, const std::string& name) {
+    health_answers a;
+    const auto r = http_get(port, "/readyz");
+    a.readyz_status = r.status;
+    a.readyz_body = r.body;
+    a.check_exit = f.run("status", name, {"--check"});
+    a.status_output = f.output(name);
+    return a;
+}
+
+}  // namespace
+
+TEST(DaemonHealth, StatusCheckAndReadyzBothSayBackfillInProgressDuringAFirstBackfill) {
+    daemon_options o;
+    o.incidents = 20'000;
+    o.faults.delay = std::chrono::milliseconds(100);  // the first pass takes about a minute
+    daemon_fixture f(o);
+    auto daemon = f.start("run", "run");
+    std::optional<std::uint16_t> port;
+    ASSERT_TRUE(wait_until([&] { return (port = metrics_port(*daemon)).has_value(); }, std::chrono::seconds(20)))
+        << daemon->stderr_text();
+    ASSERT_TRUE(wait_until([&] { return f.server().stats().requests >= 4; }, std::chrono::seconds(20)));
+    const auto a = ask_both(f, *port, "status-backfill");
+    EXPECT_EQ(a.readyz_status, 200u) << a.readyz_body;
+    EXPECT_NE(a.readyz_body.find("backfill in progress"), std::string::npos) << a.readyz_body;
+    EXPECT_EQ(a.check_exit, 0) << a.status_output;
+    EXPECT_NE(a.status_output.find("backfill in progress"), std::string::npos) << a.status_output;
+    EXPECT_NE(a.status_output.find("daemon: running"), std::string::npos) << a.status_output;
+    daemon->signal(SIGTERM);
+    EXPECT_EQ(daemon->wait(std::chrono::seconds(10)), 0) << daemon->stderr_text();
+    // Stopped: status says so and no longer shows a poll in progress.
+    EXPECT_EQ(f.run("status", "status-after"), 0) << f.output("status-after");
+    EXPECT_NE(f.output("status-after").find("daemon: not running"), std::string::npos) << f.output("status-after");
+}
+
+TEST(DaemonHealth, StatusCheckAndReadyzAgreeThatARefusedPairIsUnhealthy) {
+    daemon_options o;
+    o.incidents = 600;
+    o.interval = "1h";
+    o.unauthorized_app_ids = {"PXsim001"};
+    daemon_fixture g(o);
+    auto daemon = g.start("run", "run");
+    std::optional<std::uint16_t> port;
+    ASSERT_TRUE(wait_until([&] { return (port = metrics_port(*daemon)).has_value(); }, std::chrono::seconds(20)))
+        << daemon->stderr_text();
+    ASSERT_TRUE(wait_until([&] { return http_get(*port, "/readyz").status == 503; }, std::chrono::seconds(30)))
+        << daemon->stderr_text();
+    const auto a = ask_both(g, *port, "status-refused");
+    EXPECT_EQ(a.readyz_status, 503u) << a.readyz_body;
+    EXPECT_EQ(a.check_exit, 1) << a.status_output;
+    const std::string refused = g.pairs()[1].app_id + "/" + g.pairs()[1].tld;
+    EXPECT_NE(a.readyz_body.find("\"stale\":[\"" + refused + "\"]"), std::string::npos) << a.readyz_body;
+    EXPECT_NE(a.status_output.find("not ready: " + refused + " the API refuses the token"), std::string::npos)
+        << a.status_output;
+    daemon->signal(SIGTERM);
+    EXPECT_EQ(daemon->wait(std::chrono::seconds(10)), 0) << daemon->stderr_text();
+}
+
+TEST(DaemonHealth, APairRemovedFromTheConfigurationMakesNeitherUnhealthy) {
+    daemon_options o;
+    o.incidents = 600;
+    o.interval = "1h";
+    o.unauthorized_app_ids = {"PXsim001"};  // the pair about to be removed fails
+    daemon_fixture f(o);
+    ASSERT_EQ(f.pairs()[1].app_id, "PXsim001");
+    EXPECT_EQ(f.run("once", "once"), 1) << f.output("once");
+    EXPECT_EQ(f.run("status", "before", {"--check"}), 1) << f.output("before");
+
+    f.pairs().pop_back();
+    f.write_config();
+    auto daemon = f.start("run", "run");
+    std::optional<std::uint16_t> port;
+    ASSERT_TRUE(wait_until([&] { return (port = metrics_port(*daemon)).has_value(); }, std::chrono::seconds(20)))
+        << daemon->stderr_text();
+    ASSERT_TRUE(wait_until([&] { return http_get(*port, "/readyz").body.find("\"status\":\"ready\"") != std::string::npos; },
+                           std::chrono::seconds(30)))
+        << daemon->stderr_text();
+    const auto a = ask_both(f, *port, "status-removed");
+    EXPECT_EQ(a.readyz_status, 200u) << a.readyz_body;
+    EXPECT_EQ(a.check_exit, 0) << a.status_output;
+    EXPECT_NE(a.status_output.find("removed"), std::string::npos) << a.status_output;  // still listed, as removed
+    daemon->signal(SIGTERM);
+    EXPECT_EQ(daemon->wait(std::chrono::seconds(10)), 0) << daemon->stderr_text();
+    EXPECT_EQ(f.run("status", "after", {"--check"}), 0) << f.output("after");
 }
