@@ -158,6 +158,10 @@ net::awaitable<void> daemon::main_task() {
     } else {
         co_await engine_->run();
     }
+    // The writer may still be busy with the last pages (or stuck behind
+    // another process's lock while stopping: the stop's second phase
+    // interrupts it). The loop ends once it is done, not before.
+    co_await engine_->drain();
 }
 
 void daemon::finish() {

@@ -1,5 +1,7 @@
 #include "http/connection.hpp"
 
+#include "http/content_decoding.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
@@ -58,10 +60,14 @@ connection::connection(net::any_io_executor executor, ssl::context& tls, connect
 
 connection::~connection() = default;
 
+std::string connection::where() const {
+    return options_.proxy ? fmt::format("{}:{} via proxy {}:{}", options_.endpoint.host, options_.endpoint.port,
+                                        options_.proxy->host, options_.proxy->port)
+                          : fmt::format("{}:{}", options_.endpoint.host, options_.endpoint.port);
+}
+
 error connection::describe(const boost::system::error_code& ec, std::string_view step) const {
-    const auto where = options_.proxy ? fmt::format("{}:{} via proxy {}:{}", options_.endpoint.host,
-                                                    options_.endpoint.port, options_.proxy->host, options_.proxy->port)
-                                      : fmt::format("{}:{}", options_.endpoint.host, options_.endpoint.port);
+    const auto where = this->where();
     if (ec == beast::error::timeout)
         return make_error(errc::timeout, fmt::format("{} {}: no answer within api.timeout ({} ms)", step, where,
                                                      options_.timeout.count()));
@@ -161,6 +167,7 @@ net::awaitable<result<response>> connection::exchange(const std::string& target,
     req.set(bhttp::field::host, options_.endpoint.port == 443 ? host : fmt::format("{}:{}", host, options_.endpoint.port));
     req.set(bhttp::field::user_agent, options_.user_agent);
     req.set(bhttp::field::accept, "application/json");
+    req.set(bhttp::field::accept_encoding, accepted_encodings);
     req.set(bhttp::field::authorization, "Bearer " + token);
     req.keep_alive(true);
 
@@ -183,12 +190,27 @@ net::awaitable<result<response>> connection::exchange(const std::string& target,
     (void)r;
 
     auto msg = parser.release();
+    if (!msg.keep_alive()) stream_.reset();  // the server will close it; do not reuse
     response out;
     out.status = msg.result_int();
     out.content_type = std::string(msg[bhttp::field::content_type]);
     out.retry_after = std::string(msg[bhttp::field::retry_after]);
-    out.body = std::move(msg.body());
-    if (!msg.keep_alive()) stream_.reset();  // the server will close it; do not reuse
+    // The parser's body_limit bounded the bytes on the wire; decoding gets the
+    // same limit for what they inflate to. A header repeated on several lines
+    // is one list (RFC 9110 §5.3), so a second line cannot hide a coding.
+    std::string content_encoding;
+    const auto [first_coding, end_coding] = msg.equal_range(bhttp::field::content_encoding);
+    for (auto it = first_coding; it != end_coding; ++it) {
+        if (!content_encoding.empty()) content_encoding += ", ";
+        content_encoding += it->value();
+    }
+    stats_.wire_body_bytes += msg.body().size();
+    auto body = decode_content(content_encoding, std::move(msg.body()), options_.body_limit);
+    if (!body)
+        co_return make_error(body.error().code,
+                             fmt::format("reading the response from {}: {}", where(), body.error().message));
+    out.body = std::move(*body);
+    stats_.decoded_body_bytes += out.body.size();
     co_return out;
 }
 

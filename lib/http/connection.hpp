@@ -41,8 +41,10 @@ struct response {
 };
 
 struct connection_stats {
-    std::uint64_t connects = 0;   // TCP+TLS connections opened
-    std::uint64_t requests = 0;   // requests sent
+    std::uint64_t connects = 0;            // TCP+TLS connections opened
+    std::uint64_t requests = 0;            // requests sent
+    std::uint64_t wire_body_bytes = 0;     // response body bytes as received (compressed, if they were)
+    std::uint64_t decoded_body_bytes = 0;  // the same bodies decoded (what `response::body` held)
 };
 
 class connection {
@@ -51,10 +53,14 @@ public:
     connection(boost::asio::any_io_executor executor, boost::asio::ssl::context& tls, connection_options options);
     ~connection();
 
-    // Sends GET `target` with `Authorization: Bearer <token>` and reads the
-    // whole response. Errors: errc::timeout, errc::too_large, errc::transport
+    // Sends GET `target` with `Authorization: Bearer <token>` and
+    // `Accept-Encoding: gzip, deflate`, reads the whole response and decodes
+    // its body (never to more than `body_limit` bytes, compressed or not).
+    // Errors: errc::timeout, errc::too_large, errc::transport
     // (with a message that says which step failed and, for TLS, why the
-    // certificate was refused), errc::cancelled. Never mentions the token.
+    // certificate was refused; also a compressed body that is truncated,
+    // corrupt or in a coding not asked for), errc::cancelled. Never mentions
+    // the token.
     boost::asio::awaitable<result<response>> get(std::string target, std::string token);
 
     // Closes the connection (TLS close_notify, bounded by a short deadline).
@@ -69,6 +75,7 @@ private:
     boost::asio::awaitable<result<response>> exchange(const std::string& target, const std::string& token,
                                                       bool& nothing_received);
     error describe(const boost::system::error_code& ec, std::string_view step) const;
+    std::string where() const;  // "host:port", with the proxy when there is one
 
     boost::asio::any_io_executor executor_;
     boost::asio::ssl::context& tls_;

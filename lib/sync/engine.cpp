@@ -58,6 +58,7 @@ engine::engine(net::any_io_executor executor, net::ssl::context& tls, store::inc
       tasks_(executor),
       slots_(std::make_unique<net::experimental::channel<void(boost::system::error_code)>>(
           executor, static_cast<std::size_t>(std::max(1, current_->settings.sync.concurrency)))),
+      health_(stored_health(store)),
       writer_(std::make_unique<store_writer>(executor, store)) {}
 
 net::awaitable<error> engine::fail_slice(store::slice_report report, error e) {
@@ -178,7 +179,9 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
             self->health_[pair].poll_started_ms.reset();
             self->progress_.erase(pair);
             if (self->polls_changed_) self->polls_changed_();
-            if (--self->active_pairs_ == 0)
+            // Not on the way out: a stop should not build indexes (the next
+            // start does) or checkpoint behind another process's lock.
+            if (--self->active_pairs_ == 0 && !self->stopping_)
                 self->writer_->post([](store::incident_store& s) {
                     s.build_deferred_indexes();
                     s.checkpoint();
@@ -291,25 +294,24 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
     co_return status;
 }
 
-net::awaitable<void> engine::seed_health() {
-    auto read = [](store::incident_store& s) { return s.sync_states(); };
-    auto states = co_await writer_->call(std::move(read));
+std::map<config::pair, pair_health> engine::stored_health(store::incident_store& store) {
+    std::map<config::pair, pair_health> out;
+    auto states = store.sync_states();
     if (!states) {
-        if (states.error().code != errc::cancelled)
-            spdlog::warn("could not read the stored sync state (health starts empty): {}", states.error().message);
-        co_return;
+        spdlog::warn("could not read the stored sync state (health starts empty): {}", states.error().message);
+        return out;
     }
     for (const auto& st : *states) {
-        auto& h = health_[st.pair];
+        auto& h = out[st.pair];
         h.last_success_ms = st.last_success_ms;
         h.last_error_ms = st.last_error_ms;
         h.watermark_ms = st.watermark_ms;
         h.auth_failing = st.auth_failing;
     }
+    return out;
 }
 
 net::awaitable<bool> engine::run_once() {
-    co_await seed_health();
     auto results = std::make_shared<std::map<config::pair, pair_status>>();
     for (const auto& pair : current_->settings.sync.pairs) {
         tasks_.spawn(pair_name(pair), [](engine* self, config::pair p, std::shared_ptr<std::map<config::pair, pair_status>> out)
@@ -343,7 +345,6 @@ void engine::start_pair_loop(const config::pair& pair) {
 }
 
 net::awaitable<void> engine::run() {
-    co_await seed_health();
     for (const auto& pair : current_->settings.sync.pairs) start_pair_loop(pair);
     co_await tasks_.wait_all();
 }
@@ -362,6 +363,10 @@ engine::~engine() { *alive_ = false; }
 void engine::stop() {
     stopping_ = true;
     tasks_.cancel_all();
+}
+
+net::awaitable<void> engine::drain() {
+    co_await writer_->call([](store::incident_store&) -> result<void> { return {}; });
 }
 
 void engine::interrupt_writes() {

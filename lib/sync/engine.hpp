@@ -68,6 +68,9 @@ public:
     // waits end now (another process holding the lock, a slow disk), the open
     // transaction rolls back, and the polls still waiting on it end cancelled.
     void interrupt_writes();
+    // Completes once the writer thread has done everything handed to it so
+    // far (after run()/run_once() returned: their last pages and idle work).
+    boost::asio::awaitable<void> drain();
 
     // Applies a reloaded configuration and token (SIGHUP): pairs added start
     // polling, pairs removed stop, new intervals apply from the next wait.
@@ -117,8 +120,9 @@ private:
                                                 store::slice_report& report, std::shared_ptr<poll_state> poll);
     boost::asio::awaitable<void> poll_forever(config::pair pair);
     // Health facts from the database, so that a restarted daemon knows each
-    // pair's last success and error before its first poll ends.
-    boost::asio::awaitable<void> seed_health();
+    // pair's last success and error before its first poll ends. Read in the
+    // constructor, before the writer thread owns the store.
+    static std::map<config::pair, pair_health> stored_health(store::incident_store& store);
     void start_pair_loop(const config::pair& pair);
     boost::asio::awaitable<void> record_failure(store::slice_report report, error e);
     // Records the slice's failure (unless it was cancelled) and returns the error.

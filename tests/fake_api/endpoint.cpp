@@ -139,6 +139,17 @@ std::string message_body(std::string_view message) {
     return {out.GetString(), out.GetSize()};
 }
 
+reply refusal_reply(std::string_view app_id, app_refusal refusal) {
+    const auto status = static_cast<unsigned>(refusal);
+    switch (refusal) {
+        case app_refusal::unauthorized: return {status, message_body("Unauthorized")};
+        case app_refusal::forbidden: return {status, message_body("Forbidden")};
+        case app_refusal::invalid: break;
+    }
+    // The real API's own wording for an appId outside the account.
+    return {status, message_body("Invalid appId " + std::string(app_id))};
+}
+
 reply handle_request(std::string_view method, std::string_view target, std::string_view authorization,
                      const dataset& data, const endpoint_config& config, std::int64_t now_ms) {
     const auto path = target.substr(0, target.find('?'));
@@ -148,9 +159,8 @@ reply handle_request(std::string_view method, std::string_view target, std::stri
     auto q = parse_incidents_query(target, now_ms, config.take_cap);
     if (!q) return {422, message_body(q.error().message)};
     for (const auto& app : q->app_ids)
-        if (std::find(config.unauthorized_app_ids.begin(), config.unauthorized_app_ids.end(), app) !=
-            config.unauthorized_app_ids.end())
-            return {401, message_body("Unauthorized")};
+        if (const auto refused = config.refused_app_ids.find(app); refused != config.refused_app_ids.end())
+            return refusal_reply(app, refused->second);
     return page(*q, data, config);
 }
 

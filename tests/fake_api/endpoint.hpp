@@ -8,11 +8,19 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace fake_api {
+
+// How the API refuses a request for an appId the token may not read.
+enum class app_refusal : unsigned {
+    unauthorized = 401,  // {"message":"Unauthorized"}, as for a token scoped to other applications
+    forbidden = 403,     // {"message":"Forbidden"}
+    invalid = 422,       // {"message":"Invalid appId <appId>"}, as for an appId the account does not have
+};
 
 struct endpoint_config {
     std::string token = "test-token";
@@ -24,9 +32,8 @@ struct endpoint_config {
     // address: the documented example's `next` points at an internal host,
     // which is why the daemon must never follow it.
     std::string paging_base_url = "http://incidents-api.internal:8080";
-    // appIds the token may not read: requests for them get 401, as when a
-    // token is scoped to other applications.
-    std::vector<std::string> unauthorized_app_ids{};
+    // appIds refused whatever the token, after the token and parameter checks.
+    std::map<std::string, app_refusal> refused_app_ids{};
 };
 
 struct incidents_query {
@@ -57,9 +64,13 @@ struct reply {
 // `{"message":"..."}`.
 std::string message_body(std::string_view message);
 
+// The reply that refuses `app_id`: the status and its `{"message":...}` body.
+reply refusal_reply(std::string_view app_id, app_refusal refusal);
+
 // The whole exchange: 404 for another path, 405 for another method, 401 for a
 // missing or wrong `Authorization: Bearer <token>`, 422 for bad parameters,
-// else 200 with the page.
+// the refusal of the first requested appId in `refused_app_ids`, else 200
+// with the page.
 reply handle_request(std::string_view method, std::string_view target, std::string_view authorization,
                      const dataset& data, const endpoint_config& config, std::int64_t now_ms);
 

@@ -1,5 +1,6 @@
 #include "fake_api/server.hpp"
 
+#include "fake_api/random.hpp"
 #include "util/timestamp.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -95,12 +96,12 @@ void configure_tls(ssl::context& ctx, const tls_options& tls, const credentials&
 
 // What to send for one request, decided under the lock, sent outside it.
 struct answer {
+    bool admitted = true;  // false: refused for max_in_flight, holds no slot
     fault_action action = fault_action::none;
     std::chrono::milliseconds delay{0};
     unsigned status = 200;
     std::string content_type = "application/json";
     std::string body;
-    std::size_t declared_length = 0;  // truncate: the Content-Length of the whole body
     std::string retry_after;
 };
 
@@ -118,14 +119,24 @@ struct connection {
     net::steady_timer timer;
 };
 
+endpoint_config make_endpoint(const server_options& o) {
+    endpoint_config config{.token = o.token, .take_cap = o.take_cap, .paging_base_url = o.paging_base_url,
+                           .refused_app_ids = o.refused_app_ids};
+    // The older list means 401; an explicit refusal of the same appId wins.
+    for (const auto& app : o.unauthorized_app_ids) config.refused_app_ids.emplace(app, app_refusal::unauthorized);
+    return config;
+}
+
 }  // namespace
 
 struct server::impl {
     explicit impl(server_options opts)
         : options(std::move(opts)),
           data(options.shared_data ? options.shared_data : std::make_shared<dataset>(options.data)),
-          endpoint{options.token, options.take_cap, options.paging_base_url, options.unauthorized_app_ids},
+          endpoint(make_endpoint(options)),
           active_faults(options.faults),
+          gate(options.link.max_in_flight),
+          jitter(hash_of(options.data.seed, 0x6c696e6b /* "link" */)),
           fixed_now(options.now_ms.value_or(real_time)),
           ca(make_ca("incident-sim test CA")) {
         configure_tls(tls, options.tls, presented_credentials(options.tls, ca));
@@ -226,6 +237,9 @@ struct server::impl {
             const auto authorization = req[http::field::authorization];
             answer a = decide({method.data(), method.size()}, {target.data(), target.size()},
                               {authorization.data(), authorization.size()});
+            // Held until this answer is written (or the session ends): a
+            // request waiting out its latency counts as in flight.
+            const in_flight_slot slot(a.admitted ? this : nullptr);
 
             if (a.delay > 0ms) {
                 c->timer.expires_after(a.delay);
@@ -249,17 +263,38 @@ struct server::impl {
                 co_return;
             }
 
+            const auto accept_encoding = req[http::field::accept_encoding];
+            const auto coding = options.link.compression
+                                    ? choose_coding({accept_encoding.data(), accept_encoding.size()})
+                                    : content_coding::identity;
+            const auto uncompressed_size = a.body.size();
+            if (coding != content_coding::identity) a.body = encode_body(a.body, coding);
+
             http::response<http::string_body> res{static_cast<http::status>(a.status), req.version()};
             res.set(http::field::server, "incident-sim");
             res.set(http::field::date, isync::util::format_http_date(wall_clock_ms()));
             res.set(http::field::content_type, a.content_type);
+            if (coding != content_coding::identity) {
+                const auto name = coding_name(coding);
+                res.set(http::field::content_encoding, {name.data(), name.size()});
+                res.set(http::field::vary, "Accept-Encoding");
+            }
             if (!a.retry_after.empty()) res.set(http::field::retry_after, a.retry_after);
             res.keep_alive(req.keep_alive());
+            // Truncation cuts the encoded body, as a dropped link would: the
+            // client sees the whole Content-Length announced and half of it.
+            const auto declared_length = a.body.size();
+            if (a.action == fault_action::truncate) a.body.resize(a.body.size() / 2);
             res.body() = std::move(a.body);
             res.prepare_payload();
-            // Truncation: announce the whole body, send half (set after
-            // prepare_payload, which would otherwise correct it).
-            if (a.action == fault_action::truncate) res.content_length(a.declared_length);
+            // Set after prepare_payload, which would otherwise correct it.
+            if (a.action == fault_action::truncate) res.content_length(declared_length);
+            // Counted before the write, like status_counts, so a client that
+            // has its answer reads stats that include it.
+            update([&](server_stats& st) {
+                st.bytes_sent += res.body().size();
+                st.body_bytes_uncompressed += uncompressed_size;
+            });
 
             tcp_layer.expires_after(write_timeout);
             auto [write_ec, written] = co_await http::async_write(stream, res, use_tuple);
@@ -278,7 +313,28 @@ struct server::impl {
         tcp_layer.close();
     }
 
-    // One request: counts it, applies live changes and faults, and builds the reply.
+    // Releases an admitted request's place in the gate when its session is
+    // done with it (also when the loop is destroyed with the session pending:
+    // it touches only members declared before the io_context).
+    class in_flight_slot {
+    public:
+        explicit in_flight_slot(impl* owner) : owner_(owner) {}
+        in_flight_slot(const in_flight_slot&) = delete;
+        in_flight_slot& operator=(const in_flight_slot&) = delete;
+        ~in_flight_slot() {
+            if (!owner_) return;
+            owner_->update([this](server_stats& s) {
+                owner_->gate.leave();
+                s.in_flight = owner_->gate.current();
+            });
+        }
+
+    private:
+        impl* owner_;
+    };
+
+    // One request: counts it, admits it or refuses it for max_in_flight,
+    // and builds the reply.
     answer decide(std::string_view method, std::string_view target, std::string_view authorization) {
         const auto now = now_ms();
         answer a;
@@ -288,31 +344,50 @@ struct server::impl {
             stats.targets.emplace_back(target);
             if (stats.targets.size() > max_targets) stats.targets.pop_front();
 
-            a.action = next_fault(active_faults, ++fault_seq);
-            a.delay = active_faults.delay;
-            if (active_faults.live_changes_per_request > 0) {
-                const auto step = data->step_live(active_faults.live_changes_per_request, now);
-                stats.live_changed += step.changed.size();
-                stats.live_added += step.added.size();
-            }
-            switch (a.action) {
-                case fault_action::never_answer: ++stats.unanswered; break;
-                case fault_action::reset: ++stats.resets; break;
-                case fault_action::fail:
-                    a.status = 500;
-                    a.body = message_body("Internal Server Error");
-                    break;
-                case fault_action::rate_limit:
-                    a.status = 429;
-                    a.body = message_body("Too Many Requests");
-                    a.retry_after = retry_after(active_faults);
-                    break;
-                default: respond(a, method, target, authorization, now); break;
+            if (gate.try_enter()) {
+                stats.in_flight = gate.current();
+                stats.peak_in_flight = std::max(stats.peak_in_flight, stats.in_flight);
+                serve(a, method, target, authorization, now);
+            } else {
+                // Refused at the door, as an overloaded front end does: at
+                // once, without reaching the API, so no fault count or live step.
+                a.admitted = false;
+                a.status = 429;
+                a.body = message_body("Too Many Requests");
+                a.retry_after = std::to_string(options.link.retry_after_seconds);
+                ++stats.refused_429;
             }
             if (a.action != fault_action::never_answer && a.action != fault_action::reset) ++stats.status_counts[a.status];
         }
         changed.notify_all();
         return a;
+    }
+
+    // An admitted request: applies live changes and faults, and builds the
+    // reply. Caller holds the lock.
+    void serve(answer& a, std::string_view method, std::string_view target, std::string_view authorization,
+               std::int64_t now) {
+        a.action = next_fault(active_faults, ++fault_seq);
+        a.delay = active_faults.delay + link_delay(options.link, jitter.next());
+        if (active_faults.live_changes_per_request > 0) {
+            const auto step = data->step_live(active_faults.live_changes_per_request, now);
+            stats.live_changed += step.changed.size();
+            stats.live_added += step.added.size();
+        }
+        switch (a.action) {
+            case fault_action::never_answer: ++stats.unanswered; break;
+            case fault_action::reset: ++stats.resets; break;
+            case fault_action::fail:
+                a.status = 500;
+                a.body = message_body("Internal Server Error");
+                break;
+            case fault_action::rate_limit:
+                a.status = 429;
+                a.body = message_body("Too Many Requests");
+                a.retry_after = retry_after(active_faults);
+                break;
+            default: respond(a, method, target, authorization, now); break;
+        }
     }
 
     // The endpoint's reply, altered by a truncate/malformed/wrong-content-type
@@ -328,11 +403,7 @@ struct server::impl {
         }
         stats.incidents_served += r.incidents;
         switch (a.action) {
-            case fault_action::truncate:
-                ++stats.truncated;
-                a.declared_length = a.body.size();
-                a.body.resize(a.body.size() / 2);
-                break;
+            case fault_action::truncate: ++stats.truncated; break;  // cut in the session, after encoding
             case fault_action::malformed:
                 ++stats.malformed;
                 a.body.resize(a.body.size() / 2);  // an unclosed object: never valid JSON
@@ -367,11 +438,13 @@ struct server::impl {
     std::shared_ptr<dataset> data;
     endpoint_config endpoint;
 
-    mutable std::mutex mutex;  // guards data, active_faults, fault_seq, stats
+    mutable std::mutex mutex;  // guards data, active_faults, fault_seq, stats, gate, jitter
     mutable std::condition_variable changed;
     faults active_faults;
     std::uint64_t fault_seq = 0;
     server_stats stats;
+    in_flight_gate gate;
+    rng jitter;
     std::atomic<std::int64_t> fixed_now;
 
     credentials ca;
@@ -424,7 +497,11 @@ server_stats server::stats() const {
 }
 
 void server::reset_stats() {
-    impl_->update([](server_stats& s) { s = {}; });
+    impl_->update([this](server_stats& s) {
+        s = {};
+        // Requests still in flight stay counted, or their end would underflow.
+        s.in_flight = s.peak_in_flight = impl_->gate.current();
+    });
 }
 
 bool server::wait_for(const std::function<bool(const server_stats&)>& done, std::chrono::milliseconds timeout) const {

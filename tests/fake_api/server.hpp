@@ -1,12 +1,15 @@
 #pragma once
 // The fake Code Defender API: an HTTPS server on 127.0.0.1 that serves a
-// dataset as `GET /v1/incidents` and injects faults on request. It runs its own
+// dataset as `GET /v1/incidents`, injects faults on request, refuses chosen
+// appIds, and behaves like a real link when asked (latency, a limit on
+// requests in flight, gzip/deflate bodies). It runs its own
 // io_context on one background thread, so a test can drive a blocking client
 // on its own thread; every public member function is thread-safe.
 
 #include "fake_api/dataset.hpp"
 #include "fake_api/endpoint.hpp"
 #include "fake_api/faults.hpp"
+#include "fake_api/link.hpp"
 #include "fake_api/pki.hpp"
 #include "model/incident.hpp"
 
@@ -48,13 +51,15 @@ struct server_options {
     dataset_options data{};                 // generated at start-up unless `shared_data` is set
     std::shared_ptr<dataset> shared_data{};  // served instead (and mutated in live mode, under the server's lock)
     std::string token = "test-token";
-    std::vector<std::string> unauthorized_app_ids{};  // 401 for these appIds, whatever the token
+    std::map<std::string, app_refusal> refused_app_ids{};  // refused with their status, whatever the token
+    std::vector<std::string> unauthorized_app_ids{};  // shorthand: refused_app_ids entries with 401
     std::string address = "127.0.0.1";
     std::uint16_t port = 0;  // 0: ephemeral
     std::size_t take_cap = 1000;  // see endpoint_config::take_cap
     std::string paging_base_url = endpoint_config{}.paging_base_url;
     tls_options tls{};
     fake_api::faults faults{};
+    link_options link{};  // latency, max in flight, compression
     std::optional<std::int64_t> now_ms{};  // the sim clock; unset: real time
 };
 
@@ -71,6 +76,13 @@ struct server_stats {
     std::uint64_t incidents_served = 0;    // in 200 pages, truncated and malformed ones included
     std::uint64_t live_changed = 0;
     std::uint64_t live_added = 0;
+    // Response bodies as written (after compression and truncation), and the
+    // same bodies before either.
+    std::uint64_t bytes_sent = 0;
+    std::uint64_t body_bytes_uncompressed = 0;
+    std::uint32_t in_flight = 0;       // requests admitted and not yet answered (their latency included)
+    std::uint32_t peak_in_flight = 0;  // the most at once since the stats were reset
+    std::uint64_t refused_429 = 0;     // 429s for link.max_in_flight (also in status_counts)
     std::deque<std::string> targets;       // the last 10,000 request targets, oldest first
     std::deque<std::string> server_names;  // SNI of the last 1,000 handshakes ("" when none was sent)
 };

@@ -31,11 +31,11 @@ std::string read_token(const std::filesystem::path& path) {
     return token.substr(first, last - first + 1);
 }
 
-// Scripts wait for this file to appear, so it must appear complete: write a
-// temporary beside it and rename it into place.
-void write_port_file(const std::filesystem::path& path, std::uint16_t port) {
+// Scripts wait for the port and stats files to appear, so they must appear
+// complete: write a temporary beside each and rename it into place.
+void write_atomically(const std::filesystem::path& path, const std::string& text) {
     const auto temporary = path.string() + ".tmp";
-    fake_api::write_file(temporary, std::to_string(port) + "\n");
+    fake_api::write_file(temporary, text);
     std::filesystem::rename(temporary, path);
 }
 
@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
         const auto ready_ms =
             std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
         if (!options.ca_out.empty()) sim.write_ca_file(options.ca_out);
-        if (!options.port_file.empty()) write_port_file(options.port_file, sim.port());
+        if (!options.port_file.empty()) write_atomically(options.port_file, std::to_string(sim.port()) + "\n");
 
         std::size_t memory = 0;
         sim.with_dataset([&](const fake_api::dataset& d) { memory = d.memory_bytes(); });
@@ -82,6 +82,11 @@ int main(int argc, char** argv) {
         int signal = 0;
         sigwait(&stop_signals, &signal);
         sim.stop();
+        // One line, so a benchmark script can take the last line of the log.
+        const auto stats = fake_api::sim_stats_json(sim.stats());
+        std::printf("%s\n", stats.c_str());
+        std::fflush(stdout);
+        if (!options.stats_file.empty()) write_atomically(options.stats_file, stats + "\n");
     } catch (const std::exception& e) {
         std::fprintf(stderr, "incident-sim: %s\n", e.what());
         return 1;

@@ -2,6 +2,9 @@
 
 #include "util/duration.hpp"
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include <charconv>
 #include <limits>
 
@@ -17,6 +20,28 @@ std::optional<T> number(std::string_view text) {
     const auto [ptr, ec] = std::from_chars(text.data(), end, value);
     if (text.empty() || ec != std::errc() || ptr != end) return std::nullopt;
     return value;
+}
+
+// A latency-like duration: `<digits><unit>`, at most an hour (a longer wait
+// is a hang, which --delay-ms and never_answer already simulate).
+std::optional<std::chrono::milliseconds> link_duration(std::string_view text) {
+    const auto d = isync::util::parse_duration(text);
+    if (!d || *d > std::chrono::hours(1)) return std::nullopt;
+    return d;
+}
+
+// `APPID=STATUS` with STATUS 401, 403 or 422.
+isync::result<std::pair<std::string, app_refusal>> refusal(std::string_view text) {
+    const auto equals = text.rfind('=');
+    if (equals == std::string_view::npos || equals == 0)
+        return usage("--refuse: expected APPID=STATUS, got \"" + std::string(text) + "\"");
+    const auto status = number<unsigned>(text.substr(equals + 1));
+    std::pair<std::string, app_refusal> out{std::string(text.substr(0, equals)), app_refusal::unauthorized};
+    if (status == 401u) out.second = app_refusal::unauthorized;
+    else if (status == 403u) out.second = app_refusal::forbidden;
+    else if (status == 422u) out.second = app_refusal::invalid;
+    else return usage("--refuse: STATUS must be 401, 403 or 422, got \"" + std::string(text.substr(equals + 1)) + "\"");
+    return out;
 }
 
 }  // namespace
@@ -38,8 +63,19 @@ with a CA made at start-up. Runs until SIGTERM or SIGINT.
   --take-cap N          clamp `take` to N (default 1000)
   --ca-out PATH         write the CA certificate (PEM) here
   --port-file PATH      write the bound port here once listening (atomically, via rename)
+  --stats-file PATH     at exit, also write the final stats JSON line here (atomically, via rename)
+  --refuse APPID=STATUS refuse requests for APPID, whatever the token (repeatable); STATUS is
+                        401 {"message":"Unauthorized"}, 403 {"message":"Forbidden"} or
+                        422 {"message":"Invalid appId APPID"}
+  --latency D           wait D before every answer, without holding up other requests (e.g. 100ms)
+  --latency-jitter D    plus a uniform extra wait in [0, D] (default 0ms)
+  --max-in-flight N     serve at most N requests at once (latency included); answer 429 at once
+                        to a request beyond that (default 0: unlimited)
+  --retry-after-seconds S  the Retry-After of every 429 (default 1)
+  --no-gzip             send bodies uncompressed even when Accept-Encoding allows gzip or deflate
+                        (by default: gzip if accepted, else deflate if accepted)
   --fail-every K        answer 500 to every Kth request
-  --rate-limit-every K  answer 429 (Retry-After: 1) to every Kth request
+  --rate-limit-every K  answer 429 (Retry-After: see --retry-after-seconds) to every Kth request
   --truncate-every K    cut every Kth 200 body in half and close
   --malformed-every K   send broken JSON in every Kth 200
   --reset-every K       reset the connection instead of every Kth answer
@@ -47,6 +83,11 @@ with a CA made at start-up. Runs until SIGTERM or SIGINT.
   --delay-ms N          wait N ms before every answer
   --live M              before each request, change M incidents and add M new ones
   --help                this text
+
+On SIGTERM or SIGINT it stops and prints its stats as one JSON line on stdout:
+{"requests":N,"status_counts":{"200":N,...},"bytes_sent":N,"body_bytes_uncompressed":N,
+ "peak_in_flight":N,"refused_429":N,"connections_accepted":N,"incidents_served":N}
+(bytes_sent: response bodies as sent, after compression; refused_429: the 429s for --max-in-flight).
 )";
 }
 
@@ -62,6 +103,10 @@ isync::result<sim_options> parse_sim_args(std::span<const std::string_view> args
         if (flag == "--help" || flag == "-h") {
             o.help = true;
             return o;
+        }
+        if (flag == "--no-gzip") {  // the one flag without a value
+            o.server.link.compression = false;
+            continue;
         }
         if (k + 1 >= args.size()) return usage(std::string(flag) + ": unknown flag or missing value");
         const auto value = args[++k];
@@ -108,6 +153,26 @@ isync::result<sim_options> parse_sim_args(std::span<const std::string_view> args
             o.ca_out = value;
         } else if (flag == "--port-file") {
             o.port_file = value;
+        } else if (flag == "--stats-file") {
+            o.stats_file = value;
+        } else if (flag == "--refuse") {
+            auto r = refusal(value);
+            if (!r) return r.error();
+            if (!o.server.refused_app_ids.insert(std::move(*r)).second)
+                return usage("--refuse: " + std::string(value.substr(0, value.rfind('='))) + " is refused twice");
+        } else if (flag == "--latency" || flag == "--latency-jitter") {
+            const auto d = link_duration(value);
+            if (!d)
+                return usage(std::string(flag) + ": expected a duration up to 1h like 100ms or 2s, got \"" +
+                             std::string(value) + "\"");
+            (flag == "--latency" ? o.server.link.latency : o.server.link.latency_jitter) = *d;
+        } else if (flag == "--max-in-flight") {
+            if (auto e = need_count()) return *e;
+            o.server.link.max_in_flight = *count;
+        } else if (flag == "--retry-after-seconds") {
+            if (auto e = need_count()) return *e;
+            o.server.link.retry_after_seconds = *count;
+            o.server.faults.retry_after_seconds = *count;
         } else if (flag == "--fail-every") {
             if (auto e = need_count()) return *e;
             o.server.faults.fail_every_kth = *count;
@@ -141,6 +206,36 @@ isync::result<sim_options> parse_sim_args(std::span<const std::string_view> args
     o.server.data.end_ms = now_ms;
     o.server.data.start_ms = now_ms - span.count();
     return o;
+}
+
+std::string sim_stats_json(const server_stats& stats) {
+    rapidjson::StringBuffer out;
+    rapidjson::Writer<rapidjson::StringBuffer> w(out);
+    w.StartObject();
+    w.Key("requests");
+    w.Uint64(stats.requests);
+    w.Key("status_counts");
+    w.StartObject();
+    for (const auto& [status, n] : stats.status_counts) {
+        const auto key = std::to_string(status);
+        w.Key(key.c_str(), static_cast<rapidjson::SizeType>(key.size()));
+        w.Uint64(n);
+    }
+    w.EndObject();
+    w.Key("bytes_sent");
+    w.Uint64(stats.bytes_sent);
+    w.Key("body_bytes_uncompressed");
+    w.Uint64(stats.body_bytes_uncompressed);
+    w.Key("peak_in_flight");
+    w.Uint(stats.peak_in_flight);
+    w.Key("refused_429");
+    w.Uint64(stats.refused_429);
+    w.Key("connections_accepted");
+    w.Uint64(stats.connections_accepted);
+    w.Key("incidents_served");
+    w.Uint64(stats.incidents_served);
+    w.EndObject();
+    return {out.GetString(), out.GetSize()};
 }
 
 }  // namespace fake_api

@@ -17,6 +17,7 @@ struct sim_options {
     std::filesystem::path token_file;  // read by main; overrides server.token
     std::filesystem::path ca_out;      // empty: do not write
     std::filesystem::path port_file;   // empty: do not write
+    std::filesystem::path stats_file;  // empty: do not write; else the final stats JSON, at exit
     bool help = false;
 };
 
@@ -26,5 +27,11 @@ isync::result<sim_options> parse_sim_args(std::span<const std::string_view> args
 
 // The --help text.
 std::string sim_usage();
+
+// `stats` as one line of JSON (no newline), the form incident-sim prints at
+// exit: requests, status_counts (an object keyed by the status as a string),
+// bytes_sent, body_bytes_uncompressed, peak_in_flight, refused_429,
+// connections_accepted, incidents_served.
+std::string sim_stats_json(const server_stats& stats);
 
 }  // namespace fake_api

@@ -1,6 +1,7 @@
 // The fake Code Defender API over real TLS on 127.0.0.1: page shape and
-// paging, keep-alive, auth and validation errors, every fault, the TLS
-// variants, live mode, and the incident-sim process. The client here is a
+// paging, keep-alive, auth and validation errors, per-appId refusals, every
+// fault, the link (latency, max in flight, gzip/deflate), the TLS variants,
+// live mode, and the incident-sim process. The client here is a
 // deliberately plain Beast client, independent of the daemon's.
 
 #include "fake_api/server.hpp"
@@ -22,6 +23,7 @@
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <zlib.h>
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -31,7 +33,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
 #include <set>
+#include <variant>
+#include <vector>
 
 namespace {
 
@@ -78,17 +85,22 @@ public:
     }
 
     beast::error_code handshake() {
-        return run([&](auto done) { stream_.async_handshake(ssl::stream_base::client, done); });
+        auto ec = run([&](auto done) { stream_.async_handshake(ssl::stream_base::client, done); });
+        handshaken_ = !ec;
+        return ec;
     }
 
-    beast::error_code send(const std::string& target, std::optional<std::string> token = "test-token") {
+    using headers = std::vector<std::pair<http::field, std::string>>;
+
+    beast::error_code send(const std::string& target, std::optional<std::string> token = "test-token",
+                           const headers& extra = {}) {
         if (!handshaken_) {
             if (auto ec = handshake()) return ec;
-            handshaken_ = true;
         }
         http::request<http::empty_body> req{http::verb::get, target, 11};
         req.set(http::field::host, options_.host);
         if (token) req.set(http::field::authorization, "Bearer " + *token);
+        for (const auto& [name, value] : extra) req.set(name, value);
         return run([&](auto done) { http::async_write(stream_, req, done); });
     }
 
@@ -101,8 +113,9 @@ public:
         return parser.release();
     }
 
-    http::response<http::string_body> get(const std::string& target, std::optional<std::string> token = "test-token") {
-        if (auto ec = send(target, token)) throw std::runtime_error("send: " + ec.message());
+    http::response<http::string_body> get(const std::string& target, std::optional<std::string> token = "test-token",
+                                          const headers& extra = {}) {
+        if (auto ec = send(target, token, extra)) throw std::runtime_error("send: " + ec.message());
         auto r = receive();
         if (auto* ec = std::get_if<beast::error_code>(&r)) throw std::runtime_error("receive: " + ec->message());
         return std::get<0>(std::move(r));
@@ -160,6 +173,38 @@ std::string compact(const rapidjson::Value& v) {
 }
 
 std::string incidents(const std::string& query) { return "/v1/incidents?" + query; }
+
+// zlib's own reading of an encoded body: window_bits 15 + 16 accepts gzip
+// only, 15 the zlib format only; nullopt unless it is one complete stream.
+std::optional<std::string> inflated(const std::string& encoded, int window_bits) {
+    z_stream z{};
+    if (inflateInit2(&z, window_bits) != Z_OK) return std::nullopt;
+    std::string out;
+    char chunk[16384];
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(encoded.data()));
+    z.avail_in = static_cast<uInt>(encoded.size());
+    int rc = Z_OK;
+    while (rc == Z_OK) {
+        z.next_out = reinterpret_cast<Bytef*>(chunk);
+        z.avail_out = sizeof chunk;
+        rc = inflate(&z, Z_NO_FLUSH);
+        out.append(chunk, sizeof chunk - z.avail_out);
+    }
+    const bool whole = rc == Z_STREAM_END && z.avail_in == 0;
+    inflateEnd(&z);
+    if (!whole) return std::nullopt;
+    return out;
+}
+
+// `n` clients, each with its TLS handshake done, so that only their requests race.
+std::vector<std::unique_ptr<client>> connected_clients(const fake_api::server& s, int n) {
+    std::vector<std::unique_ptr<client>> clients;
+    for (int i = 0; i < n; ++i) {
+        clients.push_back(std::make_unique<client>(s));
+        if (auto ec = clients.back()->handshake()) throw std::runtime_error("handshake: " + ec.message());
+    }
+    return clients;
+}
 
 std::vector<unsigned> statuses(client& c, int n, const std::string& target) {
     std::vector<unsigned> out;
@@ -416,6 +461,151 @@ TEST(FakeApi, RecordsTheServerName) {
     EXPECT_EQ(names[1], "");
 }
 
+TEST(FakeApi, RefusesOneAppIdWithItsStatusWhileServingAnother) {
+    auto options = small_server();
+    options.data.pairs = fake_api::sim_pairs(2);
+    options.refused_app_ids = {{"PXsim001", fake_api::app_refusal::invalid},
+                               {"PXlocked", fake_api::app_refusal::forbidden}};
+    options.unauthorized_app_ids = {"PXscoped"};  // the older field still means 401
+    fake_api::server s(options);
+    client c(s);
+
+    const auto invalid = c.get(incidents("appId=PXsim001&tld=site001.example" + window_query));
+    EXPECT_EQ(invalid.result_int(), 422u);
+    EXPECT_EQ(invalid[http::field::content_type], "application/json");
+    EXPECT_EQ(invalid.body(), R"({"message":"Invalid appId PXsim001"})");
+
+    const auto served = c.get(incidents(pair_query + window_query + "&take=1000"));
+    ASSERT_EQ(served.result_int(), 200u);
+    const auto doc = parse(served.body());
+    ASSERT_FALSE(doc.HasParseError());
+    EXPECT_GT(doc["data"].Size(), 0u);
+    for (const auto& item : doc["data"].GetArray()) EXPECT_STREQ(item["app_id"].GetString(), "PXsim000");
+
+    const auto forbidden = c.get(incidents("appId=PXlocked&tld=site000.example"));
+    EXPECT_EQ(forbidden.result_int(), 403u);
+    EXPECT_EQ(forbidden.body(), R"({"message":"Forbidden"})");
+    const auto unauthorized = c.get(incidents("appId=PXscoped&tld=site000.example"));
+    EXPECT_EQ(unauthorized.result_int(), 401u);
+    EXPECT_EQ(unauthorized.body(), R"({"message":"Unauthorized"})");
+
+    const auto st = s.stats();
+    EXPECT_EQ(st.status_counts, (std::map<unsigned, std::uint64_t>{{200, 1}, {401, 1}, {403, 1}, {422, 1}}));
+    EXPECT_EQ(st.connections_accepted, 1u) << "a refusal keeps the connection alive";
+}
+
+TEST(FakeApi, GzipBodyDecodesToTheBodySentUncompressed) {
+    fake_api::server s(small_server());
+    client c(s);
+    const auto target = incidents(pair_query + window_query + "&take=100");
+    const auto plain = c.get(target);
+    ASSERT_EQ(plain.result_int(), 200u);
+    EXPECT_EQ(plain.count(http::field::content_encoding), 0u) << "not asked: not compressed";
+    EXPECT_EQ(plain.count(http::field::vary), 0u);
+    EXPECT_FALSE(parse(plain.body()).HasParseError());
+
+    s.reset_stats();
+    const auto gz = c.get(target, "test-token", {{http::field::accept_encoding, "gzip, deflate, br"}});
+    ASSERT_EQ(gz.result_int(), 200u);
+    EXPECT_EQ(gz[http::field::content_encoding], "gzip");
+    EXPECT_EQ(gz[http::field::content_type], "application/json");
+    EXPECT_EQ(gz[http::field::vary], "Accept-Encoding");
+    EXPECT_EQ(gz[http::field::content_length], std::to_string(gz.body().size()));
+    const auto decoded = inflated(gz.body(), 15 + 16);
+    ASSERT_TRUE(decoded) << "not one complete gzip stream";
+    EXPECT_EQ(*decoded, plain.body());
+    EXPECT_LT(gz.body().size(), plain.body().size() / 3);
+
+    const auto st = s.stats();
+    EXPECT_EQ(st.bytes_sent, gz.body().size());
+    EXPECT_EQ(st.body_bytes_uncompressed, plain.body().size());
+}
+
+TEST(FakeApi, DeflatesWhenGzipIsRefused) {
+    fake_api::server s(small_server());
+    client c(s);
+    const auto target = incidents(pair_query + window_query + "&take=100");
+    const auto plain = c.get(target);
+    const auto z = c.get(target, "test-token", {{http::field::accept_encoding, "gzip;q=0, deflate"}});
+    ASSERT_EQ(z.result_int(), 200u);
+    EXPECT_EQ(z[http::field::content_encoding], "deflate");
+    EXPECT_EQ(inflated(z.body(), 15), plain.body()) << "deflate is the zlib format";
+}
+
+TEST(FakeApi, SendsBodiesUncompressedWhenCompressionIsOff) {
+    auto options = small_server();
+    options.link.compression = false;
+    fake_api::server s(options);
+    client c(s);
+    const auto res = c.get(incidents(pair_query + window_query), "test-token", {{http::field::accept_encoding, "gzip"}});
+    ASSERT_EQ(res.result_int(), 200u);
+    EXPECT_EQ(res.count(http::field::content_encoding), 0u);
+    EXPECT_FALSE(parse(res.body()).HasParseError());
+    const auto st = s.stats();
+    EXPECT_EQ(st.bytes_sent, res.body().size());
+    EXPECT_EQ(st.body_bytes_uncompressed, res.body().size());
+}
+
+TEST(FakeApi, DelaysManyRequestsAtOnceWithoutHoldingUpTheLoop) {
+    auto options = small_server();
+    options.link = {.latency = 1000ms, .latency_jitter = 100ms};
+    fake_api::server s(options);
+    auto clients = connected_clients(s, 3);
+    const auto target = incidents(pair_query + window_query);
+    const auto started = std::chrono::steady_clock::now();
+    for (auto& c : clients) ASSERT_FALSE(c->send(target));
+    // All three wait out their latency together, before any answer goes out
+    // (bytes_sent counts each answer just before its write). A loop blocked
+    // by one request's latency would answer it before reading the next.
+    EXPECT_TRUE(s.wait_for([](const auto& st) { return st.in_flight == 3 && st.bytes_sent == 0; }, 10s));
+    for (auto& c : clients) {
+        auto r = c->receive();
+        ASSERT_TRUE(std::holds_alternative<http::response<http::string_body>>(r));
+        EXPECT_EQ(std::get<0>(r).result_int(), 200u);
+    }
+    EXPECT_GE(std::chrono::steady_clock::now() - started, 1000ms);
+    EXPECT_TRUE(s.wait_for([](const auto& st) { return st.in_flight == 0; }, 10s));
+    EXPECT_EQ(s.stats().peak_in_flight, 3u);
+}
+
+TEST(FakeApi, RefusesRequestsBeyondMaxInFlightWith429AtOnce) {
+    constexpr auto latency = 1000ms;
+    auto options = small_server();
+    options.link = {.latency = latency, .max_in_flight = 2, .retry_after_seconds = 3};
+    fake_api::server s(options);
+    auto clients = connected_clients(s, 4);
+    const auto target = incidents(pair_query + window_query);
+
+    // Two fill the limit while they wait out their latency; the other two
+    // arrive meanwhile. (Sent in that order rather than all four at once, so
+    // which two are refused is known.)
+    const auto started = std::chrono::steady_clock::now();
+    ASSERT_FALSE(clients[0]->send(target));
+    ASSERT_FALSE(clients[1]->send(target));
+    ASSERT_TRUE(s.wait_for([](const auto& st) { return st.in_flight == 2; }, 10s));
+    for (int i = 2; i < 4; ++i) {
+        const auto refused = clients[i]->get(target);
+        EXPECT_EQ(refused.result_int(), 429u);
+        EXPECT_EQ(refused[http::field::retry_after], "3");
+        EXPECT_EQ(refused.body(), R"({"message":"Too Many Requests"})");
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - started, latency) << "refused at once, not after the latency";
+    for (int i = 0; i < 2; ++i) {
+        auto r = clients[i]->receive();
+        ASSERT_TRUE(std::holds_alternative<http::response<http::string_body>>(r));
+        EXPECT_EQ(std::get<0>(r).result_int(), 200u);
+    }
+    EXPECT_GE(std::chrono::steady_clock::now() - started, latency);
+
+    ASSERT_TRUE(s.wait_for([](const auto& st) { return st.in_flight == 0; }, 10s)) << "every slot is given back";
+    const auto st = s.stats();
+    EXPECT_LE(st.peak_in_flight, 2u);
+    EXPECT_EQ(st.peak_in_flight, 2u);
+    EXPECT_EQ(st.refused_429, 2u);
+    EXPECT_EQ(st.requests, 4u);
+    EXPECT_EQ(st.status_counts, (std::map<unsigned, std::uint64_t>{{200, 2}, {429, 2}}));
+}
+
 class FakeApiCertificate : public testing::TestWithParam<fake_api::server_certificate> {};
 
 TEST_P(FakeApiCertificate, IsRefusedByAVerifyingClient) {
@@ -524,8 +714,8 @@ public:
         if (stdout_) std::fclose(stdout_);
     }
 
-    // The first line it prints; blocks until it is printed (no sleeping).
-    std::string first_line() {
+    // The next line it prints; blocks until it is printed (no sleeping).
+    std::string next_line() {
         char line[512] = {};
         if (!std::fgets(line, sizeof line, stdout_)) return {};
         return line;
@@ -557,7 +747,7 @@ TEST(IncidentSim, ServesUntilSigterm) {
     sim_process sim({"--incidents", "500", "--pairs", "2", "--span", "7d", "--token-file", (dir / "token").string(),
                      "--ca-out", (dir / "ca.pem").string(), "--port-file", (dir / "port").string(), "--fail-every",
                      "3"});
-    const auto line = sim.first_line();
+    const auto line = sim.next_line();
     ASSERT_EQ(line.rfind("incident-sim listening on https://127.0.0.1:", 0), 0u) << line;
     EXPECT_NE(line.find("(500 incidents, 2 pairs)"), std::string::npos) << line;
     const auto port = static_cast<std::uint16_t>(std::stoi(read_file(dir / "port")));
@@ -576,9 +766,54 @@ TEST(IncidentSim, ServesUntilSigterm) {
     std::filesystem::remove_all(dir);
 }
 
+TEST(IncidentSim, PrintsItsStatsAsOneJsonLineAtExit) {
+    const auto dir = std::filesystem::temp_directory_path() / ("incident-sim-stats-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    sim_process sim({"--incidents", "200", "--ca-out", (dir / "ca.pem").string(), "--port-file",
+                     (dir / "port").string(), "--stats-file", (dir / "stats.json").string(), "--refuse",
+                     "PXsim001=403", "--latency", "5ms", "--latency-jitter", "5ms", "--max-in-flight", "4"});
+    ASSERT_EQ(sim.next_line().rfind("incident-sim listening on", 0), 0u);
+    const auto port = static_cast<std::uint16_t>(std::stoi(read_file(dir / "port")));
+
+    client c(port, read_file(dir / "ca.pem"), {});
+    const auto target = incidents("appId=PXsim000&tld=site000.example&from=0&to=99999999999999&take=1000");
+    const auto gz = c.get(target, "test-token", {{http::field::accept_encoding, "gzip"}});
+    ASSERT_EQ(gz.result_int(), 200u);
+    EXPECT_EQ(gz[http::field::content_encoding], "gzip");
+    const auto plain = c.get(target);
+    ASSERT_EQ(plain.result_int(), 200u);
+    EXPECT_EQ(inflated(gz.body(), 15 + 16), plain.body());
+    const auto refused = c.get(incidents("appId=PXsim001&tld=site001.example"));
+    EXPECT_EQ(refused.result_int(), 403u);
+    EXPECT_EQ(refused.body(), R"({"message":"Forbidden"})");
+
+    EXPECT_EQ(sim.terminate(), 0);
+    const auto line = sim.next_line();
+    ASSERT_FALSE(line.empty()) << "no stats line after SIGTERM";
+    EXPECT_EQ(line.back(), '\n');
+    const auto doc = parse(line);
+    ASSERT_FALSE(doc.HasParseError()) << line;
+    EXPECT_EQ(doc["requests"].GetUint64(), 3u);
+    EXPECT_EQ(doc["status_counts"]["200"].GetUint64(), 2u);
+    EXPECT_EQ(doc["status_counts"]["403"].GetUint64(), 1u);
+    EXPECT_EQ(doc["bytes_sent"].GetUint64(), gz.body().size() + plain.body().size() + refused.body().size());
+    EXPECT_EQ(doc["body_bytes_uncompressed"].GetUint64(), 2 * plain.body().size() + refused.body().size());
+    EXPECT_EQ(doc["peak_in_flight"].GetUint64(), 1u);
+    EXPECT_EQ(doc["refused_429"].GetUint64(), 0u);
+    EXPECT_EQ(read_file(dir / "stats.json"), line) << "--stats-file holds the same line";
+    EXPECT_EQ(sim.next_line(), "") << "one line, then end of output";
+    std::filesystem::remove_all(dir);
+}
+
+TEST(IncidentSim, RejectsABadRefusalStatus) {
+    sim_process sim({"--refuse", "PXsim000=500"});
+    EXPECT_EQ(sim.next_line(), "");
+    EXPECT_EQ(sim.terminate(), 2);
+}
+
 TEST(IncidentSim, RejectsUnknownFlags) {
     sim_process sim({"--no-such-flag", "1"});
-    EXPECT_EQ(sim.first_line(), "");
+    EXPECT_EQ(sim.next_line(), "");
     EXPECT_EQ(sim.terminate(), 2);
 }
 

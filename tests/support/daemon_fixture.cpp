@@ -68,12 +68,13 @@ void daemon_fixture::write_config() {
         "  pairs:\n{}"
         "database:\n"
         "  path: {}\n"
+        "  busy_timeout: {}\n"
         "log:\n"
         "  level: {}\n"
         "metrics:\n"
         "  listen: 127.0.0.1:0\n",
         server_->base_url(), token_path(), dir_.file("ca.pem"), options_.interval, options_.extra_sync_yaml, pairs, db_path(),
-        options_.log_level);
+        options_.busy_timeout, options_.log_level);
     std::ofstream out(config_path(), std::ios::trunc);
     out << yaml;
 }
@@ -88,8 +89,9 @@ int daemon_fixture::run(const std::string& verb, const std::string& name, std::v
     return run_process(argv, dir_.path(), name);
 }
 
-std::unique_ptr<subprocess> daemon_fixture::start(const std::string& verb, const std::string& name) {
-    return std::make_unique<subprocess>(command(verb), dir_.path(), name);
+std::unique_ptr<subprocess> daemon_fixture::start(const std::string& verb, const std::string& name,
+                                                  std::vector<std::string> env) {
+    return std::make_unique<subprocess>(command(verb), dir_.path(), name, std::move(env));
 }
 
 std::string daemon_fixture::output(const std::string& name) const {

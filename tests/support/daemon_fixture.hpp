@@ -20,6 +20,7 @@ struct daemon_options {
     std::uint64_t seed = 11;
     fake_api::faults faults{};
     std::string extra_sync_yaml;  // more `sync:` keys, indented by 2
+    std::string busy_timeout = "5s";  // database.busy_timeout
     std::string log_level = "info";
     std::string interval = "1s";
     std::string token = "test-token";  // the token the fake API accepts
@@ -35,7 +36,8 @@ public:
 
     std::vector<std::string> command(const std::string& verb) const;
     int run(const std::string& verb, const std::string& name, std::vector<std::string> extra_args = {});
-    std::unique_ptr<subprocess> start(const std::string& verb, const std::string& name);
+    std::unique_ptr<subprocess> start(const std::string& verb, const std::string& name,
+                                      std::vector<std::string> env = {});
 
     fake_api::server& server() { return *server_; }
     std::vector<isync::config::pair>& pairs() { return pairs_; }

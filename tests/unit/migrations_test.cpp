@@ -176,11 +176,42 @@ TEST(Migrations, JournalModeIsWalAfterOpen) {
     EXPECT_EQ(other.execAndGet("PRAGMA journal_mode").getString(), "wal");
 }
 
+// The busy handler is the daemon's own (it can be interrupted by a stop), so
+// the timeout is checked by what it does: wait about that long, then fail busy.
 TEST(Migrations, BusyTimeoutIsApplied) {
     temp_dir dir;
-    auto db = open_database({.path = dir.file("busy.db"), .busy_timeout = 1234ms});
+    auto db = open_database({.path = dir.file("busy.db"), .busy_timeout = 300ms});
     ASSERT_TRUE(db.has_value()) << db.error().message;
-    EXPECT_EQ((*db)->execAndGet("PRAGMA busy_timeout").getInt(), 1234);
+    SQLite::Database holder(dir.file("busy.db"), SQLite::OPEN_READWRITE);
+    holder.exec("BEGIN IMMEDIATE");
+    const auto started = std::chrono::steady_clock::now();
+    try {
+        (*db)->exec("BEGIN IMMEDIATE");
+        ADD_FAILURE() << "took the write lock another connection holds";
+    } catch (const std::exception& e) {
+        EXPECT_EQ(isync::store::sqlite_error(e, "busy.db", "beginning").code, isync::errc::database_busy);
+    }
+    const auto waited = std::chrono::steady_clock::now() - started;
+    EXPECT_GE(waited, 300ms);
+    EXPECT_LT(waited, 5s);
+}
+
+TEST(Migrations, AnInterruptedWaitFailsAtOnceAsACancellation) {
+    temp_dir dir;
+    auto db = open_database({.path = dir.file("busy.db"), .busy_timeout = 60s});
+    ASSERT_TRUE(db.has_value()) << db.error().message;
+    SQLite::Database holder(dir.file("busy.db"), SQLite::OPEN_READWRITE);
+    holder.exec("BEGIN IMMEDIATE");
+    isync::store::interrupt_waits(**db);
+    const auto started = std::chrono::steady_clock::now();
+    try {
+        (*db)->exec("BEGIN IMMEDIATE");
+        ADD_FAILURE() << "took the write lock another connection holds";
+    } catch (const std::exception& e) {
+        EXPECT_EQ(isync::store::sqlite_error(e, "busy.db", "beginning").code, isync::errc::cancelled);
+    }
+    isync::store::reset_interrupt();
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);  // not the 60 s busy_timeout
 }
 
 TEST(Migrations, AFileThatIsNotADatabaseIsRefusedNamingIt) {
