@@ -11,16 +11,24 @@ schema/001_initial.sql): incidents and scripts with INSERT ... ON CONFLICT,
 their child rows replaced with DELETE + INSERT. WAL, synchronous=NORMAL.
 
 It is deliberately neither slow nor clever: no content hashing to skip
-unchanged rows, no threads, no retries.
+unchanged rows, no threads, and one request at a time: pair after pair, slice
+after slice, page after page, over one requests.Session() (keep-alive, and
+requests' default `Accept-Encoding: gzip, deflate`, so a server that
+compresses sends gzip). The one retry is what a plain script against a real
+API ends up with: a 429 is honoured by sleeping its Retry-After (1 s when it
+has none) and asking again, up to 30 times in a row. Any other error status
+stops it.
 
     peer_sync.py --base-url https://127.0.0.1:PORT --token-file F --ca-file CA \\
                  --schema schema/001_initial.sql --db peer.db --pairs 10
 
-Prints one `metric<TAB>value` line per result (incidents, pages, seconds).
+Prints one `metric<TAB>value` line per result (incidents, pages, requests,
+retries_429, seconds, accept_encoding).
 """
 
 import argparse
 import datetime
+import email.utils
 import hashlib
 import json
 import re
@@ -122,7 +130,34 @@ def upsert_incident(db, inc, now):
                        "vulnerability_id) VALUES (?,?,?)", [(key, n, i) for i in v.get("ids") or []])
 
 
-def sync_pair(session, db, args, app_id, tld):
+def retry_after_seconds(response):
+    """The 429's Retry-After in seconds (delta-seconds or an HTTP date), 1 when absent or unreadable."""
+    value = (response.headers.get("Retry-After") or "").strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
+    except (TypeError, ValueError):
+        return 1
+
+
+def get_page(session, args, counters, params):
+    """GET one page, sleeping through 429s as the server asks (30 in a row: give up)."""
+    for _ in range(30):
+        # verify= on the call, not session.verify: requests lets REQUESTS_CA_BUNDLE
+        # override the session's setting.
+        r = session.get(f"{args.base_url}/v1/incidents", timeout=30, verify=args.ca_file, params=params)
+        counters["requests"] += 1
+        if r.status_code != 429:
+            r.raise_for_status()
+            return r.json()
+        counters["retries_429"] += 1
+        time.sleep(retry_after_seconds(r))
+    r.raise_for_status()
+
+
+def sync_pair(session, db, args, counters, app_id, tld):
     row = db.execute("SELECT watermark_ms FROM sync_state WHERE app_id = ? AND tld = ?", (app_id, tld)).fetchone()
     now_ms = int(time.time() * 1000)
     start = row[0] - args.overlap if row and row[0] is not None else now_ms - args.initial_lookback
@@ -131,13 +166,8 @@ def sync_pair(session, db, args, app_id, tld):
         end = min(start + args.max_window, now_ms)
         skip = 0
         while True:
-            # verify= on the call, not session.verify: requests lets REQUESTS_CA_BUNDLE
-            # override the session's setting.
-            r = session.get(f"{args.base_url}/v1/incidents", timeout=30, verify=args.ca_file,
-                            params={"appId": app_id, "tld": tld, "from": start, "to": end,
-                                    "skip": skip, "take": args.page_size})
-            r.raise_for_status()
-            body = r.json()
+            body = get_page(session, args, counters, {"appId": app_id, "tld": tld, "from": start, "to": end,
+                                                      "skip": skip, "take": args.page_size})
             data = body["data"]
             now = iso(int(time.time() * 1000))
             with db:  # one transaction per page
@@ -167,7 +197,8 @@ def main():
     ap.add_argument("--schema", required=True, help="schema/001_initial.sql, run when the database is new")
     ap.add_argument("--pairs", type=int, help="sync PXsim000/site000.example .. like incident-sim --pairs N")
     ap.add_argument("--pair", action="append", default=[], metavar="APP:TLD")
-    ap.add_argument("--page-size", type=int, default=100)
+    ap.add_argument("--page-size", type=int, default=100,
+                    help="`take` per request (default 100; incident-syncd's api.page_size defaults to 50)")
     ap.add_argument("--initial-lookback", type=duration_ms, default="24h")
     ap.add_argument("--overlap", type=duration_ms, default="15m")
     ap.add_argument("--max-window", type=duration_ms, default="6h")
@@ -189,16 +220,23 @@ def main():
         token = f.read().strip()
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
+    # requests asks for compressed bodies by default ("gzip, deflate") and
+    # decodes them; say so in the output, and make sure of it.
+    if "gzip" not in session.headers.get("Accept-Encoding", ""):
+        session.headers["Accept-Encoding"] = requests.utils.DEFAULT_ACCEPT_ENCODING
+    counters = {"requests": 0, "retries_429": 0}
 
     started = time.monotonic()
     incidents = pages = 0
     for app_id, tld in pairs:
-        n, p = sync_pair(session, db, args, app_id, tld)
+        n, p = sync_pair(session, db, args, counters, app_id, tld)
         incidents += n
         pages += p
     seconds = time.monotonic() - started
     db.close()
-    print(f"incidents\t{incidents}\npages\t{pages}\nseconds\t{seconds:.3f}")
+    print(f"incidents\t{incidents}\npages\t{pages}\nrequests\t{counters['requests']}\n"
+          f"retries_429\t{counters['retries_429']}\nseconds\t{seconds:.3f}\n"
+          f"accept_encoding\t{session.headers['Accept-Encoding']}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Turns scripts/bench.sh's raw results into the one table it prints.
 
-    report.py RESULTS.tsv
+    report.py RESULTS.tsv              the main table
+    report.py --real-link RESULTS.tsv  the real-link table
 
 RESULTS.tsv holds `key<TAB>value` lines; a key repeated once per run is
 reduced to its median. Keys (N = incidents):
@@ -12,6 +13,12 @@ reduced to its median. Keys (N = incidents):
   peer.N.* / peer_reread.N.{wall_s,maxrss_kib,cpu_s,sim_cpu_s}
   idle.{seconds,cpu_s,rss_kib}       incident-syncd run, idling at interval 5m
   pairs1000.{incidents,wall_s,maxrss_kib,max_sockets,concurrency,ok}
+  rl.C.{incidents,pairs}             the real link, case C (a: backfill of 10 pairs, b: one pair,
+                                     c: a second `once` on a's database, d: churn)
+  rl.C.{daemon,peer}.{wall_s,cpu_s,sim_cpu_s,stored,written}       one client's run
+  rl.C.{daemon,peer}.{requests,status_429,not_ok,bytes_sent,body_bytes,peak_in_flight,refused_429,connections}
+                                     the simulator's stats for that run
+  rl.d.daemon.{slices_ok,slices_failed,error,lag_db_s,lag_metrics_s,exit_code}, rl.d.{seconds,interval,live}
 """
 
 import statistics
@@ -68,7 +75,78 @@ def ratio(a, b):
     return None if not a or not b else a / b
 
 
+def count(x):
+    return "—" if x is None else f"{x:,.0f}"
+
+
+def size(n_bytes):
+    if n_bytes is None:
+        return "—"
+    if n_bytes < 1 << 20:
+        return f"{n_bytes / 1024:.1f} KiB"
+    return f"{n_bytes / (1 << 20):.2f} MiB"
+
+
+def table(header, rows):
+    widths = [max(len(h), *(len(x[i]) for x in rows)) for i, h in enumerate(header)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+    print(line(header))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for x in rows:
+        print(line(x))
+
+
+def real_link(r):
+    """One row per client and case: wall, the simulator's counts, and peer/daemon on the daemon's row."""
+    rows = []
+
+    def row(*cells):
+        rows.append(tuple("—" if c is None or c == "" else str(c) for c in cells))
+
+    labels = {"a": "real link (a): backfill, {pairs} pairs",
+              "b": "real link (b): backfill, {pairs} pair",
+              "c": "real link (c): steady state, second `once`, {pairs} pairs",
+              "d": "real link (d): churn, `run` in live mode, {pairs} pairs"}
+    for case in ("a", "b", "c", "d"):
+        pairs = r.num(f"rl.{case}.pairs")
+        incidents = r.num(f"rl.{case}.incidents")
+        label = labels[case].format(pairs=count(pairs))
+        for client in ("daemon", "peer"):
+            p = f"rl.{case}.{client}"
+            wall = r.num(p + ".wall_s")
+            if wall is None:
+                continue
+            x = ratio(r.num(f"rl.{case}.peer.wall_s"), r.num(f"rl.{case}.daemon.wall_s"))
+            notes = [f"stored {count(r.num(p + '.stored'))}"]
+            if case == "c" and client == "daemon":
+                notes.append(f"written {count(r.num(p + '.written'))}")
+            if case == "d":
+                notes = [f"slices ok {count(r.num(p + '.slices_ok'))} failed {count(r.num(p + '.slices_failed'))}",
+                         f"max watermark lag {secs(r.num(p + '.lag_db_s'))} (sync_state), "
+                         f"{secs(r.num(p + '.lag_metrics_s'))} (/metrics)",
+                         f"written {count(r.num(p + '.written'))}",
+                         f"interval {r.text('rl.d.interval')}, --live {r.text('rl.d.live')}",
+                         f"exit {r.text(p + '.exit_code')}"]
+                if r.text(p + ".error"):
+                    notes.append(f"most common error: {r.text(p + '.error')}")
+            else:
+                notes.append(f"CPU {secs(r.num(p + '.cpu_s'))} (sim {secs(r.num(p + '.sim_cpu_s'))})")
+            not_ok = r.num(p + ".not_ok")
+            if not_ok and not_ok != r.num(p + ".status_429"):
+                notes.append(f"non-200 {count(not_ok)}")
+            notes.append(f"uncompressed {size(r.num(p + '.body_bytes'))}")
+            notes.append(f"connections {count(r.num(p + '.connections'))}")
+            row(label, client, count(incidents) if case != "d" else "", secs(wall), count(r.num(p + ".requests")),
+                count(r.num(p + ".status_429")), size(r.num(p + ".bytes_sent")), count(r.num(p + ".peak_in_flight")),
+                f"**{x:.2f}x**" if client == "daemon" and x else "", "; ".join(notes))
+    table(("measurement", "client", "incidents", "wall", "requests", "429s", "bytes sent", "peak in flight",
+           "peer/daemon", "notes"), rows)
+
+
 def main():
+    if sys.argv[1:2] == ["--real-link"]:
+        real_link(results(load(sys.argv[2])))
+        return
     r = results(load(sys.argv[1]))
     rows = []  # (what, incidents, incidents/s, wall, peak RSS, notes)
 
@@ -138,13 +216,7 @@ def main():
             f"{cpu('pairs1000')}, max open sockets {r.text('pairs1000.max_sockets')} "
             f"(sync.concurrency {r.text('pairs1000.concurrency')}), {r.text('pairs1000.ok')}")
 
-    header = ("measurement", "incidents", "incidents/s", "wall", "peak RSS", "notes")
-    widths = [max(len(h), *(len(x[i]) for x in rows)) for i, h in enumerate(header)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
-    print(line(header))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for x in rows:
-        print(line(x))
+    table(("measurement", "incidents", "incidents/s", "wall", "peak RSS", "notes"), rows)
 
 
 if __name__ == "__main__":

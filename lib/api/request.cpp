@@ -1,6 +1,5 @@
 #include "api/request.hpp"
 
-#include <boost/url/parse.hpp>
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 
@@ -9,30 +8,9 @@
 namespace isync::api {
 
 result<endpoint> parse_base_url(std::string_view text) {
-    auto parsed = boost::urls::parse_absolute_uri(text);
-    // Never quote a URL that carries credentials: the message reaches logs.
-    const bool has_credentials = parsed && parsed->has_userinfo();
-    auto fail = [&](std::string_view why) {
-        return make_error(errc::config, fmt::format("api.base_url: \"{}\" {}; write https://host[:port][/path-prefix]",
-                                                    has_credentials ? std::string_view("(hidden)") : text, why));
-    };
-    if (!parsed) return fail("is not an absolute URL");
-    const auto& u = *parsed;
-    if (u.scheme_id() != boost::urls::scheme::https) return fail("does not use https");
-    if (u.has_userinfo()) return fail("must not contain user info (the token goes in a token file)");
-    if (u.has_query() || u.has_fragment()) return fail("must not have a query or fragment");
-    if (u.host().empty()) return fail("has no host");
-    endpoint ep;
-    // host_address(): an IPv6 literal without its brackets, as resolvers and
-    // certificate checks want it.
-    ep.host = u.host_address();
-    if (u.has_port()) {
-        if (u.port_number() == 0) return fail("has an invalid port");
-        ep.port = u.port_number();
-    }
-    ep.path_prefix = std::string(u.encoded_path());
-    while (!ep.path_prefix.empty() && ep.path_prefix.back() == '/') ep.path_prefix.pop_back();
-    return ep;
+    auto ep = config::parse_base_url(text);
+    if (!ep) return config::to_error(ep.error(), "api.base_url: ");
+    return *ep;
 }
 
 namespace {

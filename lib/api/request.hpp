@@ -1,6 +1,7 @@
 #pragma once
 // Building GET /v1/incidents request targets. Sans-io.
 
+#include "config/addresses.hpp"
 #include "config/config.hpp"
 #include "util/error.hpp"
 
@@ -10,17 +11,10 @@
 
 namespace isync::api {
 
-// `api.base_url` taken apart: https://host[:port][/path-prefix].
-struct endpoint {
-    std::string host;
-    std::uint16_t port = 443;
-    std::string path_prefix;  // without a trailing slash; may be empty
+// `api.base_url` taken apart (config/addresses.hpp holds its one parser).
+using endpoint = config::endpoint;
 
-    bool operator==(const endpoint&) const = default;
-};
-
-// Fails with errc::config when the URL is not https://host[:port][/prefix]
-// (no query, fragment or user info).
+// config::parse_base_url as an errc::config error that names the key.
 result<endpoint> parse_base_url(std::string_view url);
 
 struct incidents_query {

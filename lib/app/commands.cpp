@@ -72,16 +72,14 @@ int exit_code_for(const error& e) {
 result<prepared> prepare(const config::config& cfg) {
     auto token = config::load_token(cfg);
     if (!token) return token.error();
-    auto endpoint = api::parse_base_url(cfg.api.base_url);
-    if (!endpoint) return endpoint.error();
-    auto proxy = http::choose_proxy(cfg.api.proxy, endpoint->host, ::getenv);
+    auto proxy = http::choose_proxy(cfg.api.proxy_address, cfg.api.base.host, ::getenv);
     if (!proxy) return proxy.error();
 
     prepared p{cfg, token->token.reveal(), token->source, {}};
     p.settings.sync = cfg.sync;
     p.settings.retry = cfg.retry;
     p.settings.page_size = cfg.api.page_size;
-    p.settings.connection.endpoint = *endpoint;
+    p.settings.connection.endpoint = cfg.api.base;
     p.settings.connection.proxy = *proxy;
     p.settings.connection.timeout = cfg.api.timeout;
     p.settings.connection.body_limit = cfg.api.max_body;
@@ -90,23 +88,37 @@ result<prepared> prepare(const config::config& cfg) {
     return p;
 }
 
+// Every refusal `run` can make before it takes the database's lock, in one
+// place: `check-config` runs exactly this, so it refuses what `run` refuses
+// (with the same message and exit code). Binding metrics.listen is the one
+// check left to `run`: the port may be held by the daemon being checked.
+struct startup {
+    prepared p;
+    std::shared_ptr<boost::asio::ssl::context> tls;
+};
+
+result<startup> check_startup(const config::config& cfg) {
+    auto p = prepare(cfg);
+    if (!p) return p.error();
+    auto tls = http::make_tls_context({cfg.api.ca_file, cfg.api.insecure_skip_tls_verify});
+    if (!tls) return tls.error();
+    if (auto d = store::check_database_path(cfg.database.path); !d) return d.error();
+    return startup{std::move(*p), std::move(*tls)};
+}
+
 int check_config(const arguments& args) {
     auto cfg = load_config(args);
     if (!cfg) {
         print_error(cfg.error().message);
         return exit_code_for(cfg.error());
     }
-    auto p = prepare(*cfg);
-    if (!p) {
-        print_error(p.error().message);
-        return exit_code_for(p.error());
-    }
-    if (auto tls = http::make_tls_context({cfg->api.ca_file, cfg->api.insecure_skip_tls_verify}); !tls) {
-        print_error(tls.error().message);
-        return exit_config;
+    auto s = check_startup(*cfg);
+    if (!s) {
+        print_error(s.error().message);
+        return exit_code_for(s.error());
     }
     fmt::print("{}: ok ({} pair(s), token from {}, database {})\n", cfg->source.string(), cfg->sync.pairs.size(),
-               p->token_source, cfg->database.path);
+               s->p.token_source, cfg->database.path);
     return exit_ok;
 }
 
@@ -170,16 +182,13 @@ int sync(const arguments& args, bool once) {
         return exit_code_for(cfg.error());
     }
     apply_logging(*cfg);
-    auto p = prepare(*cfg);
-    if (!p) {
-        spdlog::critical("{}", p.error().message);
-        return exit_code_for(p.error());
+    auto checked = check_startup(*cfg);
+    if (!checked) {
+        spdlog::critical("{}", checked.error().message);
+        return exit_code_for(checked.error());
     }
-    auto tls = http::make_tls_context({cfg->api.ca_file, cfg->api.insecure_skip_tls_verify});
-    if (!tls) {
-        spdlog::critical("{}", tls.error().message);
-        return exit_config;
-    }
+    const prepared* p = &checked->p;
+    const auto& tls = checked->tls;
     if (cfg->api.insecure_skip_tls_verify)
         spdlog::warn("api.insecure_skip_tls_verify is true: the API's certificate is NOT checked; anyone on the "
                      "network path can read the token and forge incidents. Use api.ca_file instead.");
@@ -203,7 +212,7 @@ int sync(const arguments& args, bool once) {
     daemon_options options;
     options.once = once;
     options.database_path = cfg->database.path;
-    options.metrics_listen = cfg->metrics.listen;
+    options.metrics_listen = cfg->metrics.address;
     install_stop_deadline_hook(options);
     auto reload = [&args, &cfg]() -> result<reloaded> {
         auto fresh = load_config(args);
@@ -215,7 +224,7 @@ int sync(const arguments& args, bool once) {
         apply_logging(*fresh);
         return reloaded{np->settings, np->token, np->token_source, fresh->sync.pairs.size()};
     };
-    daemon d(options, **tls, store, p->settings, p->token, reload);
+    daemon d(options, *tls, store, p->settings, p->token, reload);
     return d.run();
 }
 

@@ -108,9 +108,9 @@ daemon::~daemon() {
 
 int daemon::run() {
     // The metrics endpoint belongs to `run`; a one-shot `once` has nothing to be scraped for.
-    if (!options_.once && !options_.metrics_listen.empty()) {
+    if (!options_.once && options_.metrics_listen) {
         const std::string db_path = options_.database_path;
-        auto started = ops::ops_server::start(ioc_.get_executor(), options_.metrics_listen,
+        auto started = ops::ops_server::start(ioc_.get_executor(), *options_.metrics_listen,
                                               [this, db_path](std::string_view target) {
                                                   return answer_ops_request(*engine_, db_path, target);
                                               });
@@ -120,7 +120,10 @@ int daemon::run() {
         }
         ops_endpoint_ = std::move(*started);
         spdlog::info("metrics on http://{}:{}/metrics (also /healthz, /readyz)",
-                     options_.metrics_listen.substr(0, options_.metrics_listen.rfind(':')), ops_endpoint_->port());
+                     options_.metrics_listen->address.find(':') != std::string::npos
+                         ? "[" + options_.metrics_listen->address + "]"
+                         : options_.metrics_listen->address,
+                     ops_endpoint_->port());
     }
     net::co_spawn(ioc_, handle_signals(), log_escape("the signal handler"));
     if (auto interval = watchdog_ping_interval())

@@ -48,7 +48,7 @@ namespace isync::app {
 struct daemon_options {
     bool once = false;
     std::string database_path;
-    std::string metrics_listen;  // "" or `once`: no ops endpoint
+    std::optional<config::listen_address> metrics_listen;  // nullopt (or `once`): no ops endpoint
     std::chrono::milliseconds interrupt_after{4000};
     std::chrono::milliseconds deadline{8000};
     std::chrono::milliseconds progress_every{5000};

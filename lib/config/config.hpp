@@ -2,7 +2,10 @@
 // The daemon's configuration: the YAML file's public contract as a plain
 // aggregate. Defaults here are the documented defaults.
 
+#include "config/addresses.hpp"
+
 #include <chrono>
+#include <optional>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -22,12 +25,14 @@ struct pair {
 
 struct api_config {
     std::string base_url = "https://api-gw.perimeterx.com";
+    endpoint base{"api-gw.perimeterx.com", 443, ""};  // base_url, parsed
     std::string token_file;                   // empty: not configured
     std::string ca_file;                      // empty: system store only
     duration timeout = std::chrono::seconds(30);
     int page_size = 50;
     std::uint64_t max_body = 64ull << 20;     // bytes
     std::string proxy;                        // empty: https_proxy / HTTPS_PROXY env
+    std::optional<proxy_endpoint> proxy_address;  // proxy, parsed (nullopt when empty)
     bool insecure_skip_tls_verify = false;    // for tests only; warns at every start
 };
 
@@ -59,6 +64,7 @@ struct log_config {
 
 struct metrics_config {
     std::string listen = "127.0.0.1:9464";  // host:port; empty: no metrics endpoint
+    std::optional<listen_address> address = listen_address{"127.0.0.1", 9464};  // listen, parsed
 };
 
 struct config {

@@ -1,12 +1,13 @@
 #include "config/loader.hpp"
 
+#include "config/addresses.hpp"
+
 #include "util/unique_fd.hpp"
 
 #include <fmt/format.h>
 
 #include "util/duration.hpp"
 
-#include <boost/url/parse.hpp>
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
@@ -162,22 +163,6 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
     return std::nullopt;
 }
 
-bool is_valid_port(std::string_view text) {
-    const auto port = parse_integer(text);
-    return port && *port >= 1 && *port <= 65535;
-}
-
-// A listen address: `host:port`, `[v6]:port`, or `:port` for all
-// interfaces; port 0 asks the kernel for a free one (the log says which).
-bool is_host_port(std::string_view text) {
-    const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos) return false;
-    const std::string_view host = text.substr(0, colon);
-    if (!host.empty() && host.front() == '[' && host.back() != ']') return false;
-    const auto port = parse_integer(text.substr(colon + 1));
-    return port && *port >= 0 && *port <= 65535;
-}
-
 // ---------------------------------------------------------------- reader
 
 // Whether a duration may be 0s, or a path "".
@@ -254,10 +239,10 @@ private:
     void read_bool(const field& f, bool& out);
     void read_enum(const field& f, std::string& out, std::span<const std::string_view> allowed, std::string_view noun);
     void read_size(const field& f, std::uint64_t& out);
-    void read_base_url(const field& f, std::string& out);
-    void read_proxy(const field& f, std::string& out);
+    void read_base_url(const field& f, std::string& out, endpoint& typed);
+    void read_proxy(const field& f, std::string& out, std::optional<proxy_endpoint>& typed);
     void read_ca_file(const field& f, std::string& out);
-    void read_listen(const field& f, std::string& out);
+    void read_listen(const field& f, std::string& out, std::optional<listen_address>& typed);
     void read_pairs(const field& f, std::vector<pair>& out);
     std::optional<pair> read_pair(const field& item);
 
@@ -296,13 +281,13 @@ std::vector<key_rule> reader::root_rules(config& cfg) {
 
 std::vector<key_rule> reader::api_rules(api_config& api) {
     return {
-        {"base_url", [&](const field& f) { read_base_url(f, api.base_url); }},
+        {"base_url", [&](const field& f) { read_base_url(f, api.base_url, api.base); }},
         {"token_file", [&](const field& f) { read_path(f, api.token_file, empty::allowed); }},
         {"ca_file", [&](const field& f) { read_ca_file(f, api.ca_file); }},
         {"timeout", [&](const field& f) { read_duration(f, api.timeout, zero::refused); }},
         {"page_size", [&](const field& f) { read_int(f, api.page_size, 1, 1000); }},
         {"max_body", [&](const field& f) { read_size(f, api.max_body); }},
-        {"proxy", [&](const field& f) { read_proxy(f, api.proxy); }},
+        {"proxy", [&](const field& f) { read_proxy(f, api.proxy, api.proxy_address); }},
         {"insecure_skip_tls_verify", [&](const field& f) { read_bool(f, api.insecure_skip_tls_verify); }},
     };
 }
@@ -343,7 +328,7 @@ std::vector<key_rule> reader::log_rules(log_config& log) {
 
 std::vector<key_rule> reader::metrics_rules(metrics_config& metrics) {
     return {
-        {"listen", [&](const field& f) { read_listen(f, metrics.listen); }},
+        {"listen", [&](const field& f) { read_listen(f, metrics.listen, metrics.address); }},
     };
 }
 
@@ -487,35 +472,29 @@ void reader::read_size(const field& f, std::uint64_t& out) {
     out = *parsed;
 }
 
-// The HTTP client joins paths onto the base, so a trailing slash is dropped
-// here rather than doubled there.
-void reader::read_base_url(const field& f, std::string& out) {
-    constexpr std::string_view allowed = "write https://host[:port][/path]";
-    auto text = scalar(f, "a URL", allowed);
+// The one parser of each kind (config/addresses.hpp) decides; the loader
+// only places its words after the file position and key.
+void reader::read_base_url(const field& f, std::string& out, endpoint& typed) {
+    auto text = scalar(f, "a URL", "write https://host[:port][/path]");
     if (!text) return;
-    const auto url = boost::urls::parse_uri(*text);
-    if (!url || !url->has_authority() || url->encoded_host().empty() || url->has_userinfo() || url->has_query() ||
-        url->has_fragment() || (url->has_port() && !is_valid_port(url->port())))
-        return fail(f.mark(), f.path, quote_value(*text) + " is not a base URL", allowed);
-    if (url->scheme_id() != boost::urls::scheme::https)
-        return fail(f.mark(), f.path, quote_value(*text) + " does not use https", allowed);
-    while (text->back() == '/') text->pop_back();
+    auto parsed = parse_base_url(*text);
+    if (!parsed) return fail(f.mark(), f.path, parsed.error().problem, parsed.error().allowed);
+    // The HTTP client joins paths onto the base: a trailing slash is dropped
+    // here rather than doubled there.
+    while (!text->empty() && text->back() == '/') text->pop_back();
     out = std::move(*text);
+    typed = std::move(*parsed);
 }
 
-// The port is required because clients disagree on the default for a proxy
-// (curl assumes 1080, others 80). Credentials are refused: they would be a
-// second secret in a world-readable file.
-void reader::read_proxy(const field& f, std::string& out) {
-    constexpr std::string_view allowed = "write http://host:port, or \"\" to use $https_proxy";
-    auto text = scalar(f, "a URL", allowed);
+void reader::read_proxy(const field& f, std::string& out, std::optional<proxy_endpoint>& typed) {
+    auto text = scalar(f, "a URL", "write http://host:port, or \"\" to use $https_proxy");
     if (!text) return;
     if (!text->empty()) {
-        const auto url = boost::urls::parse_uri(*text);
-        if (!url || url->scheme_id() != boost::urls::scheme::http || url->encoded_host().empty() ||
-            url->has_userinfo() || !url->has_port() || !is_valid_port(url->port()) ||
-            (!url->encoded_path().empty() && url->encoded_path() != "/") || url->has_query() || url->has_fragment())
-            return fail(f.mark(), f.path, quote_value(*text) + " is not a proxy URL", allowed);
+        auto parsed = parse_proxy_url(*text, proxy_source::config_file);
+        if (!parsed) return fail(f.mark(), f.path, parsed.error().problem, parsed.error().allowed);
+        typed = std::move(*parsed);
+    } else {
+        typed.reset();
     }
     out = std::move(*text);
 }
@@ -533,13 +512,16 @@ void reader::read_ca_file(const field& f, std::string& out) {
     out = std::move(resolved);
 }
 
-void reader::read_listen(const field& f, std::string& out) {
-    constexpr std::string_view allowed =
-        "write host:port (e.g. 127.0.0.1:9464; :9464 for all interfaces), or \"\" to disable metrics";
-    auto text = scalar(f, "host:port", allowed);
+void reader::read_listen(const field& f, std::string& out, std::optional<listen_address>& typed) {
+    auto text = scalar(f, "host:port", "write host:port (e.g. 127.0.0.1:9464), or \"\" to disable metrics");
     if (!text) return;
-    if (!text->empty() && !is_host_port(*text))
-        return fail(f.mark(), f.path, quote_value(*text) + " is not host:port", allowed);
+    if (!text->empty()) {
+        auto parsed = parse_listen_address(*text);
+        if (!parsed) return fail(f.mark(), f.path, parsed.error().problem, parsed.error().allowed);
+        typed = *parsed;
+    } else {
+        typed.reset();
+    }
     out = std::move(*text);
 }
 

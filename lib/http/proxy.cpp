@@ -1,6 +1,5 @@
 #include "http/proxy.hpp"
 
-#include <boost/url/parse.hpp>
 
 #include <fmt/format.h>
 
@@ -33,26 +32,9 @@ const char* first_set(const std::function<const char*(const char*)>& getenv, con
 }  // namespace
 
 result<proxy_endpoint> parse_proxy_url(std::string_view text) {
-    std::string url(trim(text));
-    if (url.find("://") == std::string::npos) url = "http://" + url;
-    auto fail = [&](std::string_view why) {
-        return make_error(errc::config, fmt::format("proxy \"{}\" {}; write http://host:port", text, why));
-    };
-    auto parsed = boost::urls::parse_absolute_uri(url);
-    if (!parsed) return fail("is not a URL");
-    if (parsed->scheme_id() != boost::urls::scheme::http) return fail("must use http:// (a CONNECT proxy)");
-    if (parsed->has_userinfo()) return fail("has credentials, which are not supported");
-    if (parsed->host().empty()) return fail("has no host");
-    proxy_endpoint p;
-    p.host = parsed->host_address();
-    // port_number() silently wraps 99999; read the digits ourselves.
-    if (parsed->has_port() && !parsed->port().empty()) {
-        const std::string digits(parsed->port());
-        if (digits.size() > 5 || std::stoul(digits) == 0 || std::stoul(digits) > 65535)
-            return fail("has a port outside 1-65535");
-        p.port = static_cast<std::uint16_t>(std::stoul(digits));
-    }
-    return p;
+    auto p = config::parse_proxy_url(text, config::proxy_source::environment);
+    if (!p) return config::to_error(p.error(), "proxy ");
+    return *p;
 }
 
 bool no_proxy_matches(std::string_view list, std::string_view host_in) {
@@ -75,17 +57,16 @@ bool no_proxy_matches(std::string_view list, std::string_view host_in) {
     return false;
 }
 
-result<std::optional<proxy_endpoint>> choose_proxy(std::string_view configured, std::string_view target_host,
+result<std::optional<proxy_endpoint>> choose_proxy(const std::optional<proxy_endpoint>& configured,
+                                                   std::string_view target_host,
                                                    const std::function<const char*(const char*)>& getenv) {
-    std::string_view chosen = trim(configured);
-    if (chosen.empty()) {
-        const char* env = first_set(getenv, "https_proxy", "HTTPS_PROXY");
-        if (!env) return std::optional<proxy_endpoint>{};
-        chosen = env;
-    }
+    const char* env = configured ? nullptr : first_set(getenv, "https_proxy", "HTTPS_PROXY");
+    if (!configured && !env) return std::optional<proxy_endpoint>{};
+    // no_proxy exempts the host from a configured proxy too, as before.
     if (const char* no_proxy = first_set(getenv, "no_proxy", "NO_PROXY"); no_proxy && no_proxy_matches(no_proxy, target_host))
         return std::optional<proxy_endpoint>{};
-    auto p = parse_proxy_url(chosen);
+    if (configured) return configured;
+    auto p = parse_proxy_url(env);
     if (!p) return p.error();
     return std::optional<proxy_endpoint>{*p};
 }

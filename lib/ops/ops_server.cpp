@@ -23,41 +23,29 @@ namespace {
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 }
 
-result<tcp::endpoint> parse_listen_address(std::string_view listen) {
-    auto fail = [&] {
-        return make_error(errc::config, fmt::format("metrics.listen: \"{}\" is not host:port; write e.g. "
-                                                    "127.0.0.1:9464, [::1]:9464 or :9464 (all interfaces)",
-                                                    listen));
-    };
-    const auto colon = listen.rfind(':');
-    if (colon == std::string_view::npos) return fail();
-    std::string_view host = listen.substr(0, colon);
-    const std::string_view port_text = listen.substr(colon + 1);
-    unsigned port = 0;
-    auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc{} || ptr != port_text.data() + port_text.size() || port > 65535) return fail();
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    boost::system::error_code aec;
-    const auto address = host.empty() ? net::ip::address(net::ip::address_v4::any())
-                                      : net::ip::make_address(std::string(host), aec);
-    if (aec) return fail();
-    return tcp::endpoint(address, static_cast<std::uint16_t>(port));
+tcp::endpoint to_endpoint(const config::listen_address& listen) {
+    return tcp::endpoint(net::ip::make_address(listen.address), listen.port);
 }
 
-result<std::unique_ptr<ops_server>> ops_server::start(net::any_io_executor executor, std::string_view listen,
-                                                      http_handler handler) {
-    auto endpoint = parse_listen_address(listen);
-    if (!endpoint) return endpoint.error();
+result<tcp::endpoint> parse_listen_address(std::string_view listen) {
+    auto parsed = config::parse_listen_address(listen);
+    if (!parsed) return config::to_error(parsed.error(), "metrics.listen: ");
+    return to_endpoint(*parsed);
+}
+
+result<std::unique_ptr<ops_server>> ops_server::start(net::any_io_executor executor,
+                                                      const config::listen_address& listen, http_handler handler) {
+    const auto endpoint = to_endpoint(listen);
     tcp::acceptor acceptor(executor);
     boost::system::error_code ec;
-    acceptor.open(endpoint->protocol(), ec);
+    acceptor.open(endpoint.protocol(), ec);
     if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor.bind(*endpoint, ec);
+    if (!ec) acceptor.bind(endpoint, ec);
     if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
     if (ec)
         return make_error(errc::config, fmt::format("metrics.listen: cannot listen on {}: {}; pick a free port or "
                                                     "set metrics.listen: \"\" to turn the endpoint off",
-                                                    listen, ec.message()));
+                                                    fmt::format("{}:{}", listen.address, listen.port), ec.message()));
     std::unique_ptr<ops_server> server(new ops_server(executor, std::move(acceptor), std::move(handler)));
     server->sessions_.spawn("metrics accept loop", server->accept_loop());
     return server;

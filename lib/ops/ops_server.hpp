@@ -2,6 +2,7 @@
 // A small plain-HTTP server in the daemon's event loop for /metrics,
 // /healthz and /readyz. Loopback by default (`metrics.listen`).
 
+#include "config/addresses.hpp"
 #include "sync/task_group.hpp"
 #include "util/error.hpp"
 
@@ -26,15 +27,17 @@ struct http_reply {
 // Answers a GET for `target`.
 using http_handler = std::function<http_reply(std::string_view target)>;
 
-// `host:port`, `[v6]:port` or `:port` (all interfaces); errc::config otherwise.
+// The socket address of a listen address the loader parsed (config/addresses.hpp).
+boost::asio::ip::tcp::endpoint to_endpoint(const config::listen_address& listen);
+// config::parse_listen_address as an errc::config error naming metrics.listen.
 result<boost::asio::ip::tcp::endpoint> parse_listen_address(std::string_view listen);
 
 class ops_server {
 public:
     // Binds and starts accepting. Fails with errc::config when the address is
     // malformed or cannot be bound (in use, not local).
-    static result<std::unique_ptr<ops_server>> start(boost::asio::any_io_executor executor, std::string_view listen,
-                                                     http_handler handler);
+    static result<std::unique_ptr<ops_server>> start(boost::asio::any_io_executor executor,
+                                                     const config::listen_address& listen, http_handler handler);
     ~ops_server();
 
     std::uint16_t port() const;

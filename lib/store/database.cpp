@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -139,6 +140,44 @@ bool reader_lacks_wal_files(const std::string& path) {
 }
 
 }  // namespace
+
+result<void> check_database_path(const std::string& path) {
+    if (path == ":memory:") return {};
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path file(path);
+    const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
+    const auto dir_status = fs::status(dir, ec);
+    if (!fs::exists(dir_status))
+        return make_error(errc::database,
+                          fmt::format("database.path {}: the directory {} does not exist; create it, owned by the "
+                                      "daemon's user (systemd's StateDirectory= does this), or fix database.path",
+                                      path, dir.string()));
+    if (!fs::is_directory(dir_status))
+        return make_error(errc::database, fmt::format("database.path {}: {} is not a directory", path, dir.string()));
+    if (::access(dir.c_str(), W_OK | X_OK) != 0)
+        return make_error(errc::database,
+                          fmt::format("database.path {}: this user (uid {}) cannot create files in {} (the lock, "
+                                      "-wal and -shm files live there); give the daemon's user write access to it",
+                                      path, ::geteuid(), dir.string()));
+    const auto file_status = fs::status(file, ec);
+    if (!fs::exists(file_status)) return {};  // `run` creates it
+    if (!fs::is_regular_file(file_status))
+        return make_error(errc::database, fmt::format("database.path {} is not a regular file", path));
+    try {
+        SQLite::Database db(path, SQLite::OPEN_READONLY);
+        const int version = db.execAndGet("PRAGMA user_version").getInt();
+        if (version > latest_schema_version())
+            return make_error(errc::database,
+                              fmt::format("database {} has schema version {}, but this incident-syncd knows only up "
+                                          "to {}; it was written by a newer version: upgrade incident-syncd "
+                                          "(downgrading is never done)",
+                                          path, version, latest_schema_version()));
+    } catch (const std::exception& e) {
+        return sqlite_error(e, path, "checking");
+    }
+    return {};
+}
 
 void interrupt_waits(SQLite::Database& db) noexcept {
     stop_waits.store(true);

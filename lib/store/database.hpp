@@ -36,6 +36,13 @@ bool waits_interrupted() noexcept;
 // For tests that open databases again in the same process after a stop.
 void reset_interrupt() noexcept;
 
+// What `run` needs of database.path before it opens it, checked without
+// creating or changing anything (for `check-config` and the start of `run`):
+// the directory exists and this user may create files in it (the lock file,
+// the -wal and -shm files); an existing file is a database whose schema is
+// not newer than this build's. Fails with errc::database saying what to do.
+result<void> check_database_path(const std::string& path);
+
 // The schema version this build knows (the highest embedded migration).
 int latest_schema_version();
 

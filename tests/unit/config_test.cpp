@@ -220,6 +220,34 @@ TEST_F(Config, MetricsListenMayBeEmptyToDisable) {
     EXPECT_EQ(load_ok("metrics:\n  listen: 127.0.0.1:0\n" + std::string(one_pair)).metrics.listen, "127.0.0.1:0");
 }
 
+// The loader hands on typed values, made by the one parser of each kind
+// (config/addresses.hpp) that the HTTP client and the ops server take.
+TEST_F(Config, AddressesAreParsedOnceIntoTypedValues) {
+    const auto c = load_ok("api:\n  base_url: https://[::1]:8443/p/\n  proxy: http://proxy.local:3128\n"
+                           "metrics:\n  listen: localhost:9464\n" + std::string(one_pair));
+    EXPECT_EQ(c.api.base, (isync::config::endpoint{"::1", 8443, "/p"}));
+    ASSERT_TRUE(c.api.proxy_address);
+    EXPECT_EQ(*c.api.proxy_address, (isync::config::proxy_endpoint{"proxy.local", 3128}));
+    ASSERT_TRUE(c.metrics.address);
+    EXPECT_EQ(*c.metrics.address, (isync::config::listen_address{"127.0.0.1", 9464}));
+    const auto all = load_ok("metrics:\n  listen: \":9100\"\n" + std::string(one_pair));
+    EXPECT_EQ(*all.metrics.address, (isync::config::listen_address{"0.0.0.0", 9100}));
+    const auto off = load_ok("metrics:\n  listen: \"\"\n" + std::string(one_pair));
+    EXPECT_FALSE(off.metrics.address);
+    const isync::config::config defaults;
+    EXPECT_EQ(defaults.api.base, isync::config::parse_base_url(defaults.api.base_url).value());
+    EXPECT_EQ(*defaults.metrics.address, isync::config::parse_listen_address(defaults.metrics.listen).value());
+}
+
+// `run` used to refuse these after `check-config` had said ok.
+TEST_F(Config, AListenHostMustBeAnAddressOrLocalhost) {
+    EXPECT_EQ(error_for("metrics:\n  listen: metrics.example:9464\n" + std::string(one_pair)),
+              "/etc/x.yaml:2:11: metrics.listen: \"metrics.example:9464\" does not name an IP address or localhost "
+              "(host names are not resolved); write host:port (e.g. 127.0.0.1:9464; :9464 for all interfaces), or "
+              "\"\" to disable metrics");
+    EXPECT_FALSE(load_config_text("metrics:\n  listen: \"::1:9464\"\n" + std::string(one_pair), "x").has_value());
+}
+
 // ------------------------------------------------------------------ paths
 
 TEST_F(Config, RelativePathsResolveAgainstTheConfigDirectory) {

@@ -1,0 +1,132 @@
+#include "config/addresses.hpp"
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/url/parse.hpp>
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <charconv>
+
+namespace isync::config {
+namespace {
+
+constexpr std::string_view base_url_allowed = "write https://host[:port][/path]";
+constexpr std::string_view proxy_allowed_file = "write http://host:port, or \"\" to use $https_proxy";
+constexpr std::string_view proxy_allowed_env = "write http://host:port";
+constexpr std::string_view listen_allowed =
+    "write host:port (e.g. 127.0.0.1:9464; :9464 for all interfaces), or \"\" to disable metrics";
+
+// Values are quoted so that empty strings and stray spaces show; control
+// bytes are escaped so the message stays one line.
+std::string quote(std::string_view text) {
+    std::string out = "\"";
+    for (std::size_t i = 0; i < text.size() && i < 64; ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c == '"' || c == '\\') out += '\\';
+        if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+        else out += static_cast<char>(c);
+    }
+    if (text.size() > 64) out += "...";
+    return out + "\"";
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    return s;
+}
+
+// Digits only, 0-65535 (Boost.URL's port_number() wraps 99999 silently).
+std::optional<std::uint16_t> port_of(std::string_view digits) {
+    unsigned value = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size() || value > 65535)
+        return std::nullopt;
+    return static_cast<std::uint16_t>(value);
+}
+
+}  // namespace
+
+error to_error(const value_problem& p, std::string_view prefix) {
+    return make_error(errc::config, fmt::format("{}{}; {}", prefix, p.problem, p.allowed));
+}
+
+parsed<endpoint> parse_base_url(std::string_view text) {
+    auto parsed_url = boost::urls::parse_absolute_uri(text);
+    const bool has_credentials = parsed_url && parsed_url->has_userinfo();
+    const std::string shown = has_credentials ? std::string("(a URL with user info, not shown)") : quote(text);
+    auto fail = [&](std::string_view why) {
+        return value_problem{fmt::format("{} {}", shown, why), std::string(base_url_allowed)};
+    };
+    if (!parsed_url || !parsed_url->has_authority() || parsed_url->host().empty()) return fail("is not a base URL");
+    const auto& u = *parsed_url;
+    if (u.scheme_id() != boost::urls::scheme::https) return fail("does not use https");
+    if (u.has_userinfo()) return fail("must not contain user info (the token goes in a token file)");
+    if (u.has_query() || u.has_fragment()) return fail("must not have a query or fragment");
+    endpoint ep;
+    // host_address(): an IPv6 literal without its brackets, as resolvers and
+    // certificate checks want it.
+    ep.host = u.host_address();
+    if (u.has_port()) {
+        const auto port = port_of(u.port());
+        if (!port || *port == 0) return fail("has an invalid port");
+        ep.port = *port;
+    }
+    ep.path_prefix = std::string(u.encoded_path());
+    while (!ep.path_prefix.empty() && ep.path_prefix.back() == '/') ep.path_prefix.pop_back();
+    return ep;
+}
+
+parsed<proxy_endpoint> parse_proxy_url(std::string_view text, proxy_source source) {
+    const bool strict = source == proxy_source::config_file;
+    const std::string_view allowed = strict ? proxy_allowed_file : proxy_allowed_env;
+    std::string url(trim(text));
+    if (!strict && url.find("://") == std::string::npos) url = "http://" + url;
+    auto parsed_url = boost::urls::parse_absolute_uri(url);
+    const bool has_credentials = parsed_url && parsed_url->has_userinfo();
+    const std::string shown = has_credentials ? std::string("(a proxy URL with credentials, not shown)") : quote(text);
+    auto fail = [&](std::string_view why) { return value_problem{fmt::format("{} {}", shown, why), std::string(allowed)}; };
+    if (!parsed_url || parsed_url->host().empty()) return fail("is not a proxy URL");
+    if (parsed_url->scheme_id() != boost::urls::scheme::http) return fail("must use http:// (a CONNECT proxy)");
+    if (has_credentials) return fail("has credentials, which are not supported");
+    if (parsed_url->has_query() || parsed_url->has_fragment() ||
+        (!parsed_url->encoded_path().empty() && parsed_url->encoded_path() != "/"))
+        return fail("is not a proxy URL");
+    proxy_endpoint p;
+    p.host = parsed_url->host_address();
+    if (parsed_url->has_port() && !parsed_url->port().empty()) {
+        const auto port = port_of(parsed_url->port());
+        if (!port || *port == 0) return fail("has a port outside 1-65535");
+        p.port = *port;
+    } else if (strict) {
+        return fail("is not a proxy URL (the port is required)");
+    }
+    return p;
+}
+
+parsed<listen_address> parse_listen_address(std::string_view text) {
+    auto fail = [&](std::string_view why) { return value_problem{fmt::format("{} {}", quote(text), why), std::string(listen_allowed)}; };
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return fail("is not host:port");
+    std::string_view host = text.substr(0, colon);
+    const auto port = port_of(text.substr(colon + 1));
+    if (!port) return fail("is not host:port");
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    else if (host.find(':') != std::string_view::npos) return fail("is not host:port (write an IPv6 address in brackets)");
+    listen_address out;
+    out.port = *port;
+    if (host.empty()) {
+        out.address = "0.0.0.0";
+    } else if (host == "localhost") {
+        out.address = "127.0.0.1";
+    } else {
+        boost::system::error_code ec;
+        const auto address = boost::asio::ip::make_address(std::string(host), ec);
+        if (ec) return fail("does not name an IP address or localhost (host names are not resolved)");
+        out.address = address.to_string();
+    }
+    return out;
+}
+
+}  // namespace isync::config
