@@ -3,6 +3,7 @@
 #include "util/timestamp.hpp"
 
 #include <fmt/format.h>
+#include <rapidjson/document.h>
 
 #include <algorithm>
 #include <charconv>
@@ -39,6 +40,20 @@ std::string truncate_for_log(std::string_view text, std::size_t limit) {
     return out;
 }
 
+std::string server_message(std::string_view body) {
+    // Iterative parse: a hostile body cannot nest its way down the stack.
+    rapidjson::Document doc;
+    doc.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
+    if (!doc.HasParseError() && doc.IsObject()) {
+        for (const char* key : {"message", "error", "detail"}) {
+            const auto it = doc.FindMember(key);
+            if (it != doc.MemberEnd() && it->value.IsString())
+                return truncate_for_log(std::string_view(it->value.GetString(), it->value.GetStringLength()));
+        }
+    }
+    return "\"" + truncate_for_log(body) + "\"";
+}
+
 outcome classify_response(unsigned status, std::string_view body, std::string_view retry_after, std::int64_t now_ms,
                           std::chrono::milliseconds max_delay) {
     if (status >= 200 && status < 300) return {outcome_kind::success, {}, std::nullopt};
@@ -64,7 +79,7 @@ outcome classify_response(unsigned status, std::string_view body, std::string_vi
                             status),
                 std::nullopt};
     return {outcome_kind::bad_request,
-            fmt::format("HTTP {}: the API refused the request: \"{}\"", status, truncate_for_log(body)), std::nullopt};
+            fmt::format("HTTP {}: the API refused the request: {}", status, server_message(body)), std::nullopt};
 }
 
 }  // namespace isync::api

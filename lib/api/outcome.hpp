@@ -33,6 +33,10 @@ outcome classify_response(unsigned status, std::string_view body, std::string_vi
 // `now_ms`, never negative; nullopt when the value is malformed.
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value, std::int64_t now_ms);
 
+// What a refusal's body says, for people: the `message` (or `error`,
+// `detail`) string of a JSON object, else the body quoted; truncated either way.
+std::string server_message(std::string_view body);
+
 // Truncates a server message for logs: at most `limit` bytes, control
 // characters replaced, "..." when cut.
 std::string truncate_for_log(std::string_view text, std::size_t limit = 200);

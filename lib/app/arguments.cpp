@@ -12,7 +12,8 @@ Usage:
   incident-syncd once         [--config FILE] [--log-level LEVEL]   one pass over every pair, then exit
   incident-syncd status       [--config FILE | --database PATH] [--json] [--check]
                                                                     each pair's state, health and progress
-  incident-syncd check-config [--config FILE]                       validate the configuration and token
+  incident-syncd check-config [--config FILE] [--online]            validate the configuration and token;
+                                                                    --online: one request per pair
   incident-syncd --help | --version
 
 Options:
@@ -21,6 +22,8 @@ Options:
   --json             status: print JSON instead of a table
   --check            status: exit 1 unless every configured pair is healthy (synced within three
                      intervals, or a backfill in progress); the rule /readyz uses
+  --online           check-config: also ask the API once per pair (DNS, TCP, TLS, token, appId/tld,
+                     incidents in initial_lookback); exit 1 unless every pair answered
   --database PATH    status: read this database without a configuration file (every pair it
                      holds is judged, with the default 5m interval)
 
@@ -68,6 +71,8 @@ result<arguments> parse_arguments(const std::vector<std::string>& argv) {
             args.json = true;
         } else if (a == "--check") {
             args.check = true;
+        } else if (a == "--online") {
+            args.online = true;
         } else if (a == "--database") {
             auto v = value("--database");
             if (!v) return v.error();
@@ -90,6 +95,8 @@ result<arguments> parse_arguments(const std::vector<std::string>& argv) {
     if (!have_command) return usage_error("no command given; commands: run, once, status, check-config");
     if ((args.json || args.check || args.database) && args.cmd != command::status)
         return usage_error("--json, --check and --database belong to the status command");
+    if (args.online && args.cmd != command::check_config)
+        return usage_error("--online belongs to the check-config command");
     if (args.database && args.config_given)
         return usage_error("status takes --config or --database, not both");
     if (args.log_level && args.log_level->empty()) return usage_error("--log-level needs a value");

@@ -19,6 +19,7 @@ struct arguments {
     bool check = false;                    // status --check (health check)
     std::optional<std::string> database;   // status --database PATH: no config needed
     bool config_given = false;             // --config was on the command line
+    bool online = false;                   // check-config --online: one request per pair
 };
 
 // Fails with errc::usage and a message that says what was wrong.

@@ -3,6 +3,7 @@
 #include "api/request.hpp"
 #include "app/daemon.hpp"
 #include "app/instance_lock.hpp"
+#include "app/online_check.hpp"
 #include "app/status.hpp"
 #include "app/systemd_notify.hpp"
 #include "config/loader.hpp"
@@ -18,6 +19,9 @@
 #include "store/incident_store.hpp"
 #include "sync/engine.hpp"
 
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -119,7 +123,19 @@ int check_config(const arguments& args) {
     }
     fmt::print("{}: ok ({} pair(s), token from {}, database {})\n", cfg->source.string(), cfg->sync.pairs.size(),
                s->p.token_source, cfg->database.path);
-    return exit_ok;
+    if (!args.online) return exit_ok;
+
+    boost::asio::io_context ioc(1);
+    std::vector<pair_check> checks;
+    boost::asio::co_spawn(ioc, check_pairs_online(ioc.get_executor(), *s->tls, s->p.settings, s->p.token, wall_now_ms()),
+                          [&](std::exception_ptr e, std::vector<pair_check> r) {
+                              if (e) std::rethrow_exception(e);
+                              checks = std::move(r);
+                          });
+    ioc.run();
+    std::fputs(format_online_report(checks, s->p.settings).c_str(), stdout);
+    const bool all = std::all_of(checks.begin(), checks.end(), [](const pair_check& c) { return c.answered; });
+    return all ? exit_ok : exit_sync_failed;
 }
 
 int status(const arguments& args) {

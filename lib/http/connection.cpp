@@ -79,7 +79,11 @@ error connection::describe(const boost::system::error_code& ec, std::string_view
         return make_error(errc::too_large, fmt::format("{} {}: the response headers exceed {} bytes", step, where,
                                                        options_.header_limit));
     if (!verify_failure_.empty())
-        return make_error(errc::transport, fmt::format("{} {}: TLS refused: {}", step, where, verify_failure_));
+        return make_error(errc::tls_refused, fmt::format("{} {}: TLS refused: {}", step, where, verify_failure_));
+    if (ec == net::error::host_not_found)
+        return make_error(errc::no_such_host,
+                          fmt::format("{} {}: no such host (the name does not exist in DNS); check api.base_url", step,
+                                      where));
     if (ec == ssl::error::stream_truncated || ec == bhttp::error::partial_message || ec == net::error::eof)
         return make_error(errc::transport,
                           fmt::format("{} {}: the server closed the connection before the response was complete",

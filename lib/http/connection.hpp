@@ -56,7 +56,8 @@ public:
     // Sends GET `target` with `Authorization: Bearer <token>` and
     // `Accept-Encoding: gzip, deflate`, reads the whole response and decodes
     // its body (never to more than `body_limit` bytes, compressed or not).
-    // Errors: errc::timeout, errc::too_large, errc::transport
+    // Errors: errc::timeout, errc::too_large, errc::tls_refused (the
+    // certificate), errc::no_such_host (NXDOMAIN), errc::transport
     // (with a message that says which step failed and, for TLS, why the
     // certificate was refused; also a compressed body that is truncated,
     // corrupt or in a coding not asked for), errc::cancelled. Never mentions

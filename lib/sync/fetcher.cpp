@@ -34,7 +34,12 @@ struct attempt_result {
 attempt_result judge(result<http::response>& res, fetch_context& ctx) {
     if (!res) {
         ++ctx.stats.transport_failures;
-        return {std::nullopt, res.error(), res.error().code != errc::cancelled, std::nullopt};
+        // A refused certificate or a name that does not exist will be the same
+        // in a second: fail the poll now, with one clear line (the next poll
+        // tries again).
+        const errc code = res.error().code;
+        const bool retryable = code != errc::cancelled && code != errc::tls_refused && code != errc::no_such_host;
+        return {std::nullopt, res.error(), retryable, std::nullopt};
     }
     ++ctx.stats.responses_by_status[res->status];
     const auto verdict = api::classify_response(res->status, res->body, res->retry_after, ctx.now_ms(),

@@ -23,6 +23,8 @@ enum class errc {
     auth,            // 401/403: the token was refused
     bad_request,     // 422: the server refused the parameters
     cancelled,       // the operation was cancelled (shutdown)
+    tls_refused,     // the server's certificate was refused: retrying within a poll cannot help
+    no_such_host,    // the host name does not exist (NXDOMAIN): retrying within a poll cannot help
 };
 
 struct error {

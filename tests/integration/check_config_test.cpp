@@ -133,3 +133,60 @@ TEST(StartupRefusal, TheGoodConfigurationPassesCheckConfig) {
 }
 
 }  // namespace
+
+// ------------------------------------------------------------------ check-config --online
+
+#include "fake_api/pki.hpp"
+#include "support/daemon_fixture.hpp"
+
+namespace {
+
+using test_support::daemon_fixture;
+using test_support::daemon_options;
+
+int online(daemon_fixture& f, const std::string& name) { return f.run("check-config", name, {"--online"}); }
+
+}  // namespace
+
+TEST(CheckConfigOnline, SaysPerPairWhatTheApiAnswered) {
+    daemon_options o;
+    o.incidents = 300;
+    o.refused_app_ids = {{"PXsim001", fake_api::app_refusal::invalid}};
+    daemon_fixture f(o);
+    f.pairs().push_back({"PXsim000", "typo.example"});  // a pair the account does not have
+    f.write_config();
+    EXPECT_EQ(online(f, "online"), 1) << f.output("online");
+    const std::string out = f.output("online");
+    EXPECT_TRUE(isync::test::contains(out, "DNS, TCP and TLS ok"));
+    EXPECT_TRUE(isync::test::contains(out, "PXsim000/site000.example: ok, "));
+    EXPECT_TRUE(isync::test::contains(
+        out, "PXsim001/site001.example: FAILED: HTTP 422: the API refused the request: Invalid appId PXsim001"));
+    EXPECT_TRUE(isync::test::contains(out, "PXsim000/typo.example: ok, but no incidents at all in the last 3d"));
+    EXPECT_EQ(f.server().stats().requests, 3u);  // one request per pair
+
+    // Without the refused pair every pair answered: exit 0, the empty pair still warned about.
+    f.pairs().erase(f.pairs().begin() + 1);
+    f.write_config();
+    EXPECT_EQ(online(f, "online-ok"), 0) << f.output("online-ok");
+    EXPECT_TRUE(isync::test::contains(f.output("online-ok"), "no incidents at all"));
+}
+
+TEST(CheckConfigOnline, AWrongTokenIsNamedForEveryPairAndNeverShown) {
+    daemon_fixture f;
+    f.write_token("CANARY-wrong-token-4711");
+    EXPECT_EQ(online(f, "online"), 1) << f.output("online");
+    const std::string out = f.output("online");
+    EXPECT_TRUE(isync::test::contains(out, "PXsim000/site000.example: FAILED: HTTP 401: the token was refused"));
+    EXPECT_TRUE(isync::test::contains(out, "PXsim001/site001.example: FAILED: HTTP 401: the token was refused"));
+    EXPECT_EQ(out.find("CANARY"), std::string::npos) << out;
+}
+
+TEST(CheckConfigOnline, AWrongCaSaysWhyTheCertificateWasRefused) {
+    daemon_fixture f;
+    const auto other = fake_api::make_ca("some other CA");
+    fake_api::write_file(f.dir().file("ca.pem"), other.cert_pem);
+    EXPECT_EQ(online(f, "online"), 1) << f.output("online");
+    const std::string out = f.output("online");
+    EXPECT_TRUE(isync::test::contains(out, "TLS refused: the server's certificate was issued by an unknown CA"));
+    EXPECT_TRUE(isync::test::contains(out, "PXsim000/site000.example: FAILED: "));
+}

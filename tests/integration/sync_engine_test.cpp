@@ -141,3 +141,31 @@ TEST(SyncEngine, LiveChangesOnEveryRequestAreAllPresentAfterTheNextPass) {
     ASSERT_TRUE(h.run_once());
     EXPECT_TRUE(h.database_matches_dataset());
 }
+
+// What retrying cannot fix fails the poll at once (one handshake, not
+// retry.max_attempts of them), and says why.
+TEST(SyncEngine, ARefusedCertificateFailsThePollWithoutRetrying) {
+    auto options = dataset_of(200, 1);
+    options.server.tls.certificate = fake_api::server_certificate::unknown_ca;
+    options.max_attempts = 6;
+    sync_harness h(options);
+    EXPECT_FALSE(h.run_once());
+    EXPECT_EQ(h.server().stats().tls_handshake_failures, 1u);
+    EXPECT_EQ(h.stats().retries, 0u);
+    SQLite::Statement st(h.db(), "SELECT last_error FROM sync_state");
+    ASSERT_TRUE(st.executeStep());
+    EXPECT_NE(st.getColumn(0).getString().find("unknown CA"), std::string::npos) << st.getColumn(0).getString();
+}
+
+TEST(SyncEngine, A422FailsThePollWithoutRetryingAndSaysTheApisMessage) {
+    auto options = dataset_of(200, 1);
+    options.server.refused_app_ids = {{"PXsim000", fake_api::app_refusal::invalid}};
+    sync_harness h(options);
+    EXPECT_FALSE(h.run_once());
+    EXPECT_EQ(h.server().stats().requests, 1u);
+    SQLite::Statement st(h.db(), "SELECT last_error FROM sync_state");
+    ASSERT_TRUE(st.executeStep());
+    EXPECT_NE(st.getColumn(0).getString().find("HTTP 422: the API refused the request: Invalid appId PXsim000"),
+              std::string::npos)
+        << st.getColumn(0).getString();
+}

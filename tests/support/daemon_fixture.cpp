@@ -30,6 +30,7 @@ daemon_fixture::daemon_fixture(daemon_options options) : options_(std::move(opti
     so.faults = options_.faults;
     so.token = options_.token;
     so.unauthorized_app_ids = options_.unauthorized_app_ids;
+    so.refused_app_ids = options_.refused_app_ids;
     server_ = std::make_unique<fake_api::server>(so);
     server_->write_ca_file(dir_.file("ca.pem"));
     pairs_ = so.data.pairs;

@@ -8,6 +8,7 @@
 
 #include <SQLiteCpp/Database.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@ struct daemon_options {
     std::string interval = "1s";
     std::string token = "test-token";  // the token the fake API accepts
     std::vector<std::string> unauthorized_app_ids{};
+    std::map<std::string, fake_api::app_refusal> refused_app_ids{};  // 401, 403 or 422 by appId
 };
 
 class daemon_fixture {

@@ -42,12 +42,16 @@ TEST(Outcome, Status401And403AreAuthWithAClearMessage) {
     }
 }
 
-TEST(Outcome, Status422IsBadRequestQuotingTheBody) {
+TEST(Outcome, Status422IsBadRequestSayingTheApisOwnMessage) {
     auto o = classify(422, R"({"message":"invalid parameter: take"})");
     EXPECT_EQ(o.kind, outcome_kind::bad_request);
-    EXPECT_TRUE(contains(o.message, "422"));
-    EXPECT_TRUE(contains(o.message, R"({"message":"invalid parameter: take"})"));
+    EXPECT_EQ(o.message, "HTTP 422: the API refused the request: invalid parameter: take");
     EXPECT_FALSE(o.retry_after);
+}
+
+TEST(Outcome, ABodyThatIsNotAJsonMessageIsQuoted) {
+    EXPECT_EQ(classify(422, R"({"code":7})").message, R"(HTTP 422: the API refused the request: "{"code":7}")");
+    EXPECT_EQ(classify(400, "bad take").message, R"(HTTP 400: the API refused the request: "bad take")");
 }
 
 TEST(Outcome, Status422BodyIsTruncatedTo200Bytes) {

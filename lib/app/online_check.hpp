@@ -1,0 +1,38 @@
+#pragma once
+// `check-config --online`: one request per pair with the real token, to tell
+// an operator on the first day whether the API is reachable (DNS, TCP, TLS and
+// why a certificate is refused), whether the token is accepted, whether each
+// appId/tld is, and whether a pair holds any incident at all in
+// sync.initial_lookback (a mistyped tld answers 200 with nothing in it).
+
+#include "config/config.hpp"
+#include "sync/engine.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace isync::app {
+
+struct pair_check {
+    config::pair pair;
+    bool answered = false;                // HTTP 200 with a page that parsed
+    std::optional<std::int64_t> count;    // paging.count over initial_lookback
+    std::string verdict;                  // one line for people
+};
+
+// Checks every pair, one request each, over one connection.
+boost::asio::awaitable<std::vector<pair_check>> check_pairs_online(boost::asio::any_io_executor executor,
+                                                                   boost::asio::ssl::context& tls,
+                                                                   sync::engine_settings settings, std::string token,
+                                                                   std::int64_t now_ms);
+
+// The report as printed, one line per pair (and one for the connection).
+std::string format_online_report(const std::vector<pair_check>& checks, const sync::engine_settings& settings);
+
+}  // namespace isync::app
