@@ -29,6 +29,8 @@
 #   --keep              keep the temporary directory (databases, logs, configs)
 # Environment: BENCH_TMPDIR (default $TMPDIR or /tmp) is where the databases go:
 # its filesystem is part of the result. BENCH_BUILD_DIR: as --build-dir.
+# BENCH_REVISION: what to print as the revision (default: `git describe` of
+# the binaries' source tree, taken after the build).
 # The real link: BENCH_RL_LATENCY (default 100ms), BENCH_RL_JITTER (0ms),
 # BENCH_RL_MAX_IN_FLIGHT (8); BENCH_PEER_PAGE_SIZE (default: the daemon's
 # default api.page_size, read from config/incident-sync.yaml, so both ask for
@@ -96,6 +98,9 @@ syncd=$bin/incident-syncd
 sim=$bin/tests/incident-sim
 bench=$bin/bench/incident-bench
 measure=(python3 "$root/bench/measure.py")
+# What the binaries were built from, taken now: the tree may change during a long run.
+built_from=$(awk -F= '/^CMAKE_HOME_DIRECTORY:/ { print $2 }' "$bin/CMakeCache.txt" 2>/dev/null)
+revision=${BENCH_REVISION:-$(git -C "${built_from:-$root}" describe --always --dirty 2>/dev/null || echo unknown)}
 
 # --- scratch space, and stopping what we start ------------------------------
 tmp=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/incident-bench.XXXXXX")
@@ -538,7 +543,6 @@ real_link_table() {
 ((real_link)) && real_link_table
 
 # --- the table ------------------------------------------------------------------
-revision=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
 echo "incident-sync benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $revision"
 echo "machine: $machine"
 if ((main_table)); then
@@ -554,6 +558,7 @@ if ((real_link)); then
     "(429 + Retry-After beyond), gzip; $rl_span span; daemon: default settings (page_size $daemon_page_size)," \
     "initial_lookback $rl_span; peer: one request at a time, page_size $peer_page_size; a new simulator per run;" \
     "medians of $repeat run(s), churn one run of ${churn_seconds}s (interval $churn_interval, --live $churn_live);" \
+    "bytes sent: the simulator's bytes_sent, response bodies as sent (gzip; no headers or TLS);" \
     "(c)'s simulator is a new one whose clock moved on since (a), so the few incidents in the re-read overlap" \
     "window come back with a new last_seen (\"written\")"
   echo

@@ -56,6 +56,15 @@ void apply_logging(const config::config& cfg) {
     log::init(log::parse_level(cfg.log.level).value(), cfg.log.format);
 }
 
+// Values the loader accepted but questions (config::config::warnings):
+// `check-config` prints them to stderr, `run`/`once` log them once logging is set.
+void report_config_warnings(const config::config& cfg, bool to_log) {
+    for (const auto& w : cfg.warnings) {
+        if (to_log) spdlog::warn("{}", w);
+        else fmt::print(stderr, "warning: {}\n", w);
+    }
+}
+
 // Everything `run`/`once` needs that comes from the configuration.
 struct prepared {
     config::config cfg;
@@ -89,6 +98,8 @@ result<prepared> prepare(const config::config& cfg) {
     p.settings.connection.body_limit = cfg.api.max_body;
     p.settings.connection.verify_peer = !cfg.api.insecure_skip_tls_verify;
     p.settings.connection.user_agent = "incident-syncd/" INCIDENT_SYNC_VERSION;
+    p.settings.limits.max = cfg.api.max_in_flight;
+    p.settings.limits.initial = std::min(4, cfg.api.max_in_flight);
     return p;
 }
 
@@ -116,6 +127,7 @@ int check_config(const arguments& args) {
         print_error(cfg.error().message);
         return exit_code_for(cfg.error());
     }
+    report_config_warnings(*cfg, false);
     auto s = check_startup(*cfg);
     if (!s) {
         print_error(s.error().message);
@@ -198,6 +210,7 @@ int sync(const arguments& args, bool once) {
         return exit_code_for(cfg.error());
     }
     apply_logging(*cfg);
+    report_config_warnings(*cfg, true);
     auto checked = check_startup(*cfg);
     if (!checked) {
         spdlog::critical("{}", checked.error().message);
@@ -238,6 +251,7 @@ int sync(const arguments& args, bool once) {
         if (fresh->database.path != cfg->database.path)
             spdlog::warn("SIGHUP: database.path changed; the new path takes effect after a restart");
         apply_logging(*fresh);
+        report_config_warnings(*fresh, true);
         return reloaded{np->settings, np->token, np->token_source, fresh->sync.pairs.size()};
     };
     daemon d(options, *tls, store, p->settings, p->token, reload);

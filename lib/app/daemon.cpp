@@ -53,7 +53,7 @@ ops::http_reply answer_ops_request(const sync::engine& engine, const std::string
     const auto health = engine.health();
     if (path == "/metrics") {
         const ops::metrics_input in{engine.stats(), health, now, file_size(db_path), file_size(db_path + "-wal"),
-                                    engine.progress()};
+                                    engine.progress(), engine.source()};
         return {200, "text/plain; version=0.0.4; charset=utf-8", ops::render_metrics(in)};
     }
     // Answering at all proves the event loop turns.
@@ -144,10 +144,12 @@ int daemon::run() {
     ioc_.run();
 
     const auto& st = engine_->stats();
+    const auto src = engine_->source();
     spdlog::info("done: {} requests, {} retries, {} pages, {} incidents ({} new, {} changed, {} unchanged), {} drift "
-                 "corrections",
+                 "corrections; {:.1f} MiB received ({:.1f} MiB decoded), at most {} request(s) in flight",
                  st.requests, st.retries, st.pages, st.incidents_seen, st.incidents_new, st.incidents_changed,
-                 st.incidents_unchanged, st.drift_corrections);
+                 st.incidents_unchanged, st.drift_corrections, static_cast<double>(src.wire_body_bytes) / (1 << 20),
+                 static_cast<double>(src.decoded_body_bytes) / (1 << 20), src.peak_in_flight);
     // The engine goes first (its writer joins, committing what it can); frames
     // still suspended after a stop deadline go with the io_context after it.
     engine_.reset();

@@ -34,6 +34,7 @@ struct api_config {
     std::string proxy;                        // empty: https_proxy / HTTPS_PROXY env
     std::optional<proxy_endpoint> proxy_address;  // proxy, parsed (nullopt when empty)
     bool insecure_skip_tls_verify = false;    // for tests only; warns at every start
+    int max_in_flight = 16;                   // requests in flight to the API at most (the adaptive limit's ceiling)
 };
 
 struct retry_config {
@@ -47,7 +48,9 @@ struct sync_config {
     duration initial_lookback = std::chrono::hours(24);
     duration overlap = std::chrono::minutes(15);
     duration settle = std::chrono::minutes(1);
-    duration max_window = std::chrono::hours(6);
+    // An upper bound on one slice's span; slices are planned by incident count.
+    duration max_window = std::chrono::hours(24 * 31);
+    int slice_incidents = 5000;  // a window holding more is split by time
     int concurrency = 4;
     std::vector<pair> pairs;
 };
@@ -75,6 +78,10 @@ struct config {
     database_config database;
     log_config log;
     metrics_config metrics;
+    // Accepted but worth a second look, one line each, in the loader's
+    // "<file>:<line>:<col>: <dotted.key>: <problem>; <advice>" form, e.g. a
+    // tiny api.page_size. `check-config` prints them; `run`/`once` log them.
+    std::vector<std::string> warnings;
 };
 
 }  // namespace isync::config

@@ -212,11 +212,18 @@ public:
 
     config read(const YAML::Node& root);
     const std::vector<std::string>& errors() const { return errors_; }
+    const std::vector<std::string>& warnings() const { return warnings_; }
 
 private:
     void fail(const YAML::Mark& mark, std::string_view key, std::string_view problem, std::string_view allowed) {
         errors_.push_back(where(file_, mark) + one_line(key) + ": " + one_line(problem) + "; " +
                           std::string(allowed));
+    }
+    // Accepted, but probably not what the operator wants: the same one-line
+    // form as an error, with advice in place of what is allowed.
+    void warn(const YAML::Mark& mark, std::string_view key, std::string_view problem, std::string_view advice) {
+        warnings_.push_back(where(file_, mark) + one_line(key) + ": " + one_line(problem) + "; " +
+                            std::string(advice));
     }
 
     std::vector<key_rule> root_rules(config& cfg);
@@ -236,6 +243,7 @@ private:
     void read_path(const field& f, std::string& out, empty if_empty);
     void read_duration(const field& f, duration& out, zero if_zero);
     void read_int(const field& f, int& out, int min, int max);
+    void read_page_size(const field& f, int& out);
     void read_bool(const field& f, bool& out);
     void read_enum(const field& f, std::string& out, std::span<const std::string_view> allowed, std::string_view noun);
     void read_size(const field& f, std::uint64_t& out);
@@ -252,6 +260,7 @@ private:
     std::string file_;
     fs::path base_dir_;
     std::vector<std::string> errors_;
+    std::vector<std::string> warnings_;
     std::map<std::string, field, std::less<>> seen_;  // by dotted path
 };
 
@@ -285,10 +294,11 @@ std::vector<key_rule> reader::api_rules(api_config& api) {
         {"token_file", [&](const field& f) { read_path(f, api.token_file, empty::allowed); }},
         {"ca_file", [&](const field& f) { read_ca_file(f, api.ca_file); }},
         {"timeout", [&](const field& f) { read_duration(f, api.timeout, zero::refused); }},
-        {"page_size", [&](const field& f) { read_int(f, api.page_size, 1, 1000); }},
+        {"page_size", [&](const field& f) { read_page_size(f, api.page_size); }},
         {"max_body", [&](const field& f) { read_size(f, api.max_body); }},
         {"proxy", [&](const field& f) { read_proxy(f, api.proxy, api.proxy_address); }},
         {"insecure_skip_tls_verify", [&](const field& f) { read_bool(f, api.insecure_skip_tls_verify); }},
+        {"max_in_flight", [&](const field& f) { read_int(f, api.max_in_flight, 1, 256); }},
     };
 }
 
@@ -308,6 +318,7 @@ std::vector<key_rule> reader::sync_rules(sync_config& sync) {
         {"settle", [&](const field& f) { read_duration(f, sync.settle, zero::allowed); }},
         {"max_window", [&](const field& f) { read_duration(f, sync.max_window, zero::refused); }},
         {"concurrency", [&](const field& f) { read_int(f, sync.concurrency, 1, 64); }},
+        {"slice_incidents", [&](const field& f) { read_int(f, sync.slice_incidents, 100, 1'000'000); }},
         {"pairs", [&](const field& f) { read_pairs(f, sync.pairs); }},
     };
 }
@@ -432,6 +443,30 @@ void reader::read_int(const field& f, int& out, int min, int max) {
     if (!parsed) return fail(f.mark(), f.path, quote_value(*text) + " is not an integer", allowed);
     if (*parsed < min || *parsed > max) return fail(f.mark(), f.path, quote_value(*text) + " is out of range", allowed);
     out = static_cast<int>(*parsed);
+}
+
+// 1 to 1000; below 10 works but wastes requests, which the operator is told.
+// The page walk (sync/page_walk.hpp) starts each page after the first 2 ids
+// (1 when a page holds 2) before the end of the one before it: those ids are
+// its proof that nothing was skipped, and they are read twice.
+void reader::read_page_size(const field& f, int& out) {
+    constexpr int advised = 10;
+    const std::size_t errors_before = errors_.size();
+    read_int(f, out, 1, 1000);
+    if (errors_.size() != errors_before || out >= advised) return;
+    const std::string advice =
+        fmt::format("write {} or more (the default is {})", advised, api_config{}.page_size);
+    if (out == 1)
+        return warn(f.mark(), f.path,
+                    "1 is small: a page of 1 cannot overlap the page before it, so the proof that nothing was "
+                    "skipped falls back to counting alone, and every incident costs a request",
+                    advice);
+    const int overlap = std::min(2, out - 1);
+    warn(f.mark(), f.path,
+         fmt::format("{} is small: each page after the first re-reads the last {} of the page before it, to "
+                     "prove nothing was skipped, so {}% of what it fetches is read twice",
+                     out, overlap == 1 ? std::string("id") : fmt::format("{} ids", overlap), overlap * 100 / out),
+         advice);
 }
 
 // Only true and false: YAML 1.1's yes/no/on/off are too easy to write by
@@ -710,6 +745,7 @@ result<config> load_config_text(std::string_view yaml, const std::filesystem::pa
             return make_error(errc::config, std::move(message));
         }
         cfg.source = shown_name;
+        cfg.warnings = r.warnings();
         return cfg;
     } catch (const YAML::DeepRecursion& e) {
         // yaml-cpp's own text for this is "bad file".

@@ -22,6 +22,11 @@
 // the indentation, ...`; a second YAML document in the file is an error too.
 // An unreadable file gives `cannot read config file <path>: <reason>`.
 // All of them use errc::config.
+//
+// Warnings: a value that is valid but probably a mistake (today, an
+// `api.page_size` below 10) loads, and `config::warnings` holds one line for
+// each in the same form, `<file>:<line>:<col>: <dotted.key>: <problem>;
+// <advice>`. A file with errors reports only its errors.
 
 #include "config/config.hpp"
 #include "util/error.hpp"

@@ -162,7 +162,7 @@ net::awaitable<result<void>> connection::connect() {
     co_return result<void>{};
 }
 
-net::awaitable<result<response>> connection::exchange(const std::string& target, const std::string& token,
+net::awaitable<result<response>> connection::exchange(const std::string& target, const config::secret& token,
                                                       bool& nothing_received) {
     nothing_received = true;
     bhttp::request<bhttp::empty_body> req{bhttp::verb::get, target, 11};
@@ -172,7 +172,7 @@ net::awaitable<result<response>> connection::exchange(const std::string& target,
     req.set(bhttp::field::user_agent, options_.user_agent);
     req.set(bhttp::field::accept, "application/json");
     req.set(bhttp::field::accept_encoding, accepted_encodings);
-    req.set(bhttp::field::authorization, "Bearer " + token);
+    req.set(bhttp::field::authorization, "Bearer " + token.reveal());
     req.keep_alive(true);
 
     // One deadline for the whole request and response: a server that dribbles
@@ -218,7 +218,7 @@ net::awaitable<result<response>> connection::exchange(const std::string& target,
     co_return out;
 }
 
-net::awaitable<result<response>> connection::get(std::string target, std::string token) {
+net::awaitable<result<response>> connection::get(std::string target, config::secret token) {
     const bool reused = stream_ != nullptr;
     if (!stream_) {
         auto c = co_await connect();

@@ -5,6 +5,7 @@
 // every read a size limit.
 
 #include "api/request.hpp"
+#include "config/secret.hpp"
 #include "http/proxy.hpp"
 #include "util/error.hpp"
 
@@ -62,7 +63,8 @@ public:
     // certificate was refused; also a compressed body that is truncated,
     // corrupt or in a coding not asked for), errc::cancelled. Never mentions
     // the token.
-    boost::asio::awaitable<result<response>> get(std::string target, std::string token);
+    // The token is revealed only where the Authorization header is written.
+    boost::asio::awaitable<result<response>> get(std::string target, config::secret token);
 
     // Closes the connection (TLS close_notify, bounded by a short deadline).
     boost::asio::awaitable<void> shutdown();
@@ -73,7 +75,7 @@ private:
     using stream_type = boost::asio::ssl::stream<boost::beast::tcp_stream>;
 
     boost::asio::awaitable<result<void>> connect();
-    boost::asio::awaitable<result<response>> exchange(const std::string& target, const std::string& token,
+    boost::asio::awaitable<result<response>> exchange(const std::string& target, const config::secret& token,
                                                       bool& nothing_received);
     error describe(const boost::system::error_code& ec, std::string_view step) const;
     std::string where() const;  // "host:port", with the proxy when there is one

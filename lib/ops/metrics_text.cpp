@@ -99,6 +99,23 @@ std::string render_metrics(const metrics_input& in) {
     for (const auto& [p, pr] : in.progress)
         out += fmt::format("incident_sync_poll_slices{{{}}} {}\n", pair_labels(p), pr.slices);
 
+    const auto& src = in.source;
+    header(out, "incident_sync_api_concurrency_limit", "gauge",
+           "Requests allowed in flight to the API now (adaptive; api.max_in_flight is its ceiling).");
+    out += fmt::format("incident_sync_api_concurrency_limit {}\n", src.limit);
+    header(out, "incident_sync_api_requests_in_flight", "gauge", "Requests to the API in flight now.");
+    out += fmt::format("incident_sync_api_requests_in_flight {}\n", src.in_flight);
+    header(out, "incident_sync_api_requests_in_flight_peak", "gauge", "The most requests in flight at once so far.");
+    out += fmt::format("incident_sync_api_requests_in_flight_peak {}\n", src.peak_in_flight);
+    counter(out, "incident_sync_api_limit_decreases_total",
+            "Times the limit was lowered (429, 503, a timeout or a round-trip spike).", src.limit_decreases);
+    counter(out, "incident_sync_api_rate_limit_pauses_total",
+            "429s with Retry-After that paused every request to the API.", src.pauses);
+    counter(out, "incident_sync_api_body_bytes_received_total",
+            "Response body bytes as received (compressed when the API compressed them).", src.wire_body_bytes);
+    counter(out, "incident_sync_api_body_bytes_decoded_total", "Response body bytes after decoding.",
+            src.decoded_body_bytes);
+
     if (in.database_bytes) {
         header(out, "incident_sync_database_size_bytes", "gauge", "Size of the SQLite database file.");
         out += fmt::format("incident_sync_database_size_bytes {}\n", *in.database_bytes);

@@ -164,8 +164,8 @@ incident_store::incident_store(SQLite::Database& db, std::string path)
       vulnerability_rows_(db, "INSERT INTO vulnerabilities (incident_key, ordinal, package, version) VALUES", 4),
       vulnerability_id_rows_(db,
                              "INSERT OR IGNORE INTO vulnerability_ids (incident_key, vulnerability_ordinal, "
-                             "vulnerability_id) VALUES",
-                             3),
+                             "vulnerability_id, package, version, incident_last_seen) VALUES",
+                             6),
       delete_page_types_(db, "DELETE FROM incident_page_types WHERE incident_key = ?"),
       delete_actions_(db, "DELETE FROM actions WHERE incident_key = ?"),
       delete_action_args_(db, "DELETE FROM action_args WHERE incident_key = ?"),
@@ -184,8 +184,8 @@ incident_store::incident_store(SQLite::Database& db, std::string path)
                             "last_error_at = ?3, last_error = ?4, auth_failing = ?5"),
       insert_run_(db,
                   "INSERT INTO sync_runs (app_id, tld, from_ms, to_ms, pages, incidents_seen, incidents_new, "
-                  "incidents_changed, drift_corrections, started_at, finished_at, status, error) "
-                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+                  "incidents_changed, drift_corrections, started_at, finished_at, status, error, from_at, to_at) "
+                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
       select_watermark_(db, "SELECT watermark_ms FROM sync_state WHERE app_id = ? AND tld = ?"),
       select_tracked_(db,
                       "SELECT risk_level, under_review, category, ack_updated_at, script_risk_level "
@@ -427,7 +427,10 @@ void incident_store::write_children(std::int64_t incident_key, const model::inci
         const auto& v = inc.vulnerabilities[i];
         const auto ordinal = static_cast<std::int64_t>(i);
         vulnerability_rows_.add({incident_key, ordinal, row_batch::text(v.package), row_batch::text(v.version)});
-        for (const auto& id : v.ids) vulnerability_id_rows_.add({incident_key, ordinal, &id});
+        // package, version and the incident's last_seen are copied for vulnerable_packages (schema 004).
+        for (const auto& id : v.ids)
+            vulnerability_id_rows_.add({incident_key, ordinal, &id, row_batch::text(v.package),
+                                        row_batch::text(v.version), row_batch::text(inc.last_seen)});
     }
 }
 
@@ -465,6 +468,8 @@ void incident_store::write_run(const slice_report& report, std::int64_t pages, c
     insert_run_.bind(12, error_text ? "failed" : "ok");
     if (error_text) insert_run_.bind(13, *error_text);
     else insert_run_.bind(13);
+    insert_run_.bind(14, util::format_iso8601_ms(report.from_ms));
+    insert_run_.bind(15, util::format_iso8601_ms(report.to_ms));
     run(insert_run_);
 }
 

@@ -1,11 +1,14 @@
 #include "sync/engine.hpp"
 
 #include "sync/fetcher.hpp"
+#include "sync/http_page_source.hpp"
 #include "sync/page_walk.hpp"
 #include "util/timestamp.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -14,6 +17,8 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <deque>
+#include <map>
 #include <random>
 
 namespace isync::sync {
@@ -50,16 +55,28 @@ clock_source system_clock_source() {
 }
 
 engine::engine(net::any_io_executor executor, net::ssl::context& tls, store::incident_store& store,
-               engine_settings settings, std::string token, clock_source clock)
+               engine_settings settings, std::string token, clock_source clock, source_factory make_source)
     : executor_(executor),
       tls_(tls),
       clock_(std::move(clock)),
-      current_(std::make_shared<const snapshot>(std::move(settings), std::move(token), clock_.uniform01)),
+      make_source_(std::move(make_source)),
+      current_(make_snapshot(std::move(settings), token)),
       tasks_(executor),
       slots_(std::make_unique<net::experimental::channel<void(boost::system::error_code)>>(
           executor, static_cast<std::size_t>(std::max(1, current_->settings.sync.concurrency)))),
       health_(stored_health(store)),
       writer_(std::make_unique<store_writer>(executor, store)) {}
+
+std::shared_ptr<const engine::snapshot> engine::make_snapshot(engine_settings settings, const std::string& token) {
+    std::shared_ptr<page_source> source;
+    if (make_source_) {
+        source = make_source_(settings, token);
+    } else {
+        source = std::make_shared<http_page_source>(executor_, tls_, settings.connection, config::secret(token),
+                                                    settings.limits, settings.retry.max_delay, clock_.now_ms);
+    }
+    return std::make_shared<const snapshot>(std::move(settings), std::move(source), clock_.uniform01);
+}
 
 net::awaitable<error> engine::fail_slice(store::slice_report report, error e) {
     if (e.code != errc::cancelled) co_await record_failure(report, e);
@@ -99,30 +116,87 @@ net::awaitable<result<void>> engine::settle(std::shared_ptr<store_writer::write_
     co_return result<void>{};
 }
 
-net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::pair pair, slice s,
-                                               std::shared_ptr<store_writer::ledger> ledger,
-                                               std::shared_ptr<poll_state> poll,
-                                               std::shared_ptr<const snapshot> snap) {
+net::awaitable<std::vector<result<model::page>>> engine::fetch_pages(config::pair pair, slice s,
+                                                                      std::vector<std::int64_t> skips,
+                                                                      std::shared_ptr<poll_state> poll,
+                                                                      std::shared_ptr<const snapshot> snap) {
+    using op = decltype(net::co_spawn(executor_, std::declval<net::awaitable<result<model::page>>>(), net::deferred));
+    std::vector<op> ops;
+    ops.reserve(skips.size());
+    for (const std::int64_t skip : skips) {
+        fetch_context ctx{*snap->source, snap->settings.connection.endpoint, snap->backoff, clock_.now_ms, stats_,
+                          poll->mode};
+        const api::incidents_query query{pair, s.from_ms, s.to_ms, skip, snap->settings.page_size};
+        ops.push_back(net::co_spawn(executor_, fetch_page(ctx, query), net::deferred));
+    }
+    // All in flight at once (the source's limit decides how many really are).
+    auto [order, exceptions, pages] = co_await net::experimental::make_parallel_group(std::move(ops))
+                                          .async_wait(net::experimental::wait_for_all(), net::use_awaitable);
+    (void)order;
+    std::vector<result<model::page>> out;
+    out.reserve(pages.size());
+    for (std::size_t i = 0; i < pages.size(); ++i) {
+        if (exceptions[i]) {
+            out.push_back(make_error(errc::cancelled, "cancelled while fetching a page"));
+            continue;
+        }
+        out.push_back(std::move(pages[i]));
+    }
+    co_return out;
+}
+
+net::awaitable<result<void>> engine::settle_all(std::vector<std::shared_ptr<store_writer::write_ticket>> tickets,
+                                               store::slice_report& report, std::shared_ptr<poll_state> poll) {
+    result<void> outcome{};
+    // Every ticket is waited for, even after a failure: none is left behind.
+    for (auto& ticket : tickets) {
+        auto written = co_await settle(ticket, report, poll);
+        if (!written && outcome) outcome = written.error();
+    }
+    co_return outcome;
+}
+
+net::awaitable<result<void>> engine::sync_slice(config::pair pair, slice s, std::shared_ptr<store_writer::ledger> ledger,
+                                               std::shared_ptr<poll_state> poll, std::shared_ptr<const snapshot> snap,
+                                               model::page first) {
     store::slice_report report{pair, s.from_ms, s.to_ms, clock_.now_ms(), 0, {}, 0};
     page_walk walk(snap->settings.page_size);
-    const api::endpoint& endpoint = snap->settings.connection.endpoint;
-    // The page being written while the next one is fetched.
-    std::shared_ptr<store_writer::write_ticket> pending;
     const std::int64_t read_before_slice = progress_.contains(pair) ? progress_[pair].read : 0;
-
+    // Pages fetched ahead of the walk, by offset. The walk still takes them one
+    // at a time, in order, and checks each page's id anchors: a page fetched
+    // ahead at an offset the walk no longer asks for (the result set moved) is
+    // dropped and the walk goes on from where it says.
+    std::map<std::int64_t, result<model::page>> ahead;
+    ahead.emplace(0, std::move(first));
+    std::int64_t last_count = 0;
+    // Pages handed to the writer and not yet known written: at most two
+    // batches, so memory stays bounded while writing overlaps fetching.
+    std::vector<std::shared_ptr<store_writer::write_ticket>> in_writer;
     for (;;) {
         const page_request req = walk.next();
-        fetch_context ctx{conn, endpoint, snap->token, snap->backoff, clock_.now_ms, stats_, poll->mode};
-        // Named, not a braced temporary: GCC 12 destroys temporaries bound
-        // to coroutine parameters twice.
-        const api::incidents_query query{pair, s.from_ms, s.to_ms, req.skip, req.take};
-        auto page = co_await fetch_page(ctx, query);
-        if (pending) {
-            const auto ticket = std::exchange(pending, nullptr);
-            auto written = co_await settle(ticket, report, poll);
-            if (!written) co_return co_await fail_slice(report, written.error());
+        auto found = ahead.find(req.skip);
+        if (found == ahead.end()) {
+            ahead.clear();
+            // The offsets a walk takes when nothing moves, from here to the
+            // last count the API gave, a batch at a time.
+            std::vector<std::int64_t> skips;
+            for (std::int64_t skip = req.skip;
+                 skips.empty() || (skip < last_count && static_cast<int>(skips.size()) < fetch_batch_pages);
+                 skip += walk.step())
+                skips.push_back(skip);
+            auto pages = co_await fetch_pages(pair, s, skips, poll, snap);
+            // The previous batch was being written meanwhile.
+            if (auto written = co_await settle_all(std::exchange(in_writer, {}), report, poll); !written) co_return co_await fail_slice(report, written.error());
+            for (std::size_t i = 0; i < skips.size(); ++i) ahead.emplace(skips[i], std::move(pages[i]));
+            found = ahead.find(req.skip);
         }
-        if (!page) co_return co_await fail_slice(report, page.error());
+        auto page = std::move(found->second);
+        ahead.erase(found);
+        if (!page) {
+            (void)co_await settle_all(std::exchange(in_writer, {}), report, poll);
+            co_return co_await fail_slice(report, page.error());
+        }
+        last_count = page->count;
         // Spare CPU here while the writer thread is the limit (a backfill).
         for (auto& incident : page->incidents) incident.hashes = store::hashes_of(incident);
         // A plain vector, not a views::transform: clang 14 cannot compile that
@@ -139,16 +213,20 @@ net::awaitable<result<void>> engine::sync_slice(http::connection& conn, config::
         stats_.drift_corrections += static_cast<std::uint64_t>(walk.drift_corrections() - report.drift_corrections);
         report.drift_corrections = walk.drift_corrections();
 
+        if (state == walk_state::fetching) {
+            in_writer.push_back(writer_->submit(ledger, std::move(*page), clock_.now_ms(), std::nullopt));
+            continue;
+        }
+        // The slice ends with this page. Its sync_runs row counts every page,
+        // so the pages still with the writer are counted first.
+        if (auto written = co_await settle_all(std::exchange(in_writer, {}), report, poll); !written)
+            co_return co_await fail_slice(report, written.error());
         const bool complete = state == walk_state::complete;
         std::optional<store::slice_report> finish;
         if (complete) finish = report;
-        pending = writer_->submit(ledger, std::move(*page), clock_.now_ms(), std::move(finish));
-        if (state == walk_state::fetching) continue;
-
-        // The slice ends with this page: wait until it is written.
-        const auto ticket = std::exchange(pending, nullptr);
-        auto written = co_await settle(ticket, report, poll);
-        if (!written) co_return co_await fail_slice(report, written.error());
+        in_writer.push_back(writer_->submit(ledger, std::move(*page), clock_.now_ms(), std::move(finish)));
+        if (auto written = co_await settle_all(std::exchange(in_writer, {}), report, poll); !written)
+            co_return co_await fail_slice(report, written.error());
         if (complete) {
             spdlog::debug("{}: slice {} .. {} done: {} pages, {} incidents ({} new, {} changed), {} drift corrections",
                           pair_name(pair), util::format_iso8601_ms(s.from_ms), util::format_iso8601_ms(s.to_ms),
@@ -222,10 +300,14 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
         co_return pair_status::failed;
     }
     if (*watermark) health_[pair].watermark_ms = **watermark;
-    const auto slices = plan_slices(*watermark, clock_.now_ms(), snap->settings.sync);
-    if (slices.empty()) co_return pair_status::ok;
+    // Windows no longer than sync.max_window, each split by time while a part
+    // holds more than sync.slice_incidents (the API's count on its first page
+    // says so), so a window with few incidents costs one request and a
+    // backfill still commits and resumes slice by slice.
+    const auto windows = plan_slices(*watermark, clock_.now_ms(), snap->settings.sync);
+    if (windows.empty()) co_return pair_status::ok;
+    std::deque<slice> todo(windows.begin(), windows.end());
 
-    http::connection conn(executor_, tls_, snap->settings.connection);
     pair_status status = pair_status::ok;
     const auto started = std::chrono::steady_clock::now();
     const auto ledger = writer_->open_ledger();
@@ -233,13 +315,33 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
     const auto poll = std::make_shared<poll_state>();
     poll->mode = *watermark ? api::parse_mode::untyped : api::parse_mode::typed;
     std::optional<std::int64_t> submitted_to_ms;  // the last slice handed to the writer complete
-    for (const slice& s : slices) {
+    int slices_done = 0;
+    while (!todo.empty()) {
+        const slice s = todo.front();
+        todo.pop_front();
         if (auto it = progress_.find(pair); it != progress_.end()) {
-            it->second.slices = static_cast<int>(slices.size());
-            it->second.slice = static_cast<int>(&s - slices.data()) + 1;
+            it->second.slices = slices_done + 1 + static_cast<int>(todo.size());
+            it->second.slice = slices_done + 1;
         }
-        auto r = co_await sync_slice(conn, pair, s, ledger, poll, snap);
+        // Named, not a braced temporary: GCC 12 mishandles braced
+        // initialisers bound to coroutine parameters.
+        std::vector<std::int64_t> first_skip(1, 0);
+        auto first = co_await fetch_pages(pair, s, std::move(first_skip), poll, snap);
+        result<void> r = result<void>{};
+        if (!first[0]) {
+            const store::slice_report report{pair, s.from_ms, s.to_ms, clock_.now_ms(), 0, {}, 0};
+            r = co_await fail_slice(report, first[0].error());
+        } else {
+            const auto parts = split_by_count(s, first[0]->count, snap->settings.sync.slice_incidents);
+            if (parts.size() > 1) {
+                // Too many for one slice: its parts go first, oldest first.
+                todo.insert(todo.begin(), parts.begin(), parts.end());
+                continue;
+            }
+            r = co_await sync_slice(pair, s, ledger, poll, snap, std::move(*first[0]));
+        }
         if (r) {
+            ++slices_done;
             submitted_to_ms = s.to_ms;
             continue;
         }
@@ -250,9 +352,8 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
         case errc::auth:
             status = pair_status::auth_failed;
             spdlog::error("{}: authentication failed: {}. Check the token (HUMAN_API_TOKEN, api.token_file, "
-                          "$CREDENTIALS_DIRECTORY/human-api-token or /run/secrets/human_api_token); "
-                          "the pair is retried next interval",
-                          pair_name(pair), r.error().message);
+                          "$CREDENTIALS_DIRECTORY/human-api-token or /run/secrets/human_api_token){}",
+                          pair_name(pair), r.error().message, retry_hint_);
             break;
         default:
             status = pair_status::failed;
@@ -261,7 +362,6 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
         }
         break;
     }
-    if (status != pair_status::cancelled) co_await conn.shutdown();
     if (status != pair_status::cancelled) {
         // Written is not yet durable: wait for the commit before saying so.
         auto durable = co_await writer_->flush(ledger);
@@ -272,7 +372,7 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
                 spdlog::error("{}: sync failed, watermark kept at {}: {}", pair_name(pair),
                               *watermark ? util::format_iso8601_ms(**watermark) : "(none)", durable.error().message);
                 status = pair_status::failed;
-                const slice& last = slices.back();
+                const slice& last = windows.back();
                 const store::slice_report lost{pair, last.from_ms, last.to_ms, clock_.now_ms(), 0, {}, 0};
                 co_await record_failure(lost, durable.error());
             }
@@ -287,7 +387,7 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
         const auto& poll_counts = poll->counts;
         const auto changed = poll_counts.inserted + poll_counts.changed;
         spdlog::info("{}: synced {} slice(s) up to {}: {} incidents read ({} new, {} changed, {} unchanged) in {} ms",
-                     pair_name(pair), slices.size(), util::format_iso8601_ms(slices.back().to_ms), distinct,
+                     pair_name(pair), slices_done, util::format_iso8601_ms(windows.back().to_ms), distinct,
                      poll_counts.inserted, poll_counts.changed, std::max<std::int64_t>(0, distinct - changed),
                      elapsed.count());
     }
@@ -390,7 +490,7 @@ void engine::reconfigure(engine_settings settings, std::string token) {
     }
     settings.sync.concurrency = current_->settings.sync.concurrency;  // the slot pool is sized at start
     // Polls running now keep the snapshot they started with; the next ones take this.
-    current_ = std::make_shared<const snapshot>(std::move(settings), std::move(token), clock_.uniform01);
+    current_ = make_snapshot(std::move(settings), token);
     if (stopping_) return;
     for (const auto& p : current_->settings.sync.pairs) {
         if (!pair_tasks_.contains(p)) {

@@ -9,6 +9,8 @@
 #include "api/page_parser.hpp"
 #include "config/config.hpp"
 #include "http/connection.hpp"
+#include "sync/concurrency_limit.hpp"
+#include "sync/page_source.hpp"
 #include "store/incident_store.hpp"
 #include "sync/store_writer.hpp"
 #include "sync/sync_stats.hpp"
@@ -34,7 +36,13 @@ struct engine_settings {
     config::retry_config retry;
     http::connection_options connection;  // endpoint, proxy, timeout, limits
     int page_size = 50;
+    concurrency_settings limits;          // requests in flight to the API (api.max_in_flight)
 };
+
+// Makes the page source a poll talks to: the real one over HTTPS, or a
+// scripted one in tests. Called at start and on every SIGHUP.
+using source_factory =
+    std::function<std::shared_ptr<page_source>(const engine_settings& settings, const std::string& token)>;
 
 // How a pair's last poll ended.
 enum class pair_status { ok, failed, auth_failed, cancelled };
@@ -49,8 +57,13 @@ clock_source system_clock_source();
 
 class engine {
 public:
+    // Without `make_source`, polls talk to the API through an http_page_source.
     engine(boost::asio::any_io_executor executor, boost::asio::ssl::context& tls, store::incident_store& store,
-           engine_settings settings, std::string token, clock_source clock);
+           engine_settings settings, std::string token, clock_source clock, source_factory make_source = {});
+
+    // How a failure's log line ends: `run` retries at the next interval,
+    // `once` does not (the default says nothing).
+    void set_retry_hint(std::string hint) { retry_hint_ = std::move(hint); }
 
     // One pass over every pair. True only when every pair succeeded.
     boost::asio::awaitable<bool> run_once();
@@ -77,6 +90,8 @@ public:
     void reconfigure(engine_settings settings, std::string token);
 
     const sync_stats& stats() const { return stats_; }
+    // The API source's counters: the adaptive limit, requests in flight, bytes.
+    source_stats source() const { return current_->source->stats(); }
     const std::map<config::pair, pair_status>& last_status() const { return last_status_; }
     // Every configured pair's health (pairs never polled have empty fields).
     std::map<config::pair, pair_health> health() const;
@@ -92,28 +107,42 @@ public:
 private:
     // One poll of a pair: takes a concurrency slot, walks its slices, records the outcome.
     boost::asio::awaitable<pair_status> sync_pair(config::pair pair);
-    // Everything a poll reads from the configuration, fixed when it starts:
-    // a SIGHUP replaces the engine's current snapshot, never a running poll's.
-    struct snapshot {
-        snapshot(engine_settings s, std::string t, std::function<double()> uniform01)
-            : settings(std::move(s)), token(std::move(t)), backoff(settings.retry, std::move(uniform01)) {}
-        engine_settings settings;
-        std::string token;
-        api::backoff backoff;
-    };
-    boost::asio::awaitable<pair_status> poll_slices(config::pair pair, std::shared_ptr<const snapshot> snap);
-    // Health, last status, duration histogram and the pair_done_ callback, in one place.
-    void record_outcome(const config::pair& pair, pair_status status, double seconds);
     // What one poll of a pair carries from slice to slice and page to page.
     struct poll_state {
         api::parse_mode mode = api::parse_mode::typed;  // how the next page is parsed
         std::int64_t incidents_read = 0;                // incidents in written pages, overlap re-reads included
         store::upsert_counts counts;                    // what the store did with them
     };
-    boost::asio::awaitable<result<void>> sync_slice(http::connection& conn, config::pair pair, slice s,
+    // Everything a poll reads from the configuration, fixed when it starts:
+    // a SIGHUP replaces the engine's current snapshot, never a running poll's.
+    struct snapshot {
+        snapshot(engine_settings s, std::shared_ptr<page_source> src, std::function<double()> uniform01)
+            : settings(std::move(s)), source(std::move(src)), backoff(settings.retry, std::move(uniform01)) {}
+        engine_settings settings;
+        std::shared_ptr<page_source> source;  // holds the token; shared by every poll of this snapshot
+        api::backoff backoff;
+    };
+    std::shared_ptr<const snapshot> make_snapshot(engine_settings settings, const std::string& token);
+    // Fetches the pages at `skips` of slice `s` at once, results in the same order.
+    boost::asio::awaitable<std::vector<result<model::page>>> fetch_pages(config::pair pair, slice s,
+                                                                         std::vector<std::int64_t> skips,
+                                                                         std::shared_ptr<poll_state> poll,
+                                                                         std::shared_ptr<const snapshot> snap);
+    boost::asio::awaitable<pair_status> poll_slices(config::pair pair, std::shared_ptr<const snapshot> snap);
+    // Health, last status, duration histogram and the pair_done_ callback, in one place.
+    void record_outcome(const config::pair& pair, pair_status status, double seconds);
+    // Walks slice `s` whose first page is `first`, fetching the pages ahead
+    // of the walk a batch at a time, all of a batch at once.
+    boost::asio::awaitable<result<void>> sync_slice(config::pair pair, slice s,
                                                     std::shared_ptr<store_writer::ledger> ledger,
                                                     std::shared_ptr<poll_state> poll,
-                                                    std::shared_ptr<const snapshot> snap);
+                                                    std::shared_ptr<const snapshot> snap, model::page first);
+    boost::asio::awaitable<result<void>> settle_all(std::vector<std::shared_ptr<store_writer::write_ticket>> tickets,
+                                                    store::slice_report& report, std::shared_ptr<poll_state> poll);
+    // Pages fetched ahead of a slice's walk at once: enough to fill a
+    // long-distance link, few enough that two batches of four pairs stay
+    // within the daemon's memory budget.
+    static constexpr int fetch_batch_pages = 16;
     // Waits until the writer has written `ticket`'s page, counts it in
     // `report` and `poll`, and picks the parse mode for the next page.
     boost::asio::awaitable<result<void>> settle(std::shared_ptr<store_writer::write_ticket> ticket,
@@ -131,6 +160,8 @@ private:
     boost::asio::any_io_executor executor_;
     boost::asio::ssl::context& tls_;
     clock_source clock_;
+    source_factory make_source_;
+    std::string retry_hint_;
     std::shared_ptr<const snapshot> current_;
     sync_stats stats_;
     task_group tasks_;

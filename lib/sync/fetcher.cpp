@@ -75,7 +75,7 @@ net::awaitable<result<model::page>> fetch_page(fetch_context ctx, api::incidents
     for (int attempt = 1;; ++attempt) {
         ++ctx.stats.requests;
         spdlog::trace("GET {} (Authorization: Bearer ***), attempt {}", target, attempt);
-        auto res = co_await ctx.connection.get(target, ctx.token);
+        auto res = co_await ctx.source.get(target);
         attempt_result verdict = judge(res, ctx);
         if (verdict.page) {
             ++(attempt == 1 ? ctx.stats.fetches_ok : ctx.stats.fetches_retried);

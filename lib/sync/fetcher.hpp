@@ -5,7 +5,7 @@
 #include "api/backoff.hpp"
 #include "api/page_parser.hpp"
 #include "api/request.hpp"
-#include "http/connection.hpp"
+#include "sync/page_source.hpp"
 #include "model/incident.hpp"
 #include "sync/sync_stats.hpp"
 #include "util/error.hpp"
@@ -19,9 +19,8 @@
 namespace isync::sync {
 
 struct fetch_context {
-    http::connection& connection;
+    page_source& source;
     const api::endpoint& endpoint;
-    const std::string& token;
     const api::backoff& backoff;
     std::function<std::int64_t()> now_ms;  // wall clock, for Retry-After dates
     sync_stats& stats;

@@ -23,6 +23,7 @@
 // So every incident that stays in the window while the slice is read is
 // read, as long as the server's order is a stable total order.
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -64,6 +65,9 @@ public:
     std::int64_t drift_corrections() const { return drift_corrections_; }
     int rewalks() const { return rewalks_; }
     std::int64_t requests() const { return requests_; }
+    // How far apart the offsets of consecutive full pages are when nothing
+    // moves (take minus the overlap): where pages may be fetched ahead.
+    std::int64_t step() const { return std::max(1, take_ - overlap_); }
     // Distinct incidents read over all walks of the slice (overlap re-reads
     // and re-walks count once).
     std::int64_t distinct_read() const { return static_cast<std::int64_t>(seen_.size()); }

@@ -16,4 +16,19 @@ std::vector<slice> plan_slices(std::optional<std::int64_t> watermark_ms, std::in
     return out;
 }
 
+std::vector<slice> split_by_count(slice window, std::int64_t count, std::int64_t slice_incidents) {
+    const std::int64_t span = window.to_ms - window.from_ms;
+    if (slice_incidents <= 0 || count <= slice_incidents || span <= 1) return {window};
+    const std::int64_t parts = std::min(span, (count + slice_incidents - 1) / slice_incidents);
+    std::vector<slice> out;
+    out.reserve(static_cast<std::size_t>(parts));
+    for (std::int64_t i = 0; i < parts; ++i) {
+        // Boundaries by integer division: the parts cover the window exactly.
+        const std::int64_t from = window.from_ms + span * i / parts;
+        const std::int64_t to = window.from_ms + span * (i + 1) / parts;
+        out.push_back({from, to});
+    }
+    return out;
+}
+
 }  // namespace isync::sync

@@ -23,4 +23,12 @@ struct slice {
 std::vector<slice> plan_slices(std::optional<std::int64_t> watermark_ms, std::int64_t now_ms,
                                const config::sync_config& sync);
 
+// A window (or part of one) whose first page said it holds `count`
+// incidents, split by time into ceil(count / slice_incidents) equal parts,
+// oldest first, none shorter than 1 ms. The window itself when it holds at
+// most slice_incidents (or cannot be split further). The parts hold about
+// slice_incidents each only if incidents are spread evenly; the engine asks
+// each part for its own count and splits it again while it holds too many.
+std::vector<slice> split_by_count(slice window, std::int64_t count, std::int64_t slice_incidents);
+
 }  // namespace isync::sync

@@ -154,7 +154,7 @@ outcome get_from(scripted_server& server, int requests, std::uint64_t body_limit
     net::co_spawn(
         ioc,
         [&]() -> net::awaitable<void> {
-            for (int i = 0; i < requests; ++i) out.results.push_back(co_await conn.get("/v1/incidents?appId=a", "t"));
+            for (int i = 0; i < requests; ++i) out.results.push_back(co_await conn.get("/v1/incidents?appId=a", isync::config::secret("t")));
             co_await conn.shutdown();
         },
         [](std::exception_ptr e) {

@@ -49,7 +49,18 @@ TEST(DatabasePressure, AWriterHoldingTheLockPastBusyTimeoutFailsThePassCleanlyTh
 }
 
 TEST(DatabasePressure, AReaderHoldingASnapshotNeverMakesAWriteFailAndTheWalShrinksAfterwards) {
-    sync_harness h(small_dataset());
+    // The daemon bounds its log with journal_size_limit (store/database.cpp):
+    // SQLite cuts the -wal file back to that size at the first commit after a
+    // complete checkpoint. A log shorter than the limit is never cut (and with
+    // SQLITE_FCNTL_PERSIST_WAL the file is never deleted either), so the
+    // reader must hold its snapshot across enough writes to grow the log past
+    // the limit: 17,000 incidents make about 85 MB of log (~5 KB each).
+    constexpr std::uintmax_t journal_size_limit = 64ull << 20;
+    auto options = small_dataset();
+    options.server.data.incidents = 17'000;
+    sync_harness h(options);
+    ASSERT_EQ(h.db().execAndGet("PRAGMA journal_size_limit").getInt64(), static_cast<std::int64_t>(journal_size_limit));
+
     SQLite::Database reader(h.db_path(), SQLite::OPEN_READONLY);
     SQLite::Transaction snapshot(reader);  // a long analyst query, holding its snapshot
     reader.execAndGet("SELECT COUNT(*) FROM incidents");
@@ -59,11 +70,27 @@ TEST(DatabasePressure, AReaderHoldingASnapshotNeverMakesAWriteFailAndTheWalShrin
     EXPECT_EQ(reader.execAndGet("SELECT COUNT(*) FROM incidents").getInt(), 0);
     const auto wal = h.db_path() + "-wal";
     const auto grown = std::filesystem::file_size(wal);
-    EXPECT_GT(grown, 0u);
-    snapshot.commit();
-    // Once the reader lets go, a checkpoint can reset the log; journal_size_limit truncates it.
+    // Neither a checkpoint nor the next commit could reuse the log while the
+    // reader held frames at its start, so it grew past the limit.
+    ASSERT_GT(grown, journal_size_limit) << "the dataset is too small to show the log shrinking";
+
+    snapshot.commit();  // the reader lets go
+    // The daemon's idle checkpoint (passive): with no reader left, it copies
+    // every frame back into the database, so the next commit restarts the log
+    // from its start and truncates the file to journal_size_limit.
     h.store().checkpoint();
-    EXPECT_LE(std::filesystem::file_size(wal), std::min<std::uintmax_t>(grown, 64ull << 20));
+    // One small write of the daemon's own: a failed slice's sync_runs row.
+    isync::store::slice_report failed_slice;
+    failed_slice.pair = h.settings().sync.pairs.front();
+    failed_slice.started_ms = h.now_ms();
+    ASSERT_TRUE(h.store().record_failure(failed_slice, "a test's write after the reader let go", h.now_ms(), false));
+    const auto after_write = std::filesystem::file_size(wal);
+    EXPECT_LE(after_write, journal_size_limit) << "grown to " << grown << " bytes";
+    EXPECT_LT(after_write, grown);
+
+    // And it stays bounded: a whole pass later the log is still within the limit.
+    ASSERT_TRUE(h.run_once());
+    EXPECT_LE(std::filesystem::file_size(wal), journal_size_limit);
     EXPECT_EQ(h.db().execAndGet("PRAGMA integrity_check").getString(), "ok");
 }
 
@@ -81,9 +108,11 @@ TEST(DatabasePressure, AFullDiskIsAClearErrorThatLosesNothingAndTheSyncResumesWh
         const auto wm = test_support::watermark(h.db(), p.app_id, p.tld);
         if (!wm) continue;
         h.server().with_dataset([&](const fake_api::dataset& data) {
-            for (std::size_t i = 0; i < data.size(); ++i)
-                if (data.pairs()[data.pair_of(i)] == p && data.last_seen_ms(i) < *wm)
+            for (std::size_t i = 0; i < data.size(); ++i) {
+                if (data.pairs()[data.pair_of(i)] == p && data.last_seen_ms(i) < *wm) {
                     ASSERT_TRUE(test_support::read_incident(h.db(), data.id(i))) << data.id(i);
+                }
+            }
         });
     }
     h.db().exec("PRAGMA max_page_count = 1073741823");  // space returns

@@ -27,7 +27,7 @@ isync::result<isync::http::response> get_from(test_support::hostile_server& serv
     isync::http::connection conn(ioc.get_executor(), *tls, options);
     std::optional<isync::result<isync::http::response>> out;
     boost::asio::co_spawn(
-        ioc, [&]() -> boost::asio::awaitable<void> { out = co_await conn.get("/v1/incidents?appId=a&tld=b", "t"); },
+        ioc, [&]() -> boost::asio::awaitable<void> { out = co_await conn.get("/v1/incidents?appId=a&tld=b", isync::config::secret("t")); },
         [](std::exception_ptr e) {
             if (e) std::rethrow_exception(e);
         });

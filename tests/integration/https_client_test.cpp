@@ -7,9 +7,13 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <string>
 
 namespace {
 
@@ -41,7 +45,7 @@ struct client_fixture {
         boost::asio::co_spawn(
             ioc,
             [&]() -> boost::asio::awaitable<void> {
-                for (int i = 0; i < requests; ++i) out.push_back(co_await conn.get(target, token));
+                for (int i = 0; i < requests; ++i) out.push_back(co_await conn.get(target, isync::config::secret(token)));
                 co_await conn.shutdown();
             },
             [](std::exception_ptr e) {
@@ -119,14 +123,77 @@ TEST(HttpsClient, RefusesACertificateForAnotherHost) {
         << failure_text(results);
 }
 
+namespace {
+
+// OpenSSL's own verdict on a handshake with `server` by a client that offers
+// only TLS 1.0 and 1.1 and verifies the certificate against `ca_file`: empty
+// when it succeeds, else the reason. It tells "the server speaks TLS 1.1
+// only" apart from "this OpenSSL cannot speak TLS 1.1 at all".
+std::string tls11_handshake_failure(const fake_api::server& server, const std::string& ca_file) {
+    namespace net = boost::asio;
+    namespace ssl = boost::asio::ssl;
+    net::io_context ioc(1);
+    ssl::context ctx(ssl::context::tls_client);
+    SSL_CTX* native = ctx.native_handle();
+    // As the fake server does: OpenSSL 3 speaks TLS 1.0/1.1 only at security level 0.
+    SSL_CTX_set_security_level(native, 0);
+    SSL_CTX_set_cipher_list(native, "DEFAULT:@SECLEVEL=0");
+    if (!SSL_CTX_set_min_proto_version(native, TLS1_VERSION) || !SSL_CTX_set_max_proto_version(native, TLS1_1_VERSION))
+        return "OpenSSL refused the version range TLS 1.0-1.1";
+    ctx.load_verify_file(ca_file);
+    ctx.set_verify_mode(ssl::verify_peer);
+    ssl::stream<boost::beast::tcp_stream> stream(ioc, ctx);
+    auto& tcp_layer = boost::beast::get_lowest_layer(stream);
+    boost::system::error_code outcome = net::error::would_block;
+    tcp_layer.expires_after(std::chrono::seconds(10));
+    tcp_layer.async_connect(net::ip::tcp::endpoint(net::ip::address_v4::loopback(), server.port()),
+                            [&](boost::system::error_code ec) {
+                                if (ec) {
+                                    outcome = ec;
+                                    return;
+                                }
+                                tcp_layer.expires_after(std::chrono::seconds(10));
+                                stream.async_handshake(ssl::stream_base::client,
+                                                       [&](boost::system::error_code hec) { outcome = hec; });
+                            });
+    ioc.run();
+    return outcome ? outcome.message() : std::string();
+}
+
+}  // namespace
+
 TEST(HttpsClient, RefusesAServerThatOffersOnlyTls11) {
     fake_api::server_options so;
     so.tls.min_version = fake_api::tls_version::tls1_0;
     so.tls.max_version = fake_api::tls_version::tls1_1;
     client_fixture f(so);
+    // The same server, certificate and CA with a client that accepts TLS 1.1:
+    // the handshake must succeed, or the refusal below would prove nothing
+    // about the protocol version.
+    if (const auto why = tls11_handshake_failure(f.server, f.dir.file("ca.pem")); !why.empty())
+        GTEST_SKIP() << "this OpenSSL cannot complete a TLS 1.1 handshake (no TLS 1.1 in the build, or a policy "
+                        "forbids it), so a refused handshake would not show the version is why: "
+                     << why;
+    f.server.reset_stats();
+
     auto results = f.get();
     ASSERT_FALSE(results[0]);
-    EXPECT_NE(failure_text(results).find("TLS handshake"), std::string::npos) << failure_text(results);
+    const auto text = failure_text(results);
+    EXPECT_TRUE(isync::test::contains(text, "TLS handshake with 127.0.0.1:"));
+    // OpenSSL's reason names the version: the server answers a TLS 1.2+ hello
+    // with a protocol_version alert ("tlsv1 alert protocol version"); a server
+    // that chose TLS 1.1 anyway would get "unsupported protocol" or "wrong
+    // version number" from the client. Any other reason (a certificate, a
+    // reset) is not this refusal.
+    EXPECT_TRUE(text.find("alert protocol version") != std::string::npos ||
+                text.find("unsupported protocol") != std::string::npos ||
+                text.find("wrong version number") != std::string::npos)
+        << text;
+    // The server saw the same: one failed handshake, and no request.
+    EXPECT_TRUE(
+        f.server.wait_for([](const auto& st) { return st.tls_handshake_failures == 1; }, std::chrono::seconds(10)))
+        << f.server.stats().tls_handshake_failures << " failed handshakes";
+    EXPECT_EQ(f.server.stats().requests, 0u);
 }
 
 TEST(HttpsClient, SendsSniForHostNamesOnly) {

@@ -81,7 +81,7 @@ port=$(cat "$work/sim.port")
 chmod 644 "$work/ca.pem"
 
 # ------------------------------------------------------------ the README's steps
-# sudo install -m 600 /dev/stdin /etc/incident-sync/token <<<"$HUMAN_API_TOKEN"
+# sudo install -m 600 /dev/stdin /etc/incident-sync/token   (the token pasted on stdin)
 install -m 600 "$work/token" "$root$cred_source"
 # sudoedit /etc/incident-sync/incident-sync.yaml: set sync.pairs (and, here, reach the simulator).
 sed -i -e "s|/etc/incident-sync|$root/etc/incident-sync|g" -e "s|/var/lib/incident-sync|$root/var/lib/incident-sync|g" \

@@ -117,7 +117,9 @@ TEST_F(Config, DefaultsWhenKeysOmitted) {
     EXPECT_EQ(c.sync.initial_lookback, 24h);
     EXPECT_EQ(c.sync.overlap, 15min);
     EXPECT_EQ(c.sync.settle, 1min);
-    EXPECT_EQ(c.sync.max_window, 6h);
+    EXPECT_EQ(c.sync.max_window, 31 * 24h);  // an upper bound now: slices are planned by sync.slice_incidents
+    EXPECT_EQ(c.sync.slice_incidents, 5000);
+    EXPECT_EQ(c.api.max_in_flight, 16);
     EXPECT_EQ(c.sync.concurrency, 4);
     EXPECT_EQ(c.database.path, "/var/lib/incident-sync/incidents.db");
     EXPECT_EQ(c.database.busy_timeout, 5s);
@@ -321,7 +323,7 @@ TEST_F(Config, UnknownKeySuggestsTheNearest) {
 TEST_F(Config, UnknownKeyListsTheSectionWhenNothingIsClose) {
     EXPECT_EQ(error_for("api:\n  colour: blue\n" + std::string(one_pair)),
               "/etc/x.yaml:2:3: api.colour: unknown key; valid keys are base_url, token_file, ca_file, timeout, "
-              "page_size, max_body, proxy, insecure_skip_tls_verify");
+              "page_size, max_body, proxy, insecure_skip_tls_verify, max_in_flight");
 }
 
 TEST_F(Config, ListWhereAValueBelongs) {
@@ -340,6 +342,44 @@ TEST_F(Config, IntegerOutOfRange) {
               "/etc/x.yaml:2:14: api.page_size: \"1001\" is out of range; write an integer from 1 to 1000");
     EXPECT_EQ(error_for("retry:\n  max_attempts: 0\n" + std::string(one_pair)),
               "/etc/x.yaml:2:17: retry.max_attempts: \"0\" is out of range; write an integer of at least 1");
+}
+
+// A tiny page loads, with one warning that says what it costs and why.
+TEST_F(Config, SmallPageSizeLoadsWithAWarningSayingWhy) {
+    const auto c = load_ok("api:\n  page_size: 5\n" + std::string(one_pair));
+    EXPECT_EQ(c.api.page_size, 5);
+    ASSERT_EQ(c.warnings.size(), 1u);
+    EXPECT_EQ(c.warnings[0],
+              "/etc/x.yaml:2:14: api.page_size: 5 is small: each page after the first re-reads the last 2 ids of "
+              "the page before it, to prove nothing was skipped, so 40% of what it fetches is read twice; "
+              "write 10 or more (the default is 50)");
+}
+
+TEST_F(Config, PageSizeOfOneOrTwoWarnsInItsOwnWords) {
+    const auto one = load_ok("api:\n  page_size: 1\n" + std::string(one_pair));
+    ASSERT_EQ(one.warnings.size(), 1u);
+    EXPECT_NE(one.warnings[0].find("api.page_size: 1 is small: a page of 1 cannot overlap"), std::string::npos)
+        << one.warnings[0];
+    const auto two = load_ok("api:\n  page_size: 2\n" + std::string(one_pair));
+    ASSERT_EQ(two.warnings.size(), 1u);
+    EXPECT_NE(two.warnings[0].find("re-reads the last id of the page before it"), std::string::npos)
+        << two.warnings[0];
+    EXPECT_NE(two.warnings[0].find("50% of what it fetches"), std::string::npos) << two.warnings[0];
+}
+
+TEST_F(Config, PageSizeOfTenOrTheDefaultHasNoWarning) {
+    EXPECT_TRUE(load_ok("api:\n  page_size: 10\n" + std::string(one_pair)).warnings.empty());
+    EXPECT_TRUE(load_ok("api:\n  page_size: 9\n" + std::string(one_pair)).warnings.size() == 1u);
+    EXPECT_TRUE(load_ok(one_pair).warnings.empty());
+    const auto example = load_config_file(example_file);
+    ASSERT_TRUE(example.has_value()) << example.error().message;
+    EXPECT_TRUE(example->warnings.empty());
+}
+
+// A file with an error reports only its errors; a warning is not mixed in with them.
+TEST_F(Config, WarningsDoNotTurnIntoErrors) {
+    EXPECT_EQ(error_for("api:\n  page_size: 5\n  timeout: 0s\n" + std::string(one_pair)),
+              "/etc/x.yaml:3:12: api.timeout: \"0s\" is zero; write a duration greater than zero (e.g. 30s, 5m)");
 }
 
 TEST_F(Config, BadEnumListsAllowedValues) {

@@ -35,10 +35,23 @@ TEST(Metrics, RendersEveryFamilyWithItsValues) {
     s.fetches_retried = 3;
     s.observe_duration(0.3);
     s.observe_duration(7);
+    isync::sync::source_stats source;
+    source.limit = 6;
+    source.in_flight = 3;
+    source.peak_in_flight = 8;
+    source.pauses = 2;
+    source.wire_body_bytes = 1000;
+    source.decoded_body_bytes = 7000;
     std::map<pair, pair_health> pairs{{{"PXa", "a.example"}, {1'000'000, 940'000, false, std::nullopt, std::nullopt}},
                                       {{"PXb", "b\"q.example"}, {std::nullopt, std::nullopt, true, std::nullopt, std::nullopt}}};
-    const auto text = isync::ops::render_metrics({s, pairs, 1'000'000, 4096, 512, no_progress});
+    const auto text = isync::ops::render_metrics({s, pairs, 1'000'000, 4096, 512, no_progress, source});
     for (const char* line : {
+             "incident_sync_api_concurrency_limit 6\n",
+             "incident_sync_api_requests_in_flight 3\n",
+             "incident_sync_api_requests_in_flight_peak 8\n",
+             "incident_sync_api_rate_limit_pauses_total 2\n",
+             "incident_sync_api_body_bytes_received_total 1000\n",
+             "incident_sync_api_body_bytes_decoded_total 7000\n",
              "incident_sync_http_responses_total{status_class=\"2xx\"} 9\n",
              "incident_sync_http_responses_total{status_class=\"4xx\"} 1\n",
              "incident_sync_http_responses_total{status_class=\"5xx\"} 2\n",

@@ -77,7 +77,8 @@ TEST(Migrations, FreshDatabaseGetsTheLatestSchema) {
         EXPECT_TRUE(views.count(v)) << "missing view " << v;
     const std::set<std::string> indexes = names_of(**db, "index");
     for (const char* i : {"incidents_by_pair_last_seen", "incidents_by_last_seen", "incidents_by_risk",
-                          "incidents_by_script", "vulnerability_ids_by_id", "sync_runs_by_pair"})
+                          "incidents_by_script", "vulnerability_ids_by_id", "vulnerability_ids_by_package",
+                          "sync_runs_by_pair"})
         EXPECT_TRUE(indexes.count(i)) << "missing index " << i;
 
     // And everything any migration creates, whatever was added since.
@@ -237,19 +238,24 @@ TEST(Migrations, Version3RecomputesContentHashesSoAnUpgradeRewritesNothing) {
     temp_dir dir;
     const std::string path = dir.file("upgrade.db");
     const std::vector<isync::model::incident> page{isync::test::documented_example_incident()};
+    isync::util::content_hasher fnv;
+    fnv.add(page[0].raw_json);
+    ASSERT_NE(fnv.value(), isync::util::hash_bytes(page[0].raw_json));
     {
-        auto db = open_database({.path = path});
-        ASSERT_TRUE(db.has_value()) << db.error().message;
-        isync::store::incident_store store(**db, path);
-        ASSERT_TRUE(store.commit_page(page, 1674400000000).has_value());
-        // Back to what version 2 stored.
-        isync::util::content_hasher fnv;
-        fnv.add(page[0].raw_json);
-        SQLite::Statement back(**db, "UPDATE incidents SET content_hash = ?");
-        back.bind(1, fnv.value());
-        back.exec();
-        ASSERT_NE(fnv.value(), isync::util::hash_bytes(page[0].raw_json));
-        (*db)->exec("PRAGMA user_version=2");
+        // A version-2 database (its own migrations, not the latest schema
+        // with its version number lowered: later migrations add columns and
+        // cannot run twice), holding the incident as version 2 stored it.
+        SQLite::Database old(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+        for (const auto& m : embedded_migrations())
+            if (m.version <= 2) old.exec(std::string(m.sql));
+        old.exec("PRAGMA user_version=2");
+        SQLite::Statement insert(old, "INSERT INTO incidents (id, raw_json, content_hash, substance_hash, "
+                                      "first_synced_at, last_synced_at, content_changed_at) "
+                                      "VALUES (?, ?, ?, 0, 'x', 'x', 'x')");
+        insert.bind(1, page[0].id);
+        insert.bind(2, page[0].raw_json);
+        insert.bind(3, fnv.value());
+        insert.exec();
     }
     auto db = open_database({.path = path});
     ASSERT_TRUE(db.has_value()) << db.error().message;

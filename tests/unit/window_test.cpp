@@ -134,3 +134,45 @@ TEST(PlanSlices, ResultDependsOnlyOnTheGivenNow) {
     ASSERT_EQ(b.size(), 1u);
     EXPECT_EQ(b[0].to_ms - a[0].to_ms, 1000);
 }
+
+// ------------------------------------------------------------------ split_by_count
+
+using isync::sync::split_by_count;
+
+TEST(SplitByCount, AWindowWithFewIncidentsIsOneSliceWhateverItsLength) {
+    const slice month{now - 30 * day, now};
+    EXPECT_EQ(split_by_count(month, 0, 5000), std::vector<slice>{month});      // empty: one request
+    EXPECT_EQ(split_by_count(month, 4999, 5000), std::vector<slice>{month});
+    EXPECT_EQ(split_by_count(month, 5000, 5000), std::vector<slice>{month});
+}
+
+TEST(SplitByCount, MoreThanTheLimitSplitsIntoEqualSpansThatTileTheWindow) {
+    const slice week{now - 7 * day, now};
+    const auto parts = split_by_count(week, 12'001, 5000);
+    ASSERT_EQ(parts.size(), 3u);  // ceil(12001 / 5000)
+    EXPECT_TRUE(tiles(parts, week.from_ms, week.to_ms, 7 * day / 3 + 1));
+    for (const auto& p : parts) EXPECT_NEAR(static_cast<double>(p.to_ms - p.from_ms), 7.0 * day / 3, 1.0);
+}
+
+TEST(SplitByCount, NeverMakesASpanShorterThanAMillisecond) {
+    const slice tiny{now, now + 3};
+    const auto parts = split_by_count(tiny, 1'000'000, 5000);
+    ASSERT_EQ(parts.size(), 3u);
+    EXPECT_TRUE(tiles(parts, now, now + 3, 1));
+    const slice one_ms{now, now + 1};
+    EXPECT_EQ(split_by_count(one_ms, 1'000'000, 5000), std::vector<slice>{one_ms});
+}
+
+// A window that grows while it is planned: its parts are asked again and
+// split again while they hold too many (the engine's loop); each split
+// still tiles its part exactly, so nothing falls between the parts.
+TEST(SplitByCount, APartThatStillHoldsTooManyIsSplitAgainWithoutGaps) {
+    const slice day_window{now - day, now};
+    auto parts = split_by_count(day_window, 10'000, 5000);
+    ASSERT_EQ(parts.size(), 2u);
+    const auto again = split_by_count(parts[0], 9'000, 5000);  // the first half held most of them
+    ASSERT_EQ(again.size(), 2u);
+    std::vector<slice> all = again;
+    all.push_back(parts[1]);
+    EXPECT_TRUE(tiles(all, day_window.from_ms, day_window.to_ms, day));
+}

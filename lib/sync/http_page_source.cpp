@@ -1,0 +1,156 @@
+#include "sync/http_page_source.hpp"
+
+#include "api/outcome.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace isync::sync {
+namespace net = boost::asio;
+namespace {
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+}
+
+struct http_page_source::waiter {
+    net::steady_timer timer;
+    bool woken = false;
+};
+
+http_page_source::http_page_source(net::any_io_executor executor, net::ssl::context& tls,
+                                   http::connection_options connection, config::secret token,
+                                   concurrency_settings limits, std::chrono::milliseconds max_pause,
+                                   std::function<std::int64_t()> now_ms)
+    : executor_(std::move(executor)),
+      tls_(tls),
+      options_(std::move(connection)),
+      token_(std::move(token)),
+      controller_(limits),
+      max_pause_(max_pause),
+      now_ms_(std::move(now_ms)) {}
+
+http_page_source::~http_page_source() = default;
+
+source_stats http_page_source::stats() const {
+    source_stats s;
+    s.limit = controller_.limit();
+    s.in_flight = in_flight_;
+    s.peak_in_flight = peak_in_flight_;
+    s.limit_decreases = controller_.decreases();
+    s.pauses = pauses_;
+    s.connects = connects_;
+    for (const auto& c : idle_) s.connects += c->stats().connects;
+    s.wire_body_bytes = wire_bytes_;
+    s.decoded_body_bytes = decoded_bytes_;
+    return s;
+}
+
+// Waits out a pause (429 Retry-After) and then for a free place under the
+// limit. errc::cancelled when the waiting coroutine is cancelled.
+net::awaitable<result<void>> http_page_source::acquire() {
+    for (;;) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now < pause_until_) {
+            net::steady_timer pause(executor_, pause_until_);
+            auto [ec] = co_await pause.async_wait(use_tuple);
+            if (ec) co_return make_error(errc::cancelled, "cancelled while the API's rate limit was waited out");
+            continue;
+        }
+        if (in_flight_ < controller_.limit()) {
+            ++in_flight_;
+            peak_in_flight_ = std::max(peak_in_flight_, in_flight_);
+            co_return result<void>{};
+        }
+        waiter w{net::steady_timer(executor_, net::steady_timer::time_point::max())};
+        const auto it = waiters_.insert(waiters_.end(), &w);
+        co_await w.timer.async_wait(use_tuple);
+        if (!w.woken) {
+            waiters_.erase(it);
+            co_return make_error(errc::cancelled, "cancelled while waiting for a free connection");
+        }
+    }
+}
+
+void http_page_source::wake_waiters() {
+    // Wake as many as may go now; each re-checks the limit and the pause.
+    int free = controller_.limit() - in_flight_;
+    while (free-- > 0 && !waiters_.empty()) {
+        waiter* w = waiters_.front();
+        waiters_.pop_front();
+        w->woken = true;
+        w->timer.cancel();
+    }
+}
+
+void http_page_source::release() {
+    --in_flight_;
+    wake_waiters();
+}
+
+std::unique_ptr<http::connection> http_page_source::take_connection() {
+    if (!idle_.empty()) {
+        auto c = std::move(idle_.back());
+        idle_.pop_back();
+        return c;
+    }
+    return std::make_unique<http::connection>(executor_, tls_, options_);
+}
+
+net::awaitable<result<http::response>> http_page_source::get(std::string target) {
+    auto slot = co_await acquire();
+    if (!slot) co_return slot.error();
+    // Released however this coroutine ends (a cancelled frame included).
+    struct slot_release {
+        http_page_source* self;
+        ~slot_release() { self->release(); }
+    } release_guard{this};
+
+    auto conn = take_connection();
+    const auto before = conn->stats();
+    const int at_send = in_flight_;
+    const auto sent = std::chrono::steady_clock::now();
+    auto res = co_await conn->get(std::move(target), token_);
+    const auto now = std::chrono::steady_clock::now();
+    const auto rtt = std::chrono::duration_cast<std::chrono::milliseconds>(now - sent);
+    wire_bytes_ += conn->stats().wire_body_bytes - before.wire_body_bytes;
+    decoded_bytes_ += conn->stats().decoded_body_bytes - before.decoded_body_bytes;
+
+    if (!res) {
+        if (res.error().code == errc::timeout || res.error().code == errc::transport)
+            controller_.on_response(response_signal::timeout, rtt, at_send, now);
+        connects_ += conn->stats().connects;  // dropped: a failed connection is not reused
+        co_return res;
+    }
+    const bool backpressure = res->status == 429 || res->status == 503;
+    controller_.on_response(backpressure ? response_signal::backpressure : response_signal::ok, rtt, at_send, now);
+    if (res->status == 429) {
+        // Everyone waits: the limit is the account's, so the next request of
+        // another pair would only be refused too.
+        auto wait = api::parse_retry_after(res->retry_after, now_ms_());
+        const auto pause = std::min(wait.value_or(std::chrono::milliseconds(1000)), max_pause_);
+        if (now + pause > pause_until_) {
+            pause_until_ = now + pause;
+            ++pauses_;
+            spdlog::debug("HTTP 429: every request to the API waits {} ms; in flight now limited to {}",
+                          pause.count(), controller_.limit());
+        }
+    }
+    idle_.push_back(std::move(conn));
+    wake_waiters();  // the limit may have grown
+    co_return res;
+}
+
+net::awaitable<void> http_page_source::close_idle() {
+    auto idle = std::move(idle_);
+    idle_.clear();
+    for (auto& c : idle) {
+        connects_ += c->stats().connects;
+        co_await c->shutdown();
+    }
+}
+
+}  // namespace isync::sync

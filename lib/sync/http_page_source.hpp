@@ -1,0 +1,68 @@
+#pragma once
+// The real page_source: requests to the API over a small pool of keep-alive
+// HTTPS connections shared by every pair, with one limit on requests in
+// flight (adaptive: sync/concurrency_limit.hpp) and one pause for everyone
+// when the API answers 429 with Retry-After: a rate limit is the account's,
+// not one request's.
+
+#include "config/secret.hpp"
+#include "http/connection.hpp"
+#include "sync/concurrency_limit.hpp"
+#include "sync/page_source.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <vector>
+
+namespace isync::sync {
+
+
+class http_page_source final : public page_source {
+public:
+    // `tls` must outlive the source. `now_ms` is the wall clock, for
+    // Retry-After dates; `max_pause` clamps a Retry-After (retry.max_delay).
+    http_page_source(boost::asio::any_io_executor executor, boost::asio::ssl::context& tls,
+                     http::connection_options connection, config::secret token, concurrency_settings limits,
+                     std::chrono::milliseconds max_pause, std::function<std::int64_t()> now_ms);
+    ~http_page_source() override;
+
+    boost::asio::awaitable<result<http::response>> get(std::string target) override;
+
+    // Closes the idle connections (TLS close_notify), for the end of a pass.
+    boost::asio::awaitable<void> close_idle();
+
+    source_stats stats() const override;
+
+private:
+    struct waiter;
+    boost::asio::awaitable<result<void>> acquire();
+    void release();
+    void wake_waiters();
+    std::unique_ptr<http::connection> take_connection();
+
+    boost::asio::any_io_executor executor_;
+    boost::asio::ssl::context& tls_;
+    http::connection_options options_;
+    config::secret token_;
+    concurrency_controller controller_;
+    std::chrono::milliseconds max_pause_;
+    std::function<std::int64_t()> now_ms_;
+    std::vector<std::unique_ptr<http::connection>> idle_;
+    std::list<waiter*> waiters_;
+    std::chrono::steady_clock::time_point pause_until_{};
+    int in_flight_ = 0;
+    int peak_in_flight_ = 0;
+    std::uint64_t pauses_ = 0;
+    std::uint64_t connects_ = 0;  // of connections already closed
+    std::uint64_t wire_bytes_ = 0;
+    std::uint64_t decoded_bytes_ = 0;
+};
+
+}  // namespace isync::sync
