@@ -16,7 +16,7 @@ UPDATE sync_runs SET from_at = strftime('%Y-%m-%dT%H:%M:%fZ', from_ms / 1000.0, 
 -- of its incident's last_seen, so that vulnerable_packages is one ordered
 -- pass over one index (vulnerability_ids_by_package) instead of a three-table
 -- join sorted in a temporary B-tree (the README's top-packages query at 200k
--- incidents: 2.0 s before, 0.25 s with this). The copies cannot go stale: the
+-- incidents: about 2 s before, 0.25 s with this). The copies cannot go stale: the
 -- daemon rewrites an incident's child rows whenever any byte of the incident
 -- changes, last_seen included. The daemon defers this index during a first
 -- backfill (store::deferred_indexes), like vulnerability_ids_by_id.

@@ -60,7 +60,7 @@ outcome classify_response(unsigned status, std::string_view body, std::string_vi
     if (status == 401 || status == 403)
         return {outcome_kind::auth,
                 fmt::format("HTTP {}: the API refused the token; check that it is current and allowed to read "
-                            "incidents for this appId (rotate it, then send SIGHUP)",
+                            "incidents for this appId",
                             status),
                 std::nullopt};
     if (status == 429) {

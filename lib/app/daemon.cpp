@@ -1,6 +1,7 @@
 #include "app/daemon.hpp"
 
 #include "app/systemd_notify.hpp"
+#include "log/logging.hpp"
 #include "ops/health.hpp"
 #include "ops/metrics_text.hpp"
 #include "ops/ops_server.hpp"
@@ -98,6 +99,10 @@ daemon::daemon(daemon_options options, net::ssl::context& tls, store::incident_s
         notify_status(fmt::format("{} pair(s) ok of {}; last: {}/{} {}", ok, engine_->last_status().size(),
                                   pair.app_id, pair.tld, s == sync::pair_status::ok ? "ok" : "failed"));
     });
+    // Only `run` tries again: `once` must not promise a next interval.
+    if (!options_.once) engine_->set_retry_hint(
+        "; the pair is retried next interval (after rotating the token, `systemctl reload incident-syncd` or SIGHUP "
+        "picks it up)");
     // `status` must see a poll the moment /readyz does (the same health rule).
     engine_->on_polls_changed([this] { write_progress_file(); });
 }
@@ -246,6 +251,12 @@ void daemon::report_progress_once() {
     for (const auto& [pair, p] : engine_->progress()) {
         if (p.slice == 0 || now - p.poll_started_ms < options_.progress_every.count()) continue;
         const auto rate = ops::rate_of(p, now);
+        const log::scoped_fields fields({log::scoped_fields::text("pair", pair.app_id + "/" + pair.tld),
+                                         log::scoped_fields::text("status", "polling"),
+                                         log::scoped_fields::number("slice", p.slice),
+                                         log::scoped_fields::number("slices", p.slices),
+                                         log::scoped_fields::number("read", p.read),
+                                         log::scoped_fields::number("expected", p.window_count)});
         spdlog::info("{}/{}: slice {} of {}, {} of {} incidents read, {:.0f}/s{}", pair.app_id, pair.tld, p.slice,
                      p.slices, p.read, p.window_count, rate.per_second,
                      rate.eta_seconds ? fmt::format(", ETA {}s", *rate.eta_seconds) : std::string());

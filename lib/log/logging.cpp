@@ -29,7 +29,9 @@ void append_json_string(spdlog::memory_buf_t& out, std::string_view s) {
     out.push_back('"');
 }
 
-// One JSON object per line: {"ts":"...","level":"info","msg":"..."}.
+thread_local std::vector<scoped_fields::field> current_fields;
+
+// One JSON object per line: {"ts":"...","level":"info","msg":"...", fields...}.
 class json_formatter final : public spdlog::formatter {
 public:
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
@@ -42,12 +44,25 @@ public:
                        std::string_view(spdlog::level::to_string_view(msg.level).data(),
                                         spdlog::level::to_string_view(msg.level).size()));
         append_json_string(dest, std::string_view(msg.payload.data(), msg.payload.size()));
+        for (const auto& f : current_fields) {
+            dest.push_back(',');
+            append_json_string(dest, f.key);
+            dest.push_back(':');
+            if (f.number) dest.append(std::string_view(f.value));
+            else append_json_string(dest, f.value);
+        }
         dest.append(std::string_view("}\n"));
     }
     std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<json_formatter>(); }
 };
 
 }  // namespace
+
+scoped_fields::scoped_fields(std::vector<field> fields) : previous_size_(current_fields.size()) {
+    for (auto& f : fields) current_fields.push_back(std::move(f));
+}
+
+scoped_fields::~scoped_fields() { current_fields.resize(previous_size_); }
 
 result<spdlog::level::level_enum> parse_level(std::string_view text) {
     using spdlog::level::level_enum;

@@ -1,5 +1,6 @@
 #include "sync/engine.hpp"
 
+#include "log/logging.hpp"
 #include "sync/fetcher.hpp"
 #include "sync/http_page_source.hpp"
 #include "sync/page_walk.hpp"
@@ -349,16 +350,26 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
         case errc::cancelled:
             status = pair_status::cancelled;
             break;
-        case errc::auth:
+        case errc::auth: {
             status = pair_status::auth_failed;
+            const log::scoped_fields fields({log::scoped_fields::text("pair", pair_name(pair)),
+                                             log::scoped_fields::text("status", "auth_failed"),
+                                             log::scoped_fields::text("error", r.error().message)});
             spdlog::error("{}: authentication failed: {}. Check the token (HUMAN_API_TOKEN, api.token_file, "
                           "$CREDENTIALS_DIRECTORY/human-api-token or /run/secrets/human_api_token){}",
                           pair_name(pair), r.error().message, retry_hint_);
             break;
-        default:
+        }
+        default: {
             status = pair_status::failed;
+            const log::scoped_fields fields({log::scoped_fields::text("pair", pair_name(pair)),
+                                             log::scoped_fields::text("status", "failed"),
+                                             log::scoped_fields::number("slice_from", s.from_ms),
+                                             log::scoped_fields::number("slice_to", s.to_ms),
+                                             log::scoped_fields::text("error", r.error().message)});
             spdlog::error("{}: sync failed, watermark kept at {}: {}", pair_name(pair),
                           *watermark ? util::format_iso8601_ms(**watermark) : "(none)", r.error().message);
+        }
         }
         break;
     }
@@ -386,6 +397,13 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
         const std::int64_t distinct = progress_.contains(pair) ? progress_[pair].read : poll->incidents_read;
         const auto& poll_counts = poll->counts;
         const auto changed = poll_counts.inserted + poll_counts.changed;
+        const log::scoped_fields fields(
+            {log::scoped_fields::text("pair", pair_name(pair)), log::scoped_fields::text("status", "ok"),
+             log::scoped_fields::number("slice_from", windows.front().from_ms),
+             log::scoped_fields::number("slice_to", windows.back().to_ms), log::scoped_fields::number("read", distinct),
+             log::scoped_fields::number("new", poll_counts.inserted),
+             log::scoped_fields::number("changed", poll_counts.changed),
+             log::scoped_fields::number("unchanged", std::max<std::int64_t>(0, distinct - changed))});
         spdlog::info("{}: synced {} slice(s) up to {}: {} incidents read ({} new, {} changed, {} unchanged) in {} ms",
                      pair_name(pair), slices_done, util::format_iso8601_ms(windows.back().to_ms), distinct,
                      poll_counts.inserted, poll_counts.changed, std::max<std::int64_t>(0, distinct - changed),

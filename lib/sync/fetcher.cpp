@@ -1,6 +1,7 @@
 #include "sync/fetcher.hpp"
 
 #include "api/outcome.hpp"
+#include "log/logging.hpp"
 #include "api/page_parser.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -89,7 +90,12 @@ net::awaitable<result<model::page>> fetch_page(fetch_context ctx, api::incidents
         }
 
         const auto delay = verdict.wait ? *verdict.wait : ctx.backoff.delay(attempt);
-        spdlog::warn("{} {} skip={}: attempt {} of {} failed: {}; retrying in {} ms", query.pair.app_id,
+        const log::scoped_fields fields(
+            {log::scoped_fields::text("pair", query.pair.app_id + "/" + query.pair.tld),
+             log::scoped_fields::number("slice_from", query.from_ms), log::scoped_fields::number("slice_to", query.to_ms),
+             log::scoped_fields::number("skip", query.skip), log::scoped_fields::number("attempt", attempt),
+             log::scoped_fields::text("status", "retrying"), log::scoped_fields::text("error", failure.message)});
+        spdlog::warn("{}/{} skip={}: attempt {} of {} failed: {}; retrying in {} ms", query.pair.app_id,
                      query.pair.tld, query.skip, attempt, ctx.backoff.policy().max_attempts, failure.message,
                      delay.count());
         ++ctx.stats.retries;

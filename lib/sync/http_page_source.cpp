@@ -133,8 +133,8 @@ net::awaitable<result<http::response>> http_page_source::get(std::string target)
         auto wait = api::parse_retry_after(res->retry_after, now_ms_());
         const auto pause = std::min(wait.value_or(std::chrono::milliseconds(1000)), max_pause_);
         if (now + pause > pause_until_) {
+            if (now >= pause_until_) ++pauses_;  // a new pause, not one made longer
             pause_until_ = now + pause;
-            ++pauses_;
             spdlog::debug("HTTP 429: every request to the API waits {} ms; in flight now limited to {}",
                           pause.count(), controller_.limit());
         }

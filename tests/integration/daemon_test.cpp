@@ -626,3 +626,23 @@ TEST(Daemon, AStopThatHitsItsDeadlineDestroysSuspendedPollsSafely) {
     EXPECT_TRUE(watermarks_never_ahead_of_data(w.f));
 }
 #endif
+
+#ifndef NDEBUG  // INCIDENT_SYNC_PROGRESS_MS is compiled out of release builds
+// A slowed backfill says where it is while it runs: slice n of N, incidents
+// read of the API's count, a rate and an ETA, per pair.
+TEST(Daemon, ProgressLinesAppearDuringASlowedBackfill) {
+    daemon_options o;
+    o.incidents = 10'000;
+    o.faults.delay = std::chrono::milliseconds(30);
+    daemon_fixture f(o);
+    auto daemon = f.start("run", "run", {"INCIDENT_SYNC_PROGRESS_MS=200"});
+    static const std::regex progress(R"(PXsim00[01]/site00[01]\.example: slice [0-9]+ of [0-9]+, [0-9]+ of [0-9]+ incidents read, [0-9]+/s)");
+    ASSERT_TRUE(wait_until([&] { return std::regex_search(daemon->stderr_text(), progress); }, std::chrono::seconds(30)))
+        << daemon->stderr_text();
+    // `status` shows the same, from the running daemon's progress file.
+    EXPECT_EQ(f.run("status", "status"), 0);
+    EXPECT_NE(f.output("status").find("polling: slice"), std::string::npos) << f.output("status");
+    daemon->signal(SIGTERM);
+    EXPECT_EQ(daemon->wait(std::chrono::seconds(10)), 0) << daemon->stderr_text();
+}
+#endif

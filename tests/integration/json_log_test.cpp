@@ -15,6 +15,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -98,4 +99,60 @@ TEST(JsonLogDaemon, EveryStderrLineIsOneJsonObjectAndNoneHoldsTheToken) {
         if (entry.path().filename() == "token") continue;
         EXPECT_EQ(test_support::read_file(entry.path()).find(canary), std::string::npos) << entry.path();
     }
+}
+
+// ------------------------------------------------------------------ fields
+
+#include "support/daemon_fixture.hpp"
+
+namespace {
+
+// Every stderr line of `f`'s run `name`, parsed.
+std::vector<rapidjson::Document> json_lines(const test_support::daemon_fixture& f, const std::string& name) {
+    std::vector<rapidjson::Document> out;
+    std::istringstream in(test_support::read_file(f.dir().path() / (name + ".stderr")));
+    for (std::string line; std::getline(in, line);) {
+        rapidjson::Document d;
+        d.Parse(line.c_str());
+        EXPECT_FALSE(d.HasParseError()) << line;
+        if (!d.HasParseError() && d.IsObject()) out.push_back(std::move(d));
+    }
+    return out;
+}
+
+const rapidjson::Document* line_with(const std::vector<rapidjson::Document>& lines, const char* pair,
+                                     const char* status) {
+    for (const auto& d : lines)
+        if (d.HasMember("pair") && d["pair"].IsString() && d["pair"].GetString() == std::string(pair) &&
+            d.HasMember("status") && d["status"].IsString() && d["status"].GetString() == std::string(status))
+            return &d;
+    return nullptr;
+}
+
+}  // namespace
+
+// log.format: json carries fields, not only a message: one spelling of a
+// pair (appId/tld), the slice, what the poll did, how it ended and why.
+TEST(JsonLogDaemon, PollLinesCarryPairSliceCountsStatusAndError) {
+    test_support::daemon_options o;
+    o.incidents = 500;
+    o.log_format = "json";
+    o.refused_app_ids = {{"PXsim001", fake_api::app_refusal::invalid}};
+    test_support::daemon_fixture f(o);
+    EXPECT_EQ(f.run("once", "once"), 1) << f.output("once");
+    const auto lines = json_lines(f, "once");
+
+    const auto* ok = line_with(lines, "PXsim000/site000.example", "ok");
+    ASSERT_NE(ok, nullptr) << f.output("once");
+    for (const char* key : {"new", "changed", "unchanged", "read", "slice_from", "slice_to"})
+        EXPECT_TRUE(ok->HasMember(key) && (*ok)[key].IsInt64()) << key;
+    EXPECT_GT((*ok)["new"].GetInt64(), 0);
+    EXPECT_LT((*ok)["slice_from"].GetInt64(), (*ok)["slice_to"].GetInt64());
+
+    const auto* failed = line_with(lines, "PXsim001/site001.example", "failed");
+    ASSERT_NE(failed, nullptr) << f.output("once");
+    ASSERT_TRUE(failed->HasMember("error") && (*failed)["error"].IsString());
+    EXPECT_NE(std::string((*failed)["error"].GetString()).find("Invalid appId PXsim001"), std::string::npos);
+    // `once` promises no next interval.
+    EXPECT_EQ(f.output("once").find("next interval"), std::string::npos);
 }

@@ -172,3 +172,49 @@ TEST(SyncEngine, A422FailsThePollWithoutRetryingAndSaysTheApisMessage) {
               std::string::npos)
         << st.getColumn(0).getString();
 }
+
+// ------------------------------------------------------------------ a limited, distant API
+
+// The API takes N requests at once and refuses more with 429. With the
+// daemon's ceiling at N, it is never refused and uses the N it has.
+TEST(SyncEngine, AtTheServersLimitNoRequestIsRefusedAndTheLimitIsUsed) {
+    auto options = dataset_of(3'000, 2);
+    options.server.link.max_in_flight = 3;
+    options.server.link.latency = std::chrono::milliseconds(20);
+    sync_harness h(options);
+    h.settings().limits = {.initial = 3, .min = 1, .max = 3};
+    h.server().reset_stats();
+    ASSERT_TRUE(h.run_once());
+    EXPECT_TRUE(h.database_matches_dataset());
+    const auto stats = h.server().stats();
+    EXPECT_EQ(stats.refused_429, 0u);
+    EXPECT_LE(stats.peak_in_flight, 3u);
+    EXPECT_GE(h.source_stats().peak_in_flight, 2);  // pages of a slice went out together
+}
+
+// Above the server's limit, the adaptive limit comes down to it: a few 429s,
+// every incident lands, and each 429's Retry-After pauses every pair.
+TEST(SyncEngine, AboveTheServersLimitTheLimitComesDownAndEveryPairPauses) {
+    auto options = dataset_of(4'000, 3);
+    options.server.link.max_in_flight = 2;
+    options.server.link.retry_after_seconds = 1;
+    options.server.link.latency = std::chrono::milliseconds(20);
+    options.max_attempts = 20;
+    sync_harness h(options);
+    h.settings().limits = {.initial = 8, .min = 1, .max = 16};
+    h.settings().retry.max_delay = std::chrono::seconds(2);  // Retry-After is honoured up to this
+    h.server().reset_stats();
+    const auto started = std::chrono::steady_clock::now();
+    ASSERT_TRUE(h.run_once());
+    const auto elapsed = std::chrono::steady_clock::now() - started;
+    EXPECT_TRUE(h.database_matches_dataset());
+    const auto stats = h.server().stats();
+    EXPECT_GT(stats.refused_429, 0u);
+    EXPECT_GE(h.source_stats().limit_decreases, 1u);
+    EXPECT_LE(h.source_stats().limit, 2);
+    // During a pause nothing is sent, so the next 429 comes only after it:
+    // the pauses add up (a lower bound, which a slow machine cannot break).
+    ASSERT_GE(h.source_stats().pauses, 1u);
+    EXPECT_GE(elapsed, std::chrono::milliseconds(900) * h.source_stats().pauses);
+    EXPECT_LT(stats.refused_429 * 10, stats.requests) << "more than 10% of requests refused";
+}

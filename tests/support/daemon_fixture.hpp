@@ -23,6 +23,7 @@ struct daemon_options {
     std::string extra_sync_yaml;  // more `sync:` keys, indented by 2
     std::string busy_timeout = "5s";  // database.busy_timeout
     std::string log_level = "info";
+    std::string log_format = "text";
     std::string interval = "1s";
     std::string token = "test-token";  // the token the fake API accepts
     std::vector<std::string> unauthorized_app_ids{};

@@ -51,6 +51,7 @@ bool sync_harness::run_once() {
     });
     ioc.run();
     stats_ = engine.stats();
+    source_stats_ = engine.source();
     last_status_ = engine.last_status();
     return ok;
 }

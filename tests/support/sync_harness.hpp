@@ -36,6 +36,7 @@ public:
     isync::store::incident_store& store() { return *store_; }
     isync::sync::engine_settings& settings() { return settings_; }
     const isync::sync::sync_stats& stats() const { return stats_; }
+    const isync::sync::source_stats& source_stats() const { return source_stats_; }
     std::string& token() { return token_; }
     std::int64_t& now_ms() { return now_ms_; }
     const std::string& db_path() const { return db_path_; }
@@ -57,6 +58,7 @@ private:
     std::string token_;
     std::int64_t now_ms_;
     isync::sync::sync_stats stats_;
+    isync::sync::source_stats source_stats_;
     std::map<isync::config::pair, isync::sync::pair_status> last_status_;
 };
 
