@@ -152,8 +152,9 @@ int daemon::run() {
     const auto src = engine_->source();
     spdlog::info("done: {} requests, {} retries, {} pages, {} incidents ({} new, {} changed, {} unchanged), {} drift "
                  "corrections; {:.1f} MiB received ({:.1f} MiB decoded), at most {} request(s) in flight",
-                 st.requests, st.retries, st.pages, st.incidents_seen, st.incidents_new, st.incidents_changed,
-                 st.incidents_unchanged, st.drift_corrections, static_cast<double>(src.wire_body_bytes) / (1 << 20),
+                 st.requests, st.retries, st.pages, st.incidents_read, st.incidents_new, st.incidents_changed,
+                 st.incidents_read - std::min(st.incidents_read, st.incidents_new + st.incidents_changed),
+                 st.drift_corrections, static_cast<double>(src.wire_body_bytes) / (1 << 20),
                  static_cast<double>(src.decoded_body_bytes) / (1 << 20), src.peak_in_flight);
     // The engine goes first (its writer joins, committing what it can); frames
     // still suspended after a stop deadline go with the io_context after it.

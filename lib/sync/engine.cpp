@@ -218,6 +218,7 @@ net::awaitable<result<void>> engine::sync_slice(config::pair pair, slice s, std:
             in_writer.push_back(writer_->submit(ledger, std::move(*page), clock_.now_ms(), std::nullopt));
             continue;
         }
+        stats_.incidents_read += static_cast<std::uint64_t>(walk.distinct_read());
         // The slice ends with this page. Its sync_runs row counts every page,
         // so the pages still with the writer are counted first.
         if (auto written = co_await settle_all(std::exchange(in_writer, {}), report, poll); !written)

@@ -15,7 +15,8 @@ struct sync_stats {
     std::uint64_t transport_failures = 0;                   // no HTTP status at all
     std::uint64_t retries = 0;
     std::uint64_t pages = 0;
-    std::uint64_t incidents_seen = 0;
+    std::uint64_t incidents_seen = 0;   // in pages written, the re-reads of page overlaps included
+    std::uint64_t incidents_read = 0;   // distinct incidents per slice: what an operator means by "read"
     std::uint64_t incidents_new = 0;
     std::uint64_t incidents_changed = 0;
     std::uint64_t incidents_unchanged = 0;

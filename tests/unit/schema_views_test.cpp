@@ -278,14 +278,17 @@ TEST_F(SchemaViews, TheReadmeTopPackagesQueryReadsOneIndexAndNoTable) {
     while (st.executeStep()) plan += st.getColumn(3).getString() + "\n";
     SCOPED_TRACE(query + "\n" + plan);
     // One ordered pass over the covering index: no full scan of a table, no
-    // sort for GROUP BY, no lookup into incidents or vulnerabilities.
+    // sort for GROUP BY, no lookup into incidents or vulnerabilities. Every
+    // table access is named, whatever alias a view gives its tables.
     EXPECT_TRUE(contains(plan, "SCAN vulnerability_ids USING COVERING INDEX vulnerability_ids_by_package"));
     EXPECT_FALSE(contains(plan, "TEMP B-TREE FOR GROUP BY"));
-    EXPECT_FALSE(contains(plan, "incidents"));
-    EXPECT_FALSE(contains(plan, "vulnerabilities"));
     std::istringstream lines(plan);
-    for (std::string line; std::getline(lines, line);)
-        if (line.rfind("SCAN vulnerability_ids", 0) == 0) EXPECT_TRUE(contains(line, "INDEX")) << line;
+    for (std::string line; std::getline(lines, line);) {
+        if (line.rfind("SCAN ", 0) != 0 && line.rfind("SEARCH ", 0) != 0) continue;
+        EXPECT_TRUE(line == "SCAN vulnerability_ids USING COVERING INDEX vulnerability_ids_by_package" ||
+                    line == "SCAN vulnerable_packages")  // the view's own rows, not a table
+            << line;
+    }
 }
 
 TEST_F(SchemaViews, VulnerablePackagesIsRightWhileAFirstBackfillDefersItsIndex) {
