@@ -16,9 +16,24 @@ namespace {
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 }
 
+// A request waiting for a free place. It leaves the queue however its
+// coroutine ends, even when the frame is destroyed without resuming (a stop
+// that hit its deadline), so release() never wakes a waiter that is gone.
 struct http_page_source::waiter {
+    waiter(net::any_io_executor executor, std::list<waiter*>& queue)
+        : timer(executor, net::steady_timer::time_point::max()), queue_(queue), at_(queue.insert(queue.end(), this)) {}
+    ~waiter() {
+        if (!woken) queue_.erase(at_);
+    }
+    waiter(const waiter&) = delete;
+    waiter& operator=(const waiter&) = delete;
+
     net::steady_timer timer;
     bool woken = false;
+
+private:
+    std::list<waiter*>& queue_;
+    std::list<waiter*>::iterator at_;
 };
 
 http_page_source::http_page_source(net::any_io_executor executor, net::ssl::context& tls,
@@ -65,13 +80,9 @@ net::awaitable<result<void>> http_page_source::acquire() {
             peak_in_flight_ = std::max(peak_in_flight_, in_flight_);
             co_return result<void>{};
         }
-        waiter w{net::steady_timer(executor_, net::steady_timer::time_point::max())};
-        const auto it = waiters_.insert(waiters_.end(), &w);
+        waiter w(executor_, waiters_);
         co_await w.timer.async_wait(use_tuple);
-        if (!w.woken) {
-            waiters_.erase(it);
-            co_return make_error(errc::cancelled, "cancelled while waiting for a free connection");
-        }
+        if (!w.woken) co_return make_error(errc::cancelled, "cancelled while waiting for a free connection");
     }
 }
 
