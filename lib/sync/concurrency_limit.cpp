@@ -14,6 +14,7 @@ std::chrono::milliseconds concurrency_controller::average_rtt() const {
 
 void concurrency_controller::decrease(time_point now) {
     ceiling_ = limit_;
+    last_decrease_ = now;
     limit_ = std::max(std::max(1, settings_.min), static_cast<int>(std::floor(limit_ * settings_.decrease)));
     slow_start_ = false;
     last_change_ = now;
@@ -27,9 +28,10 @@ void concurrency_controller::on_response(response_signal signal, std::chrono::mi
     // limit say nothing new about the new one.
     const auto window = std::chrono::milliseconds(std::max<std::int64_t>(1, std::llround(std::max(average_ms_, ms))));
     const bool may_change = last_change_ == time_point{} || now - last_change_ >= window;
+    const bool may_decrease = last_decrease_ == time_point{} || now - last_decrease_ >= window;
 
     if (signal != response_signal::ok) {
-        if (may_change) decrease(now);
+        if (may_decrease) decrease(now);
         return;
     }
     const bool spike = average_ms_ > 0 && ms > settings_.spike * average_ms_;
@@ -37,7 +39,7 @@ void concurrency_controller::on_response(response_signal signal, std::chrono::mi
     // the bar it is judged by.
     if (!spike) average_ms_ = average_ms_ == 0 ? ms : 0.8 * average_ms_ + 0.2 * ms;
     if (spike) {
-        if (may_change) decrease(now);
+        if (may_decrease) decrease(now);
         return;
     }
     // Grow only when the limit was actually in use: an idle limit proves nothing.

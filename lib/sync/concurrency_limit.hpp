@@ -9,7 +9,8 @@
 //    its moving average, at most once per round trip;
 //  - multiplicative decrease: x0.5 on 429, 503, a timeout or a round trip far
 //    above its average (a spike), at most once per round trip, so one burst
-//    of refusals halves the limit once rather than to the floor;
+//    of refusals halves the limit once rather than to the floor; a refusal
+//    right after an increase (the probe was one too many) always counts;
 //  - slow start: until the first decrease the limit doubles per round trip
 //    instead of growing by one (the ramp-up users of both tools complain of);
 //  - recovery: after a decrease, additive increase resumes at once: no
@@ -59,7 +60,8 @@ private:
     int limit_;
     double average_ms_ = 0;   // exponentially weighted moving average
     bool slow_start_ = true;
-    time_point last_change_{};
+    time_point last_change_{};    // of the limit, either way: increases wait a round trip after it
+    time_point last_decrease_{};  // decreases wait a round trip after the last decrease only
     int ceiling_ = 0;  // the limit at which back-pressure last came (0: none yet)
     std::uint64_t decreases_ = 0;
 };

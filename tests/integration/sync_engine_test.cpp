@@ -195,7 +195,7 @@ TEST(SyncEngine, AtTheServersLimitNoRequestIsRefusedAndTheLimitIsUsed) {
 // Above the server's limit, the adaptive limit comes down to it: a few 429s,
 // every incident lands, and each 429's Retry-After pauses every pair.
 TEST(SyncEngine, AboveTheServersLimitTheLimitComesDownAndEveryPairPauses) {
-    auto options = dataset_of(4'000, 3);
+    auto options = dataset_of(8'000, 3);
     options.server.link.max_in_flight = 2;
     options.server.link.retry_after_seconds = 1;
     options.server.link.latency = std::chrono::milliseconds(20);
@@ -211,10 +211,12 @@ TEST(SyncEngine, AboveTheServersLimitTheLimitComesDownAndEveryPairPauses) {
     const auto stats = h.server().stats();
     EXPECT_GT(stats.refused_429, 0u);
     EXPECT_GE(h.source_stats().limit_decreases, 1u);
-    EXPECT_LE(h.source_stats().limit, 2);
+    EXPECT_LE(h.source_stats().limit, 3);  // the cap, or one above it while probing
     // During a pause nothing is sent, so the next 429 comes only after it:
     // the pauses add up (a lower bound, which a slow machine cannot break).
     ASSERT_GE(h.source_stats().pauses, 1u);
     EXPECT_GE(elapsed, std::chrono::milliseconds(900) * h.source_stats().pauses);
-    EXPECT_LT(stats.refused_429 * 10, stats.requests) << "more than 10% of requests refused";
+    // Refusals: the first burst (the limit starts at 8 against a server that
+    // takes 2), then rarely: a probe at the refused limit every ten round trips.
+    EXPECT_LE(stats.refused_429, 8 + stats.requests / 20) << stats.requests << " requests";
 }

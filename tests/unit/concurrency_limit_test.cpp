@@ -83,6 +83,22 @@ TEST(ConcurrencyLimit, AfterBackPressureItGrowsByOneAndProbesTheOldLimitRarely) 
     EXPECT_EQ(limits[26], 17);
 }
 
+// The probe one above the limit is refused less than a round trip after the
+// increase: that refusal must still bring the limit down, or the next burst
+// after the Retry-After pause goes out one too many again.
+TEST(ConcurrencyLimit, ARefusalRightAfterAnIncreaseStillDecreases) {
+    concurrency_controller c({.initial = 8, .min = 1, .max = 64});
+    scripted_clock clock;
+    answer_a_round(c, clock);  // 16
+    clock.advance(100ms);
+    c.on_response(response_signal::backpressure, 100ms, 16, clock.now);  // 8
+    answer_a_round(c, clock);  // 9
+    ASSERT_EQ(c.limit(), 9);
+    clock.advance(10ms);  // a tenth of a round trip after the increase
+    c.on_response(response_signal::backpressure, 100ms, 9, clock.now);
+    EXPECT_EQ(c.limit(), 4);
+}
+
 TEST(ConcurrencyLimit, ARoundTripSpikeIsBackPressureButDoesNotMoveTheAverage) {
     concurrency_controller c({.initial = 8, .min = 1, .max = 8});
     scripted_clock clock;
