@@ -7,6 +7,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <optional>
 
 namespace isync::config {
 namespace {
