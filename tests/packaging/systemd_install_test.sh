@@ -138,6 +138,26 @@ read_as_analyst() {
 }
 read_as_analyst "after a clean pass"
 
+# While the daemon runs (ExecStart as it is, `run`): its progress file says so.
+run_argv=("${argv[@]}")
+run_argv[1]=run
+# exec all the way down, so that $! is the daemon itself and gets the SIGTERM.
+(cd / && umask "$umask_value" && exec env -i PATH=/usr/bin:/bin CREDENTIALS_DIRECTORY="$creds" \
+  setpriv --reuid="$user" --regid="$group" --init-groups "${run_argv[@]}") > "$work/run.log" 2>&1 &
+run_pid=$!
+for _ in $(seq 1 300); do
+  grep -q "synced" "$work/run.log" && break
+  kill -0 "$run_pid" 2>/dev/null || { cat "$work/run.log"; fail "run exited early"; }
+  sleep 0.1
+done
+grep -q "synced" "$work/run.log" || { cat "$work/run.log"; kill "$run_pid"; fail "run did not finish its first poll"; }
+read_as_analyst "while the daemon runs"
+as_analyst "$root/usr/bin/incident-syncd" status --database "$db" | grep -q "daemon: running" ||
+  fail "status as a member of $group does not see the running daemon"
+kill -TERM "$run_pid"
+wait "$run_pid" || fail "run did not exit 0 on SIGTERM: $(tail -3 "$work/run.log")"
+echo "ok: run stopped cleanly on SIGTERM"
+
 # A failed pass: the simulator is gone, so every request fails.
 kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true; sim_pid=
 sed -i -e 's|^  max_attempts: .*|  max_attempts: 1|' "$config"
