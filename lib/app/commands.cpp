@@ -197,7 +197,10 @@ void install_stop_deadline_hook([[maybe_unused]] daemon_options& options) {
 #ifndef NDEBUG
     if (const char* ms = std::getenv("INCIDENT_SYNC_STOP_DEADLINE_MS"); ms && *ms) {
         options.deadline = std::chrono::milliseconds(std::max(2L, std::strtol(ms, nullptr, 10)));
-        options.interrupt_after = options.deadline / 2;
+        // The interrupt and the deadline in the same turn of the loop: the
+        // writer cannot wake from its busy wait and hand back its pages
+        // before the loop stops, so the deadline path is the one taken.
+        options.interrupt_after = options.deadline;
     }
     // Progress lines every few hundred ms instead of 5 s, so a test sees them soon.
     if (const char* ms = std::getenv("INCIDENT_SYNC_PROGRESS_MS"); ms && *ms)

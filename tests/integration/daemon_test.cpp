@@ -611,9 +611,9 @@ TEST(Daemon, SigtermWhileAnotherProcessHoldsTheWriteLockExitsWithinTenSeconds) {
 // AddressSanitizer (the asan preset runs this too) any guard that touched the
 // engine would be a use after free.
 TEST(Daemon, AStopThatHitsItsDeadlineDestroysSuspendedPollsSafely) {
-    // Phase 2 comes at 1 ms and the deadline at 2 ms: the writer's busy wait
-    // notices the interrupt only at its next step, so polls are still
-    // suspended on it when the loop stops.
+    // With the hook, phase 2 (the interrupt) and the deadline come in the same
+    // turn of the loop: the writer's busy wait notices the interrupt only at
+    // its next step, so polls are still suspended on it when the loop stops.
     writer_blocked w({"INCIDENT_SYNC_STOP_DEADLINE_MS=2"});
     w.daemon->signal(SIGTERM);
     const auto status = w.daemon->wait(std::chrono::seconds(10));
