@@ -588,21 +588,29 @@ struct writer_blocked {
 }  // namespace
 
 TEST(Daemon, SigtermWhileAnotherProcessHoldsTheWriteLockExitsWithinTenSeconds) {
-    writer_blocked w;
-    const auto sent = std::chrono::steady_clock::now();
-    w.daemon->signal(SIGTERM);
-    const auto status = w.daemon->wait(std::chrono::seconds(10));
-    w.holder->exec("ROLLBACK");
-    ASSERT_TRUE(status.has_value()) << "still running 10 s after SIGTERM (waiting out busy_timeout?)\n"
-                                    << w.daemon->stderr_text();
-    EXPECT_EQ(*status, 0) << w.daemon->stderr_text();
-    EXPECT_LT(std::chrono::steady_clock::now() - sent, std::chrono::seconds(10));
-    const std::string log = w.daemon->stderr_text();
-    EXPECT_NE(log.find("interrupting the database writer"), std::string::npos) << log;
-    EXPECT_EQ(log.find(" error "), std::string::npos) << log;
-    auto db = w.f.open_db();
-    EXPECT_EQ(integrity(*db), "ok");
-    EXPECT_TRUE(watermarks_never_ahead_of_data(w.f));
+    // The SIGTERM can land between a page's answer and its hand-over to the
+    // writer, when nothing waits in SQLite yet; such a run proves less, so the
+    // scenario is repeated until one run had the writer blocked (at most 3).
+    bool writer_was_blocked = false;
+    for (int attempt = 0; attempt < 3 && !writer_was_blocked; ++attempt) {
+        SCOPED_TRACE(attempt);
+        writer_blocked w;
+        const auto sent = std::chrono::steady_clock::now();
+        w.daemon->signal(SIGTERM);
+        const auto status = w.daemon->wait(std::chrono::seconds(10));
+        w.holder->exec("ROLLBACK");
+        ASSERT_TRUE(status.has_value()) << "still running 10 s after SIGTERM (waiting out busy_timeout?)\n"
+                                        << w.daemon->stderr_text();
+        EXPECT_EQ(*status, 0) << w.daemon->stderr_text();
+        EXPECT_LT(std::chrono::steady_clock::now() - sent, std::chrono::seconds(10));
+        const std::string log = w.daemon->stderr_text();
+        writer_was_blocked = log.find("interrupting the database writer") != std::string::npos;
+        EXPECT_EQ(log.find(" error "), std::string::npos) << log;
+        auto db = w.f.open_db();
+        EXPECT_EQ(integrity(*db), "ok");
+        EXPECT_TRUE(watermarks_never_ahead_of_data(w.f));
+    }
+    EXPECT_TRUE(writer_was_blocked) << "no run had the writer waiting in SQLite when SIGTERM came";
 }
 
 #ifndef NDEBUG  // INCIDENT_SYNC_STOP_DEADLINE_MS is compiled out of release builds
@@ -614,18 +622,26 @@ TEST(Daemon, AStopThatHitsItsDeadlineDestroysSuspendedPollsSafely) {
     // With the hook, phase 2 (the interrupt) and the deadline come in the same
     // turn of the loop: the writer's busy wait notices the interrupt only at
     // its next step, so polls are still suspended on it when the loop stops.
-    writer_blocked w({"INCIDENT_SYNC_STOP_DEADLINE_MS=2"});
-    w.daemon->signal(SIGTERM);
-    const auto status = w.daemon->wait(std::chrono::seconds(10));
-    w.holder->exec("ROLLBACK");
-    ASSERT_TRUE(status.has_value()) << w.daemon->stderr_text();
-    EXPECT_EQ(*status, 0) << w.daemon->stderr_text();
-    const std::string log = w.daemon->stderr_text();
-    EXPECT_NE(log.find("stopping the event loop"), std::string::npos) << log;
-    EXPECT_EQ(log.find("AddressSanitizer"), std::string::npos) << log;
-    auto db = w.f.open_db();
-    EXPECT_EQ(integrity(*db), "ok");
-    EXPECT_TRUE(watermarks_never_ahead_of_data(w.f));
+    // A SIGTERM that lands before any page reached the writer stops cleanly
+    // before the deadline instead; the scenario is repeated until one run
+    // took the deadline path (at most 3).
+    bool deadline_path = false;
+    for (int attempt = 0; attempt < 3 && !deadline_path; ++attempt) {
+        SCOPED_TRACE(attempt);
+        writer_blocked w({"INCIDENT_SYNC_STOP_DEADLINE_MS=2"});
+        w.daemon->signal(SIGTERM);
+        const auto status = w.daemon->wait(std::chrono::seconds(10));
+        w.holder->exec("ROLLBACK");
+        ASSERT_TRUE(status.has_value()) << w.daemon->stderr_text();
+        EXPECT_EQ(*status, 0) << w.daemon->stderr_text();
+        const std::string log = w.daemon->stderr_text();
+        deadline_path = log.find("stopping the event loop") != std::string::npos;
+        EXPECT_EQ(log.find("AddressSanitizer"), std::string::npos) << log;
+        auto db = w.f.open_db();
+        EXPECT_EQ(integrity(*db), "ok");
+        EXPECT_TRUE(watermarks_never_ahead_of_data(w.f));
+    }
+    EXPECT_TRUE(deadline_path) << "no run reached the stop deadline with polls suspended";
 }
 #endif
 
