@@ -18,20 +18,6 @@ constexpr std::string_view proxy_allowed_env = "write http://host:port";
 constexpr std::string_view listen_allowed =
     "write host:port (e.g. 127.0.0.1:9464; :9464 for all interfaces), or \"\" to disable metrics";
 
-// Values are quoted so that empty strings and stray spaces show; control
-// bytes are escaped so the message stays one line.
-std::string quote(std::string_view text) {
-    std::string out = "\"";
-    for (std::size_t i = 0; i < text.size() && i < 64; ++i) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (c == '"' || c == '\\') out += '\\';
-        if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
-        else out += static_cast<char>(c);
-    }
-    if (text.size() > 64) out += "...";
-    return out + "\"";
-}
-
 std::string_view trim(std::string_view s) {
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
@@ -49,6 +35,18 @@ std::optional<std::uint16_t> port_of(std::string_view digits) {
 
 }  // namespace
 
+std::string quote_value(std::string_view text) {
+    std::string out = "\"";
+    for (std::size_t i = 0; i < text.size() && i < 64; ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c == '"' || c == '\\') out += '\\';
+        if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+        else out += static_cast<char>(c);
+    }
+    if (text.size() > 64) out += "...";
+    return out + "\"";
+}
+
 error to_error(const value_problem& p, std::string_view prefix) {
     return make_error(errc::config, fmt::format("{}{}; {}", prefix, p.problem, p.allowed));
 }
@@ -56,7 +54,7 @@ error to_error(const value_problem& p, std::string_view prefix) {
 parsed<endpoint> parse_base_url(std::string_view text) {
     auto parsed_url = boost::urls::parse_absolute_uri(text);
     const bool has_credentials = parsed_url && parsed_url->has_userinfo();
-    const std::string shown = has_credentials ? std::string("(a URL with user info, not shown)") : quote(text);
+    const std::string shown = has_credentials ? std::string("(a URL with user info, not shown)") : quote_value(text);
     auto fail = [&](std::string_view why) {
         return value_problem{fmt::format("{} {}", shown, why), std::string(base_url_allowed)};
     };
@@ -86,7 +84,7 @@ parsed<proxy_endpoint> parse_proxy_url(std::string_view text, proxy_source sourc
     if (!strict && url.find("://") == std::string::npos) url = "http://" + url;
     auto parsed_url = boost::urls::parse_absolute_uri(url);
     const bool has_credentials = parsed_url && parsed_url->has_userinfo();
-    const std::string shown = has_credentials ? std::string("(a proxy URL with credentials, not shown)") : quote(text);
+    const std::string shown = has_credentials ? std::string("(a proxy URL with credentials, not shown)") : quote_value(text);
     auto fail = [&](std::string_view why) { return value_problem{fmt::format("{} {}", shown, why), std::string(allowed)}; };
     if (!parsed_url || parsed_url->host().empty()) return fail("is not a proxy URL");
     if (parsed_url->scheme_id() != boost::urls::scheme::http) return fail("must use http:// (a CONNECT proxy)");
@@ -107,7 +105,7 @@ parsed<proxy_endpoint> parse_proxy_url(std::string_view text, proxy_source sourc
 }
 
 parsed<listen_address> parse_listen_address(std::string_view text) {
-    auto fail = [&](std::string_view why) { return value_problem{fmt::format("{} {}", quote(text), why), std::string(listen_allowed)}; };
+    auto fail = [&](std::string_view why) { return value_problem{fmt::format("{} {}", quote_value(text), why), std::string(listen_allowed)}; };
     const auto colon = text.rfind(':');
     if (colon == std::string_view::npos) return fail("is not host:port");
     std::string_view host = text.substr(0, colon);

@@ -66,6 +66,10 @@ struct listen_address {
 };
 parsed<listen_address> parse_listen_address(std::string_view text);
 
+// `text` quoted for a message: control bytes escaped (one line), cut at 64
+// bytes with "...", so empty values and stray spaces show. The loader's too.
+std::string quote_value(std::string_view text);
+
 // "<problem>; <allowed>" as one errc::config error, after `prefix` (e.g. "api.base_url: ").
 error to_error(const value_problem& p, std::string_view prefix = {});
 

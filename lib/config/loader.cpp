@@ -50,29 +50,6 @@ constexpr std::array<std::string_view, 2> log_formats{"text", "json"};
 
 // ---------------------------------------------------------------- text
 
-// Values are shown quoted so that empty strings and stray spaces are
-// visible, and cut short because the message goes to a terminal or journal.
-std::string quote_value(std::string_view text) {
-    constexpr std::size_t max_shown = 64;
-    std::string out = "\"";
-    for (std::size_t i = 0; i < text.size() && i < max_shown; ++i) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-        } else if (c < 0x20 || c == 0x7f) {
-            char hex[8];
-            std::snprintf(hex, sizeof hex, "\\x%02x", c);
-            out += hex;
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    if (text.size() > max_shown) out += "...";
-    out += '"';
-    return out;
-}
-
 std::string join(std::span<const std::string_view> words, std::string_view separator) {
     std::string out;
     for (const auto word : words) {

@@ -247,16 +247,14 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
     // and checkpoint, then; not in the middle of a backfill. (Counted before
     // the slot is taken: a pair waiting for one is not idle time.)
     ++active_pairs_;
-    health_[pair].poll_started_ms = clock_.now_ms();
     progress_[pair] = pair_progress{};
-    progress_[pair].poll_started_ms = *health_[pair].poll_started_ms;
+    progress_[pair].poll_started_ms = clock_.now_ms();
     struct when_idle {
         engine* self;
         config::pair pair;
         std::shared_ptr<bool> engine_alive;
         ~when_idle() {
             if (!*engine_alive) return;
-            self->health_[pair].poll_started_ms.reset();
             self->progress_.erase(pair);
             if (self->polls_changed_) self->polls_changed_();
             // Not on the way out: a stop should not build indexes (the next
@@ -473,6 +471,9 @@ std::map<config::pair, pair_health> engine::health() const {
     for (const auto& p : current_->settings.sync.pairs) {
         auto it = health_.find(p);
         out[p] = it == health_.end() ? pair_health{} : it->second;
+        // Polling (or queued for a slot) is what progress_ holds: one record.
+        if (auto polling = progress_.find(p); polling != progress_.end())
+            out[p].poll_started_ms = polling->second.poll_started_ms;
     }
     return out;
 }

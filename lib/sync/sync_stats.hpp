@@ -46,7 +46,7 @@ struct pair_health {
     std::optional<std::int64_t> watermark_ms;
     bool auth_failing = false;
     std::optional<std::int64_t> last_error_ms;    // wall clock of the last failed poll
-    std::optional<std::int64_t> poll_started_ms;  // set while a poll runs or waits for a slot
+    std::optional<std::int64_t> poll_started_ms;  // while a poll runs or waits for a slot (engine::health() fills it)
 };
 
 // A poll in progress: which slice of how many, and how many incidents of the

@@ -4,6 +4,7 @@
 // live mode, and the incident-sim process. The client here is a
 // deliberately plain Beast client, independent of the daemon's.
 
+#include "support/test_support.hpp"
 #include "fake_api/server.hpp"
 #include "util/timestamp.hpp"
 
@@ -174,27 +175,7 @@ std::string compact(const rapidjson::Value& v) {
 
 std::string incidents(const std::string& query) { return "/v1/incidents?" + query; }
 
-// zlib's own reading of an encoded body: window_bits 15 + 16 accepts gzip
-// only, 15 the zlib format only; nullopt unless it is one complete stream.
-std::optional<std::string> inflated(const std::string& encoded, int window_bits) {
-    z_stream z{};
-    if (inflateInit2(&z, window_bits) != Z_OK) return std::nullopt;
-    std::string out;
-    char chunk[16384];
-    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(encoded.data()));
-    z.avail_in = static_cast<uInt>(encoded.size());
-    int rc = Z_OK;
-    while (rc == Z_OK) {
-        z.next_out = reinterpret_cast<Bytef*>(chunk);
-        z.avail_out = sizeof chunk;
-        rc = inflate(&z, Z_NO_FLUSH);
-        out.append(chunk, sizeof chunk - z.avail_out);
-    }
-    const bool whole = rc == Z_STREAM_END && z.avail_in == 0;
-    inflateEnd(&z);
-    if (!whole) return std::nullopt;
-    return out;
-}
+using isync::test::inflated;
 
 // `n` clients, each with its TLS handshake done, so that only their requests race.
 std::vector<std::unique_ptr<client>> connected_clients(const fake_api::server& s, int n) {

@@ -1,4 +1,6 @@
 #pragma once
+#include <zlib.h>
+#include <optional>
 // Helpers shared by the unit tests: a temporary directory that cleans up after
 // itself, the documented example incident (as JSON and as the model the parser
 // must produce from it), page bodies, and a way to run code that might crash in
@@ -24,6 +26,29 @@
 #include <system_error>
 
 namespace isync::test {
+
+// `encoded` inflated with zlib's `window_bits` (15: zlib format only, 15 + 16:
+// gzip only), or nullopt when it is not exactly one complete stream of that
+// format. The tests' independent reading of a compressed body.
+inline std::optional<std::string> inflated(const std::string& encoded, int window_bits) {
+    z_stream z{};
+    if (inflateInit2(&z, window_bits) != Z_OK) return std::nullopt;
+    std::string out;
+    char chunk[16384];
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(encoded.data()));
+    z.avail_in = static_cast<uInt>(encoded.size());
+    int rc = Z_OK;
+    while (rc == Z_OK) {
+        z.next_out = reinterpret_cast<Bytef*>(chunk);
+        z.avail_out = sizeof chunk;
+        rc = inflate(&z, Z_NO_FLUSH);
+        out.append(chunk, sizeof chunk - z.avail_out);
+    }
+    const bool whole = rc == Z_STREAM_END && z.avail_in == 0;
+    inflateEnd(&z);
+    if (!whole) return std::nullopt;
+    return out;
+}
 
 // A fresh directory under the system temp dir, removed with everything in it.
 class temp_dir {

@@ -2,6 +2,7 @@
 // answer, the coding chosen from Accept-Encoding, the encoded bodies (decoded
 // here by zlib on its own), and the in-flight gate.
 
+#include "support/test_support.hpp"
 #include "fake_api/link.hpp"
 
 #include <gtest/gtest.h>
@@ -19,27 +20,7 @@ using fake_api::choose_coding;
 using fake_api::content_coding;
 using fake_api::link_delay;
 
-// `encoded` inflated with `window_bits` (15: zlib format only, 15 + 16: gzip
-// only), or nullopt when it is not exactly one complete stream of that format.
-std::optional<std::string> inflated(const std::string& encoded, int window_bits) {
-    z_stream z{};
-    if (inflateInit2(&z, window_bits) != Z_OK) return std::nullopt;
-    std::string out;
-    char chunk[16384];
-    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(encoded.data()));
-    z.avail_in = static_cast<uInt>(encoded.size());
-    int rc = Z_OK;
-    while (rc == Z_OK) {
-        z.next_out = reinterpret_cast<Bytef*>(chunk);
-        z.avail_out = sizeof chunk;
-        rc = inflate(&z, Z_NO_FLUSH);
-        out.append(chunk, sizeof chunk - z.avail_out);
-    }
-    const bool whole = rc == Z_STREAM_END && z.avail_in == 0;
-    inflateEnd(&z);
-    if (!whole) return std::nullopt;
-    return out;
-}
+using isync::test::inflated;
 
 std::string sample_json() {
     std::string body = R"({"paging":{"count":500},"data":[)";
