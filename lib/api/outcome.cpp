@@ -1,5 +1,6 @@
 #include "api/outcome.hpp"
 
+#include "util/text.hpp"
 #include "util/timestamp.hpp"
 
 #include <fmt/format.h>
@@ -29,17 +30,6 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view valu
     return std::chrono::milliseconds(std::max<std::int64_t>(0, *when - now_ms));
 }
 
-std::string truncate_for_log(std::string_view text, std::size_t limit) {
-    std::size_t cut = std::min(limit, text.size());
-    // Do not split a UTF-8 sequence: back up over continuation bytes.
-    if (cut < text.size())
-        while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-    std::string out;
-    for (char c : text.substr(0, cut)) out.push_back(static_cast<unsigned char>(c) < 0x20 ? ' ' : c);
-    if (text.size() > limit) out += "...";
-    return out;
-}
-
 std::string server_message(std::string_view body) {
     // Iterative parse: a hostile body cannot nest its way down the stack.
     rapidjson::Document doc;
@@ -48,10 +38,10 @@ std::string server_message(std::string_view body) {
         for (const char* key : {"message", "error", "detail"}) {
             const auto it = doc.FindMember(key);
             if (it != doc.MemberEnd() && it->value.IsString())
-                return truncate_for_log(std::string_view(it->value.GetString(), it->value.GetStringLength()));
+                return util::printable(std::string_view(it->value.GetString(), it->value.GetStringLength()), 200);
         }
     }
-    return "\"" + truncate_for_log(body) + "\"";
+    return "\"" + util::printable(body, 200) + "\"";
 }
 
 outcome classify_response(unsigned status, std::string_view body, std::string_view retry_after, std::int64_t now_ms,
@@ -68,7 +58,7 @@ outcome classify_response(unsigned status, std::string_view body, std::string_vi
         std::chrono::milliseconds clamped = delay ? std::min(*delay, max_delay) : max_delay;
         return {outcome_kind::rate_limited,
                 fmt::format("HTTP 429: rate limited; waiting {} ms (Retry-After: \"{}\")", clamped.count(),
-                            truncate_for_log(retry_after, 40)),
+                            util::printable(retry_after, 40)),
                 clamped};
     }
     if (status >= 500) return {outcome_kind::transient, fmt::format("HTTP {}: server error", status), std::nullopt};

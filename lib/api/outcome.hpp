@@ -37,8 +37,4 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view valu
 // `detail`) string of a JSON object, else the body quoted; truncated either way.
 std::string server_message(std::string_view body);
 
-// Truncates a server message for logs: at most `limit` bytes, control
-// characters replaced, "..." when cut.
-std::string truncate_for_log(std::string_view text, std::size_t limit = 200);
-
 }  // namespace isync::api

@@ -1,6 +1,7 @@
 #include "api/page_parser.hpp"
 
 #include "util/hash.hpp"
+#include "util/text.hpp"
 #include "util/timestamp.hpp"
 
 #include <rapidjson/document.h>
@@ -93,14 +94,8 @@ private:
 std::string bytes_around(std::string_view body, std::size_t offset) {
     offset = std::min(offset, body.size());
     const std::size_t from = offset > 40 ? offset - 40 : 0;
-    const std::size_t to = std::min(body.size(), offset + 40);
-    std::string out;
-    for (char c : body.substr(from, to - from)) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u >= 0x20 && u < 0x7f) out.push_back(c);
-        else out += fmt::format("\\x{:02x}", u);
-    }
-    return out;
+    return util::printable(body.substr(from, std::min(body.size(), offset + 40) - from), std::string_view::npos,
+                           /*ascii_only=*/true);
 }
 
 error shape_error(std::string_view body, std::size_t offset, std::string_view path, std::string_view problem) {

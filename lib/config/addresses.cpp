@@ -1,5 +1,7 @@
 #include "config/addresses.hpp"
 
+#include "util/text.hpp"
+
 #include <boost/asio/ip/address.hpp>
 #include <boost/url/parse.hpp>
 
@@ -18,12 +20,6 @@ constexpr std::string_view proxy_allowed_env = "write http://host:port";
 constexpr std::string_view listen_allowed =
     "write host:port (e.g. 127.0.0.1:9464; :9464 for all interfaces), or \"\" to disable metrics";
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-    return s;
-}
-
 // Digits only, 0-65535 (Boost.URL's port_number() wraps 99999 silently).
 std::optional<std::uint16_t> port_of(std::string_view digits) {
     unsigned value = 0;
@@ -36,15 +32,12 @@ std::optional<std::uint16_t> port_of(std::string_view digits) {
 }  // namespace
 
 std::string quote_value(std::string_view text) {
-    std::string out = "\"";
-    for (std::size_t i = 0; i < text.size() && i < 64; ++i) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (c == '"' || c == '\\') out += '\\';
-        if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
-        else out += static_cast<char>(c);
+    std::string escaped;  // a quote or backslash in the value cannot end the quoting early
+    for (const char c : text) {
+        if (c == '"' || c == '\\') escaped += '\\';
+        escaped += c;
     }
-    if (text.size() > 64) out += "...";
-    return out + "\"";
+    return "\"" + util::printable(escaped, 64) + "\"";
 }
 
 error to_error(const value_problem& p, std::string_view prefix) {
@@ -80,7 +73,7 @@ parsed<endpoint> parse_base_url(std::string_view text) {
 parsed<proxy_endpoint> parse_proxy_url(std::string_view text, proxy_source source) {
     const bool strict = source == proxy_source::config_file;
     const std::string_view allowed = strict ? proxy_allowed_file : proxy_allowed_env;
-    std::string url(trim(text));
+    std::string url(util::trim(text));
     if (!strict && url.find("://") == std::string::npos) url = "http://" + url;
     auto parsed_url = boost::urls::parse_absolute_uri(url);
     const bool has_credentials = parsed_url && parsed_url->has_userinfo();

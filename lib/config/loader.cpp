@@ -2,6 +2,7 @@
 
 #include "config/addresses.hpp"
 
+#include "util/text.hpp"
 #include "util/unique_fd.hpp"
 
 #include <fmt/format.h>
@@ -49,15 +50,6 @@ constexpr std::array<std::string_view, 5> log_levels{"trace", "debug", "info", "
 constexpr std::array<std::string_view, 2> log_formats{"text", "json"};
 
 // ---------------------------------------------------------------- text
-
-std::string join(std::span<const std::string_view> words, std::string_view separator) {
-    std::string out;
-    for (const auto word : words) {
-        if (!out.empty()) out += separator;
-        out += word;
-    }
-    return out;
-}
 
 // Optimal string alignment distance: Levenshtein plus swaps of neighbours,
 // because swapped letters ("intreval") are as common a typo as a missing one.
@@ -354,7 +346,7 @@ void reader::report_unknown(const YAML::Node& key, const std::string& path, std:
     if (const auto suggestion = nearest(key.Scalar(), names))
         fail(key.Mark(), path, "unknown key", "did you mean \"" + std::string(*suggestion) + "\"?");
     else
-        fail(key.Mark(), path, "unknown key", "valid keys are " + join(names, ", "));
+        fail(key.Mark(), path, "unknown key", "valid keys are " + util::join(names, ", "));
 }
 
 void reader::read_section(const field& f, std::span<const key_rule> rules) {
@@ -362,7 +354,7 @@ void reader::read_section(const field& f, std::span<const key_rule> rules) {
     if (!f.value.IsMap()) {
         const auto names = names_of(rules);
         fail(f.mark(), f.path, std::string("expected a map, found ") + std::string(kind_of(f.value)),
-             "indent the section's keys under it: " + join(names, ", "));
+             "indent the section's keys under it: " + util::join(names, ", "));
         return;
     }
     read_map(f.value, f.path, rules);
@@ -462,7 +454,7 @@ void reader::read_bool(const field& f, bool& out) {
 
 void reader::read_enum(const field& f, std::string& out, std::span<const std::string_view> allowed,
                        std::string_view noun) {
-    const std::string allowed_text = "write one of " + join(allowed, ", ");
+    const std::string allowed_text = "write one of " + util::join(allowed, ", ");
     const auto text = scalar(f, "a " + std::string(noun), allowed_text);
     if (!text) return;
     if (std::find(allowed.begin(), allowed.end(), *text) == allowed.end())

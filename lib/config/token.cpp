@@ -1,5 +1,6 @@
 #include "config/token.hpp"
 
+#include "util/text.hpp"
 #include "util/unique_fd.hpp"
 
 #include <fcntl.h>
@@ -39,13 +40,6 @@ using util::unique_fd;
 
 std::string errno_text(int code) { return std::system_category().message(code); }
 
-std::string_view trim(std::string_view text) {
-    constexpr std::string_view space = " \t\r\n\v\f";
-    const auto first = text.find_first_not_of(space);
-    if (first == std::string_view::npos) return {};
-    return text.substr(first, text.find_last_not_of(space) - first + 1);
-}
-
 // The token goes into an Authorization header: a space means a "Bearer "
 // prefix or two values were stored, CR or LF would start a new header, and a
 // non-ASCII byte means the wrong file.
@@ -56,7 +50,7 @@ bool is_printable_ascii(std::string_view text) {
 // `what` names the place in messages ("token file /x", "$HUMAN_API_TOKEN").
 result<loaded_token> make_token(std::string_view raw, std::string source, const std::string& what,
                                 std::string_view fix) {
-    const auto token = trim(raw);
+    const auto token = util::trim(raw);
     if (token.empty()) return make_error(errc::config, what + " is empty; " + std::string(fix));
     if (!is_printable_ascii(token))
         return make_error(errc::config,
@@ -118,12 +112,6 @@ attempt from_file(const fs::path& file, std::string source, std::string_view ext
     return std::optional<loaded_token>(std::move(*token));
 }
 
-std::string join(const std::vector<std::string>& parts) {
-    std::string out;
-    for (const auto& part : parts) out += (out.empty() ? "" : ", ") + part;
-    return out;
-}
-
 }  // namespace
 
 result<loaded_token> load_token(const config& cfg, const std::function<const char*(const char*)>& getenv,
@@ -166,7 +154,7 @@ result<loaded_token> load_token(const config& cfg, const std::function<const cha
     if (*found) return std::move(**found);
     looked.push_back(docker_secret.string() + " (no such file)");
 
-    return make_error(errc::config, "no API token found; looked at " + join(looked) +
+    return make_error(errc::config, "no API token found; looked at " + util::join(looked, ", ") +
                                         "; put the token in one of these (a token file must be mode 600 or 400)");
 }
 

@@ -1,5 +1,7 @@
 #include "http/content_decoding.hpp"
 
+#include "util/text.hpp"
+
 #include <fmt/format.h>
 #include <zlib.h>
 
@@ -23,21 +25,8 @@ constexpr int zlib_window = MAX_WBITS;
 constexpr int raw_window = -MAX_WBITS;
 constexpr int gzip_window = MAX_WBITS + 16;
 
-std::string_view trim(std::string_view s) {
-    const auto first = s.find_first_not_of(" \t");
-    if (first == std::string_view::npos) return {};
-    return s.substr(first, s.find_last_not_of(" \t") - first + 1);
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-        const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-        return lower(x) == lower(y);
-    });
-}
-
 // Header text comes from the server and ends up in the log: keep it short.
-std::string_view clipped(std::string_view s) { return s.substr(0, 64); }
+std::string clipped(std::string_view s) { return util::printable(s, 64); }
 
 // A zlib stream (RFC 1950 §2.2) starts with CMF/FLG: method 8, a window of at
 // most 32 KiB, and the pair a multiple of 31. Raw deflate almost never does;
@@ -84,13 +73,13 @@ result<content_coding> parse_content_encoding(std::string_view value) {
     std::optional<content_coding> found;
     for (std::string_view rest = value;;) {
         const auto comma = rest.find(',');
-        const auto item = trim(rest.substr(0, comma));
+        const auto item = util::trim(rest.substr(0, comma));
         // "identity" means no coding, and an empty list element is allowed (RFC 9110 §5.6.1).
-        if (!item.empty() && !iequals(item, "identity")) {
+        if (!item.empty() && !util::iequals(item, "identity")) {
             content_coding coding;
-            if (iequals(item, "gzip") || iequals(item, "x-gzip"))  // x-gzip: RFC 9110 §8.4.1.3
+            if (util::iequals(item, "gzip") || util::iequals(item, "x-gzip"))  // x-gzip: RFC 9110 §8.4.1.3
                 coding = content_coding::gzip;
-            else if (iequals(item, "deflate"))
+            else if (util::iequals(item, "deflate"))
                 coding = content_coding::deflate;
             else
                 return make_error(errc::transport,
@@ -102,7 +91,7 @@ result<content_coding> parse_content_encoding(std::string_view value) {
             if (found)
                 return make_error(errc::transport,
                                   fmt::format("the response chains content codings (\"{}\"); this client decodes one",
-                                              clipped(trim(value))));
+                                              clipped(util::trim(value))));
             found = coding;
         }
         if (comma == std::string_view::npos) break;

@@ -1,5 +1,6 @@
 #include "http/proxy.hpp"
 
+#include "util/text.hpp"
 
 #include <fmt/format.h>
 
@@ -8,18 +9,6 @@
 
 namespace isync::http {
 namespace {
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-    return out;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-    return s;
-}
 
 const char* first_set(const std::function<const char*(const char*)>& getenv, const char* a, const char* b) {
     for (const char* name : {a, b}) {
@@ -38,10 +27,10 @@ result<proxy_endpoint> parse_proxy_url(std::string_view text) {
 }
 
 bool no_proxy_matches(std::string_view list, std::string_view host_in) {
-    const std::string host = lower(host_in);
+    const std::string host = util::to_lower(host_in);
     while (!list.empty()) {
         const auto comma = list.find(',');
-        std::string entry = lower(trim(list.substr(0, comma)));
+        std::string entry = util::to_lower(util::trim(list.substr(0, comma)));
         list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
         if (entry.empty()) continue;
         if (entry == "*") return true;

@@ -3,7 +3,7 @@
 // /healthz and /readyz. Loopback by default (`metrics.listen`).
 
 #include "config/addresses.hpp"
-#include "sync/task_group.hpp"
+#include "util/task_group.hpp"
 #include "util/error.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -51,7 +51,7 @@ private:
 
     boost::asio::ip::tcp::acceptor acceptor_;
     http_handler handler_;
-    sync::task_group sessions_;
+    util::task_group sessions_;
 };
 
 }  // namespace isync::ops

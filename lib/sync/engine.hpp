@@ -14,7 +14,7 @@
 #include "store/incident_store.hpp"
 #include "sync/store_writer.hpp"
 #include "sync/sync_stats.hpp"
-#include "sync/task_group.hpp"
+#include "util/task_group.hpp"
 #include "sync/window.hpp"
 #include "util/error.hpp"
 
@@ -164,7 +164,7 @@ private:
     std::string retry_hint_;
     std::shared_ptr<const snapshot> current_;
     sync_stats stats_;
-    task_group tasks_;
+    util::task_group tasks_;
     // Concurrency slots: a send takes a slot (waits when all are taken), a receive frees one.
     std::unique_ptr<boost::asio::experimental::channel<void(boost::system::error_code)>> slots_;
     std::map<config::pair, std::uint64_t> pair_tasks_;  // run(): pair -> task id

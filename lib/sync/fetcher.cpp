@@ -1,8 +1,9 @@
 #include "sync/fetcher.hpp"
 
 #include "api/outcome.hpp"
-#include "log/logging.hpp"
 #include "api/page_parser.hpp"
+#include "log/logging.hpp"
+#include "util/text.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -50,8 +51,8 @@ attempt_result judge(result<http::response>& res, fetch_context& ctx) {
         if (!is_json(res->content_type))
             return {std::nullopt,
                     make_error(errc::parse, fmt::format("HTTP 200 with Content-Type \"{}\" instead of JSON: \"{}\"",
-                                                        api::truncate_for_log(res->content_type, 60),
-                                                        api::truncate_for_log(res->body, 80))),
+                                                        util::printable(res->content_type, 60),
+                                                        util::printable(res->body, 80))),
                     true, std::nullopt};
         auto page = api::parse_page(res->body, ctx.mode);
         if (!page) return {std::nullopt, page.error(), true, std::nullopt};

@@ -318,10 +318,11 @@ TEST(ConfigDocs, ExampleValuesAndDefaultCommentsAreTheDaemons) {
         const std::string documented = comment_default(comment);
         EXPECT_FALSE(documented.empty()) << "no \"Default:\" in the comment above " << key
                                          << " in config/incident-sync.yaml: " << comment;
-        if (!documented.empty())
+        if (!documented.empty()) {
             EXPECT_EQ(as_loaded(key, documented), expected)
                 << "the comment above " << key << " in config/incident-sync.yaml says \"Default: " << documented
                 << "\"";
+        }
     }
 }
 

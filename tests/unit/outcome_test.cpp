@@ -10,7 +10,6 @@ using namespace std::chrono_literals;
 using isync::api::classify_response;
 using isync::api::outcome_kind;
 using isync::api::parse_retry_after;
-using isync::api::truncate_for_log;
 using isync::test::contains;
 
 namespace {
@@ -152,11 +151,4 @@ TEST(Outcome, RedirectIsNotFollowedAndNotRetried) {
     EXPECT_TRUE(contains(o.message, "301"));
     EXPECT_TRUE(contains(o.message, "api.base_url"));
     EXPECT_FALSE(o.retry_after);
-}
-
-TEST(Outcome, TruncateForLog) {
-    EXPECT_EQ(truncate_for_log("short"), "short");
-    EXPECT_EQ(truncate_for_log("abcdef", 3), "abc...");
-    EXPECT_EQ(truncate_for_log("abc", 3), "abc");
-    EXPECT_EQ(truncate_for_log("a\tb\nc", 10), "a b c");
 }

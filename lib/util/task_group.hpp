@@ -12,7 +12,7 @@
 #include <list>
 #include <string>
 
-namespace isync::sync {
+namespace isync::util {
 
 class task_group {
 public:
@@ -45,4 +45,4 @@ private:
     std::uint64_t next_id_ = 1;
 };
 
-}  // namespace isync::sync
+}  // namespace isync::util

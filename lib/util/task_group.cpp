@@ -1,4 +1,4 @@
-#include "sync/task_group.hpp"
+#include "util/task_group.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -10,7 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
-namespace isync::sync {
+namespace isync::util {
 namespace net = boost::asio;
 
 task_group::task_group(net::any_io_executor executor) : executor_(executor), idle_(executor) {}
@@ -64,4 +64,4 @@ net::awaitable<void> task_group::wait_all() {
     }
 }
 
-}  // namespace isync::sync
+}  // namespace isync::util
