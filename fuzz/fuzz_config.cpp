@@ -6,7 +6,7 @@
 // documented shape: one `<file>:<line>:<col>: ...` line per problem, with
 // no control characters from the file in it.
 
-#include "config/loader.hpp"
+#include "config_file/loader.hpp"
 #include "fuzz_check.hpp"
 
 #include <algorithm>

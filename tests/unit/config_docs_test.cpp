@@ -11,7 +11,7 @@
 // review.
 
 #include "config/config.hpp"
-#include "config/loader.hpp"
+#include "config_file/loader.hpp"
 #include "util/duration.hpp"
 
 #include <gtest/gtest.h>

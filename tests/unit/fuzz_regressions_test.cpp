@@ -5,7 +5,7 @@
 // passes, not only the one in mind when the case was written.
 
 #include "api/outcome.hpp"
-#include "config/loader.hpp"
+#include "config_file/loader.hpp"
 #include "util/timestamp.hpp"
 
 #include <gtest/gtest.h>

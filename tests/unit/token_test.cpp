@@ -1,4 +1,4 @@
-#include "config/token.hpp"
+#include "config_file/token.hpp"
 
 #include <gtest/gtest.h>
 #include <spdlog/fmt/fmt.h>

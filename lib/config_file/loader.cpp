@@ -1,4 +1,4 @@
-#include "config/loader.hpp"
+#include "config_file/loader.hpp"
 
 #include "config/addresses.hpp"
 

@@ -1,4 +1,4 @@
-#include "config/token.hpp"
+#include "config_file/token.hpp"
 
 #include "util/text.hpp"
 #include "util/unique_fd.hpp"
