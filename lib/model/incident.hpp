@@ -1,6 +1,6 @@
 #pragma once
-// The typed view of one incident as the API sends it (see
-// ../shared/api-contract.md). Every field but `id` may be missing or null, so
+// The typed view of one incident as `GET /v1/incidents` sends it (api/page_parser
+// fills it). Every field but `id` may be missing or null, so
 // each is optional; timestamps are already normalised to UTC
 // `YYYY-MM-DDTHH:MM:SS.sssZ` by the parser.
 

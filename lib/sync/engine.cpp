@@ -79,6 +79,19 @@ std::shared_ptr<const engine::snapshot> engine::make_snapshot(engine_settings se
     return std::make_shared<const snapshot>(std::move(settings), std::move(source), clock_.uniform01);
 }
 
+std::int64_t engine::slice_limit(const snapshot& snap) const {
+    const std::int64_t configured = snap.settings.sync.slice_incidents;
+    return offset_limit_ ? std::min(configured, *offset_limit_) : configured;
+}
+
+void engine::learn_offset_limit(const config::pair& pair, std::int64_t skip, const error& refusal) {
+    if (offset_limit_ && *offset_limit_ <= skip) return;
+    offset_limit_ = skip;
+    spdlog::warn("{}: the API refused a page at skip={} ({}); from now on a slice holds at most {} incidents, so "
+                 "no read goes that deep (sync.slice_incidents is {})",
+                 pair_name(pair), skip, refusal.message, skip, current_->settings.sync.slice_incidents);
+}
+
 net::awaitable<error> engine::fail_slice(store::slice_report report, error e) {
     if (e.code != errc::cancelled) co_await record_failure(report, e);
     co_return e;
@@ -195,6 +208,14 @@ net::awaitable<result<void>> engine::sync_slice(config::pair pair, slice s, std:
         ahead.erase(found);
         if (!page) {
             (void)co_await settle_all(std::exchange(in_writer, {}), report, poll);
+            // A refusal past the first page may be the API's bound on offsets,
+            // not a failure of the pair: the poll splits the slice instead (the
+            // pages already written are upserts again when the parts re-read them).
+            const errc code = page.error().code;
+            if (req.skip > 0 && (code == errc::bad_request || code == errc::http_status)) {
+                poll->refused_skip = req.skip;
+                co_return page.error();
+            }
             co_return co_await fail_slice(report, page.error());
         }
         last_count = page->count;
@@ -332,13 +353,34 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
             const store::slice_report report{pair, s.from_ms, s.to_ms, clock_.now_ms(), 0, {}, 0};
             r = co_await fail_slice(report, first[0].error());
         } else {
-            const auto parts = split_by_count(s, first[0]->count, snap->settings.sync.slice_incidents);
+            const std::int64_t count = first[0]->count;
+            const auto parts = split_by_count(s, count, slice_limit(*snap));
             if (parts.size() > 1) {
                 // Too many for one slice: its parts go first, oldest first.
                 todo.insert(todo.begin(), parts.begin(), parts.end());
                 continue;
             }
+            poll->refused_skip = 0;
             r = co_await sync_slice(pair, s, ledger, poll, snap, std::move(*first[0]));
+            if (!r && poll->refused_skip > 0) {
+                // A page deep in the slice was refused (see sync_slice): a 4xx
+                // lowers the offset limit for every later slice; a server error
+                // that outlived its retries only splits this one. Parts hold
+                // fewer incidents than the refused offset, so their walks stay
+                // above it. A slice that cannot be split further fails.
+                const error refusal = r.error();
+                if (refusal.code == errc::bad_request) learn_offset_limit(pair, poll->refused_skip, refusal);
+                const auto smaller = split_by_count(s, count, std::min(poll->refused_skip, slice_limit(*snap)));
+                if (smaller.size() > 1) {
+                    spdlog::info("{}: skip={} refused ({}); reading slice {} .. {} in {} parts", pair_name(pair),
+                                 poll->refused_skip, refusal.message, util::format_iso8601_ms(s.from_ms),
+                                 util::format_iso8601_ms(s.to_ms), smaller.size());
+                    todo.insert(todo.begin(), smaller.begin(), smaller.end());
+                    continue;
+                }
+                const store::slice_report report{pair, s.from_ms, s.to_ms, clock_.now_ms(), 0, {}, 0};
+                r = co_await fail_slice(report, refusal);
+            }
         }
         if (r) {
             ++slices_done;

@@ -112,6 +112,7 @@ private:
         api::parse_mode mode = api::parse_mode::typed;  // how the next page is parsed
         std::int64_t incidents_read = 0;                // incidents in written pages, overlap re-reads included
         store::upsert_counts counts;                    // what the store did with them
+        std::int64_t refused_skip = 0;                  // the offset of the last errc::offset_refused
     };
     // Everything a poll reads from the configuration, fixed when it starts:
     // a SIGHUP replaces the engine's current snapshot, never a running poll's.
@@ -129,6 +130,12 @@ private:
                                                                          std::shared_ptr<poll_state> poll,
                                                                          std::shared_ptr<const snapshot> snap);
     boost::asio::awaitable<pair_status> poll_slices(config::pair pair, std::shared_ptr<const snapshot> snap);
+    // The most incidents a slice may hold: sync.slice_incidents, or fewer once
+    // the API has refused a deep offset (offset_limit_).
+    std::int64_t slice_limit(const snapshot& snap) const;
+    // After a page at offset `skip` was refused with a 4xx: slices hold fewer
+    // than `skip` incidents from now on, so no walk reaches that offset again.
+    void learn_offset_limit(const config::pair& pair, std::int64_t skip, const error& refusal);
     // Health, last status, duration histogram and the pair_done_ callback, in one place.
     void record_outcome(const config::pair& pair, pair_status status, double seconds);
     // Walks slice `s` whose first page is `first`, fetching the pages ahead
@@ -178,6 +185,10 @@ private:
     // the io_context, after a stop that hit its deadline) must not touch it.
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     int active_pairs_ = 0;  // pairs polling or waiting for a concurrency slot
+    // The deepest offset the API accepts, as learned from a 4xx at a deeper
+    // one (search backends refuse past a bound: Elasticsearch's default is
+    // skip + take <= 10,000). The API's property: kept across polls and SIGHUPs.
+    std::optional<std::int64_t> offset_limit_;
     // Last: destroyed first, so its thread drains while everything above exists.
     std::unique_ptr<store_writer> writer_;
 };

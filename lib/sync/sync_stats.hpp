@@ -1,6 +1,7 @@
 #pragma once
-// Counters of what the engine did, read by `once`'s summary, the tests and
-// (later) the metrics endpoint. Single-threaded: the event loop owns them.
+// Counters of what the engine did, read by `once`'s summary, `/metrics`
+// (ops/metrics_text), the progress file and the tests. Single-threaded: the
+// event loop owns them.
 
 #include <array>
 #include <cstdint>

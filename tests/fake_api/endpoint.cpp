@@ -161,6 +161,10 @@ reply handle_request(std::string_view method, std::string_view target, std::stri
     for (const auto& app : q->app_ids)
         if (const auto refused = config.refused_app_ids.find(app); refused != config.refused_app_ids.end())
             return refusal_reply(app, refused->second);
+    if (config.max_result_window > 0 && q->skip + q->take > config.max_result_window)
+        return {400, message_body("Result window is too large, from + size must be less than or equal to: [" +
+                                  std::to_string(config.max_result_window) + "] but was [" +
+                                  std::to_string(q->skip + q->take) + "]")};
     return page(*q, data, config);
 }
 

@@ -34,6 +34,10 @@ struct endpoint_config {
     std::string paging_base_url = "http://incidents-api.internal:8080";
     // appIds refused whatever the token, after the token and parameter checks.
     std::map<std::string, app_refusal> refused_app_ids{};
+    // A search backend's bound on paging depth: a request with skip + take
+    // above it gets 400 with Elasticsearch's words ("Result window is too
+    // large ..."). 0: no bound.
+    std::uint64_t max_result_window = 0;
 };
 
 struct incidents_query {
@@ -69,8 +73,8 @@ reply refusal_reply(std::string_view app_id, app_refusal refusal);
 
 // The whole exchange: 404 for another path, 405 for another method, 401 for a
 // missing or wrong `Authorization: Bearer <token>`, 422 for bad parameters,
-// the refusal of the first requested appId in `refused_app_ids`, else 200
-// with the page.
+// the refusal of the first requested appId in `refused_app_ids`, 400 past
+// `max_result_window`, else 200 with the page.
 reply handle_request(std::string_view method, std::string_view target, std::string_view authorization,
                      const dataset& data, const endpoint_config& config, std::int64_t now_ms);
 

@@ -121,7 +121,7 @@ struct connection {
 
 endpoint_config make_endpoint(const server_options& o) {
     endpoint_config config{.token = o.token, .take_cap = o.take_cap, .paging_base_url = o.paging_base_url,
-                           .refused_app_ids = o.refused_app_ids};
+                           .refused_app_ids = o.refused_app_ids, .max_result_window = o.max_result_window};
     // The older list means 401; an explicit refusal of the same appId wins.
     for (const auto& app : o.unauthorized_app_ids) config.refused_app_ids.emplace(app, app_refusal::unauthorized);
     return config;

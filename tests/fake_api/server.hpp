@@ -56,6 +56,7 @@ struct server_options {
     std::string address = "127.0.0.1";
     std::uint16_t port = 0;  // 0: ephemeral
     std::size_t take_cap = 1000;  // see endpoint_config::take_cap
+    std::uint64_t max_result_window = 0;  // see endpoint_config::max_result_window
     std::string paging_base_url = endpoint_config{}.paging_base_url;
     tls_options tls{};
     fake_api::faults faults{};

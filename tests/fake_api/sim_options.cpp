@@ -61,6 +61,8 @@ with a CA made at start-up. Runs until SIGTERM or SIGINT.
   --token T             expected bearer token (default test-token)
   --token-file F        read the token from F (surrounding whitespace ignored)
   --take-cap N          clamp `take` to N (default 1000)
+  --max-result-window N refuse a request whose skip + take exceeds N with 400, as a search
+                        backend does (Elasticsearch's default is 10000; default 0: no bound)
   --ca-out PATH         write the CA certificate (PEM) here
   --port-file PATH      write the bound port here once listening (atomically, via rename)
   --stats-file PATH     at exit, also write the final stats JSON line here (atomically, via rename)
@@ -149,6 +151,9 @@ isync::result<sim_options> parse_sim_args(std::span<const std::string_view> args
         } else if (flag == "--take-cap") {
             if (auto e = need_count()) return *e;
             o.server.take_cap = *count;
+        } else if (flag == "--max-result-window") {
+            if (auto e = need_count()) return *e;
+            o.server.max_result_window = *count;
         } else if (flag == "--ca-out") {
             o.ca_out = value;
         } else if (flag == "--port-file") {

@@ -173,6 +173,29 @@ TEST(SyncEngine, A422FailsThePollWithoutRetryingAndSaysTheApisMessage) {
         << st.getColumn(0).getString();
 }
 
+// A search backend behind the API refuses pages past skip + take = 1,000
+// (Elasticsearch's max_result_window, lowered): the engine splits the window
+// until each part's walk stays above the bound, learns the bound for later
+// slices, and lands everything without a failed run.
+TEST(SyncEngine, ARefusedDeepOffsetSplitsTheWindowInsteadOfFailingThePair) {
+    auto options = dataset_of(12'000, 1);
+    options.server.max_result_window = 1'000;
+    sync_harness h(options);
+    h.settings().page_size = 100;
+    h.settings().sync.slice_incidents = 5'000;  // three parts of ~4,000, each deeper than the bound
+    h.server().reset_stats();
+    ASSERT_TRUE(h.run_once());
+    EXPECT_TRUE(h.database_matches_dataset());
+    EXPECT_EQ(count_runs(h.db(), "failed"), 0);
+    // Learned from the first part's refusals (one batch of pages fetched at
+    // once): the later parts are split before their walks reach the bound.
+    // Without learning, each of the three parts would be refused in turn.
+    const auto stats = h.server().stats();
+    const auto refused = stats.status_counts.contains(400) ? stats.status_counts.at(400) : 0;
+    EXPECT_GT(refused, 0u);
+    EXPECT_LE(refused, 16u);
+}
+
 // ------------------------------------------------------------------ a limited, distant API
 
 // The API takes N requests at once and refuses more with 429. With the

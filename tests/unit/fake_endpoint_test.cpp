@@ -80,3 +80,17 @@ TEST(FakeEndpoint, RefusalBodiesEscapeTheAppId) {
 }
 
 }  // namespace
+
+// A search backend's bound on paging depth: skip + take up to the bound is
+// served, one past it is refused with 400 and Elasticsearch's words.
+TEST(FakeEndpoint, RefusesAPageReachingPastTheResultWindow) {
+    const fake_api::endpoint_config config{.max_result_window = 30};
+    const auto last_allowed = get("appId=PXsim000&tld=site000.example&skip=20&take=10", config);
+    EXPECT_EQ(last_allowed.status, 200u) << last_allowed.body;
+    const auto past = get("appId=PXsim000&tld=site000.example&skip=21&take=10", config);
+    EXPECT_EQ(past.status, 400u);
+    EXPECT_EQ(past.body, R"({"message":"Result window is too large, from + size must be less than or equal to: [30] )"
+                         R"(but was [31]"})");
+    const auto unbounded = get("appId=PXsim000&tld=site000.example&skip=21&take=10", fake_api::endpoint_config{});
+    EXPECT_EQ(unbounded.status, 200u);
+}
