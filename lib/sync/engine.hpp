@@ -112,7 +112,7 @@ private:
         api::parse_mode mode = api::parse_mode::typed;  // how the next page is parsed
         std::int64_t incidents_read = 0;                // incidents in written pages, overlap re-reads included
         store::upsert_counts counts;                    // what the store did with them
-        std::int64_t refused_skip = 0;                  // the offset of the last errc::offset_refused
+        std::int64_t refused_skip = 0;                  // set by sync_slice: the deep offset the API refused
     };
     // Everything a poll reads from the configuration, fixed when it starts:
     // a SIGHUP replaces the engine's current snapshot, never a running poll's.
