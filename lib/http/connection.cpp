@@ -199,6 +199,9 @@ net::awaitable<result<response>> connection::exchange(const std::string& target,
     out.status = msg.result_int();
     out.content_type = std::string(msg[bhttp::field::content_type]);
     out.retry_after = std::string(msg[bhttp::field::retry_after]);
+    out.date = std::string(msg[bhttp::field::date]);
+    out.rate_limit_remaining = std::string(msg["X-RateLimit-Remaining"]);
+    out.rate_limit_reset = std::string(msg["X-RateLimit-Reset"]);
     // The parser's body_limit bounded the bytes on the wire; decoding gets the
     // same limit for what they inflate to. A header repeated on several lines
     // is one list (RFC 9110 §5.3), so a second line cannot hide a coding.

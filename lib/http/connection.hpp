@@ -39,6 +39,9 @@ struct response {
     std::string body;
     std::string content_type;
     std::string retry_after;
+    std::string date;                  // the server's clock (api::server_now_ms)
+    std::string rate_limit_remaining;  // X-RateLimit-Remaining
+    std::string rate_limit_reset;      // X-RateLimit-Reset
 };
 
 struct connection_stats {

@@ -109,6 +109,9 @@ std::string render_metrics(const metrics_input& in) {
     out += fmt::format("incident_sync_api_requests_in_flight_peak {}\n", src.peak_in_flight);
     counter(out, "incident_sync_api_limit_decreases_total",
             "Times the limit was lowered (429, 503, a timeout or a round-trip spike).", src.limit_decreases);
+    counter(out, "incident_sync_api_rate_limit_budget_waits_total",
+            "Waits for the API's rate-limit window to reset, once its stated budget (X-RateLimit-Remaining) was spent.",
+            src.budget_waits);
     counter(out, "incident_sync_api_rate_limit_pauses_total",
             "429s with Retry-After that paused every request to the API.", src.pauses);
     counter(out, "incident_sync_api_body_bytes_received_total",

@@ -2,6 +2,7 @@
 
 #include "api/outcome.hpp"
 #include "api/page_parser.hpp"
+#include "api/rate_limit.hpp"
 #include "log/logging.hpp"
 #include "util/text.hpp"
 
@@ -44,7 +45,8 @@ attempt_result judge(result<http::response>& res, fetch_context& ctx) {
         return {std::nullopt, res.error(), retryable, std::nullopt};
     }
     ++ctx.stats.responses_by_status[res->status];
-    const auto verdict = api::classify_response(res->status, res->body, res->retry_after, ctx.now_ms(),
+    const auto verdict = api::classify_response(res->status, res->body, res->retry_after,
+                                                api::server_now_ms(res->date, ctx.now_ms()),
                                                 ctx.backoff.policy().max_delay);
     switch (verdict.kind) {
     case api::outcome_kind::success: {

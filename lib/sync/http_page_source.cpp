@@ -1,6 +1,7 @@
 #include "sync/http_page_source.hpp"
 
 #include "api/outcome.hpp"
+#include "api/rate_limit.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -14,6 +15,10 @@ namespace isync::sync {
 namespace net = boost::asio;
 namespace {
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+// The longest wait for a stated rate-limit window to reset. Not retry.max_delay:
+// windows are commonly a minute or an hour, and sending before the reset only
+// earns 429s. The cap guards against a reset stated days ahead (or misread).
+constexpr std::chrono::milliseconds max_budget_wait = std::chrono::minutes(15);
 }
 
 // A request waiting for a free place. It leaves the queue however its
@@ -57,6 +62,7 @@ source_stats http_page_source::stats() const {
     s.peak_in_flight = peak_in_flight_;
     s.limit_decreases = controller_.decreases();
     s.pauses = pauses_;
+    s.budget_waits = budget_waits_;
     s.connects = connects_;
     for (const auto& c : idle_) s.connects += c->stats().connects;
     s.wire_body_bytes = wire_bytes_;
@@ -64,11 +70,20 @@ source_stats http_page_source::stats() const {
     return s;
 }
 
-// Waits out a pause (429 Retry-After) and then for a free place under the
-// limit. errc::cancelled when the waiting coroutine is cancelled.
+// Waits out a pause (429 Retry-After, or a spent budget until its reset) and
+// then for a free place under the limit. errc::cancelled when the waiting
+// coroutine is cancelled.
 net::awaitable<result<void>> http_page_source::acquire() {
     for (;;) {
         const auto now = std::chrono::steady_clock::now();
+        if (budget_ && now >= budget_->reset) budget_.reset();  // a new window: unknown until told
+        if (budget_ && budget_->remaining <= 0 && budget_->reset > pause_until_) {
+            const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(budget_->reset - now);
+            pause_until_ = budget_->reset;
+            ++budget_waits_;
+            spdlog::debug("the API's rate-limit budget is spent: every request waits {} ms for its reset",
+                          wait.count());
+        }
         if (now < pause_until_) {
             net::steady_timer pause(executor_, pause_until_);
             auto [ec] = co_await pause.async_wait(use_tuple);
@@ -77,6 +92,7 @@ net::awaitable<result<void>> http_page_source::acquire() {
         }
         if (in_flight_ < controller_.limit()) {
             ++in_flight_;
+            if (budget_) --budget_->remaining;
             peak_in_flight_ = std::max(peak_in_flight_, in_flight_);
             co_return result<void>{};
         }
@@ -136,12 +152,13 @@ net::awaitable<result<http::response>> http_page_source::get(std::string target)
         connects_ += conn->stats().connects;  // dropped: a failed connection is not reused
         co_return res;
     }
+    note_budget(*res, now, in_flight_ - 1);
     const bool backpressure = res->status == 429 || res->status == 503;
     controller_.on_response(backpressure ? response_signal::backpressure : response_signal::ok, rtt, at_send, now);
     if (res->status == 429) {
         // Everyone waits: the limit is the account's, so the next request of
         // another pair would only be refused too.
-        auto wait = api::parse_retry_after(res->retry_after, now_ms_());
+        auto wait = api::parse_retry_after(res->retry_after, api::server_now_ms(res->date, now_ms_()));
         const auto pause = std::min(wait.value_or(std::chrono::milliseconds(1000)), max_pause_);
         if (now + pause > pause_until_) {
             if (now >= pause_until_) ++pauses_;  // a new pause, not one made longer
@@ -153,6 +170,15 @@ net::awaitable<result<http::response>> http_page_source::get(std::string target)
     idle_.push_back(std::move(conn));
     wake_waiters();  // the limit may have grown
     co_return res;
+}
+
+void http_page_source::note_budget(const http::response& res, std::chrono::steady_clock::time_point now, int others) {
+    const auto stated = api::parse_rate_limit(res.rate_limit_remaining, res.rate_limit_reset,
+                                              api::server_now_ms(res.date, now_ms_()));
+    if (!stated) return;
+    // The latest answer wins; the requests in flight beside it are taken as
+    // spent already (they may have reached the server after it answered).
+    budget_ = budget{stated->remaining - others, now + std::min(stated->until_reset, max_budget_wait)};
 }
 
 net::awaitable<void> http_page_source::close_idle() {

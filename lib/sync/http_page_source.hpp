@@ -3,7 +3,9 @@
 // HTTPS connections shared by every pair, with one limit on requests in
 // flight (adaptive: sync/concurrency_limit.hpp) and one pause for everyone
 // when the API answers 429 with Retry-After: a rate limit is the account's,
-// not one request's.
+// not one request's. Where the API states its budget (X-RateLimit-Remaining
+// and -Reset), the source spends it and then waits for the reset, so the
+// 429 does not come at all.
 
 #include "config/secret.hpp"
 #include "http/connection.hpp"
@@ -19,6 +21,7 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace isync::sync {
@@ -57,9 +60,20 @@ private:
     std::vector<std::unique_ptr<http::connection>> idle_;
     std::list<waiter*> waiters_;
     std::chrono::steady_clock::time_point pause_until_{};
+    // The API's stated budget: requests left before `reset` (steady clock),
+    // less those sent since it was stated. Unknown until a response says.
+    struct budget {
+        std::int64_t remaining = 0;
+        std::chrono::steady_clock::time_point reset;
+    };
+    std::optional<budget> budget_;
+    // Reads a response's rate-limit headers into budget_ (`others` requests
+    // were in flight beside it, and may not be counted in what it says yet).
+    void note_budget(const http::response& res, std::chrono::steady_clock::time_point now, int others);
     int in_flight_ = 0;
     int peak_in_flight_ = 0;
     std::uint64_t pauses_ = 0;
+    std::uint64_t budget_waits_ = 0;
     std::uint64_t connects_ = 0;  // of connections already closed
     std::uint64_t wire_bytes_ = 0;
     std::uint64_t decoded_bytes_ = 0;

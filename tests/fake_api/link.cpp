@@ -108,6 +108,21 @@ std::string encode_body(std::string_view body, content_coding coding) {
     return out;
 }
 
+rate_window_counter::decision rate_window_counter::take(std::chrono::steady_clock::time_point now) noexcept {
+    if (limit_ == 0) return {};
+    if (!window_start_ || now >= *window_start_ + window_) {
+        // Windows follow one another from the first request, as a gateway's do.
+        const auto start = window_start_.value_or(now);
+        const auto windows_passed = (now - start) / window_;
+        window_start_ = start + windows_passed * window_;
+        used_ = 0;
+    }
+    const auto until_reset = std::chrono::duration_cast<std::chrono::milliseconds>(*window_start_ + window_ - now);
+    if (used_ >= limit_) return {false, 0, until_reset};
+    ++used_;
+    return {true, limit_ - used_, until_reset};
+}
+
 bool in_flight_gate::try_enter() noexcept {
     if (limit_ != 0 && current_ >= limit_) return false;
     ++current_;

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -17,6 +18,11 @@ struct link_options {
     std::uint32_t max_in_flight = 0;              // 0: unlimited; a request beyond it gets 429 at once
     std::uint32_t retry_after_seconds = 1;        // the Retry-After of those 429s
     bool compression = true;                      // gzip (else deflate) when Accept-Encoding allows it
+    // A rate limit per fixed window, stated on every answer as
+    // X-RateLimit-Limit/-Remaining/-Reset (Reset in epoch seconds); a request
+    // beyond it gets 429 at once, Retry-After the seconds to the reset. 0: none.
+    std::uint32_t rate_limit = 0;
+    std::chrono::milliseconds rate_window{60'000};
 };
 
 // The delay before one answer: latency plus `random` reduced to [0, jitter].
@@ -52,6 +58,29 @@ public:
 private:
     std::uint32_t limit_;
     std::uint32_t current_ = 0;
+};
+
+// Requests counted in fixed windows against a limit (0: none). Not thread-safe.
+class rate_window_counter {
+public:
+    rate_window_counter(std::uint32_t limit, std::chrono::milliseconds window) noexcept
+        : limit_(limit), window_(window) {}
+
+    struct decision {
+        bool allowed = true;
+        std::uint32_t remaining = 0;          // left in this window after this request
+        std::chrono::milliseconds until_reset{0};
+    };
+    // Counts one request at `now` (an allowed one spends one of the window's).
+    decision take(std::chrono::steady_clock::time_point now) noexcept;
+    bool enabled() const noexcept { return limit_ != 0; }
+    std::uint32_t limit() const noexcept { return limit_; }
+
+private:
+    std::uint32_t limit_;
+    std::chrono::milliseconds window_;
+    std::optional<std::chrono::steady_clock::time_point> window_start_;
+    std::uint32_t used_ = 0;
 };
 
 }  // namespace fake_api

@@ -103,6 +103,7 @@ struct answer {
     std::string content_type = "application/json";
     std::string body;
     std::string retry_after;
+    std::optional<rate_window_counter::decision> rate;  // stated as X-RateLimit-* when the link has a rate limit
 };
 
 struct connection {
@@ -136,6 +137,7 @@ struct server::impl {
           endpoint(make_endpoint(options)),
           active_faults(options.faults),
           gate(options.link.max_in_flight),
+          rate(options.link.rate_limit, options.link.rate_window),
           jitter(hash_of(options.data.seed, 0x6c696e6b /* "link" */)),
           fixed_now(options.now_ms.value_or(real_time)),
           ca(make_ca("incident-sim test CA")) {
@@ -280,6 +282,14 @@ struct server::impl {
                 res.set(http::field::vary, "Accept-Encoding");
             }
             if (!a.retry_after.empty()) res.set(http::field::retry_after, a.retry_after);
+            if (a.rate) {
+                // Reset as epoch seconds, rounded up: a client waiting until
+                // then finds the new window open.
+                const auto reset_ms = wall_clock_ms() + a.rate->until_reset.count() + 999;
+                res.set("X-RateLimit-Limit", std::to_string(options.link.rate_limit));
+                res.set("X-RateLimit-Remaining", std::to_string(a.rate->remaining));
+                res.set("X-RateLimit-Reset", std::to_string(reset_ms / 1000));
+            }
             res.keep_alive(req.keep_alive());
             // Truncation cuts the encoded body, as a dropped link would: the
             // client sees the whole Content-Length announced and half of it.
@@ -344,7 +354,15 @@ struct server::impl {
             stats.targets.emplace_back(target);
             if (stats.targets.size() > max_targets) stats.targets.pop_front();
 
-            if (gate.try_enter()) {
+            if (rate.enabled()) a.rate = rate.take(std::chrono::steady_clock::now());
+            if (a.rate && !a.rate->allowed) {
+                // Over the account's rate: refused at once, like the gate below.
+                a.admitted = false;
+                a.status = 429;
+                a.body = message_body("Too Many Requests");
+                a.retry_after = std::to_string((a.rate->until_reset.count() + 999) / 1000);
+                ++stats.rate_limited_429;
+            } else if (gate.try_enter()) {
                 stats.in_flight = gate.current();
                 stats.peak_in_flight = std::max(stats.peak_in_flight, stats.in_flight);
                 serve(a, method, target, authorization, now);
@@ -444,6 +462,7 @@ struct server::impl {
     std::uint64_t fault_seq = 0;
     server_stats stats;
     in_flight_gate gate;
+    rate_window_counter rate;
     rng jitter;
     std::atomic<std::int64_t> fixed_now;
 

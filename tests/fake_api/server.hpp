@@ -84,6 +84,7 @@ struct server_stats {
     std::uint32_t in_flight = 0;       // requests admitted and not yet answered (their latency included)
     std::uint32_t peak_in_flight = 0;  // the most at once since the stats were reset
     std::uint64_t refused_429 = 0;     // 429s for link.max_in_flight (also in status_counts)
+    std::uint64_t rate_limited_429 = 0;  // 429s for link.rate_limit (also in status_counts)
     std::deque<std::string> targets;       // the last 10,000 request targets, oldest first
     std::deque<std::string> server_names;  // SNI of the last 1,000 handshakes ("" when none was sent)
 };

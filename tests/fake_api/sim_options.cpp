@@ -74,6 +74,9 @@ with a CA made at start-up. Runs until SIGTERM or SIGINT.
   --max-in-flight N     serve at most N requests at once (latency included); answer 429 at once
                         to a request beyond that (default 0: unlimited)
   --retry-after-seconds S  the Retry-After of every 429 (default 1)
+  --rate-limit N/D      allow N requests per window of D (e.g. 150/1m), stated on every answer as
+                        X-RateLimit-Limit, -Remaining and -Reset (epoch seconds); answer 429 at once,
+                        Retry-After the seconds to the reset, beyond it (default: no limit)
   --no-gzip             send bodies uncompressed even when Accept-Encoding allows gzip or deflate
                         (by default: gzip if accepted, else deflate if accepted)
   --fail-every K        answer 500 to every Kth request
@@ -88,8 +91,9 @@ with a CA made at start-up. Runs until SIGTERM or SIGINT.
 
 On SIGTERM or SIGINT it stops and prints its stats as one JSON line on stdout:
 {"requests":N,"status_counts":{"200":N,...},"bytes_sent":N,"body_bytes_uncompressed":N,
- "peak_in_flight":N,"refused_429":N,"connections_accepted":N,"incidents_served":N}
-(bytes_sent: response bodies as sent, after compression; refused_429: the 429s for --max-in-flight).
+ "peak_in_flight":N,"refused_429":N,"rate_limited_429":N,"connections_accepted":N,"incidents_served":N}
+(bytes_sent: response bodies as sent, after compression; refused_429: the 429s for --max-in-flight;
+rate_limited_429: the 429s for --rate-limit).
 )";
 }
 
@@ -174,6 +178,15 @@ isync::result<sim_options> parse_sim_args(std::span<const std::string_view> args
         } else if (flag == "--max-in-flight") {
             if (auto e = need_count()) return *e;
             o.server.link.max_in_flight = *count;
+        } else if (flag == "--rate-limit") {
+            const auto slash = value.find('/');
+            const auto n = slash == std::string_view::npos ? std::nullopt : number<std::uint32_t>(value.substr(0, slash));
+            const auto d = slash == std::string_view::npos ? std::nullopt : link_duration(value.substr(slash + 1));
+            if (!n || *n == 0 || !d || d->count() <= 0)
+                return usage("--rate-limit: expected N/D with N > 0 and a duration up to 1h, like 150/1m, got \"" +
+                             std::string(value) + "\"");
+            o.server.link.rate_limit = *n;
+            o.server.link.rate_window = *d;
         } else if (flag == "--retry-after-seconds") {
             if (auto e = need_count()) return *e;
             o.server.link.retry_after_seconds = *count;
@@ -235,6 +248,8 @@ std::string sim_stats_json(const server_stats& stats) {
     w.Uint(stats.peak_in_flight);
     w.Key("refused_429");
     w.Uint64(stats.refused_429);
+    w.Key("rate_limited_429");
+    w.Uint64(stats.rate_limited_429);
     w.Key("connections_accepted");
     w.Uint64(stats.connections_accepted);
     w.Key("incidents_served");

@@ -215,6 +215,25 @@ TEST(SyncEngine, AtTheServersLimitNoRequestIsRefusedAndTheLimitIsUsed) {
     EXPECT_GE(h.source_stats().peak_in_flight, 2);  // pages of a slice went out together
 }
 
+// The API states its budget (X-RateLimit-Remaining and -Reset, as the
+// contract's sibling API does): the daemon spends it, then waits for the
+// reset, so no 429 comes at all, and every incident lands.
+TEST(SyncEngine, AStatedRateLimitIsKeptWithoutA429) {
+    auto options = dataset_of(3'000, 2);
+    options.server.link.rate_limit = 25;
+    options.server.link.rate_window = std::chrono::milliseconds(700);
+    sync_harness h(options);
+    h.settings().page_size = 50;  // ~64 requests: three windows at least
+    h.settings().limits = {.initial = 4, .min = 1, .max = 16};
+    h.server().reset_stats();
+    ASSERT_TRUE(h.run_once());
+    EXPECT_TRUE(h.database_matches_dataset());
+    const auto stats = h.server().stats();
+    EXPECT_EQ(stats.rate_limited_429, 0u);
+    EXPECT_GE(stats.requests, 60u);
+    EXPECT_GE(h.source_stats().budget_waits, 2u);  // it did wait for resets
+}
+
 // Above the server's limit, the adaptive limit comes down to it: a few 429s,
 // every incident lands, and each 429's Retry-After pauses every pair.
 TEST(SyncEngine, AboveTheServersLimitTheLimitComesDownAndEveryPairPauses) {

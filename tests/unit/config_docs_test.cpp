@@ -327,3 +327,20 @@ TEST(ConfigDocs, ExampleValuesAndDefaultCommentsAreTheDaemons) {
 }
 
 }  // namespace
+
+// Every metric family /metrics serves is named in the README's list.
+TEST(ConfigDocs, EveryMetricFamilyIsInTheReadme) {
+    const std::string readme = read_text(readme_path);
+    const std::string source = read_text(source_dir + "/lib/ops/metrics_text.cpp");
+    std::set<std::string> families;
+    for (std::size_t at = source.find("\"incident_sync_"); at != std::string::npos;
+         at = source.find("\"incident_sync_", at + 1)) {
+        const auto end = source.find_first_not_of("abcdefghijklmnopqrstuvwxyz_", at + 1);
+        std::string family = source.substr(at + 1, end - at - 1);
+        for (const std::string_view suffix : {"_bucket", "_count", "_sum"})  // a histogram's series
+            if (family.ends_with(suffix)) family.resize(family.size() - suffix.size());
+        families.insert(family);
+    }
+    EXPECT_GE(families.size(), 20u);
+    for (const auto& family : families) EXPECT_NE(readme.find(family), std::string::npos) << family << " is not in README.md";
+}

@@ -142,3 +142,30 @@ TEST(FakeLink, GateWithoutALimitAdmitsEverything) {
 }
 
 }  // namespace
+
+// The fake's rate limit: N per fixed window from the first request, the rest
+// refused until the reset, and each answer says what is left and when.
+TEST(FakeLink, RateWindowAllowsNPerWindowThenRefusesUntilTheReset) {
+    using clock = std::chrono::steady_clock;
+    fake_api::rate_window_counter rate(3, std::chrono::milliseconds(1000));
+    const clock::time_point t0{};
+    const auto first = rate.take(t0);
+    EXPECT_TRUE(first.allowed);
+    EXPECT_EQ(first.remaining, 2u);
+    EXPECT_EQ(first.until_reset, std::chrono::milliseconds(1000));
+    EXPECT_TRUE(rate.take(t0 + std::chrono::milliseconds(10)).allowed);
+    const auto third = rate.take(t0 + std::chrono::milliseconds(20));
+    EXPECT_TRUE(third.allowed);
+    EXPECT_EQ(third.remaining, 0u);
+    const auto fourth = rate.take(t0 + std::chrono::milliseconds(400));
+    EXPECT_FALSE(fourth.allowed);
+    EXPECT_EQ(fourth.until_reset, std::chrono::milliseconds(600));
+    // The next window starts on the grid (t0 + 1 s), not at the next request.
+    const auto next = rate.take(t0 + std::chrono::milliseconds(2500));
+    EXPECT_TRUE(next.allowed);
+    EXPECT_EQ(next.remaining, 2u);
+    EXPECT_EQ(next.until_reset, std::chrono::milliseconds(500));
+    fake_api::rate_window_counter none(0, std::chrono::milliseconds(1000));
+    EXPECT_FALSE(none.enabled());
+    for (int i = 0; i < 100; ++i) EXPECT_TRUE(none.take(t0).allowed);
+}

@@ -40,6 +40,7 @@ TEST(Metrics, RendersEveryFamilyWithItsValues) {
     source.in_flight = 3;
     source.peak_in_flight = 8;
     source.pauses = 2;
+    source.budget_waits = 5;
     source.wire_body_bytes = 1000;
     source.decoded_body_bytes = 7000;
     std::map<pair, pair_health> pairs{{{"PXa", "a.example"}, {1'000'000, 940'000, false, std::nullopt, std::nullopt}},
@@ -50,6 +51,7 @@ TEST(Metrics, RendersEveryFamilyWithItsValues) {
              "incident_sync_api_requests_in_flight 3\n",
              "incident_sync_api_requests_in_flight_peak 8\n",
              "incident_sync_api_rate_limit_pauses_total 2\n",
+             "incident_sync_api_rate_limit_budget_waits_total 5\n",
              "incident_sync_api_body_bytes_received_total 1000\n",
              "incident_sync_api_body_bytes_decoded_total 7000\n",
              "incident_sync_http_responses_total{status_class=\"2xx\"} 9\n",

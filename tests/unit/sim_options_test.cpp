@@ -78,6 +78,18 @@ TEST(SimOptions, ParsesRepeatedRefusals) {
     EXPECT_EQ(o->server.refused_app_ids, expected);
 }
 
+TEST(SimOptions, ParsesTheRateLimitAndTheResultWindow) {
+    const auto o = parse({"--rate-limit", "150/1m", "--max-result-window", "10000"});
+    ASSERT_TRUE(o) << o.error().message;
+    EXPECT_EQ(o->server.link.rate_limit, 150u);
+    EXPECT_EQ(o->server.link.rate_window, 60s);
+    EXPECT_EQ(o->server.max_result_window, 10000u);
+    const auto none = parse({});
+    ASSERT_TRUE(none);
+    EXPECT_EQ(none->server.link.rate_limit, 0u);
+    EXPECT_EQ(none->server.max_result_window, 0u);
+}
+
 TEST(SimOptions, RejectsBadLinkAndRefusalValuesNamingTheFlag) {
     struct row {
         std::vector<std::string> args;
@@ -106,6 +118,12 @@ TEST(SimOptions, RejectsBadLinkAndRefusalValuesNamingTheFlag) {
         {{"--retry-after-seconds", ""}, "--retry-after-seconds"},
         {{"--stats-file"}, "--stats-file"},
         {{"--no-gzip=1"}, "--no-gzip=1"},
+        {{"--rate-limit", "150"}, "--rate-limit"},
+        {{"--rate-limit", "0/1m"}, "--rate-limit"},
+        {{"--rate-limit", "150/0s"}, "--rate-limit"},
+        {{"--rate-limit", "150/forever"}, "--rate-limit"},
+        {{"--rate-limit", "/1m"}, "--rate-limit"},
+        {{"--max-result-window", "-1"}, "--max-result-window"},
     };
     for (const auto& r : rows) {
         SCOPED_TRACE(::testing::PrintToString(r.args));
@@ -116,7 +134,8 @@ TEST(SimOptions, RejectsBadLinkAndRefusalValuesNamingTheFlag) {
 TEST(SimOptions, UsageDocumentsEveryNewFlag) {
     const auto text = fake_api::sim_usage();
     for (const char* flag : {"--refuse APPID=STATUS", "--latency D", "--latency-jitter D", "--max-in-flight N",
-                             "--retry-after-seconds S", "--no-gzip", "--stats-file PATH", "Invalid appId"})
+                             "--retry-after-seconds S", "--no-gzip", "--stats-file PATH", "Invalid appId",
+                             "--rate-limit N/D", "--max-result-window N", "rate_limited_429"})
         EXPECT_TRUE(contains(text, flag));
 }
 
@@ -128,6 +147,7 @@ TEST(SimStatsJson, IsOneLineWithEveryCounter) {
     st.body_bytes_uncompressed = 67890;
     st.peak_in_flight = 4;
     st.refused_429 = 2;
+    st.rate_limited_429 = 1;
     st.connections_accepted = 5;
     st.incidents_served = 700;
     const auto json = fake_api::sim_stats_json(st);
@@ -142,6 +162,7 @@ TEST(SimStatsJson, IsOneLineWithEveryCounter) {
     EXPECT_EQ(doc["body_bytes_uncompressed"].GetUint64(), 67890u);
     EXPECT_EQ(doc["peak_in_flight"].GetUint64(), 4u);
     EXPECT_EQ(doc["refused_429"].GetUint64(), 2u);
+    EXPECT_EQ(doc["rate_limited_429"].GetUint64(), 1u);
     EXPECT_EQ(doc["connections_accepted"].GetUint64(), 5u);
     EXPECT_EQ(doc["incidents_served"].GetUint64(), 700u);
     const auto& counts = doc["status_counts"];
