@@ -198,8 +198,13 @@ net::awaitable<void> daemon::handle_signals() {
             continue;
         }
         engine_->reconfigure(std::move(fresh->settings), std::move(fresh->token));
-        spdlog::info("SIGHUP: configuration and token reloaded ({} pair(s), token from {})", fresh->pairs,
-                     fresh->token_source);
+        if (options_.once)
+            spdlog::info("SIGHUP: configuration and token read ({} pair(s), token from {}); this `once` pass "
+                         "finishes with the settings it began with",
+                         fresh->pairs, fresh->token_source);
+        else
+            spdlog::info("SIGHUP: configuration and token reloaded ({} pair(s), token from {})", fresh->pairs,
+                         fresh->token_source);
     }
 }
 

@@ -12,26 +12,43 @@ std::chrono::milliseconds concurrency_controller::average_rtt() const {
     return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(average_ms_)));
 }
 
-void concurrency_controller::decrease(time_point now) {
-    ceiling_ = limit_;
+bool concurrency_controller::on_probation(time_point now, std::chrono::milliseconds window) const {
+    return !slow_start_ && last_increase_ != time_point{} && last_change_ == last_increase_ &&
+           responses_at_limit_ < confirm_rounds * limit_ && now - last_increase_ < confirm_rounds * window;
+}
+
+void concurrency_controller::decrease(time_point now, std::chrono::milliseconds window) {
+    const int floor_limit = std::max(1, settings_.min);
+    if (on_probation(now, window)) {
+        // The request the increase let out was one too many: undo it, and
+        // wait longer before the next try at the same limit.
+        ceiling_ = limit_;
+        limit_ = std::max(floor_limit, before_increase_);
+        probe_rounds_ = std::min(probe_rounds_ * 2, max_probe_rounds);
+    } else if (slow_start_) {
+        // Doubling overshot: the limit before it worked; one above is a probe.
+        limit_ = std::max(floor_limit, static_cast<int>(std::floor(limit_ * settings_.decrease)));
+        ceiling_ = limit_ + 1;
+    } else {
+        ceiling_ = limit_;
+        limit_ = std::max(floor_limit, static_cast<int>(std::floor(limit_ * settings_.decrease)));
+    }
     last_decrease_ = now;
-    limit_ = std::max(std::max(1, settings_.min), static_cast<int>(std::floor(limit_ * settings_.decrease)));
     slow_start_ = false;
     last_change_ = now;
+    responses_at_limit_ = 0;
     ++decreases_;
 }
 
 void concurrency_controller::on_response(response_signal signal, std::chrono::milliseconds rtt, int in_flight_at_send,
                                          time_point now) {
     const double ms = static_cast<double>(rtt.count());
-    // One change per round trip: the responses to requests sent at the old
-    // limit say nothing new about the new one.
+    // Decreases at most once per round trip: one burst of refusals is one signal.
     const auto window = std::chrono::milliseconds(std::max<std::int64_t>(1, std::llround(std::max(average_ms_, ms))));
-    const bool may_change = last_change_ == time_point{} || now - last_change_ >= window;
     const bool may_decrease = last_decrease_ == time_point{} || now - last_decrease_ >= window;
 
     if (signal != response_signal::ok) {
-        if (may_decrease) decrease(now);
+        if (may_decrease) decrease(now, window);
         return;
     }
     const bool spike = average_ms_ > 0 && ms > settings_.spike * average_ms_;
@@ -39,14 +56,28 @@ void concurrency_controller::on_response(response_signal signal, std::chrono::mi
     // the bar it is judged by.
     if (!spike) average_ms_ = average_ms_ == 0 ? ms : 0.8 * average_ms_ + 0.2 * ms;
     if (spike) {
-        if (may_decrease) decrease(now);
+        if (may_decrease) decrease(now, window);
         return;
     }
-    // Grow only when the limit was actually in use: an idle limit proves nothing.
-    if (in_flight_at_send < limit_ || !may_change || limit_ >= settings_.max) return;
-    if (ceiling_ > 0 && limit_ + 1 >= ceiling_ && now - last_change_ < 10 * window) return;
+    // Only answers to requests sent with the limit in use count: an idle
+    // limit proves nothing, and answers to requests sent under an older,
+    // lower limit say nothing about this one. Counting answers, not time,
+    // also leaves out the time spent paused for a Retry-After.
+    if (in_flight_at_send < limit_) return;
+    ++responses_at_limit_;
+    const int rounds = responses_at_limit_ / limit_;
+    if (ceiling_ > 0 && limit_ >= ceiling_) {
+        if (rounds < confirm_rounds) return;  // a probe on probation: no growth yet
+        ceiling_ = 0;                         // it passed: growth by one resumes
+        probe_rounds_ = first_probe_rounds;
+    }
+    if (rounds < 1 || limit_ >= settings_.max) return;
+    if (ceiling_ > 0 && limit_ + 1 >= ceiling_ && rounds < probe_rounds_) return;
+    before_increase_ = limit_;
     limit_ = std::min(settings_.max, slow_start_ ? limit_ * 2 : limit_ + 1);
     last_change_ = now;
+    responses_at_limit_ = 0;
+    if (!slow_start_) last_increase_ = now;
 }
 
 }  // namespace isync::sync

@@ -9,15 +9,21 @@
 //    its moving average, at most once per round trip;
 //  - multiplicative decrease: x0.5 on 429, 503, a timeout or a round trip far
 //    above its average (a spike), at most once per round trip, so one burst
-//    of refusals halves the limit once rather than to the floor; a refusal
-//    right after an increase (the probe was one too many) always counts;
+//    of refusals halves the limit once rather than to the floor;
+//  - a refused probe is undone, not halved: back-pressure within a round
+//    trip of an additive increase says the new request was one too many, so
+//    the limit returns to where it was (halving a hard cap of 8 to 4 would
+//    idle half the link until it grew back);
 //  - slow start: until the first decrease the limit doubles per round trip
 //    instead of growing by one (the ramp-up users of both tools complain of);
-//  - recovery: after a decrease, additive increase resumes at once: no
-//    cool-down beyond one round trip; but at the limit where back-pressure
-//    last came, it probes only every tenth round trip (a gateway with a hard
-//    cap would otherwise refuse a request every few round trips, and each 429
-//    pauses every request for its Retry-After).
+//    when the doubling overshoots, the limit halves to the last one that
+//    worked, which is most likely the gateway's cap: going one above it is
+//    then a probe like any other;
+//  - probes, rare and rarer: one above the limit where back-pressure last
+//    came is tried only after 10 round trips there, and after each refused
+//    probe the wait doubles (up to 160): each 429 pauses every request for its
+//    Retry-After, so a gateway with a hard cap must not cost one every second.
+//    A probe that passes clears the mark: additive increase resumes.
 
 #include <chrono>
 #include <cstdint>
@@ -54,15 +60,25 @@ public:
     void on_response(response_signal signal, std::chrono::milliseconds rtt, int in_flight_at_send, time_point now);
 
 private:
-    void decrease(time_point now);
+    // Back-pressure within `confirm_rounds` (rounds at the limit, or round
+    // trips of time) of an additive increase is taken as the increase's fault.
+    bool on_probation(time_point now, std::chrono::milliseconds window) const;
+    void decrease(time_point now, std::chrono::milliseconds window);
+    static constexpr int first_probe_rounds = 10;
+    static constexpr int max_probe_rounds = 160;
+    static constexpr int confirm_rounds = 3;
 
     concurrency_settings settings_;
     int limit_;
     double average_ms_ = 0;   // exponentially weighted moving average
     bool slow_start_ = true;
-    time_point last_change_{};    // of the limit, either way: increases wait a round trip after it
+    time_point last_change_{};    // of the limit, either way
     time_point last_decrease_{};  // decreases wait a round trip after the last decrease only
-    int ceiling_ = 0;  // the limit at which back-pressure last came (0: none yet)
+    int ceiling_ = 0;  // the limit at which back-pressure last came (0: none, or a probe passed it)
+    int probe_rounds_ = first_probe_rounds;  // rounds at the limit below ceiling_ before probing it
+    int responses_at_limit_ = 0;             // answers sent with the limit in use, since it last changed
+    int before_increase_ = 0;      // the limit before the last additive increase
+    time_point last_increase_{};   // of that increase
     std::uint64_t decreases_ = 0;
 };
 

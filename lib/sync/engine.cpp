@@ -504,6 +504,7 @@ void engine::start_pair_loop(const config::pair& pair) {
 }
 
 net::awaitable<void> engine::run() {
+    polling_forever_ = true;
     for (const auto& pair : current_->settings.sync.pairs) start_pair_loop(pair);
     co_await tasks_.wait_all();
 }
@@ -538,6 +539,13 @@ void engine::interrupt_writes() {
 }
 
 void engine::reconfigure(engine_settings settings, std::string token) {
+    settings.sync.concurrency = current_->settings.sync.concurrency;  // the slot pool is sized at start
+    if (!polling_forever_) {
+        // A single pass (run_once) polls the pairs it started with; the new
+        // settings apply to a later pass of this engine, if any.
+        current_ = make_snapshot(std::move(settings), token);
+        return;
+    }
     std::map<config::pair, bool> wanted;
     for (const auto& p : settings.sync.pairs) wanted[p] = true;
     for (auto it = pair_tasks_.begin(); it != pair_tasks_.end();) {
@@ -550,7 +558,6 @@ void engine::reconfigure(engine_settings settings, std::string token) {
             ++it;
         }
     }
-    settings.sync.concurrency = current_->settings.sync.concurrency;  // the slot pool is sized at start
     // Polls running now keep the snapshot they started with; the next ones take this.
     current_ = make_snapshot(std::move(settings), token);
     if (stopping_) return;

@@ -87,6 +87,8 @@ public:
 
     // Applies a reloaded configuration and token (SIGHUP): pairs added start
     // polling, pairs removed stop, new intervals apply from the next wait.
+    // During run_once() it only replaces the settings for a later pass: the
+    // pass ends with the pairs and settings it began with.
     void reconfigure(engine_settings settings, std::string token);
 
     const sync_stats& stats() const { return stats_; }
@@ -181,6 +183,7 @@ private:
     std::function<void(const config::pair&, pair_status)> pair_done_;
     std::function<void()> polls_changed_;
     bool stopping_ = false;
+    bool polling_forever_ = false;  // run() is polling: reconfigure() starts and stops pair loops
     // False once the engine is gone: a coroutine frame destroyed later (with
     // the io_context, after a stop that hit its deadline) must not touch it.
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

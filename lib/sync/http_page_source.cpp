@@ -7,6 +7,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -146,15 +147,25 @@ net::awaitable<result<http::response>> http_page_source::get(std::string target)
     wire_bytes_ += conn->stats().wire_body_bytes - before.wire_body_bytes;
     decoded_bytes_ += conn->stats().decoded_body_bytes - before.decoded_body_bytes;
 
+    const int limit_before = controller_.limit();
+    // Each change of the limit, at debug level: how it learns the API.
+    const auto log_change = [&](std::string_view why) {
+        if (controller_.limit() != limit_before)
+            spdlog::debug("requests in flight: limit {} -> {} ({}; round trip {} ms, average {} ms)", limit_before,
+                          controller_.limit(), why, rtt.count(), controller_.average_rtt().count());
+    };
     if (!res) {
-        if (res.error().code == errc::timeout || res.error().code == errc::transport)
+        if (res.error().code == errc::timeout || res.error().code == errc::transport) {
             controller_.on_response(response_signal::timeout, rtt, at_send, now);
+            log_change(res.error().code == errc::timeout ? "timeout" : "connection failed");
+        }
         connects_ += conn->stats().connects;  // dropped: a failed connection is not reused
         co_return res;
     }
     note_budget(*res, now, in_flight_ - 1);
     const bool backpressure = res->status == 429 || res->status == 503;
     controller_.on_response(backpressure ? response_signal::backpressure : response_signal::ok, rtt, at_send, now);
+    log_change(backpressure ? fmt::format("HTTP {}", res->status) : std::string("answers in time at the limit"));
     if (res->status == 429) {
         // Everyone waits: the limit is the account's, so the next request of
         // another pair would only be refused too.

@@ -59,44 +59,79 @@ TEST(ConcurrencyLimit, BackPressureHalvesOncePerRoundTripNotOncePerRefusal) {
     EXPECT_EQ(c.limit(), 8);
 }
 
-TEST(ConcurrencyLimit, AfterBackPressureItGrowsByOneAndProbesTheOldLimitRarely) {
+// Slow start overshoots (16 refused by a gateway that takes ~10): the limit
+// halves to the last one that worked, holds it for ten rounds at the limit,
+// then probes one above; a probe that passes three rounds resumes growth by
+// one per round.
+TEST(ConcurrencyLimit, AfterAnOvershootItHoldsTheLimitThatWorkedThenProbesAndGrowsByOne) {
     concurrency_controller c({.initial = 8, .min = 1, .max = 64});
     scripted_clock clock;
     answer_a_round(c, clock);  // 16
     clock.advance(100ms);
-    c.on_response(response_signal::backpressure, 100ms, 16, clock.now);  // a gateway refuses above ~10
+    c.on_response(response_signal::backpressure, 100ms, 16, clock.now);
     ASSERT_EQ(c.limit(), 8);
     std::vector<int> limits;
-    for (int round = 0; round < 30; ++round) {
+    for (int round = 0; round < 14; ++round) {
         answer_a_round(c, clock);
         limits.push_back(c.limit());
     }
-    // Additive from 8, no more doubling; 15 (one below the limit that was
-    // refused) is reached quickly, 16 only after ten round trips there.
-    EXPECT_EQ(limits[0], 9);
-    EXPECT_EQ(limits[1], 10);
-    EXPECT_EQ(limits[6], 15);
-    EXPECT_EQ(limits[7], 15);
-    EXPECT_EQ(limits[15], 15);
-    EXPECT_EQ(limits[16], 16);
-    EXPECT_EQ(limits[25], 16);  // and on, as rarely, above it
-    EXPECT_EQ(limits[26], 17);
+    EXPECT_EQ(limits, (std::vector<int>{8, 8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 10, 11}));
 }
 
-// The probe one above the limit is refused less than a round trip after the
-// increase: that refusal must still bring the limit down, or the next burst
-// after the Retry-After pause goes out one too many again.
-TEST(ConcurrencyLimit, ARefusalRightAfterAnIncreaseStillDecreases) {
+// A gateway with a hard cap of 8: each probe to 9 is refused less than a
+// round trip after the increase. The limit returns to 8 (not 4: halving would
+// idle half the link), and each refused probe doubles the wait for the next,
+// so the 429s (each pausing every request) grow rarer: after 10, 20, 40 round trips.
+TEST(ConcurrencyLimit, ARefusedProbeIsUndoneAndTheNextProbeWaitsTwiceAsLong) {
     concurrency_controller c({.initial = 8, .min = 1, .max = 64});
     scripted_clock clock;
     answer_a_round(c, clock);  // 16
     clock.advance(100ms);
     c.on_response(response_signal::backpressure, 100ms, 16, clock.now);  // 8
-    answer_a_round(c, clock);  // 9
-    ASSERT_EQ(c.limit(), 9);
-    clock.advance(10ms);  // a tenth of a round trip after the increase
-    c.on_response(response_signal::backpressure, 100ms, 9, clock.now);
-    EXPECT_EQ(c.limit(), 4);
+    std::vector<int> rounds_between_probes;
+    int rounds = 0;
+    while (rounds_between_probes.size() < 3 && rounds < 200) {
+        answer_a_round(c, clock);
+        ++rounds;
+        if (c.limit() == 9) {
+            rounds_between_probes.push_back(rounds);
+            rounds = 0;
+            clock.advance(10ms);  // a tenth of a round trip after the increase
+            c.on_response(response_signal::backpressure, 100ms, 9, clock.now);
+            ASSERT_EQ(c.limit(), 8) << "a refused probe goes back to the limit that worked";
+        }
+        ASSERT_GE(c.limit(), 8);
+    }
+    EXPECT_EQ(rounds_between_probes, (std::vector<int>{10, 20, 40}));
+}
+
+// Rounds at the limit count, not time: a Retry-After pause (no answers at
+// all) brings the next probe no closer.
+TEST(ConcurrencyLimit, TimeSpentPausedDoesNotCountTowardTheNextProbe) {
+    concurrency_controller c({.initial = 8, .min = 1, .max = 64});
+    scripted_clock clock;
+    answer_a_round(c, clock);  // 16
+    clock.advance(100ms);
+    c.on_response(response_signal::backpressure, 100ms, 16, clock.now);  // 8, probe after 10 rounds
+    clock.advance(5000ms);  // paused: fifty round trips of time, no answers
+    for (int round = 0; round < 9; ++round) answer_a_round(c, clock);
+    EXPECT_EQ(c.limit(), 8);
+    answer_a_round(c, clock);
+    EXPECT_EQ(c.limit(), 9);
+}
+
+// Back-pressure that does not follow an increase is not a probe: it halves.
+TEST(ConcurrencyLimit, BackPressureLongAfterAnIncreaseHalves) {
+    concurrency_controller c({.initial = 8, .min = 1, .max = 64});
+    scripted_clock clock;
+    answer_a_round(c, clock);  // 16
+    clock.advance(100ms);
+    c.on_response(response_signal::backpressure, 100ms, 16, clock.now);  // 8
+    for (int round = 0; round < 14; ++round) answer_a_round(c, clock);  // 9 (probe, passed after 3), 10, 11
+    ASSERT_EQ(c.limit(), 11);
+    clock.advance(500ms);  // five round trips later, no increase since: the API got slower
+    c.on_response(response_signal::backpressure, 100ms, 11, clock.now);
+    EXPECT_EQ(c.limit(), 5);
 }
 
 TEST(ConcurrencyLimit, ARoundTripSpikeIsBackPressureButDoesNotMoveTheAverage) {

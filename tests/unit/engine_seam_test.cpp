@@ -1,8 +1,11 @@
 // The engine through its I/O seam (sync/page_source.hpp): a scripted source
 // instead of sockets, a real SQLite file, a fixed clock. Retries, giving up,
-// the no-retry path of a refused token, planning slices by count and the
+// the no-retry path of a refused token, planning slices by count, the
 // concurrent walk fed pages out of order with the account changing between
-// requests, all without a socket.
+// requests, a commit that fails, a stop while a page is in the store and a
+// reload mid-poll, all without a socket. Where a test must act at a moment
+// (the writer inside the store, a given request), the store's step hook or
+// the responder acts then, never a sleep.
 #include "store/database.hpp"
 #include "store/incident_store.hpp"
 #include "support/scripted_source.hpp"
@@ -12,10 +15,18 @@
 #include <SQLiteCpp/Statement.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <future>
+#include <map>
+#include <optional>
+#include <ostream>
 #include <set>
+#include <stdexcept>
 
 using namespace std::chrono_literals;
 using test_support::fake_account;
@@ -27,6 +38,7 @@ constexpr std::int64_t now_ms = 1'700'000'000'000;
 constexpr std::int64_t hour = 3'600'000;
 
 struct engine_run {
+    bool finished = false;  // the main task returned and the writer drained
     bool all_ok = false;
     isync::sync::sync_stats stats;
     std::shared_ptr<scripted_source> source;
@@ -67,25 +79,54 @@ protected:
                                                                           static_cast<std::int64_t>(n));
     }
 
-    engine_run run(scripted_source::responder respond, std::size_t out_of_order = 0) {
-        boost::asio::io_context ioc(1);
+    using main_task = std::function<boost::asio::awaitable<bool>(isync::sync::engine&)>;
+
+    // One engine over the database, as the daemon's main task drives it:
+    // `body` (run_once() unless given), then drain(). Every snapshot's page
+    // source comes from `make_source`. Meanwhile ioc_ and engine_ point at the
+    // loop and the engine, so that a hook or a responder can act on them as
+    // the daemon's signal handler does (posting to the loop).
+    engine_run run_engine(isync::sync::source_factory make_source, main_task body = {}) {
+        ioc_ = std::make_unique<boost::asio::io_context>(1);
         boost::asio::ssl::context unused(boost::asio::ssl::context::tls_client);
         engine_run out;
-        out.source = std::make_shared<scripted_source>(ioc.get_executor(), std::move(respond));
-        out.source->arrive_out_of_order(out_of_order);
-        const isync::sync::clock_source clock{[] { return now_ms; }, [] { return 0.5; }};
-        auto source = out.source;
+        const isync::sync::clock_source clock{[this] { return clock_ms_; }, [] { return 0.5; }};
+        if (!body) body = [](isync::sync::engine& e) { return e.run_once(); };
         {
-            isync::sync::engine engine(ioc.get_executor(), unused, *store_, settings_, "token", clock,
-                                       [source](const auto&, const auto&) { return source; });
-            boost::asio::co_spawn(ioc, engine.run_once(), [&](std::exception_ptr e, bool ok) {
+            isync::sync::engine engine(ioc_->get_executor(), unused, *store_, settings_, "token", clock,
+                                       std::move(make_source));
+            engine_ = &engine;
+            // Parameters, not captures: the frame outlives this lambda expression.
+            auto main = [](isync::sync::engine* e, main_task b, engine_run* o) -> boost::asio::awaitable<void> {
+                o->all_ok = co_await b(*e);
+                co_await e->drain();
+                o->finished = true;
+            };
+            boost::asio::co_spawn(*ioc_, main(&engine, body, &out), [](std::exception_ptr e) {
                 if (e) std::rethrow_exception(e);
-                out.all_ok = ok;
             });
-            ioc.run();
+            // A bound, not a synchronisation: a run that never ends fails the
+            // test (finished stays false) instead of hanging it.
+            ioc_->run_for(run_bound_);
             out.stats = engine.stats();
+            engine_ = nullptr;
         }
+        ioc_.reset();
         return out;
+    }
+
+    // run_engine over one scripted source for every snapshot.
+    engine_run run(scripted_source::responder respond, std::size_t out_of_order = 0) {
+        std::shared_ptr<scripted_source> source;
+        auto r = run_engine([&](const auto&, const auto&) {
+            if (!source) {
+                source = std::make_shared<scripted_source>(ioc_->get_executor(), respond);
+                source->arrive_out_of_order(out_of_order);
+            }
+            return source;
+        });
+        r.source = source;
+        return r;
     }
 
     scripted_source::responder serve() {
@@ -112,13 +153,26 @@ protected:
         return st.getColumn(0).getInt64();
     }
 
+    std::int64_t count_incidents() { return db_->execAndGet("SELECT COUNT(*) FROM incidents").getInt64(); }
+
     isync::test::temp_dir dir_;
     int databases_ = 0;
+    std::int64_t clock_ms_ = now_ms;  // the engine's wall clock: fixed unless a test moves it
+    std::chrono::seconds run_bound_{60};
+    std::unique_ptr<boost::asio::io_context> ioc_;  // while run_engine runs
+    isync::sync::engine* engine_ = nullptr;         // while run_engine runs
     std::unique_ptr<SQLite::Database> db_;
     std::unique_ptr<isync::store::incident_store> store_;
     isync::sync::engine_settings settings_;
     fake_account account_;
 };
+
+// A query's window, as the scripted source saw it.
+struct window {
+    std::int64_t from, to;
+    bool operator==(const window&) const = default;
+};
+void PrintTo(const window& w, std::ostream* os) { *os << "[" << w.from << ", " << w.to << ")"; }
 
 std::set<std::string> ids_of(const fake_account& a) {
     std::set<std::string> ids;
@@ -247,4 +301,300 @@ TEST_F(EngineSeam, AFailureMidSliceNeverMovesTheWatermark) {
     EXPECT_FALSE(r.all_ok);
     EXPECT_EQ(watermark(), std::nullopt);
     EXPECT_EQ(runs("ok"), 0);
+}
+
+// The commit of a poll's pages fails (a full disk, say): the store rolls the
+// whole transaction back. The poll must say so in sync_runs, leave the
+// watermark where it was, and the next poll must land everything, once.
+// One page: the failure reaches the engine through the final flush (the page
+// itself was written). Three slices of pages: through the flush or through
+// the next page refused, whichever the writer's idle commit meets first; the
+// outcome must be the same.
+struct failed_commit_case {
+    std::size_t incidents;
+    std::int64_t slices;  // of a successful poll (slice_incidents 400)
+};
+void PrintTo(const failed_commit_case& c, std::ostream* os) { *os << c.incidents << " incidents"; }
+
+class EngineSeamFailedCommit : public EngineSeam, public ::testing::WithParamInterface<failed_commit_case> {};
+
+TEST_P(EngineSeamFailedCommit, RecordsAFailedRunKeepsTheWatermarkAndTheNextPollLandsEverythingOnce) {
+    settings_.sync.slice_incidents = 400;
+    fill(GetParam().incidents);
+    std::atomic<int> commits{0};
+    // Set before the engine starts its writer thread, cleared after it joined.
+    store_->set_step_hook([&](std::string_view step) {
+        if (step == "commit" && ++commits == 1) throw std::runtime_error("injected: disk I/O error at commit");
+    });
+    const auto failed = run(serve(), 8);
+    store_->set_step_hook(nullptr);
+    ASSERT_TRUE(failed.finished);
+    EXPECT_FALSE(failed.all_ok);
+    EXPECT_GE(commits.load(), 1);
+    EXPECT_EQ(watermark(), std::nullopt);
+    EXPECT_TRUE(stored_ids().empty());  // rolled back, every page of it
+    EXPECT_EQ(runs("ok"), 0);
+    {
+        SQLite::Statement st(*db_, "SELECT error FROM sync_runs WHERE status = 'failed'");
+        ASSERT_TRUE(st.executeStep());
+        EXPECT_TRUE(isync::test::contains(st.getColumn(0).getString(), "injected: disk I/O error at commit"));
+        EXPECT_FALSE(st.executeStep()) << "one failed poll, one failed row";
+        SQLite::Statement state(*db_, "SELECT last_error FROM sync_state");
+        ASSERT_TRUE(state.executeStep());
+        EXPECT_TRUE(isync::test::contains(state.getColumn(0).getString(), "injected: disk I/O error at commit"));
+    }
+
+    const auto next = run(serve(), 8);
+    ASSERT_TRUE(next.finished);
+    ASSERT_TRUE(next.all_ok);
+    EXPECT_EQ(stored_ids(), ids_of(account_));
+    EXPECT_EQ(count_incidents(), static_cast<std::int64_t>(account_.items.size()));
+    // Each inserted exactly once, by this poll: nothing of the failed one survived.
+    EXPECT_EQ(next.stats.incidents_new, account_.items.size());
+    EXPECT_EQ(watermark(), now_ms);
+    EXPECT_EQ(runs("ok"), GetParam().slices);
+    EXPECT_EQ(runs("failed"), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(EngineSeam, EngineSeamFailedCommit,
+                         ::testing::Values(failed_commit_case{20, 1}, failed_commit_case{1000, 3}),
+                         [](const auto& info) { return fmt::format("{}Incidents", info.param.incidents); });
+
+// SIGTERM while the writer is inside the store. The step hook, on the writer
+// thread in the middle of a page of the second slice, has the loop call
+// engine::stop() (as the daemon's signal handler does) and goes on only once
+// it has; run_once() must then return and drain() finish. What is committed
+// must be whole: the watermark at the end of the last slice that completed,
+// every incident below it present, above it only whole pages, no sync_runs
+// row for the cut slice; and the next run completes the data.
+TEST_F(EngineSeam, AStopWhileAPageIsInTheStoreLeavesOnlyWholeSlicesAndTheNextRunCompletesThem) {
+    settings_.sync.slice_incidents = 400;
+    fill(1000);  // the probe of the day, then 3 slices of about 333
+    std::vector<window> windows;          // as first asked: the probe, then each slice
+    std::vector<std::int64_t> page_ends;  // skip + take of every request of the second slice
+    std::atomic<bool> in_second_slice{false};
+    auto respond = [&](const std::string& target, std::size_t) -> isync::result<isync::http::response> {
+        const auto q = test_support::parse_target(target);
+        if (std::find(windows.begin(), windows.end(), window{q.from, q.to}) == windows.end())
+            windows.push_back({q.from, q.to});
+        if (windows.size() == 3 && windows[2] == window{q.from, q.to}) {
+            page_ends.push_back(q.skip + q.take);
+            in_second_slice = true;  // before any of its pages reaches the writer
+        }
+        return account_.answer(q);
+    };
+    std::atomic<int> second_slice_incidents{0};
+    bool stopped_inside = false;  // loop thread
+    store_->set_step_hook([&](std::string_view step) {
+        // The 60th incident of the second slice: in its second page.
+        if (step != "incident" || !in_second_slice || ++second_slice_incidents != 60) return;
+        std::promise<void> stopped;
+        boost::asio::post(*ioc_, [&] {
+            engine_->stop();
+            stopped_inside = true;
+            stopped.set_value();
+        });
+        stopped.get_future().wait();
+    });
+    const auto cut = run(respond);
+    store_->set_step_hook(nullptr);
+    ASSERT_TRUE(stopped_inside);
+    ASSERT_TRUE(cut.finished) << "run_once() or drain() did not return after stop()";
+    EXPECT_FALSE(cut.all_ok);
+    ASSERT_GE(windows.size(), 3u);
+    const window first = windows[1], second = windows[2];
+
+    EXPECT_EQ(runs("failed"), 0);  // a stop is not a failure
+    std::vector<window> ok_rows;
+    std::int64_t first_new = -1;
+    {
+        SQLite::Statement st(*db_, "SELECT from_ms, to_ms, incidents_new FROM sync_runs WHERE status = 'ok'");
+        while (st.executeStep()) {
+            ok_rows.push_back({st.getColumn(0).getInt64(), st.getColumn(1).getInt64()});
+            first_new = st.getColumn(2).getInt64();
+        }
+    }
+    ASSERT_EQ(ok_rows, std::vector<window>{first});  // the first slice, and only it
+    EXPECT_EQ(watermark(), first.to);
+
+    // Below the watermark: every incident, as many as its row says were new.
+    auto stored_above = stored_ids();
+    std::int64_t in_first = 0;
+    std::vector<std::string> second_order;  // the second slice as the API orders it
+    for (const auto& i : account_.items) {
+        if (i.last_seen_ms < first.to) {
+            in_first += i.last_seen_ms >= first.from;
+            EXPECT_EQ(stored_above.erase(i.id), 1u) << "below the watermark but missing: " << i.id;
+        } else if (i.last_seen_ms < second.to) {
+            second_order.push_back(i.id);
+        }
+    }
+    EXPECT_EQ(first_new, in_first);
+    // Above it: the second slice's first pages, each whole (the one cut by
+    // the stop included), never its last page, nothing of the third slice.
+    const std::size_t above = stored_above.size();
+    EXPECT_GE(above, 60u);
+    ASSERT_LT(above, second_order.size());
+    EXPECT_TRUE(std::find(page_ends.begin(), page_ends.end(), static_cast<std::int64_t>(above)) != page_ends.end())
+        << above << " incidents above the watermark: not a page boundary";
+    EXPECT_EQ(stored_above, std::set<std::string>(second_order.begin(), second_order.begin() + static_cast<std::ptrdiff_t>(above)))
+        << "above the watermark: not the first " << above << " incidents of the second slice";
+
+    const auto resumed = run(serve());
+    ASSERT_TRUE(resumed.finished);
+    ASSERT_TRUE(resumed.all_ok);
+    EXPECT_EQ(stored_ids(), ids_of(account_));
+    EXPECT_EQ(watermark(), now_ms);
+    // From the watermark on, not from the start of the day.
+    EXPECT_EQ(test_support::parse_target(resumed.source->targets.front()).from,
+              first.to - std::chrono::milliseconds(settings_.sync.overlap).count());
+}
+
+// SIGHUP while a poll runs: engine::reconfigure() from the loop, posted when
+// the first poll of pair A asks for its third page. That poll must finish on
+// the snapshot it started with (page size 50, the source holding the old
+// token), the next polls take the new settings (page size 20, the new
+// source); an added pair is polled from then on; a pair removed by a second
+// reload is not polled again but keeps its data and watermark.
+// sync.interval 0 and a clock moved a minute per finished poll: the polls
+// follow each other without any real wait.
+TEST_F(EngineSeam, AReloadMidPollLeavesThatPollOnItsOwnSettingsAndTheNextPollsTakeTheNewOnes) {
+    using isync::config::pair;
+    using isync::sync::pair_status;
+    fill(1000);  // A's first poll: 21 requests of 50, in two batches
+    fake_account b;
+    b.app_id = "PXb";
+    b.tld = "b.example";
+    for (std::int64_t i = 0; i < 100; ++i) b.add(fmt::format("b{:023x}", i + 1), now_ms - 1 - i * 600'000);
+    settings_.sync.interval = 0ms;
+    const pair a_pair{account_.app_id, account_.tld}, b_pair{b.app_id, b.tld};
+
+    auto reload = settings_;
+    reload.page_size = 20;
+    reload.sync.pairs = {a_pair, b_pair};
+    auto without_a = reload;
+    without_a.sync.pairs = {b_pair};
+
+    struct request {
+        int generation;  // of the page source, i.e. of the snapshot
+        pair p;
+        int take;
+        int poll;        // of that pair, from 1
+        std::size_t n;   // its place among all requests, from 0
+    };
+    std::vector<request> seen;
+    std::map<pair, int> polls_done;
+    std::map<pair, std::vector<pair_status>> statuses;
+    std::optional<std::size_t> reloaded_at, removed_at;  // seen.size() when applied
+    int b_polls_at_removal = 0, polls = 0, generations = 0;
+    bool stop_posted = false;
+
+    auto make_source = [&](const isync::sync::engine_settings&, const std::string&) {
+        const int generation = ++generations;
+        return std::make_shared<scripted_source>(
+            ioc_->get_executor(),
+            [&, generation](const std::string& target, std::size_t) -> isync::result<isync::http::response> {
+                const auto q = test_support::parse_target(target);
+                const pair p{q.app_id, q.tld};
+                seen.push_back({generation, p, q.take, polls_done[p] + 1, seen.size()});
+                const auto a_requests = std::count_if(seen.begin(), seen.end(), [&](const auto& r) { return r.p == a_pair; });
+                if (p == a_pair && a_requests == 3)
+                    boost::asio::post(*ioc_, [&] {
+                        engine_->reconfigure(reload, "token-2");
+                        reloaded_at = seen.size();
+                    });
+                return (p == a_pair ? account_ : b).answer(q);
+            });
+    };
+    auto stop = [&] {
+        if (std::exchange(stop_posted, true)) return;
+        boost::asio::post(*ioc_, [&] { engine_->stop(); });
+    };
+    auto body = [&](isync::sync::engine& e) {
+        e.on_pair_done([&](const pair& p, pair_status s) {
+            statuses[p].push_back(s);
+            ++polls_done[p];
+            clock_ms_ += 60'000;  // the next poll has a minute more to read
+            if (p == a_pair && polls_done[p] == 2)
+                boost::asio::post(*ioc_, [&] {
+                    engine_->reconfigure(without_a, "token-3");
+                    removed_at = seen.size();
+                    b_polls_at_removal = polls_done[b_pair];
+                });
+            if (removed_at && p == b_pair && polls_done[p] >= b_polls_at_removal + 2) stop();
+            if (++polls > 100) stop();  // a runaway: the checks below say what went wrong
+        });
+        return [](isync::sync::engine* self) -> boost::asio::awaitable<bool> {
+            co_await self->run();
+            co_return true;
+        }(&e);
+    };
+    const auto r = run_engine(make_source, body);
+    ASSERT_TRUE(r.finished);
+    ASSERT_TRUE(reloaded_at && removed_at);
+    auto of = [&](const pair& p, std::optional<int> poll = {}) {
+        std::vector<request> out;
+        for (const auto& q : seen)
+            if (q.p == p && (!poll || q.poll == *poll)) out.push_back(q);
+        return out;
+    };
+
+    // A's first poll ran on to its end on the old snapshot, also for the
+    // pages it asked for after the reload.
+    const auto a1 = of(a_pair, 1);
+    EXPECT_EQ(a1.size(), 1u + (1000 - 50 + 47) / 48);
+    EXPECT_TRUE(std::any_of(a1.begin(), a1.end(), [&](const auto& q) { return q.n >= *reloaded_at; }))
+        << "no request of the first poll came after the reload: the test proves nothing";
+    for (const auto& q : a1) {
+        EXPECT_EQ(q.take, 50) << "request " << q.n;
+        EXPECT_EQ(q.generation, 1) << "request " << q.n;
+    }
+    ASSERT_FALSE(statuses[a_pair].empty());
+    EXPECT_EQ(statuses[a_pair].front(), pair_status::ok);
+    // Its next poll took the new settings.
+    const auto a2 = of(a_pair, 2);
+    ASSERT_FALSE(a2.empty());
+    for (const auto& q : a2) {
+        EXPECT_EQ(q.take, 20) << "request " << q.n;
+        EXPECT_EQ(q.generation, 2) << "request " << q.n;
+    }
+    // The added pair: polled from the reload on, with the new settings.
+    const auto bs = of(b_pair);
+    ASSERT_FALSE(bs.empty());
+    for (const auto& q : bs) {
+        EXPECT_GE(q.n, *reloaded_at);
+        EXPECT_EQ(q.take, 20) << "request " << q.n;
+        EXPECT_GE(q.generation, 2) << "request " << q.n;
+    }
+    EXPECT_GE(polls_done[b_pair], b_polls_at_removal + 2);
+    // The removed pair: no request after the removal; its data stays.
+    for (const auto& q : of(a_pair)) EXPECT_LT(q.n, *removed_at) << "A polled after its removal";
+    const auto stored = stored_ids();
+    for (const auto& i : account_.items) EXPECT_TRUE(stored.contains(i.id)) << i.id;
+    for (const auto& i : b.items) EXPECT_TRUE(stored.contains(i.id)) << i.id;
+    SQLite::Statement st(*db_, "SELECT watermark_ms FROM sync_state WHERE app_id = ? AND tld = ?");
+    st.bind(1, a_pair.app_id);
+    st.bind(2, a_pair.tld);
+    ASSERT_TRUE(st.executeStep());
+    EXPECT_GE(st.getColumn(0).getInt64(), now_ms);
+}
+
+// `once` also takes SIGHUP (lib/app/daemon.cpp): a reload during a single
+// pass must not turn it into a polling loop that never returns.
+// A SIGHUP during `once`: the pass ends with the pairs it began with, polled
+// once each (before the fix, reconfigure() took every pair of the pass for a
+// new one and started a second, endless poll loop beside it).
+TEST_F(EngineSeam, AReloadDuringASinglePassEndsWithThatPass) {
+    fill(300);
+    settings_.sync.interval = 24h;
+    run_bound_ = std::chrono::seconds(5);
+    auto reload = settings_;
+    reload.page_size = 20;
+    const auto r = run([&](const std::string& target, std::size_t n) -> isync::result<isync::http::response> {
+        if (n == 2) boost::asio::post(*ioc_, [&] { engine_->reconfigure(reload, "token-2"); });
+        return account_.answer(test_support::parse_target(target));
+    });
+    EXPECT_TRUE(r.finished) << "run_once() did not return";
+    EXPECT_TRUE(r.all_ok);
+    EXPECT_EQ(r.source->targets.size(), 1u + (300 - 50 + 47) / 48) << "more than the one pass";
 }
