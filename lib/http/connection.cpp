@@ -1,10 +1,12 @@
 #include "http/connection.hpp"
 
 #include "http/content_decoding.hpp"
+#include "http/name_lookup.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -99,8 +101,8 @@ net::awaitable<result<void>> connection::connect() {
     const std::string connect_host = options_.proxy ? options_.proxy->host : host;
     const std::uint16_t connect_port = options_.proxy ? options_.proxy->port : options_.endpoint.port;
 
-    tcp::resolver resolver(executor_);
-    auto [rec, endpoints] = co_await resolver.async_resolve(connect_host, std::to_string(connect_port), use_tuple);
+    // The name lookup is under api.timeout too (http/name_lookup.hpp).
+    auto [rec, endpoints] = co_await lookup_host(executor_, connect_host, connect_port, options_.timeout);
     if (rec) co_return describe(rec, "resolving");
 
     auto stream = std::make_unique<stream_type>(executor_, tls_);
