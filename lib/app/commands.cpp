@@ -68,7 +68,7 @@ void report_config_warnings(const config::config& cfg, bool to_log) {
 // Everything `run`/`once` needs that comes from the configuration.
 struct prepared {
     config::config cfg;
-    std::string token;
+    config::secret token;
     std::string token_source;
     sync::engine_settings settings;
 };
@@ -88,7 +88,7 @@ result<prepared> prepare(const config::config& cfg) {
     auto proxy = http::choose_proxy(cfg.api.proxy_address, cfg.api.base.host, ::getenv);
     if (!proxy) return proxy.error();
 
-    prepared p{cfg, token->token.reveal(), token->source, {}};
+    prepared p{cfg, std::move(token->token), token->source, {}};
     p.settings.sync = cfg.sync;
     p.settings.retry = cfg.retry;
     p.settings.page_size = cfg.api.page_size;

@@ -85,7 +85,7 @@ auto log_escape(const char* what) {
 }  // namespace
 
 daemon::daemon(daemon_options options, net::ssl::context& tls, store::incident_store& store,
-               sync::engine_settings settings, std::string token, reload_function reload)
+               sync::engine_settings settings, config::secret token, reload_function reload)
     : options_(std::move(options)),
       reload_(std::move(reload)),
       engine_(std::make_unique<sync::engine>(ioc_.get_executor(), tls, store, std::move(settings), std::move(token),

@@ -21,6 +21,7 @@
 
 #include "app/arguments.hpp"
 #include "config/config.hpp"
+#include "config/secret.hpp"
 #include "sync/engine.hpp"
 #include "util/error.hpp"
 
@@ -57,7 +58,7 @@ struct daemon_options {
 // A reloaded configuration (SIGHUP): the engine's settings and token, or why not.
 struct reloaded {
     sync::engine_settings settings;
-    std::string token;
+    config::secret token;
     std::string token_source;
     std::size_t pairs = 0;
 };
@@ -66,7 +67,7 @@ using reload_function = std::function<result<reloaded>()>;
 class daemon {
 public:
     daemon(daemon_options options, boost::asio::ssl::context& tls, store::incident_store& store,
-           sync::engine_settings settings, std::string token, reload_function reload);
+           sync::engine_settings settings, config::secret token, reload_function reload);
     ~daemon();
 
     // Runs until `once`'s pass ends or a stop completes. Returns the exit code.

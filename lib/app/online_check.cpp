@@ -12,7 +12,7 @@ namespace isync::app {
 namespace net = boost::asio;
 
 net::awaitable<std::vector<pair_check>> check_pairs_online(net::any_io_executor executor, net::ssl::context& tls,
-                                                          sync::engine_settings settings, std::string token,
+                                                          sync::engine_settings settings, config::secret token,
                                                           std::int64_t now_ms) {
     std::vector<pair_check> out;
     http::connection conn(executor, tls, settings.connection);
@@ -21,7 +21,7 @@ net::awaitable<std::vector<pair_check>> check_pairs_online(net::any_io_executor 
     for (const auto& pair : settings.sync.pairs) {
         pair_check c{pair, false, std::nullopt, {}};
         const api::incidents_query query{pair, from, to, 0, 1};
-        auto res = co_await conn.get(api::incidents_target(settings.connection.endpoint, query), config::secret(token));
+        auto res = co_await conn.get(api::incidents_target(settings.connection.endpoint, query), token);
         if (!res) {
             c.verdict = res.error().message;  // names the step: resolving, connecting, TLS handshake, reading
         } else if (res->status == 401 || res->status == 403) {

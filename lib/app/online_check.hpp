@@ -6,6 +6,7 @@
 // sync.initial_lookback (a mistyped tld answers 200 with nothing in it).
 
 #include "config/config.hpp"
+#include "config/secret.hpp"
 #include "sync/engine.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -29,7 +30,7 @@ struct pair_check {
 // Checks every pair, one request each, over one connection.
 boost::asio::awaitable<std::vector<pair_check>> check_pairs_online(boost::asio::any_io_executor executor,
                                                                    boost::asio::ssl::context& tls,
-                                                                   sync::engine_settings settings, std::string token,
+                                                                   sync::engine_settings settings, config::secret token,
                                                                    std::int64_t now_ms);
 
 // The report as printed, one line per pair (and one for the connection).

@@ -56,7 +56,7 @@ clock_source system_clock_source() {
 }
 
 engine::engine(net::any_io_executor executor, net::ssl::context& tls, store::incident_store& store,
-               engine_settings settings, std::string token, clock_source clock, source_factory make_source)
+               engine_settings settings, config::secret token, clock_source clock, source_factory make_source)
     : executor_(executor),
       tls_(tls),
       clock_(std::move(clock)),
@@ -68,12 +68,12 @@ engine::engine(net::any_io_executor executor, net::ssl::context& tls, store::inc
       health_(stored_health(store)),
       writer_(std::make_unique<store_writer>(executor, store)) {}
 
-std::shared_ptr<const engine::snapshot> engine::make_snapshot(engine_settings settings, const std::string& token) {
+std::shared_ptr<const engine::snapshot> engine::make_snapshot(engine_settings settings, const config::secret& token) {
     std::shared_ptr<page_source> source;
     if (make_source_) {
         source = make_source_(settings, token);
     } else {
-        source = std::make_shared<http_page_source>(executor_, tls_, settings.connection, config::secret(token),
+        source = std::make_shared<http_page_source>(executor_, tls_, settings.connection, token,
                                                     settings.limits, settings.retry.max_delay, clock_.now_ms);
     }
     return std::make_shared<const snapshot>(std::move(settings), std::move(source), clock_.uniform01);
@@ -538,7 +538,7 @@ void engine::interrupt_writes() {
     tasks_.cancel_all();
 }
 
-void engine::reconfigure(engine_settings settings, std::string token) {
+void engine::reconfigure(engine_settings settings, config::secret token) {
     settings.sync.concurrency = current_->settings.sync.concurrency;  // the slot pool is sized at start
     if (!polling_forever_) {
         // A single pass (run_once) polls the pairs it started with; the new

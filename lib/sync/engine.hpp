@@ -8,6 +8,7 @@
 #include "api/backoff.hpp"
 #include "api/page_parser.hpp"
 #include "config/config.hpp"
+#include "config/secret.hpp"
 #include "http/connection.hpp"
 #include "sync/concurrency_limit.hpp"
 #include "sync/page_source.hpp"
@@ -42,7 +43,7 @@ struct engine_settings {
 // Makes the page source a poll talks to: the real one over HTTPS, or a
 // scripted one in tests. Called at start and on every SIGHUP.
 using source_factory =
-    std::function<std::shared_ptr<page_source>(const engine_settings& settings, const std::string& token)>;
+    std::function<std::shared_ptr<page_source>(const engine_settings& settings, const config::secret& token)>;
 
 // How a pair's last poll ended.
 enum class pair_status { ok, failed, auth_failed, cancelled };
@@ -59,7 +60,7 @@ class engine {
 public:
     // Without `make_source`, polls talk to the API through an http_page_source.
     engine(boost::asio::any_io_executor executor, boost::asio::ssl::context& tls, store::incident_store& store,
-           engine_settings settings, std::string token, clock_source clock, source_factory make_source = {});
+           engine_settings settings, config::secret token, clock_source clock, source_factory make_source = {});
 
     // How a failure's log line ends: `run` retries at the next interval,
     // `once` does not (the default says nothing).
@@ -89,7 +90,7 @@ public:
     // polling, pairs removed stop, new intervals apply from the next wait.
     // During run_once() it only replaces the settings for a later pass: the
     // pass ends with the pairs and settings it began with.
-    void reconfigure(engine_settings settings, std::string token);
+    void reconfigure(engine_settings settings, config::secret token);
 
     const sync_stats& stats() const { return stats_; }
     // The API source's counters: the adaptive limit, requests in flight, bytes.
@@ -125,7 +126,7 @@ private:
         std::shared_ptr<page_source> source;  // holds the token; shared by every poll of this snapshot
         api::backoff backoff;
     };
-    std::shared_ptr<const snapshot> make_snapshot(engine_settings settings, const std::string& token);
+    std::shared_ptr<const snapshot> make_snapshot(engine_settings settings, const config::secret& token);
     // Fetches the pages at `skips` of slice `s` at once, results in the same order.
     boost::asio::awaitable<std::vector<result<model::page>>> fetch_pages(config::pair pair, slice s,
                                                                          std::vector<std::int64_t> skips,

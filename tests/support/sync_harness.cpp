@@ -43,7 +43,7 @@ sync_harness::sync_harness(harness_options options) {
 bool sync_harness::run_once() {
     boost::asio::io_context ioc(1);
     isync::sync::clock_source clock{[this] { return now_ms_; }, [] { return 0.5; }};
-    isync::sync::engine engine(ioc.get_executor(), *tls_, *store_, settings_, token_, clock);
+    isync::sync::engine engine(ioc.get_executor(), *tls_, *store_, settings_, isync::config::secret(token_), clock);
     bool ok = false;
     boost::asio::co_spawn(ioc, engine.run_once(), [&](std::exception_ptr e, bool all_ok) {
         if (e) std::rethrow_exception(e);

@@ -93,7 +93,7 @@ protected:
         const isync::sync::clock_source clock{[this] { return clock_ms_; }, [] { return 0.5; }};
         if (!body) body = [](isync::sync::engine& e) { return e.run_once(); };
         {
-            isync::sync::engine engine(ioc_->get_executor(), unused, *store_, settings_, "token", clock,
+            isync::sync::engine engine(ioc_->get_executor(), unused, *store_, settings_, isync::config::secret("token"), clock,
                                        std::move(make_source));
             engine_ = &engine;
             // Parameters, not captures: the frame outlives this lambda expression.
@@ -489,7 +489,7 @@ TEST_F(EngineSeam, AReloadMidPollLeavesThatPollOnItsOwnSettingsAndTheNextPollsTa
     int b_polls_at_removal = 0, polls = 0, generations = 0;
     bool stop_posted = false;
 
-    auto make_source = [&](const isync::sync::engine_settings&, const std::string&) {
+    auto make_source = [&](const isync::sync::engine_settings&, const isync::config::secret&) {
         const int generation = ++generations;
         return std::make_shared<scripted_source>(
             ioc_->get_executor(),
@@ -500,7 +500,7 @@ TEST_F(EngineSeam, AReloadMidPollLeavesThatPollOnItsOwnSettingsAndTheNextPollsTa
                 const auto a_requests = std::count_if(seen.begin(), seen.end(), [&](const auto& r) { return r.p == a_pair; });
                 if (p == a_pair && a_requests == 3)
                     boost::asio::post(*ioc_, [&] {
-                        engine_->reconfigure(reload, "token-2");
+                        engine_->reconfigure(reload, isync::config::secret("token-2"));
                         reloaded_at = seen.size();
                     });
                 return (p == a_pair ? account_ : b).answer(q);
@@ -517,7 +517,7 @@ TEST_F(EngineSeam, AReloadMidPollLeavesThatPollOnItsOwnSettingsAndTheNextPollsTa
             clock_ms_ += 60'000;  // the next poll has a minute more to read
             if (p == a_pair && polls_done[p] == 2)
                 boost::asio::post(*ioc_, [&] {
-                    engine_->reconfigure(without_a, "token-3");
+                    engine_->reconfigure(without_a, isync::config::secret("token-3"));
                     removed_at = seen.size();
                     b_polls_at_removal = polls_done[b_pair];
                 });
@@ -591,7 +591,7 @@ TEST_F(EngineSeam, AReloadDuringASinglePassEndsWithThatPass) {
     auto reload = settings_;
     reload.page_size = 20;
     const auto r = run([&](const std::string& target, std::size_t n) -> isync::result<isync::http::response> {
-        if (n == 2) boost::asio::post(*ioc_, [&] { engine_->reconfigure(reload, "token-2"); });
+        if (n == 2) boost::asio::post(*ioc_, [&] { engine_->reconfigure(reload, isync::config::secret("token-2")); });
         return account_.answer(test_support::parse_target(target));
     });
     EXPECT_TRUE(r.finished) << "run_once() did not return";

@@ -11,6 +11,7 @@
 #include <ostream>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 namespace fs = std::filesystem;
 using isync::config::load_token;
@@ -251,3 +252,24 @@ TEST(TokenSecret, CannotBeLoggedByAccident) {
 }
 
 }  // namespace
+
+// The token stays a config::secret from the file to the header: the daemon's
+// code reveals it in one place only, where the Authorization header is
+// written (http/connection.cpp). A second reveal() is a new way to leak it.
+TEST(TokenSecret, IsRevealedOnlyWhereTheAuthorizationHeaderIsWritten) {
+    std::vector<std::string> reveals;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(std::string(SOURCE_DIR) + "/lib")) {
+        const auto ext = entry.path().extension();
+        if (ext != ".cpp" && ext != ".hpp") continue;
+        if (entry.path().filename() == "secret.hpp") continue;  // where it is defined
+        std::ifstream in(entry.path());
+        std::string line;
+        for (int n = 1; std::getline(in, line); ++n)
+            if (line.find(".reveal()") != std::string::npos)
+                reveals.push_back(entry.path().lexically_relative(SOURCE_DIR).string() + ":" + std::to_string(n) +
+                                  ": " + line);
+    }
+    ASSERT_EQ(reveals.size(), 1u) << ::testing::PrintToString(reveals);
+    EXPECT_NE(reveals[0].find("lib/http/connection.cpp"), std::string::npos) << reveals[0];
+    EXPECT_NE(reveals[0].find("authorization"), std::string::npos) << reveals[0];
+}
