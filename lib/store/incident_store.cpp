@@ -620,6 +620,82 @@ void incident_store::checkpoint() {
     }
 }
 
+// Schema 005's statements, character for character (DeferredIndexes tests hold
+// them equal to what SQLite stores for the migrated schema).
+const std::array<deferred_trigger, 3> vulnerable_package_count_triggers{{
+    {"vulnerable_package_counts_after_insert",
+     R"sql(CREATE TRIGGER vulnerable_package_counts_after_insert AFTER INSERT ON vulnerability_ids
+BEGIN
+    INSERT INTO vulnerable_package_counts (package, version, vulnerability_id, incidents, last_seen)
+    SELECT NEW.package, NEW.version, NEW.vulnerability_id, 0, NULL
+    WHERE NOT EXISTS (SELECT 1 FROM vulnerable_package_counts
+                      WHERE package IS NEW.package AND version IS NEW.version
+                        AND vulnerability_id = NEW.vulnerability_id);
+    UPDATE vulnerable_package_counts
+    SET incidents = incidents + NOT EXISTS (SELECT 1 FROM vulnerability_ids
+                                            WHERE incident_key = NEW.incident_key
+                                              AND vulnerability_ordinal <> NEW.vulnerability_ordinal
+                                              AND vulnerability_id = NEW.vulnerability_id
+                                              AND package IS NEW.package AND version IS NEW.version),
+        last_seen = COALESCE(MAX(last_seen, NEW.incident_last_seen), last_seen, NEW.incident_last_seen)
+    WHERE package IS NEW.package AND version IS NEW.version AND vulnerability_id = NEW.vulnerability_id;
+END)sql"},
+    {"vulnerable_package_counts_after_delete",
+     R"sql(CREATE TRIGGER vulnerable_package_counts_after_delete AFTER DELETE ON vulnerability_ids
+BEGIN
+    UPDATE vulnerable_package_counts
+    SET incidents = incidents - NOT EXISTS (SELECT 1 FROM vulnerability_ids
+                                            WHERE incident_key = OLD.incident_key
+                                              AND vulnerability_id = OLD.vulnerability_id
+                                              AND package IS OLD.package AND version IS OLD.version),
+        last_seen = CASE WHEN OLD.incident_last_seen IS NULL OR OLD.incident_last_seen < last_seen THEN last_seen
+                         ELSE (SELECT MAX(incident_last_seen) FROM vulnerability_ids
+                               WHERE package IS OLD.package AND version IS OLD.version
+                                 AND vulnerability_id = OLD.vulnerability_id) END
+    WHERE package IS OLD.package AND version IS OLD.version AND vulnerability_id = OLD.vulnerability_id;
+    DELETE FROM vulnerable_package_counts
+    WHERE package IS OLD.package AND version IS OLD.version AND vulnerability_id = OLD.vulnerability_id
+      AND incidents = 0;
+END)sql"},
+    {"vulnerable_package_counts_after_update",
+     R"sql(CREATE TRIGGER vulnerable_package_counts_after_update
+AFTER UPDATE OF incident_key, vulnerability_id, package, version, incident_last_seen ON vulnerability_ids
+BEGIN
+    DELETE FROM vulnerable_package_counts
+    WHERE package IS OLD.package AND version IS OLD.version AND vulnerability_id = OLD.vulnerability_id;
+    INSERT INTO vulnerable_package_counts (package, version, vulnerability_id, incidents, last_seen)
+    SELECT package, version, vulnerability_id, COUNT(DISTINCT incident_key), MAX(incident_last_seen)
+    FROM vulnerability_ids
+    WHERE package IS OLD.package AND version IS OLD.version AND vulnerability_id = OLD.vulnerability_id
+    GROUP BY package, version, vulnerability_id;
+    DELETE FROM vulnerable_package_counts
+    WHERE package IS NEW.package AND version IS NEW.version AND vulnerability_id = NEW.vulnerability_id;
+    INSERT INTO vulnerable_package_counts (package, version, vulnerability_id, incidents, last_seen)
+    SELECT package, version, vulnerability_id, COUNT(DISTINCT incident_key), MAX(incident_last_seen)
+    FROM vulnerability_ids
+    WHERE package IS NEW.package AND version IS NEW.version AND vulnerability_id = NEW.vulnerability_id
+    GROUP BY package, version, vulnerability_id;
+END)sql"},
+}};
+
+const std::string_view vulnerable_package_counts_fill =
+    R"sql(INSERT INTO vulnerable_package_counts (package, version, vulnerability_id, incidents, last_seen)
+SELECT package, version, vulnerability_id, COUNT(DISTINCT incident_key), MAX(incident_last_seen)
+FROM vulnerability_ids
+GROUP BY package, version, vulnerability_id)sql";
+
+const std::string_view vulnerable_packages_view = R"sql(CREATE VIEW vulnerable_packages AS
+SELECT package, version, vulnerability_id, incidents, last_seen
+FROM vulnerable_package_counts)sql";
+
+// Schema 004's.
+const std::string_view vulnerable_packages_view_without_counts = R"sql(CREATE VIEW vulnerable_packages AS
+SELECT package, version, vulnerability_id,
+       COUNT(DISTINCT incident_key) AS incidents,
+       MAX(incident_last_seen) AS last_seen
+FROM vulnerability_ids
+GROUP BY package, version, vulnerability_id)sql";
+
 std::vector<deferred_index> missing_deferred_indexes(SQLite::Database& db) {
     SQLite::Statement exists(db, "SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ?");
     std::vector<deferred_index> missing;
@@ -631,10 +707,22 @@ std::vector<deferred_index> missing_deferred_indexes(SQLite::Database& db) {
     return missing;
 }
 
+std::vector<deferred_trigger> missing_vulnerable_package_count_triggers(SQLite::Database& db) {
+    SQLite::Statement exists(db, "SELECT 1 FROM sqlite_schema WHERE type = 'trigger' AND name = ?");
+    std::vector<deferred_trigger> missing;
+    for (const auto& trigger : vulnerable_package_count_triggers) {
+        exists.bind(1, std::string(trigger.name));
+        if (!exists.executeStep()) missing.push_back(trigger);
+        exists.reset();
+    }
+    return missing;
+}
+
 void incident_store::defer_indexes_while_empty() {
     try {
-        // A database with incidents and without the indexes is one whose
-        // first backfill stopped early: build_deferred_indexes() makes them.
+        // A database with incidents and without the indexes (or the
+        // summary's triggers) is one whose first backfill stopped early:
+        // build_deferred_indexes() makes them.
         indexes_deferred_ = true;
         if (!db_.execAndGet("SELECT NOT EXISTS (SELECT 1 FROM incidents)").getInt()) {
             build_deferred_indexes();
@@ -642,8 +730,15 @@ void incident_store::defer_indexes_while_empty() {
         }
         SQLite::Transaction txn(db_, SQLite::TransactionBehavior::IMMEDIATE);
         for (const auto& index : deferred_indexes) db_.exec(fmt::format("DROP INDEX IF EXISTS {}", index.name));
+        // Without its triggers the summary would go stale: the view computes
+        // the same rows from vulnerability_ids (slower) until it is built.
+        for (const auto& trigger : vulnerable_package_count_triggers)
+            db_.exec(fmt::format("DROP TRIGGER IF EXISTS {}", trigger.name));
+        db_.exec("DELETE FROM vulnerable_package_counts");
+        db_.exec("DROP VIEW IF EXISTS vulnerable_packages");
+        db_.exec(std::string(vulnerable_packages_view_without_counts));
         txn.commit();
-        spdlog::debug("empty database: indexes for readers are built after the first pass");
+        spdlog::debug("empty database: indexes and the vulnerable_packages summary are built after the first pass");
     } catch (const std::exception& e) {
         spdlog::warn("{}", sqlite_error(e, path_, "preparing a first backfill (dropping reader indexes)").message);
     }
@@ -653,7 +748,8 @@ void incident_store::build_deferred_indexes() {
     if (!indexes_deferred_) return;
     try {
         const auto missing = missing_deferred_indexes(db_);
-        if (missing.empty()) {
+        const bool counts_missing = !missing_vulnerable_package_count_triggers(db_).empty();
+        if (missing.empty() && !counts_missing) {
             indexes_deferred_ = false;
             return;
         }
@@ -675,9 +771,23 @@ void incident_store::build_deferred_indexes() {
         } restore{db_, cache_size};
         SQLite::Transaction txn(db_, SQLite::TransactionBehavior::IMMEDIATE);
         for (const auto& index : missing) db_.exec(std::string(index.definition));
+        if (counts_missing) {
+            // After the indexes: the fill's GROUP BY is then one ordered pass
+            // over vulnerability_ids_by_package, and its rows arrive in the
+            // order of the summary's own key. Every trigger again, even one
+            // that survived: the table is only exact with all three.
+            for (const auto& trigger : vulnerable_package_count_triggers)
+                db_.exec(fmt::format("DROP TRIGGER IF EXISTS {}", trigger.name));
+            db_.exec("DELETE FROM vulnerable_package_counts");
+            db_.exec(std::string(vulnerable_package_counts_fill));
+            for (const auto& trigger : vulnerable_package_count_triggers) db_.exec(std::string(trigger.definition));
+            db_.exec("DROP VIEW IF EXISTS vulnerable_packages");
+            db_.exec(std::string(vulnerable_packages_view));
+        }
         txn.commit();
         indexes_deferred_ = false;
-        spdlog::info("built {} index(es) for readers in {} ms", missing.size(),
+        spdlog::info("built {} index(es) for readers{} in {} ms", missing.size(),
+                     counts_missing ? " and the vulnerable_packages summary" : "",
                      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
                          .count());
     } catch (const std::exception& e) {

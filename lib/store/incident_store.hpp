@@ -102,11 +102,15 @@ public:
     void checkpoint();
 
     // Bulk load. On an empty database, drops the secondary indexes that no
-    // write reads (deferred_indexes) so that a first backfill does not
-    // maintain them row by row; build_deferred_indexes() creates them again in
-    // one sorted pass. On a database that holds incidents, makes sure they
-    // exist (a daemon stopped mid-backfill leaves them out). Outside a
-    // transaction; errors are only logged: the indexes are for readers.
+    // write reads (deferred_indexes) and the triggers that keep
+    // vulnerable_package_counts (vulnerable_package_count_triggers), empties
+    // that table and points vulnerable_packages at vulnerability_ids, so that
+    // a first backfill maintains none of them row by row;
+    // build_deferred_indexes() creates the indexes again in one sorted pass,
+    // fills the table in one GROUP BY pass and restores the triggers and the
+    // view, in one transaction. On a database that holds incidents, makes sure
+    // they exist (a daemon stopped mid-backfill leaves them out). Outside a
+    // transaction; errors are only logged: all of it is for readers.
     void defer_indexes_while_empty();
     void build_deferred_indexes();
     bool indexes_deferred() const { return indexes_deferred_; }
@@ -209,6 +213,28 @@ inline constexpr std::array<deferred_index, 2> deferred_indexes{
       "incident_last_seen)"}}};
 // Those of deferred_indexes that `db` lacks (throws like any statement).
 std::vector<deferred_index> missing_deferred_indexes(SQLite::Database& db);
+
+// A trigger that a bulk load drops and creates again at its end; `definition`
+// is the schema's own CREATE TRIGGER statement (a test holds the two equal).
+struct deferred_trigger {
+    std::string_view name;
+    std::string_view definition;
+};
+// The triggers on vulnerability_ids that keep vulnerable_package_counts
+// (schema 005) exact row by row. Its key (package, version, CVE id) is as
+// random as vulnerability_ids_by_package's, so they are deferred with it.
+extern const std::array<deferred_trigger, 3> vulnerable_package_count_triggers;
+// Those of them that `db` lacks (throws like any statement). While any is
+// missing, vulnerable_package_counts is not to be read.
+std::vector<deferred_trigger> missing_vulnerable_package_count_triggers(SQLite::Database& db);
+// The INSERT that fills vulnerable_package_counts from vulnerability_ids
+// (schema 005 runs the same statement).
+extern const std::string_view vulnerable_package_counts_fill;
+// vulnerable_packages as schema 005 defines it (reading the summary), and as
+// schema 004 did (a GROUP BY over vulnerability_ids: the same rows, without
+// the summary), which it is while the summary is deferred.
+extern const std::string_view vulnerable_packages_view;
+extern const std::string_view vulnerable_packages_view_without_counts;
 
 // The set of an incident's actions as history shows it: sorted, distinct
 // `type/subtype`, comma separated ("" when none).

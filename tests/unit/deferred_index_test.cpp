@@ -1,8 +1,10 @@
-// Bulk load: the reader indexes that a first backfill leaves out, and that
-// they always come back (after the pass, or at the next start after a stop
-// in the middle of one).
+// Bulk load: the reader indexes and the vulnerable_package_counts triggers
+// that a first backfill leaves out, and that they always come back (after the
+// pass, or at the next start after a stop in the middle of one). What the
+// summary holds is vulnerable_package_counts_test.cpp's.
 #include "store/database.hpp"
 #include "store/incident_store.hpp"
+#include "store/migrations.hpp"
 
 #include "support/test_support.hpp"
 
@@ -15,6 +17,8 @@
 #include <string>
 
 using isync::store::deferred_indexes;
+using isync::store::embedded_migrations;
+using isync::store::vulnerable_package_count_triggers;
 using isync::store::incident_store;
 using isync::store::open_database;
 using isync::test::documented_example_incident;
@@ -24,13 +28,40 @@ namespace {
 
 constexpr std::int64_t t1 = 1674400000000;
 
-// The CREATE statement SQLite holds for index `name`, nullopt when it is absent.
-std::optional<std::string> index_sql(const std::string& path, std::string_view name) {
+// The CREATE statement SQLite holds for the `type` named `name`, nullopt when it is absent.
+std::optional<std::string> schema_sql(const std::string& path, std::string_view type, std::string_view name) {
     SQLite::Database reader(path, SQLite::OPEN_READONLY);
-    SQLite::Statement st(reader, "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?");
-    st.bind(1, std::string(name));
+    SQLite::Statement st(reader, "SELECT sql FROM sqlite_schema WHERE type = ? AND name = ?");
+    st.bind(1, std::string(type));
+    st.bind(2, std::string(name));
     if (!st.executeStep()) return std::nullopt;
     return st.getColumn(0).getString();
+}
+std::optional<std::string> index_sql(const std::string& path, std::string_view name) {
+    return schema_sql(path, "index", name);
+}
+
+// Every trigger of vulnerable_package_counts is there as the schema has it
+// (`present`), or none is.
+::testing::AssertionResult count_triggers_are(const std::string& path, bool present) {
+    for (const auto& trigger : vulnerable_package_count_triggers) {
+        const auto sql = schema_sql(path, "trigger", trigger.name);
+        if (present && sql != trigger.definition)
+            return ::testing::AssertionFailure() << trigger.name << " is missing or differs: " << sql.value_or("");
+        if (!present && sql) return ::testing::AssertionFailure() << trigger.name << " is still there";
+    }
+    return ::testing::AssertionSuccess();
+}
+
+// What vulnerable_packages reads: the summary or, while it is deferred, vulnerability_ids.
+std::string vulnerable_packages_sql(const std::string& path) {
+    return schema_sql(path, "view", "vulnerable_packages").value_or("(none)");
+}
+
+std::string_view migration_sql(int version) {
+    for (const auto& m : embedded_migrations())
+        if (m.version == version) return m.sql;
+    return {};
 }
 
 // Which index a query on vulnerability_id would use (EXPLAIN QUERY PLAN).
@@ -75,6 +106,13 @@ TEST_F(DeferredIndexes, DefinitionsAreTheSchemasOwn) {
         ASSERT_TRUE(sql.has_value()) << index.name << " is not in the migrated schema";
         EXPECT_EQ(*sql, index.definition);
     }
+    EXPECT_TRUE(count_triggers_are(path_, true));
+    EXPECT_EQ(vulnerable_packages_sql(path_), isync::store::vulnerable_packages_view);
+    // The view while deferred is schema 004's, and the fill is schema 005's.
+    EXPECT_TRUE(isync::test::contains(migration_sql(4),
+                                      std::string(isync::store::vulnerable_packages_view_without_counts) + ";"));
+    EXPECT_TRUE(
+        isync::test::contains(migration_sql(5), std::string(isync::store::vulnerable_package_counts_fill) + ";"));
 }
 
 TEST_F(DeferredIndexes, AnEmptyDatabaseLoadsWithoutThemAndGetsThemBackInOnePass) {
@@ -82,12 +120,16 @@ TEST_F(DeferredIndexes, AnEmptyDatabaseLoadsWithoutThemAndGetsThemBackInOnePass)
     store_->defer_indexes_while_empty();
     EXPECT_TRUE(store_->indexes_deferred());
     for (const auto& index : deferred_indexes) EXPECT_FALSE(index_sql(path_, index.name)) << index.name;
+    EXPECT_TRUE(count_triggers_are(path_, false));
+    EXPECT_EQ(vulnerable_packages_sql(path_), isync::store::vulnerable_packages_view_without_counts);
     EXPECT_EQ(cve_query_plan(path_).find("vulnerability_ids_by_id"), std::string::npos);
 
     store_one_incident();
     store_->build_deferred_indexes();
     EXPECT_FALSE(store_->indexes_deferred());
     for (const auto& index : deferred_indexes) EXPECT_EQ(index_sql(path_, index.name), index.definition);
+    EXPECT_TRUE(count_triggers_are(path_, true));
+    EXPECT_EQ(vulnerable_packages_sql(path_), isync::store::vulnerable_packages_view);
     EXPECT_NE(cve_query_plan(path_).find("vulnerability_ids_by_id"), std::string::npos) << cve_query_plan(path_);
     // The index holds the rows written while it was away.
     EXPECT_EQ(db_->execAndGet("SELECT COUNT(*) FROM vulnerability_ids INDEXED BY vulnerability_ids_by_id "
@@ -104,9 +146,12 @@ TEST_F(DeferredIndexes, ADatabaseThatHoldsIncidentsKeepsThem) {
     store_->defer_indexes_while_empty();
     EXPECT_FALSE(store_->indexes_deferred());
     for (const auto& index : deferred_indexes) EXPECT_EQ(index_sql(path_, index.name), index.definition);
+    EXPECT_TRUE(count_triggers_are(path_, true));
     EXPECT_EQ(db_->getTotalChanges(), changes_before);
     store_->build_deferred_indexes();  // nothing was deferred: a no-op
     for (const auto& index : deferred_indexes) EXPECT_EQ(index_sql(path_, index.name), index.definition);
+    EXPECT_TRUE(count_triggers_are(path_, true));
+    EXPECT_EQ(db_->getTotalChanges(), changes_before);
 }
 
 TEST_F(DeferredIndexes, AStopInTheMiddleOfABackfillGetsThemBackAtTheNextStart) {
@@ -115,9 +160,12 @@ TEST_F(DeferredIndexes, AStopInTheMiddleOfABackfillGetsThemBackAtTheNextStart) {
     store_one_incident();  // then the daemon stops before its pass is over
     open();
     for (const auto& index : deferred_indexes) EXPECT_FALSE(index_sql(path_, index.name)) << index.name;
+    EXPECT_TRUE(count_triggers_are(path_, false));
     store_->defer_indexes_while_empty();  // what the daemon does at start
     EXPECT_FALSE(store_->indexes_deferred());
     for (const auto& index : deferred_indexes) EXPECT_EQ(index_sql(path_, index.name), index.definition);
+    EXPECT_TRUE(count_triggers_are(path_, true));
+    EXPECT_EQ(vulnerable_packages_sql(path_), isync::store::vulnerable_packages_view);
     EXPECT_EQ(db_->execAndGet("PRAGMA integrity_check").getString(), "ok");
 }
 
@@ -136,7 +184,25 @@ TEST_F(DeferredIndexes, ALockedDatabaseLeavesThemDeferredToBeTriedAgain) {
         other.exec("ROLLBACK");
     }
     for (const auto& index : deferred_indexes) EXPECT_FALSE(index_sql(path_, index.name)) << index.name;
+    EXPECT_TRUE(count_triggers_are(path_, false));
+    EXPECT_EQ(vulnerable_packages_sql(path_), isync::store::vulnerable_packages_view_without_counts);
     store_->build_deferred_indexes();
     EXPECT_FALSE(store_->indexes_deferred());
     for (const auto& index : deferred_indexes) EXPECT_EQ(index_sql(path_, index.name), index.definition);
+    EXPECT_TRUE(count_triggers_are(path_, true));
+    EXPECT_EQ(vulnerable_packages_sql(path_), isync::store::vulnerable_packages_view);
+}
+
+TEST_F(DeferredIndexes, ALostTriggerAloneIsEnoughToBuildTheSummaryAgain) {
+    // Whatever left one trigger out (a stop, a person), the next start makes
+    // the summary again from the rows rather than trust counts kept without it.
+    open();
+    store_one_incident();
+    db_->exec("DROP TRIGGER vulnerable_package_counts_after_delete");
+    db_->exec("UPDATE vulnerable_package_counts SET incidents = 99");  // stale, as it would be
+    store_->defer_indexes_while_empty();  // what the daemon does at start
+    EXPECT_FALSE(store_->indexes_deferred());
+    EXPECT_TRUE(count_triggers_are(path_, true));
+    EXPECT_EQ(db_->execAndGet("SELECT COUNT(*) FROM vulnerable_package_counts WHERE incidents = 1").getInt(), 3);
+    EXPECT_EQ(db_->execAndGet("SELECT COUNT(*) FROM vulnerable_package_counts").getInt(), 3);
 }

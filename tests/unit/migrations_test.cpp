@@ -69,7 +69,7 @@ TEST(Migrations, FreshDatabaseGetsTheLatestSchema) {
 
     const std::set<std::string> tables = names_of(**db, "table");
     for (const char* t : {"scripts", "script_page_types", "incidents", "incident_page_types", "actions", "action_args",
-                          "vulnerabilities", "vulnerability_ids", "sync_state", "sync_runs"})
+                          "vulnerabilities", "vulnerability_ids", "sync_state", "sync_runs", "vulnerable_package_counts"})
         EXPECT_TRUE(tables.count(t)) << "missing table " << t;
     const std::set<std::string> views = names_of(**db, "view");
     for (const char* v : {"incidents_with_script", "open_high_risk_incidents", "vulnerable_packages",
@@ -78,7 +78,8 @@ TEST(Migrations, FreshDatabaseGetsTheLatestSchema) {
     const std::set<std::string> indexes = names_of(**db, "index");
     for (const char* i : {"incidents_by_pair_last_seen", "incidents_by_last_seen", "incidents_by_risk",
                           "incidents_by_script", "vulnerability_ids_by_id", "vulnerability_ids_by_package",
-                          "sync_runs_by_pair"})
+                          "sync_runs_by_pair", "vulnerable_package_counts_by_package",
+                          "vulnerable_package_counts_by_incidents"})
         EXPECT_TRUE(indexes.count(i)) << "missing index " << i;
 
     // And everything any migration creates, whatever was added since.
