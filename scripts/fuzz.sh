@@ -81,7 +81,7 @@ for target in "${targets[@]}"; do
     if [[ -n $kept ]]; then
       echo "         known:      the same bytes as $kept, which lib/ does not pass yet" >&2
     else
-      echo "         keep it:    cp $file fuzz/regressions/$target/ (and add a case to tests/unit/fuzz_regressions_test.cpp)" >&2
+      echo "         keep it:    cp $file fuzz/regressions/$target/ (and add a case to tests/unit/fuzz/fuzz_regressions_test.cpp)" >&2
     fi
   done
   if [[ -z $reproducers ]]; then echo "fuzz.sh: no reproducer written; see $log" >&2; fi

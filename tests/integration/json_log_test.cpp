@@ -2,7 +2,7 @@
 // level against an API that is not there (https://127.0.0.1:9, connection
 // refused), with a canary token. Every line it writes to stderr must be one
 // JSON object, and the token must be in none of them. (The formatter's own
-// escaping is tested in tests/unit/logging_test.cpp.)
+// escaping is tested in tests/unit/log/logging_test.cpp.)
 #include "support/subprocess.hpp"
 #include "support/test_support.hpp"
 

@@ -56,7 +56,7 @@ protected:
     fs::path dir_;
 };
 
-const fs::path example_file = fs::path(__FILE__).parent_path() / "../../config/incident-sync.yaml";
+const fs::path example_file = fs::path(__FILE__).parent_path() / "../../../config/incident-sync.yaml";
 
 // ------------------------------------------------------------------ good files
 
