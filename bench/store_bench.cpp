@@ -85,13 +85,20 @@ options parse_args(int argc, char** argv) {
         const auto flag = args[k];
         if (k + 1 >= args.size()) throw std::invalid_argument(std::string(flag) + ": unknown flag or missing value");
         const auto value = args[++k];
-        if (flag == "--incidents") o.incidents = parse_count(flag, value);
-        else if (flag == "--pairs") o.pairs = std::max<std::size_t>(1, parse_count(flag, value));
-        else if (flag == "--page-size") o.page_size = std::max<std::size_t>(1, parse_count(flag, value));
-        else if (flag == "--repeat") o.repeat = std::max<std::size_t>(1, parse_count(flag, value));
-        else if (flag == "--seed") o.seed = parse_count(flag, value);
-        else if (flag == "--dir") o.dir = value;
-        else if (flag == "--sql") o.sql.emplace_back(value);
+        if (flag == "--incidents")
+            o.incidents = parse_count(flag, value);
+        else if (flag == "--pairs")
+            o.pairs = std::max<std::size_t>(1, parse_count(flag, value));
+        else if (flag == "--page-size")
+            o.page_size = std::max<std::size_t>(1, parse_count(flag, value));
+        else if (flag == "--repeat")
+            o.repeat = std::max<std::size_t>(1, parse_count(flag, value));
+        else if (flag == "--seed")
+            o.seed = parse_count(flag, value);
+        else if (flag == "--dir")
+            o.dir = value;
+        else if (flag == "--sql")
+            o.sql.emplace_back(value);
         else if (flag == "--mode") {
             o.mode = value;
             if (o.mode != "fresh" && o.mode != "unchanged" && o.mode != "changed10" && o.mode != "all")
@@ -245,7 +252,7 @@ int run_parse(const options& o) {
 // policy set by open_database is kept). A hook of the store's own would be
 // replaced by this one: chain it here if the store ever installs one.
 struct checkpoint_meter {
-    int threshold = 0;  // frames; 0: automatic checkpoints are off
+    int threshold = 0;   // frames; 0: automatic checkpoints are off
     double seconds = 0;  // fsyncs included
 
     static int hook(void* self_ptr, sqlite3* db, const char* schema, int frames) {
@@ -271,12 +278,12 @@ std::int64_t pages_written_since_last_call(sqlite3* db) {
 
 struct pass_result {
     std::size_t incidents = 0;
-    double seconds = 0;               // inside the store's calls only
-    double checkpoint_seconds = 0;    // of which automatic checkpoints
-    double cpu_seconds = 0;           // CPU used inside the store's calls
-    std::int64_t rows_written = 0;    // sqlite3_total_changes delta
-    std::int64_t wal_bytes = 0;       // frames appended to the WAL, headers included
-    std::int64_t bytes_written = 0;   // write(2) bytes of the whole process: the WAL plus checkpoints
+    double seconds = 0;              // inside the store's calls only
+    double checkpoint_seconds = 0;   // of which automatic checkpoints
+    double cpu_seconds = 0;          // CPU used inside the store's calls
+    std::int64_t rows_written = 0;   // sqlite3_total_changes delta
+    std::int64_t wal_bytes = 0;      // frames appended to the WAL, headers included
+    std::int64_t bytes_written = 0;  // write(2) bytes of the whole process: the WAL plus checkpoints
     isync::store::upsert_counts counts;
 };
 
@@ -298,8 +305,10 @@ void change_every_tenth(isync::model::page& page, std::size_t& ordinal) {
         const auto at = inc.raw_json.find(needle);
         const auto value_begin = at == std::string::npos ? at : at + needle.size();
         const auto value_end = at == std::string::npos ? at : inc.raw_json.find('"', value_begin);
-        if (value_end != std::string::npos) inc.raw_json.replace(value_begin, value_end - value_begin, new_level);
-        else inc.raw_json.insert(1, " ");  // still valid JSON, still a different hash
+        if (value_end != std::string::npos)
+            inc.raw_json.replace(value_begin, value_end - value_begin, new_level);
+        else
+            inc.raw_json.insert(1, " ");  // still valid JSON, still a different hash
     }
 }
 
@@ -380,11 +389,10 @@ int run_store(const options& o) {
                          "%.0f incidents/s, %lld rows, %.1f MiB WAL, %.1f MiB written "
                          "(new %lld, changed %lld, unchanged %lld)\n",
                          mode.c_str(), r + 1, result.incidents, result.seconds, result.cpu_seconds,
-                         result.checkpoint_seconds,
-                         result.incidents / result.seconds,
+                         result.checkpoint_seconds, result.incidents / result.seconds,
                          static_cast<long long>(result.rows_written), result.wal_bytes / 1048576.0,
-                         result.bytes_written / 1048576.0,
-                         static_cast<long long>(result.counts.inserted), static_cast<long long>(result.counts.changed),
+                         result.bytes_written / 1048576.0, static_cast<long long>(result.counts.inserted),
+                         static_cast<long long>(result.counts.changed),
                          static_cast<long long>(result.counts.unchanged));
             results[mode].push_back(result);
         };

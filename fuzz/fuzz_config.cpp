@@ -45,7 +45,9 @@ void check_refusal(const isync::error& e) {
     while (!rest.empty()) {
         const auto end = rest.find('\n');
         const std::string_view line = rest.substr(0, end);
-        const auto whole = [&] { return printable(line.substr(0, 300)) + "\nwhole message: " + printable(e.message.substr(0, 600)); };
+        const auto whole = [&] {
+            return printable(line.substr(0, 300)) + "\nwhole message: " + printable(e.message.substr(0, 600));
+        };
         check(starts_with_position(line), "every line of a refusal starts with <file>:<line>:<col>: ", whole);
         // The loader quotes and escapes what the file wrote; nothing from the
         // file reaches the terminal or the journal raw.
@@ -64,13 +66,15 @@ void check_accepted(const isync::config::config& c) {
     for (const auto& p : c.sync.pairs) check(!p.app_id.empty() && !p.tld.empty(), "every pair has app_id and tld");
     check(c.api.base_url.rfind("https://", 0) == 0 && c.api.base_url.back() != '/',
           "base_url is https, without a trailing slash", [&] { return printable(c.api.base_url); });
-    check(c.api.timeout > 0ms && c.sync.interval > 0ms && c.sync.max_window > 0ms, "refused-zero durations are positive");
+    check(c.api.timeout > 0ms && c.sync.interval > 0ms && c.sync.max_window > 0ms,
+          "refused-zero durations are positive");
     check(c.api.page_size >= 1 && c.api.page_size <= 1000, "page_size in 1..1000");
     check(c.sync.concurrency >= 1 && c.sync.concurrency <= 64, "concurrency in 1..64");
     check(c.retry.max_attempts >= 1, "max_attempts at least 1");
     check(c.retry.max_delay >= c.retry.base_delay, "retry.max_delay >= retry.base_delay");
     check(c.api.max_body >= (1ull << 10) && c.api.max_body <= (4ull << 30), "max_body in 1KiB..4GiB");
-    for (const auto d : {c.retry.base_delay, c.sync.initial_lookback, c.sync.overlap, c.sync.settle, c.database.busy_timeout})
+    for (const auto d :
+         {c.retry.base_delay, c.sync.initial_lookback, c.sync.overlap, c.sync.settle, c.database.busy_timeout})
         check(d >= 0ms, "durations are never negative");
     check(!c.database.path.empty(), "database.path is not empty");
     check(c.log.level == "trace" || c.log.level == "debug" || c.log.level == "info" || c.log.level == "warn" ||

@@ -100,7 +100,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const auto& inc : page->incidents) check_incident(body, inc);
     for (std::size_t i = 0; i < page->unknown_fields.size(); ++i) {
         const auto& f = page->unknown_fields[i];
-        check(f.json_path.rfind("$.", 0) == 0, "an unknown field's path starts at $", [&] { return printable(f.json_path); });
+        check(f.json_path.rfind("$.", 0) == 0, "an unknown field's path starts at $",
+              [&] { return printable(f.json_path); });
         for (std::size_t j = 0; j < i; ++j)
             check(page->unknown_fields[j].json_path != f.json_path, "unknown field paths are distinct per page",
                   [&] { return printable(f.json_path); });

@@ -25,7 +25,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr std::int64_t last_ms = 253402300799999;  // 9999-12-31T23:59:59.999Z
+constexpr std::int64_t last_ms = 253402300799999;    // 9999-12-31T23:59:59.999Z
 constexpr std::int64_t tests_now_ms = 784111777000;  // Sun, 06 Nov 1994 08:49:37 GMT, as in the tests
 constexpr std::chrono::milliseconds max_delay = 60s;
 

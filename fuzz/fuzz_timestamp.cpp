@@ -41,7 +41,8 @@ void check_iso_text(std::string_view text) {
     check(util::parse_iso8601_ms(formatted) == ms, "ISO-8601: format(parse(x)) parses to the same ms",
           [&] { return printable(text) + " -> " + std::to_string(*ms) + " ms -> " + printable(formatted); });
     check(formatted.size() == 24 && formatted[10] == 'T' && formatted.back() == 'Z',
-          "the stored form is YYYY-MM-DDTHH:MM:SS.sssZ", [&] { return printable(text) + " -> " + printable(formatted); });
+          "the stored form is YYYY-MM-DDTHH:MM:SS.sssZ",
+          [&] { return printable(text) + " -> " + printable(formatted); });
 }
 
 void check_http_text(std::string_view text) {

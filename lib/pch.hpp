@@ -1,6 +1,10 @@
 #pragma once
 // Precompiled header shared by the library and the tests: the heavy,
 // never-changing third-party headers only.
+#include <rapidjson/document.h>
+#include <rapidjson/reader.h>
+#include <rapidjson/writer.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -12,10 +16,6 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/system/result.hpp>
-#include <rapidjson/document.h>
-#include <rapidjson/reader.h>
-#include <rapidjson/writer.h>
-#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cstdint>

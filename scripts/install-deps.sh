@@ -8,7 +8,7 @@ packages=(
   libboost1.81-dev libboost-url1.81-dev libssl-dev openssl
   rapidjson-dev libsqlitecpp-dev libsqlite3-dev sqlite3
   libspdlog-dev libfmt-dev libyaml-cpp-dev libgtest-dev libsystemd-dev libxxhash-dev zlib1g-dev
-  python3 python3-requests
+  python3 python3-requests clang-format-14
 )
 # Extra groups, asked for by name: `install-deps.sh systemd` adds the unit checks.
 for extra in "$@"; do

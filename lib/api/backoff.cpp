@@ -19,7 +19,8 @@ std::chrono::milliseconds backoff::cap(int retry) const {
 
 std::chrono::milliseconds backoff::delay(int retry) const {
     const double u = std::clamp(uniform01_(), 0.0, 1.0);
-    return std::chrono::milliseconds(static_cast<std::int64_t>(std::floor(u * static_cast<double>(cap(retry).count()))));
+    return std::chrono::milliseconds(
+        static_cast<std::int64_t>(std::floor(u * static_cast<double>(cap(retry).count()))));
 }
 
 }  // namespace isync::api

@@ -19,7 +19,7 @@ enum class outcome_kind {
 
 struct outcome {
     outcome_kind kind;
-    std::string message;  // for the log and sync_runs.error; never contains the token
+    std::string message;                                   // for the log and sync_runs.error; never contains the token
     std::optional<std::chrono::milliseconds> retry_after;  // 429 only, clamped
 };
 

@@ -231,12 +231,22 @@ std::vector<model::vulnerability> parse_vulnerabilities(const json& inc) {
 }
 
 // The members the schema maps, per object kind; anything else is schema drift.
-constexpr std::array<std::string_view, 17> incident_fields{"id", "category", "incident", "details", "initiator", "first_seen",
-                                     "last_seen", "host_domain", "app_id", "page_types", "page_types_per",
-                                     "ack_updated_at", "additional_data", "under_review", "risk_level", "script",
-                                     "actions"};
-constexpr std::array<std::string_view, 12> script_fields{"users_affected_percentage", "ack", "key", "id", "app_id", "host_domain", "type",
-                                   "vendor", "first_seen", "last_seen", "risk", "page_types"};
+constexpr std::array<std::string_view, 17> incident_fields{
+    "id",          "category", "incident",   "details",        "initiator",      "first_seen",      "last_seen",
+    "host_domain", "app_id",   "page_types", "page_types_per", "ack_updated_at", "additional_data", "under_review",
+    "risk_level",  "script",   "actions"};
+constexpr std::array<std::string_view, 12> script_fields{"users_affected_percentage",
+                                                         "ack",
+                                                         "key",
+                                                         "id",
+                                                         "app_id",
+                                                         "host_domain",
+                                                         "type",
+                                                         "vendor",
+                                                         "first_seen",
+                                                         "last_seen",
+                                                         "risk",
+                                                         "page_types"};
 constexpr std::array<std::string_view, 2> risk_fields{"level", "reason"};
 constexpr std::array<std::string_view, 4> action_fields{"type", "subtype", "last_seen", "action_args"};
 constexpr std::array<std::string_view, 1> additional_data_fields{"vulnerabilities"};
@@ -248,8 +258,7 @@ void unknown_members(const json* obj, const std::array<std::string_view, N>& kno
     if (!obj || !obj->IsObject()) return;
     for (const auto& m : obj->GetObject()) {
         const std::string_view name(m.name.GetString(), m.name.GetStringLength());
-        if (std::find(known.begin(), known.end(), name) == known.end())
-            out.push_back(path + "." + std::string(name));
+        if (std::find(known.begin(), known.end(), name) == known.end()) out.push_back(path + "." + std::string(name));
     }
 }
 
@@ -323,12 +332,13 @@ result<model::page> parse_page(std::string_view body, parse_mode mode) {
     };
     doc.Populate(generate);
     if (too_deep)
-        return shape_error(body, reader.GetErrorOffset(), "$", fmt::format("nested deeper than {} levels", max_json_depth));
+        return shape_error(body, reader.GetErrorOffset(), "$",
+                           fmt::format("nested deeper than {} levels", max_json_depth));
     if (reader.HasParseError())
-        return make_error(errc::parse, fmt::format("malformed page: not valid JSON: {} (at byte {}: `{}`)",
-                                                   rapidjson::GetParseError_En(reader.GetParseErrorCode()),
-                                                   reader.GetErrorOffset(),
-                                                   bytes_around(body, reader.GetErrorOffset())));
+        return make_error(errc::parse,
+                          fmt::format("malformed page: not valid JSON: {} (at byte {}: `{}`)",
+                                      rapidjson::GetParseError_En(reader.GetParseErrorCode()), reader.GetErrorOffset(),
+                                      bytes_around(body, reader.GetErrorOffset())));
     // Anything but whitespace after the document is junk, not a second page.
     for (std::size_t i = stream.Tell(); i < body.size(); ++i)
         if (body[i] != ' ' && body[i] != '\n' && body[i] != '\r' && body[i] != '\t')
@@ -339,15 +349,18 @@ result<model::page> parse_page(std::string_view body, parse_mode mode) {
     const json* count = paging ? member(*paging, "count") : nullptr;
     if (!count) return shape_error(body, 0, "$.paging.count", "missing");
     if (!count->IsInt64() || count->GetInt64() < 0)
-        return shape_error(body, 0, "$.paging.count", "expected a non-negative integer, got " + compact_json(*count).substr(0, 40));
+        return shape_error(body, 0, "$.paging.count",
+                           "expected a non-negative integer, got " + compact_json(*count).substr(0, 40));
     const json* data = member(doc, "data");
     if (!data) return shape_error(body, 0, "$.data", "missing");
     if (!data->IsArray()) return shape_error(body, 0, "$.data", "expected an array");
 
     model::page page;
     page.count = count->GetInt64();
-    if (mode == parse_mode::typed) page.incidents.reserve(data->Size());
-    else page.untyped.reserve(data->Size());
+    if (mode == parse_mode::typed)
+        page.incidents.reserve(data->Size());
+    else
+        page.untyped.reserve(data->Size());
     std::size_t object_index = 0;
     for (rapidjson::SizeType i = 0; i < data->Size(); ++i) {
         const json& inc = (*data)[i];
@@ -360,8 +373,8 @@ result<model::page> parse_page(std::string_view body, parse_mode mode) {
             return shape_error(body, span.begin, path(".id"), "expected a non-empty string");
         if (mode == parse_mode::untyped) {
             const std::string_view raw = body.substr(span.begin, span.end - span.begin);
-            page.untyped.push_back({std::string(id->GetString(), id->GetStringLength()), std::string(raw),
-                                    util::hash_bytes(raw)});
+            page.untyped.push_back(
+                {std::string(id->GetString(), id->GetStringLength()), std::string(raw), util::hash_bytes(raw)});
             continue;
         }
         page.incidents.push_back(parse_incident(inc, std::string(id->GetString(), id->GetStringLength()),

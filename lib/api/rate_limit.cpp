@@ -32,9 +32,12 @@ std::optional<rate_budget> parse_rate_limit(std::string_view remaining, std::str
     constexpr std::int64_t delta_seconds_below = 1'000'000'000;  // 2001-09-09 as epoch seconds
     constexpr std::int64_t epoch_ms_above = 1'000'000'000'000;   // the same instant as epoch milliseconds
     std::int64_t reset_in_ms = 0;
-    if (*at < delta_seconds_below) reset_in_ms = *at * 1000;
-    else if (*at > epoch_ms_above) reset_in_ms = *at - server_now_ms;
-    else reset_in_ms = *at * 1000 - server_now_ms;
+    if (*at < delta_seconds_below)
+        reset_in_ms = *at * 1000;
+    else if (*at > epoch_ms_above)
+        reset_in_ms = *at - server_now_ms;
+    else
+        reset_in_ms = *at * 1000 - server_now_ms;
     return rate_budget{*left, std::chrono::milliseconds(std::max<std::int64_t>(0, reset_in_ms))};
 }
 

@@ -17,8 +17,8 @@ namespace isync::api {
 std::int64_t server_now_ms(std::string_view date_header, std::int64_t local_now_ms);
 
 struct rate_budget {
-    std::int64_t remaining = 0;                  // requests left in the current window
-    std::chrono::milliseconds until_reset{0};    // from the response until the window resets
+    std::int64_t remaining = 0;                // requests left in the current window
+    std::chrono::milliseconds until_reset{0};  // from the response until the window resets
 };
 
 // X-RateLimit-Remaining and X-RateLimit-Reset as a budget, or nullopt when

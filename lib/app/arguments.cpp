@@ -83,11 +83,16 @@ result<arguments> parse_arguments(const std::vector<std::string>& argv) {
             if (args.database->empty()) return usage_error("--database needs a value");
         } else if (!a.starts_with("-") && !have_command) {
             have_command = true;
-            if (a == "run") args.cmd = command::run;
-            else if (a == "once") args.cmd = command::once;
-            else if (a == "status") args.cmd = command::status;
-            else if (a == "check-config") args.cmd = command::check_config;
-            else return usage_error(fmt::format("unknown command \"{}\"; commands: run, once, status, check-config", a));
+            if (a == "run")
+                args.cmd = command::run;
+            else if (a == "once")
+                args.cmd = command::once;
+            else if (a == "status")
+                args.cmd = command::status;
+            else if (a == "check-config")
+                args.cmd = command::check_config;
+            else
+                return usage_error(fmt::format("unknown command \"{}\"; commands: run, once, status, check-config", a));
         } else {
             return usage_error(fmt::format("unexpected argument \"{}\"", a));
         }
@@ -97,8 +102,7 @@ result<arguments> parse_arguments(const std::vector<std::string>& argv) {
         return usage_error("--json, --check and --database belong to the status command");
     if (args.online && args.cmd != command::check_config)
         return usage_error("--online belongs to the check-config command");
-    if (args.database && args.config_given)
-        return usage_error("status takes --config or --database, not both");
+    if (args.database && args.config_given) return usage_error("status takes --config or --database, not both");
     if (args.log_level && args.log_level->empty()) return usage_error("--log-level needs a value");
     return args;
 }

@@ -30,10 +30,10 @@ std::string usage_text();
 
 // Exit codes (sysexits.h where one fits).
 inline constexpr int exit_ok = 0;
-inline constexpr int exit_sync_failed = 1;    // `once`: a pair failed; `status --check`: unhealthy
-inline constexpr int exit_usage = 64;         // EX_USAGE
-inline constexpr int exit_database = 74;      // EX_IOERR: the database cannot be opened or migrated
-inline constexpr int exit_locked = 75;        // EX_TEMPFAIL: another incident-syncd holds the database
-inline constexpr int exit_config = 78;        // EX_CONFIG
+inline constexpr int exit_sync_failed = 1;  // `once`: a pair failed; `status --check`: unhealthy
+inline constexpr int exit_usage = 64;       // EX_USAGE
+inline constexpr int exit_database = 74;    // EX_IOERR: the database cannot be opened or migrated
+inline constexpr int exit_locked = 75;      // EX_TEMPFAIL: another incident-syncd holds the database
+inline constexpr int exit_config = 78;      // EX_CONFIG
 
 }  // namespace isync::app

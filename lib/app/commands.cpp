@@ -13,12 +13,11 @@
 #include "log/logging.hpp"
 #include "ops/health.hpp"
 #include "ops/metrics_text.hpp"
-#include "ops/progress_file.hpp"
 #include "ops/ops_server.hpp"
+#include "ops/progress_file.hpp"
 #include "store/database.hpp"
 #include "store/incident_store.hpp"
 #include "sync/engine.hpp"
-
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -52,16 +51,16 @@ result<config::config> load_config(const arguments& args) {
     return cfg;
 }
 
-void apply_logging(const config::config& cfg) {
-    log::init(log::parse_level(cfg.log.level).value(), cfg.log.format);
-}
+void apply_logging(const config::config& cfg) { log::init(log::parse_level(cfg.log.level).value(), cfg.log.format); }
 
 // Values the loader accepted but questions (config::config::warnings):
 // `check-config` prints them to stderr, `run`/`once` log them once logging is set.
 void report_config_warnings(const config::config& cfg, bool to_log) {
     for (const auto& w : cfg.warnings) {
-        if (to_log) spdlog::warn("{}", w);
-        else fmt::print(stderr, "warning: {}\n", w);
+        if (to_log)
+            spdlog::warn("{}", w);
+        else
+            fmt::print(stderr, "warning: {}\n", w);
     }
 }
 
@@ -75,10 +74,14 @@ struct prepared {
 
 int exit_code_for(const error& e) {
     switch (e.code) {
-    case errc::usage: return exit_usage;
-    case errc::database: return exit_database;
-    case errc::database_busy: return exit_locked;
-    default: return exit_config;
+        case errc::usage:
+            return exit_usage;
+        case errc::database:
+            return exit_database;
+        case errc::database_busy:
+            return exit_locked;
+        default:
+            return exit_config;
     }
 }
 
@@ -139,7 +142,8 @@ int check_config(const arguments& args) {
 
     boost::asio::io_context ioc(1);
     std::vector<pair_check> checks;
-    boost::asio::co_spawn(ioc, check_pairs_online(ioc.get_executor(), *s->tls, s->p.settings, s->p.token, wall_now_ms()),
+    boost::asio::co_spawn(ioc,
+                          check_pairs_online(ioc.get_executor(), *s->tls, s->p.settings, s->p.token, wall_now_ms()),
                           [&](std::exception_ptr e, std::vector<pair_check> r) {
                               if (e) std::rethrow_exception(e);
                               checks = std::move(r);
@@ -172,7 +176,6 @@ int status(const arguments& args) {
     if (args.check && !report->health.healthy) return exit_sync_failed;
     return exit_ok;
 }
-
 
 // Crash-consistency tests abort the process at the Nth store step (begin,
 // each incident, commit, committed). Compiled out of release builds (NDEBUG),
@@ -225,8 +228,9 @@ int sync(const arguments& args, bool once) {
     const prepared* p = &checked->p;
     const auto& tls = checked->tls;
     if (cfg->api.insecure_skip_tls_verify)
-        spdlog::warn("api.insecure_skip_tls_verify is true: the API's certificate is NOT checked; anyone on the "
-                     "network path can read the token and forge incidents. Use api.ca_file instead.");
+        spdlog::warn(
+            "api.insecure_skip_tls_verify is true: the API's certificate is NOT checked; anyone on the "
+            "network path can read the token and forge incidents. Use api.ca_file instead.");
     auto lock = instance_lock::acquire(cfg->database.path);
     if (!lock) {
         spdlog::critical("{}", lock.error().message);
@@ -268,20 +272,20 @@ int sync(const arguments& args, bool once) {
 
 int run_command(const arguments& args) {
     switch (args.cmd) {
-    case command::help:
-        std::fputs(usage_text().c_str(), stdout);
-        return exit_ok;
-    case command::version:
-        fmt::print("incident-syncd {}\n", INCIDENT_SYNC_VERSION);
-        return exit_ok;
-    case command::check_config:
-        return check_config(args);
-    case command::status:
-        return status(args);
-    case command::once:
-        return sync(args, true);
-    case command::run:
-        return sync(args, false);
+        case command::help:
+            std::fputs(usage_text().c_str(), stdout);
+            return exit_ok;
+        case command::version:
+            fmt::print("incident-syncd {}\n", INCIDENT_SYNC_VERSION);
+            return exit_ok;
+        case command::check_config:
+            return check_config(args);
+        case command::status:
+            return status(args);
+        case command::once:
+            return sync(args, true);
+        case command::run:
+            return sync(args, false);
     }
     return exit_usage;
 }

@@ -42,8 +42,8 @@ std::optional<std::uint64_t> file_size(const std::string& path) {
 std::vector<ops::pair_facts> engine_facts(const sync::engine& engine) {
     std::vector<ops::pair_facts> out;
     for (const auto& [pair, h] : engine.health())
-        out.push_back({pair, true, h.last_success_ms, h.last_error_ms, h.watermark_ms, h.auth_failing,
-                       h.poll_started_ms});
+        out.push_back(
+            {pair, true, h.last_success_ms, h.last_error_ms, h.watermark_ms, h.auth_failing, h.poll_started_ms});
     return out;
 }
 
@@ -53,8 +53,9 @@ ops::http_reply answer_ops_request(const sync::engine& engine, const std::string
     const std::int64_t now = wall_now_ms();
     const auto health = engine.health();
     if (path == "/metrics") {
-        const ops::metrics_input in{engine.stats(), health, now, file_size(db_path), file_size(db_path + "-wal"),
-                                    engine.progress(), engine.source()};
+        const ops::metrics_input in{
+            engine.stats(),    health,         now, file_size(db_path), file_size(db_path + "-wal"),
+            engine.progress(), engine.source()};
         return {200, "text/plain; version=0.0.4; charset=utf-8", ops::render_metrics(in)};
     }
     // Answering at all proves the event loop turns.
@@ -96,13 +97,15 @@ daemon::daemon(daemon_options options, net::ssl::context& tls, store::incident_s
     engine_->on_pair_done([this](const config::pair& pair, sync::pair_status s) {
         std::size_t ok = 0;
         for (const auto& [_, st] : engine_->last_status()) ok += st == sync::pair_status::ok;
-        notify_status(fmt::format("{} pair(s) ok of {}; last: {}/{} {}", ok, engine_->last_status().size(),
-                                  pair.app_id, pair.tld, s == sync::pair_status::ok ? "ok" : "failed"));
+        notify_status(fmt::format("{} pair(s) ok of {}; last: {}/{} {}", ok, engine_->last_status().size(), pair.app_id,
+                                  pair.tld, s == sync::pair_status::ok ? "ok" : "failed"));
     });
     // Only `run` tries again: `once` must not promise a next interval.
-    if (!options_.once) engine_->set_retry_hint(
-        "; the pair is retried next interval (after rotating the token, `systemctl reload incident-syncd` or SIGHUP "
-        "picks it up)");
+    if (!options_.once)
+        engine_->set_retry_hint(
+            "; the pair is retried next interval (after rotating the token, `systemctl reload incident-syncd` or "
+            "SIGHUP "
+            "picks it up)");
     // `status` must see a poll the moment /readyz does (the same health rule).
     engine_->on_polls_changed([this] { write_progress_file(); });
 }
@@ -115,10 +118,9 @@ int daemon::run() {
     // The metrics endpoint belongs to `run`; a one-shot `once` has nothing to be scraped for.
     if (!options_.once && options_.metrics_listen) {
         const std::string db_path = options_.database_path;
-        auto started = ops::ops_server::start(ioc_.get_executor(), *options_.metrics_listen,
-                                              [this, db_path](std::string_view target) {
-                                                  return answer_ops_request(*engine_, db_path, target);
-                                              });
+        auto started = ops::ops_server::start(
+            ioc_.get_executor(), *options_.metrics_listen,
+            [this, db_path](std::string_view target) { return answer_ops_request(*engine_, db_path, target); });
         if (!started) {
             spdlog::critical("{}", started.error().message);
             return exit_config;
@@ -150,12 +152,13 @@ int daemon::run() {
 
     const auto& st = engine_->stats();
     const auto src = engine_->source();
-    spdlog::info("done: {} requests, {} retries, {} pages, {} incidents ({} new, {} changed, {} unchanged), {} drift "
-                 "corrections; {:.1f} MiB received ({:.1f} MiB decoded), at most {} request(s) in flight",
-                 st.requests, st.retries, st.pages, st.incidents_read, st.incidents_new, st.incidents_changed,
-                 st.incidents_read - std::min(st.incidents_read, st.incidents_new + st.incidents_changed),
-                 st.drift_corrections, static_cast<double>(src.wire_body_bytes) / (1 << 20),
-                 static_cast<double>(src.decoded_body_bytes) / (1 << 20), src.peak_in_flight);
+    spdlog::info(
+        "done: {} requests, {} retries, {} pages, {} incidents ({} new, {} changed, {} unchanged), {} drift "
+        "corrections; {:.1f} MiB received ({:.1f} MiB decoded), at most {} request(s) in flight",
+        st.requests, st.retries, st.pages, st.incidents_read, st.incidents_new, st.incidents_changed,
+        st.incidents_read - std::min(st.incidents_read, st.incidents_new + st.incidents_changed), st.drift_corrections,
+        static_cast<double>(src.wire_body_bytes) / (1 << 20), static_cast<double>(src.decoded_body_bytes) / (1 << 20),
+        src.peak_in_flight);
     // The engine goes first (its writer joins, committing what it can); frames
     // still suspended after a stop deadline go with the io_context after it.
     engine_.reset();
@@ -199,9 +202,10 @@ net::awaitable<void> daemon::handle_signals() {
         }
         engine_->reconfigure(std::move(fresh->settings), std::move(fresh->token));
         if (options_.once)
-            spdlog::info("SIGHUP: configuration and token read ({} pair(s), token from {}); this `once` pass "
-                         "finishes with the settings it began with",
-                         fresh->pairs, fresh->token_source);
+            spdlog::info(
+                "SIGHUP: configuration and token read ({} pair(s), token from {}); this `once` pass "
+                "finishes with the settings it began with",
+                fresh->pairs, fresh->token_source);
         else
             spdlog::info("SIGHUP: configuration and token reloaded ({} pair(s), token from {})", fresh->pairs,
                          fresh->token_source);
@@ -224,9 +228,10 @@ net::awaitable<void> daemon::stop_sequence(std::string why) {
     stop_timer_ = std::make_unique<net::steady_timer>(ioc_);
     stop_timer_->expires_after(options_.interrupt_after);
     if (auto [ec] = co_await stop_timer_->async_wait(use_tuple); ec || finished_) co_return;
-    spdlog::warn("{}: polls still running after {} ms; interrupting the database writer (its open transaction rolls "
-                 "back; watermarks stay where they are)",
-                 why, options_.interrupt_after.count());
+    spdlog::warn(
+        "{}: polls still running after {} ms; interrupting the database writer (its open transaction rolls "
+        "back; watermarks stay where they are)",
+        why, options_.interrupt_after.count());
     engine_->interrupt_writes();
     stop_timer_->expires_after(options_.deadline - options_.interrupt_after);
     if (auto [ec] = co_await stop_timer_->async_wait(use_tuple); ec || finished_) co_return;
@@ -257,12 +262,11 @@ void daemon::report_progress_once() {
     for (const auto& [pair, p] : engine_->progress()) {
         if (p.slice == 0 || now - p.poll_started_ms < options_.progress_every.count()) continue;
         const auto rate = ops::rate_of(p, now);
-        const log::scoped_fields fields({log::scoped_fields::text("pair", pair.app_id + "/" + pair.tld),
-                                         log::scoped_fields::text("status", "polling"),
-                                         log::scoped_fields::number("slice", p.slice),
-                                         log::scoped_fields::number("slices", p.slices),
-                                         log::scoped_fields::number("read", p.read),
-                                         log::scoped_fields::number("expected", p.window_count)});
+        const log::scoped_fields fields(
+            {log::scoped_fields::text("pair", pair.app_id + "/" + pair.tld),
+             log::scoped_fields::text("status", "polling"), log::scoped_fields::number("slice", p.slice),
+             log::scoped_fields::number("slices", p.slices), log::scoped_fields::number("read", p.read),
+             log::scoped_fields::number("expected", p.window_count)});
         spdlog::info("{}/{}: slice {} of {}, {} of {} incidents read, {:.0f}/s{}", pair.app_id, pair.tld, p.slice,
                      p.slices, p.read, p.window_count, rate.per_second,
                      rate.eta_seconds ? fmt::format(", ETA {}s", *rate.eta_seconds) : std::string());

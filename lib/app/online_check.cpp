@@ -12,8 +12,8 @@ namespace isync::app {
 namespace net = boost::asio;
 
 net::awaitable<std::vector<pair_check>> check_pairs_online(net::any_io_executor executor, net::ssl::context& tls,
-                                                          sync::engine_settings settings, config::secret token,
-                                                          std::int64_t now_ms) {
+                                                           sync::engine_settings settings, config::secret token,
+                                                           std::int64_t now_ms) {
     std::vector<pair_check> out;
     http::connection conn(executor, tls, settings.connection);
     const std::int64_t from = now_ms - settings.sync.initial_lookback.count();
@@ -25,24 +25,25 @@ net::awaitable<std::vector<pair_check>> check_pairs_online(net::any_io_executor 
         if (!res) {
             c.verdict = res.error().message;  // names the step: resolving, connecting, TLS handshake, reading
         } else if (res->status == 401 || res->status == 403) {
-            c.verdict = fmt::format("HTTP {}: the token was refused (check that it is current and may read this "
-                                    "appId's incidents)",
-                                    res->status);
+            c.verdict = fmt::format(
+                "HTTP {}: the token was refused (check that it is current and may read this "
+                "appId's incidents)",
+                res->status);
         } else if (res->status != 200) {
-            c.verdict = api::classify_response(res->status, res->body, res->retry_after, now_ms,
-                                               settings.retry.max_delay)
-                            .message;
+            c.verdict =
+                api::classify_response(res->status, res->body, res->retry_after, now_ms, settings.retry.max_delay)
+                    .message;
         } else if (auto page = api::parse_page(res->body, api::parse_mode::untyped); !page) {
             c.verdict = "HTTP 200 but the page does not parse: " + page.error().message;
         } else {
             c.answered = true;
             c.count = page->count;
-            c.verdict = page->count == 0
-                            ? fmt::format("ok, but no incidents at all in the last {}: check the appId and tld (a "
-                                          "mistyped tld looks like this)",
-                                          util::format_duration(settings.sync.initial_lookback))
-                            : fmt::format("ok, {} incident(s) in the last {}", page->count,
-                                          util::format_duration(settings.sync.initial_lookback));
+            c.verdict = page->count == 0 ? fmt::format(
+                                               "ok, but no incidents at all in the last {}: check the appId and tld (a "
+                                               "mistyped tld looks like this)",
+                                               util::format_duration(settings.sync.initial_lookback))
+                                         : fmt::format("ok, {} incident(s) in the last {}", page->count,
+                                                       util::format_duration(settings.sync.initial_lookback));
         }
         out.push_back(std::move(c));
     }
@@ -53,8 +54,8 @@ net::awaitable<std::vector<pair_check>> check_pairs_online(net::any_io_executor 
 std::string format_online_report(const std::vector<pair_check>& checks, const sync::engine_settings& settings) {
     const auto& ep = settings.connection.endpoint;
     const bool any_answered = std::any_of(checks.begin(), checks.end(), [](const auto& c) { return c.answered; });
-    std::string out = fmt::format("api {}:{}: {}\n", ep.host, ep.port,
-                                  any_answered ? "DNS, TCP and TLS ok" : "see each pair below");
+    std::string out =
+        fmt::format("api {}:{}: {}\n", ep.host, ep.port, any_answered ? "DNS, TCP and TLS ok" : "see each pair below");
     for (const auto& c : checks)
         out += fmt::format("{}/{}: {}{}\n", c.pair.app_id, c.pair.tld, c.answered ? "" : "FAILED: ", c.verdict);
     return out;

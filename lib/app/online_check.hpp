@@ -22,9 +22,9 @@ namespace isync::app {
 
 struct pair_check {
     config::pair pair;
-    bool answered = false;                // HTTP 200 with a page that parsed
-    std::optional<std::int64_t> count;    // paging.count over initial_lookback
-    std::string verdict;                  // one line for people
+    bool answered = false;              // HTTP 200 with a page that parsed
+    std::optional<std::int64_t> count;  // paging.count over initial_lookback
+    std::string verdict;                // one line for people
 };
 
 // Checks every pair, one request each, over one connection.

@@ -65,7 +65,8 @@ result<status_result> read_status(const status_options& options, std::int64_t no
         r.last_success_at = iso(s.last_success_ms);
         r.last_error_at = iso(s.last_error_ms);
         // An error that a later success cleared is history, not state.
-        if (s.last_error_ms && (!s.last_success_ms || *s.last_error_ms > *s.last_success_ms)) r.last_error = s.last_error;
+        if (s.last_error_ms && (!s.last_success_ms || *s.last_error_ms > *s.last_success_ms))
+            r.last_error = s.last_error;
         r.auth_failing = s.auth_failing;
         r.incidents = s.incidents;
         auto& f = facts[s.pair];
@@ -78,8 +79,8 @@ result<status_result> read_status(const status_options& options, std::int64_t no
     const bool judge_all = options.configured.empty();
     std::vector<ops::pair_facts> ordered;
     for (auto& [p, f] : facts) {
-        f.configured = judge_all || std::find(options.configured.begin(), options.configured.end(), p) !=
-                                        options.configured.end();
+        f.configured =
+            judge_all || std::find(options.configured.begin(), options.configured.end(), p) != options.configured.end();
         if (out.daemon) {
             if (auto it = out.daemon->pairs.find(p); it != out.daemon->pairs.end()) {
                 f.poll_started_ms = it->second.poll_started_ms;
@@ -126,8 +127,10 @@ std::string format_status_json(const std::vector<pair_report>& reports) {
     rapidjson::Writer<rapidjson::StringBuffer> w(buf);
     auto opt = [&](const char* key, const std::optional<std::string>& v) {
         w.Key(key);
-        if (v) w.String(*v);
-        else w.Null();
+        if (v)
+            w.String(*v);
+        else
+            w.Null();
     };
     w.StartObject();
     w.Key("pairs");

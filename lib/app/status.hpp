@@ -18,15 +18,15 @@ namespace isync::app {
 
 struct pair_report {
     config::pair pair;
-    std::optional<std::string> watermark;        // ISO-8601
+    std::optional<std::string> watermark;  // ISO-8601
     std::optional<std::string> last_success_at;
     std::optional<std::string> last_error_at;
-    std::optional<std::string> last_error;       // only when no success came after it
+    std::optional<std::string> last_error;  // only when no success came after it
     bool auth_failing = false;
     std::int64_t incidents = 0;
     bool configured = true;  // false: only the database knows the pair
     ops::pair_state state = ops::pair_state::failing;
-    std::string reason;      // the health rule's words
+    std::string reason;  // the health rule's words
     bool healthy = false;
     std::optional<sync::pair_progress> progress;  // while the running daemon polls it
 };

@@ -77,8 +77,11 @@ parsed<proxy_endpoint> parse_proxy_url(std::string_view text, proxy_source sourc
     if (!strict && url.find("://") == std::string::npos) url = "http://" + url;
     auto parsed_url = boost::urls::parse_absolute_uri(url);
     const bool has_credentials = parsed_url && parsed_url->has_userinfo();
-    const std::string shown = has_credentials ? std::string("(a proxy URL with credentials, not shown)") : quote_value(text);
-    auto fail = [&](std::string_view why) { return value_problem{fmt::format("{} {}", shown, why), std::string(allowed)}; };
+    const std::string shown =
+        has_credentials ? std::string("(a proxy URL with credentials, not shown)") : quote_value(text);
+    auto fail = [&](std::string_view why) {
+        return value_problem{fmt::format("{} {}", shown, why), std::string(allowed)};
+    };
     if (!parsed_url || parsed_url->host().empty()) return fail("is not a proxy URL");
     if (parsed_url->scheme_id() != boost::urls::scheme::http) return fail("must use http:// (a CONNECT proxy)");
     if (has_credentials) return fail("has credentials, which are not supported");
@@ -98,14 +101,18 @@ parsed<proxy_endpoint> parse_proxy_url(std::string_view text, proxy_source sourc
 }
 
 parsed<listen_address> parse_listen_address(std::string_view text) {
-    auto fail = [&](std::string_view why) { return value_problem{fmt::format("{} {}", quote_value(text), why), std::string(listen_allowed)}; };
+    auto fail = [&](std::string_view why) {
+        return value_problem{fmt::format("{} {}", quote_value(text), why), std::string(listen_allowed)};
+    };
     const auto colon = text.rfind(':');
     if (colon == std::string_view::npos) return fail("is not host:port");
     std::string_view host = text.substr(0, colon);
     const auto port = port_of(text.substr(colon + 1));
     if (!port) return fail("is not host:port");
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    else if (host.find(':') != std::string_view::npos) return fail("is not host:port (write an IPv6 address in brackets)");
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+    else if (host.find(':') != std::string_view::npos)
+        return fail("is not host:port (write an IPv6 address in brackets)");
     listen_address out;
     out.port = *port;
     if (host.empty()) {

@@ -5,9 +5,9 @@
 #include "config/addresses.hpp"
 
 #include <chrono>
-#include <optional>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,15 +26,15 @@ struct pair {
 struct api_config {
     std::string base_url = "https://api-gw.perimeterx.com";
     endpoint base{"api-gw.perimeterx.com", 443, ""};  // base_url, parsed
-    std::string token_file;                   // empty: not configured
-    std::string ca_file;                      // empty: system store only
+    std::string token_file;                           // empty: not configured
+    std::string ca_file;                              // empty: system store only
     duration timeout = std::chrono::seconds(30);
     int page_size = 50;
-    std::uint64_t max_body = 64ull << 20;     // bytes
-    std::string proxy;                        // empty: https_proxy / HTTPS_PROXY env
+    std::uint64_t max_body = 64ull << 20;         // bytes
+    std::string proxy;                            // empty: https_proxy / HTTPS_PROXY env
     std::optional<proxy_endpoint> proxy_address;  // proxy, parsed (nullopt when empty)
-    bool insecure_skip_tls_verify = false;    // for tests only; warns at every start
-    int max_in_flight = 16;                   // requests in flight to the API at most (the adaptive limit's ceiling)
+    bool insecure_skip_tls_verify = false;        // for tests only; warns at every start
+    int max_in_flight = 16;  // requests in flight to the API at most (the adaptive limit's ceiling)
 };
 
 struct retry_config {
@@ -66,7 +66,7 @@ struct log_config {
 };
 
 struct metrics_config {
-    std::string listen = "127.0.0.1:9464";  // host:port; empty: no metrics endpoint
+    std::string listen = "127.0.0.1:9464";                                      // host:port; empty: no metrics endpoint
     std::optional<listen_address> address = listen_address{"127.0.0.1", 9464};  // listen, parsed
 };
 

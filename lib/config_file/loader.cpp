@@ -42,8 +42,7 @@ namespace fs = std::filesystem;
 // eating memory.
 constexpr std::size_t max_config_bytes = 1 << 20;
 
-constexpr std::string_view duration_allowed =
-    "write an integer and a unit: ms, s, m, h or d (e.g. 30s, 5m)";
+constexpr std::string_view duration_allowed = "write an integer and a unit: ms, s, m, h or d (e.g. 30s, 5m)";
 constexpr std::string_view pair_allowed =
     "every pair needs a non-empty app_id and tld (e.g. { app_id: PXabc123, tld: example.com })";
 constexpr std::array<std::string_view, 5> log_levels{"trace", "debug", "info", "warn", "error"};
@@ -90,10 +89,14 @@ std::optional<std::string_view> nearest(std::string_view written, std::span<cons
 
 std::string_view kind_of(const YAML::Node& node) {
     switch (node.Type()) {
-        case YAML::NodeType::Sequence: return "a list";
-        case YAML::NodeType::Map: return "a map";
-        case YAML::NodeType::Scalar: return "a single value";
-        default: return "nothing";
+        case YAML::NodeType::Sequence:
+            return "a list";
+        case YAML::NodeType::Map:
+            return "a map";
+        case YAML::NodeType::Scalar:
+            return "a single value";
+        default:
+            return "nothing";
     }
 }
 
@@ -169,8 +172,10 @@ std::string one_line(std::string_view text) {
     std::string out;
     for (char c : text) {
         const auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u == 0x7f) out += fmt::format("\\x{:02x}", u);
-        else out.push_back(c);
+        if (u < 0x20 || u == 0x7f)
+            out += fmt::format("\\x{:02x}", u);
+        else
+            out.push_back(c);
     }
     return out;
 }
@@ -185,14 +190,12 @@ public:
 
 private:
     void fail(const YAML::Mark& mark, std::string_view key, std::string_view problem, std::string_view allowed) {
-        errors_.push_back(where(file_, mark) + one_line(key) + ": " + one_line(problem) + "; " +
-                          std::string(allowed));
+        errors_.push_back(where(file_, mark) + one_line(key) + ": " + one_line(problem) + "; " + std::string(allowed));
     }
     // Accepted, but probably not what the operator wants: the same one-line
     // form as an error, with advice in place of what is allowed.
     void warn(const YAML::Mark& mark, std::string_view key, std::string_view problem, std::string_view advice) {
-        warnings_.push_back(where(file_, mark) + one_line(key) + ": " + one_line(problem) + "; " +
-                            std::string(advice));
+        warnings_.push_back(where(file_, mark) + one_line(key) + ": " + one_line(problem) + "; " + std::string(advice));
     }
 
     std::vector<key_rule> root_rules(config& cfg);
@@ -316,13 +319,13 @@ void reader::read_map(const YAML::Node& map, const std::string& path, std::span<
     for (const auto& entry : map) {
         const YAML::Node& key = entry.first;
         if (!key.IsScalar()) {
-            fail(key.Mark(), path.empty() ? "(top level)" : path,
-                 std::string("a key is ") + std::string(kind_of(key)), "keys are plain names followed by a colon");
+            fail(key.Mark(), path.empty() ? "(top level)" : path, std::string("a key is ") + std::string(kind_of(key)),
+                 "keys are plain names followed by a colon");
             continue;
         }
         const std::string child = path.empty() ? key.Scalar() : path + "." + key.Scalar();
-        const auto rule = std::find_if(rules.begin(), rules.end(),
-                                       [&](const key_rule& r) { return r.name == key.Scalar(); });
+        const auto rule =
+            std::find_if(rules.begin(), rules.end(), [&](const key_rule& r) { return r.name == key.Scalar(); });
         if (rule == rules.end()) {
             report_unknown(key, child, rules);
             continue;
@@ -423,8 +426,7 @@ void reader::read_page_size(const field& f, int& out) {
     const std::size_t errors_before = errors_.size();
     read_int(f, out, 1, 1000);
     if (errors_.size() != errors_before || out >= advised) return;
-    const std::string advice =
-        fmt::format("write {} or more (the default is {})", advised, api_config{}.page_size);
+    const std::string advice = fmt::format("write {} or more (the default is {})", advised, api_config{}.page_size);
     if (out == 1)
         return warn(f.mark(), f.path,
                     "1 is small: a page of 1 cannot overlap the page before it, so the proof that nothing was "
@@ -547,8 +549,8 @@ void reader::read_pairs(const field& f, std::vector<pair>& out) {
             } else {
                 const auto first = index_of[static_cast<std::size_t>(duplicate - out.begin())];
                 fail(item.mark(), item.path,
-                     "repeats " + f.path + "[" + std::to_string(first) + "] (app_id " + p->app_id + ", tld " +
-                         p->tld + ")",
+                     "repeats " + f.path + "[" + std::to_string(first) + "] (app_id " + p->app_id + ", tld " + p->tld +
+                         ")",
                      "list each pair once");
             }
         }
@@ -593,7 +595,7 @@ void reader::check_pairs_present(const config& cfg) {
     const bool section_broken = sync != seen_.end() && !sync->second.value.IsNull() && !sync->second.value.IsMap();
     const bool pairs_broken = pairs != seen_.end() && !is_empty(pairs->second.value);
     if (section_broken || pairs_broken) return;
-    const YAML::Mark mark = pairs != seen_.end() ? pairs->second.mark()
+    const YAML::Mark mark = pairs != seen_.end()  ? pairs->second.mark()
                             : sync != seen_.end() ? sync->second.key.Mark()
                                                   : YAML::Mark::null_mark();
     fail(mark, "sync.pairs", "at least one {app_id, tld} pair is required",
@@ -609,8 +611,8 @@ void reader::check_relations(const config& cfg) {
     if (const auto written = seen_.find("retry.max_delay"); written != seen_.end())
         return fail(written->second.mark(), "retry.max_delay", max + " is less than retry.base_delay (" + base + ")",
                     "write a duration of at least " + base);
-    fail(seen_.at("retry.base_delay").mark(), "retry.base_delay",
-         base + " is more than retry.max_delay (" + max + ")", "write at most " + max + " or raise retry.max_delay");
+    fail(seen_.at("retry.base_delay").mark(), "retry.base_delay", base + " is more than retry.max_delay (" + max + ")",
+         "write at most " + max + " or raise retry.max_delay");
 }
 
 // ---------------------------------------------------------------- input

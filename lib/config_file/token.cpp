@@ -62,8 +62,8 @@ std::string mode_problem(const std::string& name, mode_t mode, std::string_view 
     char octal[8];
     std::snprintf(octal, sizeof octal, "%04o", static_cast<unsigned>(mode & 07777));
     const char* access = (mode & 044) != 0 ? "readable" : "accessible";
-    return "token file " + name + " is " + access + " by group or others (mode " + octal + "); run: chmod 600 " +
-           name + std::string(extra_fix);
+    return "token file " + name + " is " + access + " by group or others (mode " + octal + "); run: chmod 600 " + name +
+           std::string(extra_fix);
 }
 
 // The file's text, nullopt when there is no such file (the next place is

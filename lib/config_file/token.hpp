@@ -31,8 +31,7 @@ inline const std::filesystem::path default_docker_secret = "/run/secrets/human_a
 // anything but printable ASCII, when a token file exists but cannot be read,
 // is not a regular file or is readable by group or others (mode & 077), or
 // when no place has a token (the message lists all four).
-result<loaded_token> load_token(const config& cfg,
-                                const std::function<const char*(const char*)>& getenv = ::getenv,
+result<loaded_token> load_token(const config& cfg, const std::function<const char*(const char*)>& getenv = ::getenv,
                                 const std::filesystem::path& docker_secret = default_docker_secret);
 
 }  // namespace isync::config

@@ -5,9 +5,9 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
@@ -40,18 +40,18 @@ bool is_ip_literal(const std::string& host) {
 
 std::string verify_error_text(int code) {
     switch (code) {
-    case X509_V_ERR_CERT_HAS_EXPIRED:
-        return "the server's certificate has expired";
-    case X509_V_ERR_CERT_NOT_YET_VALID:
-        return "the server's certificate is not valid yet (check the clock)";
-    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-        return "the server's certificate is self-signed";
-    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-        return "the server's certificate was issued by an unknown CA (add it with api.ca_file)";
-    default:
-        return fmt::format("the server's certificate was refused: {}", X509_verify_cert_error_string(code));
+        case X509_V_ERR_CERT_HAS_EXPIRED:
+            return "the server's certificate has expired";
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+            return "the server's certificate is not valid yet (check the clock)";
+        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+            return "the server's certificate is self-signed";
+        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+            return "the server's certificate was issued by an unknown CA (add it with api.ca_file)";
+        default:
+            return fmt::format("the server's certificate was refused: {}", X509_verify_cert_error_string(code));
     }
 }
 
@@ -73,7 +73,8 @@ error connection::describe(const boost::system::error_code& ec, std::string_view
     if (ec == beast::error::timeout)
         return make_error(errc::timeout, fmt::format("{} {}: no answer within api.timeout ({} ms)", step, where,
                                                      options_.timeout.count()));
-    if (ec == net::error::operation_aborted) return make_error(errc::cancelled, fmt::format("{} {}: cancelled", step, where));
+    if (ec == net::error::operation_aborted)
+        return make_error(errc::cancelled, fmt::format("{} {}: cancelled", step, where));
     if (ec == bhttp::error::body_limit)
         return make_error(errc::too_large, fmt::format("{} {}: the response body exceeds api.max_body ({} bytes)", step,
                                                        where, options_.body_limit));
@@ -83,13 +84,13 @@ error connection::describe(const boost::system::error_code& ec, std::string_view
     if (!verify_failure_.empty())
         return make_error(errc::tls_refused, fmt::format("{} {}: TLS refused: {}", step, where, verify_failure_));
     if (ec == net::error::host_not_found)
-        return make_error(errc::no_such_host,
-                          fmt::format("{} {}: no such host (the name does not exist in DNS); check api.base_url", step,
-                                      where));
+        return make_error(
+            errc::no_such_host,
+            fmt::format("{} {}: no such host (the name does not exist in DNS); check api.base_url", step, where));
     if (ec == ssl::error::stream_truncated || ec == bhttp::error::partial_message || ec == net::error::eof)
-        return make_error(errc::transport,
-                          fmt::format("{} {}: the server closed the connection before the response was complete",
-                                      step, where));
+        return make_error(
+            errc::transport,
+            fmt::format("{} {}: the server closed the connection before the response was complete", step, where));
     return make_error(errc::transport, fmt::format("{} {}: {}", step, where, ec.message()));
 }
 
@@ -127,9 +128,9 @@ net::awaitable<result<void>> connection::connect() {
         auto [rec2, r] = co_await bhttp::async_read_header(tcp_layer, proxy_buffer, parser, use_tuple);
         if (rec2) co_return describe(rec2, "reading the proxy's answer for");
         if (parser.get().result_int() / 100 != 2)
-            co_return make_error(errc::transport, fmt::format("the proxy {}:{} refused to tunnel to {}: HTTP {}",
-                                                              options_.proxy->host, options_.proxy->port, authority,
-                                                              parser.get().result_int()));
+            co_return make_error(errc::transport,
+                                 fmt::format("the proxy {}:{} refused to tunnel to {}: HTTP {}", options_.proxy->host,
+                                             options_.proxy->port, authority, parser.get().result_int()));
         (void)w;
         (void)r;
     }
@@ -137,20 +138,20 @@ net::awaitable<result<void>> connection::connect() {
     if (options_.verify_peer) {
         // Host name verification on top of the chain check, recording why a
         // certificate was refused so the error can say "expired" or "unknown CA".
-        stream->set_verify_callback([this, check = ssl::host_name_verification(host)](
-                                        bool preverified, ssl::verify_context& ctx) mutable {
-            X509_STORE_CTX* store = ctx.native_handle();
-            if (!preverified) {
-                if (verify_failure_.empty()) verify_failure_ = verify_error_text(X509_STORE_CTX_get_error(store));
-                return false;
-            }
-            if (X509_STORE_CTX_get_error_depth(store) == 0 && !check(preverified, ctx)) {
-                verify_failure_ = fmt::format("the server's certificate is not valid for host \"{}\"",
-                                              options_.endpoint.host);
-                return false;
-            }
-            return true;
-        });
+        stream->set_verify_callback(
+            [this, check = ssl::host_name_verification(host)](bool preverified, ssl::verify_context& ctx) mutable {
+                X509_STORE_CTX* store = ctx.native_handle();
+                if (!preverified) {
+                    if (verify_failure_.empty()) verify_failure_ = verify_error_text(X509_STORE_CTX_get_error(store));
+                    return false;
+                }
+                if (X509_STORE_CTX_get_error_depth(store) == 0 && !check(preverified, ctx)) {
+                    verify_failure_ =
+                        fmt::format("the server's certificate is not valid for host \"{}\"", options_.endpoint.host);
+                    return false;
+                }
+                return true;
+            });
     }
     // SNI: required by most HTTPS front ends; RFC 6066 forbids it for IP literals.
     if (!is_ip_literal(host) && !SSL_set_tlsext_host_name(stream->native_handle(), host.c_str()))
@@ -170,7 +171,8 @@ net::awaitable<result<response>> connection::exchange(const std::string& target,
     bhttp::request<bhttp::empty_body> req{bhttp::verb::get, target, 11};
     const std::string& h = options_.endpoint.host;
     const std::string host = h.find(':') != std::string::npos ? "[" + h + "]" : h;  // IPv6 literal
-    req.set(bhttp::field::host, options_.endpoint.port == 443 ? host : fmt::format("{}:{}", host, options_.endpoint.port));
+    req.set(bhttp::field::host,
+            options_.endpoint.port == 443 ? host : fmt::format("{}:{}", host, options_.endpoint.port));
     req.set(bhttp::field::user_agent, options_.user_agent);
     req.set(bhttp::field::accept, "application/json");
     req.set(bhttp::field::accept_encoding, accepted_encodings);
@@ -231,7 +233,8 @@ net::awaitable<result<response>> connection::get(std::string target, config::sec
     }
     bool nothing_received = false;
     auto res = co_await exchange(target, token, nothing_received);
-    if (res || !reused || !nothing_received || res.error().code == errc::cancelled || res.error().code == errc::timeout) {
+    if (res || !reused || !nothing_received || res.error().code == errc::cancelled ||
+        res.error().code == errc::timeout) {
         if (!res) stream_.reset();
         co_return res;
     }

@@ -168,18 +168,18 @@ result<void> content_decoder::inflate_some(std::string_view input, std::string& 
             z.avail_out = static_cast<uInt>(chunk_size);
             const int rc = inflate(&z, Z_NO_FLUSH);
             switch (rc) {
-            case Z_OK:
-            case Z_BUF_ERROR:  // no progress possible: this piece is used up
-                break;
-            case Z_STREAM_END:
-                ended_ = true;
-                break;
-            case Z_NEED_DICT:
-                return fail(corrupt("it needs a preset dictionary"));
-            case Z_MEM_ERROR:
-                throw std::bad_alloc();
-            default:  // Z_DATA_ERROR: bad header, bad block, or a check value that does not match
-                return fail(corrupt(z.msg != nullptr ? z.msg : zError(rc)));
+                case Z_OK:
+                case Z_BUF_ERROR:  // no progress possible: this piece is used up
+                    break;
+                case Z_STREAM_END:
+                    ended_ = true;
+                    break;
+                case Z_NEED_DICT:
+                    return fail(corrupt("it needs a preset dictionary"));
+                case Z_MEM_ERROR:
+                    throw std::bad_alloc();
+                default:  // Z_DATA_ERROR: bad header, bad block, or a check value that does not match
+                    return fail(corrupt(z.msg != nullptr ? z.msg : zError(rc)));
             }
             const std::size_t produced = chunk_size - z.avail_out;
             if (produced > limit_ - decoded_) return fail(too_large(limit_));

@@ -35,21 +35,28 @@ struct lookup_state {
 // getaddrinfo's answer as Asio's resolver would report it.
 boost::system::error_code addrinfo_error(int rc, int saved_errno) {
     switch (rc) {
-    case 0: return {};
-    case EAI_NONAME:
+        case 0:
+            return {};
+        case EAI_NONAME:
 #ifdef EAI_NODATA
-    case EAI_NODATA:
+        case EAI_NODATA:
 #endif
 #ifdef EAI_ADDRFAMILY
-    case EAI_ADDRFAMILY:
+        case EAI_ADDRFAMILY:
 #endif
-        return net::error::host_not_found;
-    case EAI_AGAIN: return net::error::host_not_found_try_again;
-    case EAI_FAIL: return net::error::no_recovery;
-    case EAI_MEMORY: return net::error::no_memory;
-    case EAI_SERVICE: return net::error::service_not_found;
-    case EAI_SYSTEM: return {saved_errno, boost::system::system_category()};
-    default: return net::error::no_recovery;
+            return net::error::host_not_found;
+        case EAI_AGAIN:
+            return net::error::host_not_found_try_again;
+        case EAI_FAIL:
+            return net::error::no_recovery;
+        case EAI_MEMORY:
+            return net::error::no_memory;
+        case EAI_SERVICE:
+            return net::error::service_not_found;
+        case EAI_SYSTEM:
+            return {saved_errno, boost::system::system_category()};
+        default:
+            return net::error::no_recovery;
     }
 }
 

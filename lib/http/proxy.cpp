@@ -35,8 +35,8 @@ bool no_proxy_matches(std::string_view list, std::string_view host_in) {
         if (entry.empty()) continue;
         if (entry == "*") return true;
         // Strip a port, but not from a bracketed IPv6 literal's colons.
-        if (auto colon = entry.rfind(':'); colon != std::string::npos && entry.find(']') == std::string::npos &&
-                                           entry.find(':') == colon)
+        if (auto colon = entry.rfind(':');
+            colon != std::string::npos && entry.find(']') == std::string::npos && entry.find(':') == colon)
             entry.resize(colon);
         if (!entry.empty() && entry.front() == '.') entry.erase(0, 1);
         if (host == entry) return true;
@@ -52,7 +52,8 @@ result<std::optional<proxy_endpoint>> choose_proxy(const std::optional<proxy_end
     const char* env = configured ? nullptr : first_set(getenv, "https_proxy", "HTTPS_PROXY");
     if (!configured && !env) return std::optional<proxy_endpoint>{};
     // no_proxy exempts the host from a configured proxy too, as before.
-    if (const char* no_proxy = first_set(getenv, "no_proxy", "NO_PROXY"); no_proxy && no_proxy_matches(no_proxy, target_host))
+    if (const char* no_proxy = first_set(getenv, "no_proxy", "NO_PROXY");
+        no_proxy && no_proxy_matches(no_proxy, target_host))
         return std::optional<proxy_endpoint>{};
     if (configured) return configured;
     auto p = parse_proxy_url(env);

@@ -12,8 +12,8 @@
 namespace isync::http {
 
 struct tls_options {
-    std::string ca_file;                    // extra CA bundle (PEM), may be empty
-    bool insecure_skip_verify = false;      // tests only; the daemon warns at every start
+    std::string ca_file;                // extra CA bundle (PEM), may be empty
+    bool insecure_skip_verify = false;  // tests only; the daemon warns at every start
 };
 
 // Fails with errc::config when `ca_file` cannot be read or holds no certificate.

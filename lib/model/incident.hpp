@@ -13,7 +13,7 @@
 namespace isync::model {
 
 struct script {
-    std::optional<std::string> key;   // the script's stable key; scripts are shared by incidents
+    std::optional<std::string> key;  // the script's stable key; scripts are shared by incidents
     std::optional<std::string> id;
     std::optional<std::string> app_id;
     std::optional<std::string> host_domain;
@@ -78,11 +78,11 @@ struct incident {
     std::optional<std::string> ack_updated_at;
     std::optional<bool> under_review;
     std::optional<std::string> risk_level;
-    std::vector<page_type> page_types;  // sorted by name
+    std::vector<page_type> page_types;           // sorted by name
     std::optional<isync::model::script> script;  // qualified: the member shares the type's name
     std::vector<action> actions;
     std::vector<vulnerability> vulnerabilities;
-    std::string raw_json;  // the incident object exactly as received
+    std::string raw_json;                   // the incident object exactly as received
     std::optional<incident_hashes> hashes;  // empty: the store computes them
 
     bool operator==(const incident&) const = default;
@@ -97,8 +97,8 @@ struct unknown_field {
 // An incident not yet typed: enough to tell whether the stored copy is the same.
 struct raw_incident {
     std::string id;
-    std::string raw_json;          // the incident object exactly as received
-    std::int64_t content_hash = 0; // util::hash_bytes(raw_json)
+    std::string raw_json;           // the incident object exactly as received
+    std::int64_t content_hash = 0;  // util::hash_bytes(raw_json)
 };
 
 // One response page of GET /v1/incidents: typed incidents, or (parsed with

@@ -8,11 +8,16 @@ namespace isync::ops {
 
 const char* state_name(pair_state s) {
     switch (s) {
-    case pair_state::ok: return "ok";
-    case pair_state::backfilling: return "backfilling";
-    case pair_state::failing: return "failing";
-    case pair_state::auth_failing: return "auth_failing";
-    case pair_state::removed: return "removed";
+        case pair_state::ok:
+            return "ok";
+        case pair_state::backfilling:
+            return "backfilling";
+        case pair_state::failing:
+            return "failing";
+        case pair_state::auth_failing:
+            return "auth_failing";
+        case pair_state::removed:
+            return "removed";
     }
     return "failing";
 }
@@ -38,12 +43,12 @@ pair_verdict judge_pair(const pair_facts& f, std::int64_t now_ms, const health_p
                        f.last_success_ms ? "backfill in progress" : "first backfill in progress");
     if (!f.last_success_ms)
         return verdict(pair_state::failing, false,
-                       f.last_error_ms ? fmt::format("never synced; last error at {}",
-                                                     util::format_iso8601_ms(*f.last_error_ms))
-                                       : std::string("never synced"));
-    return verdict(pair_state::failing, false,
-                   fmt::format("no success within three intervals (last at {})",
-                               util::format_iso8601_ms(*f.last_success_ms)));
+                       f.last_error_ms
+                           ? fmt::format("never synced; last error at {}", util::format_iso8601_ms(*f.last_error_ms))
+                           : std::string("never synced"));
+    return verdict(
+        pair_state::failing, false,
+        fmt::format("no success within three intervals (last at {})", util::format_iso8601_ms(*f.last_success_ms)));
 }
 
 health_verdict judge_health(const std::vector<pair_facts>& facts, std::int64_t now_ms, const health_policy& policy) {

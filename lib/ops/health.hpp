@@ -28,11 +28,11 @@ struct pair_facts {
 };
 
 enum class pair_state {
-    ok,           // succeeded recently and is caught up
-    backfilling,  // making progress through a window longer than three intervals (first poll or catch-up)
-    failing,      // no success within three intervals, or never
-    auth_failing, // the API refuses the token
-    removed,      // in the database, not in the configuration: kept, not judged
+    ok,            // succeeded recently and is caught up
+    backfilling,   // making progress through a window longer than three intervals (first poll or catch-up)
+    failing,       // no success within three intervals, or never
+    auth_failing,  // the API refuses the token
+    removed,       // in the database, not in the configuration: kept, not judged
 };
 
 struct pair_verdict {
@@ -48,9 +48,9 @@ struct health_policy {
 };
 
 struct health_verdict {
-    bool healthy = true;          // every configured pair is ok or backfilling
-    bool backfilling = false;     // at least one configured pair is backfilling
-    std::string summary;          // "ready", "backfill in progress" or "not ready: ..."
+    bool healthy = true;              // every configured pair is ok or backfilling
+    bool backfilling = false;         // at least one configured pair is backfilling
+    std::string summary;              // "ready", "backfill in progress" or "not ready: ..."
     std::vector<pair_verdict> pairs;  // in the order of `facts`
 };
 

@@ -53,7 +53,10 @@ std::string render_metrics(const metrics_input& in) {
     out += fmt::format("incident_sync_page_fetches_total{{outcome=\"retried\"}} {}\n", s.fetches_retried);
     out += fmt::format("incident_sync_page_fetches_total{{outcome=\"failed\"}} {}\n", s.fetches_failed);
     counter(out, "incident_sync_retries_total", "Requests repeated after a transient failure.", s.retries);
-    counter(out, "incident_sync_pages_total", "Pages written into the database's open transaction (they commit with it, or roll back with it on a failure).", s.pages);
+    counter(
+        out, "incident_sync_pages_total",
+        "Pages written into the database's open transaction (they commit with it, or roll back with it on a failure).",
+        s.pages);
     header(out, "incident_sync_incidents_upserted_total", "counter", "Incidents received, by what the store did.");
     out += fmt::format("incident_sync_incidents_upserted_total{{result=\"new\"}} {}\n", s.incidents_new);
     out += fmt::format("incident_sync_incidents_upserted_total{{result=\"changed\"}} {}\n", s.incidents_changed);

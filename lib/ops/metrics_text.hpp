@@ -21,7 +21,7 @@ struct metrics_input {
     std::optional<std::uint64_t> database_bytes;
     std::optional<std::uint64_t> wal_bytes;
     const std::map<config::pair, sync::pair_progress>& progress;  // pairs polling now
-    sync::source_stats source{};                                   // the API connection pool
+    sync::source_stats source{};                                  // the API connection pool
 };
 
 // The Prometheus text exposition format (version 0.0.4).

@@ -3,8 +3,8 @@
 // /healthz and /readyz. Loopback by default (`metrics.listen`).
 
 #include "config/addresses.hpp"
-#include "util/task_group.hpp"
 #include "util/error.hpp"
+#include "util/task_group.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>

@@ -33,9 +33,9 @@ namespace isync::sync {
 struct concurrency_settings {
     int initial = 4;
     int min = 1;
-    int max = 32;            // api.max_in_flight
-    double decrease = 0.5;   // factor on back-pressure
-    double spike = 3.0;      // a round trip above spike x average is back-pressure
+    int max = 32;           // api.max_in_flight
+    double decrease = 0.5;  // factor on back-pressure
+    double spike = 3.0;     // a round trip above spike x average is back-pressure
 };
 
 enum class response_signal {
@@ -70,15 +70,15 @@ private:
 
     concurrency_settings settings_;
     int limit_;
-    double average_ms_ = 0;   // exponentially weighted moving average
+    double average_ms_ = 0;  // exponentially weighted moving average
     bool slow_start_ = true;
     time_point last_change_{};    // of the limit, either way
     time_point last_decrease_{};  // decreases wait a round trip after the last decrease only
-    int ceiling_ = 0;  // the limit at which back-pressure last came (0: none, or a probe passed it)
+    int ceiling_ = 0;             // the limit at which back-pressure last came (0: none, or a probe passed it)
     int probe_rounds_ = first_probe_rounds;  // rounds at the limit below ceiling_ before probing it
     int responses_at_limit_ = 0;             // answers sent with the limit in use, since it last changed
-    int before_increase_ = 0;      // the limit before the last additive increase
-    time_point last_increase_{};   // of that increase
+    int before_increase_ = 0;                // the limit before the last additive increase
+    time_point last_increase_{};             // of that increase
     std::uint64_t decreases_ = 0;
 };
 

@@ -73,8 +73,8 @@ std::shared_ptr<const engine::snapshot> engine::make_snapshot(engine_settings se
     if (make_source_) {
         source = make_source_(settings, token);
     } else {
-        source = std::make_shared<http_page_source>(executor_, tls_, settings.connection, token,
-                                                    settings.limits, settings.retry.max_delay, clock_.now_ms);
+        source = std::make_shared<http_page_source>(executor_, tls_, settings.connection, token, settings.limits,
+                                                    settings.retry.max_delay, clock_.now_ms);
     }
     return std::make_shared<const snapshot>(std::move(settings), std::move(source), clock_.uniform01);
 }
@@ -87,9 +87,10 @@ std::int64_t engine::slice_limit(const snapshot& snap) const {
 void engine::learn_offset_limit(const config::pair& pair, std::int64_t skip, const error& refusal) {
     if (offset_limit_ && *offset_limit_ <= skip) return;
     offset_limit_ = skip;
-    spdlog::warn("{}: the API refused a page at skip={} ({}); from now on a slice holds at most {} incidents, so "
-                 "no read goes that deep (sync.slice_incidents is {})",
-                 pair_name(pair), skip, refusal.message, skip, current_->settings.sync.slice_incidents);
+    spdlog::warn(
+        "{}: the API refused a page at skip={} ({}); from now on a slice holds at most {} incidents, so "
+        "no read goes that deep (sync.slice_incidents is {})",
+        pair_name(pair), skip, refusal.message, skip, current_->settings.sync.slice_incidents);
 }
 
 net::awaitable<error> engine::fail_slice(store::slice_report report, error e) {
@@ -108,7 +109,7 @@ net::awaitable<void> engine::record_failure(store::slice_report report, error e)
 }
 
 net::awaitable<result<void>> engine::settle(std::shared_ptr<store_writer::write_ticket> ticket,
-                                           store::slice_report& report, std::shared_ptr<poll_state> poll) {
+                                            store::slice_report& report, std::shared_ptr<poll_state> poll) {
     auto written = co_await ticket->wait();
     if (!written) co_return make_error(errc::cancelled, "cancelled while the page was being written");
     if (!*written) co_return written->error();
@@ -131,9 +132,9 @@ net::awaitable<result<void>> engine::settle(std::shared_ptr<store_writer::write_
 }
 
 net::awaitable<std::vector<result<model::page>>> engine::fetch_pages(config::pair pair, slice s,
-                                                                      std::vector<std::int64_t> skips,
-                                                                      std::shared_ptr<poll_state> poll,
-                                                                      std::shared_ptr<const snapshot> snap) {
+                                                                     std::vector<std::int64_t> skips,
+                                                                     std::shared_ptr<poll_state> poll,
+                                                                     std::shared_ptr<const snapshot> snap) {
     using op = decltype(net::co_spawn(executor_, std::declval<net::awaitable<result<model::page>>>(), net::deferred));
     std::vector<op> ops;
     ops.reserve(skips.size());
@@ -160,7 +161,7 @@ net::awaitable<std::vector<result<model::page>>> engine::fetch_pages(config::pai
 }
 
 net::awaitable<result<void>> engine::settle_all(std::vector<std::shared_ptr<store_writer::write_ticket>> tickets,
-                                               store::slice_report& report, std::shared_ptr<poll_state> poll) {
+                                                store::slice_report& report, std::shared_ptr<poll_state> poll) {
     result<void> outcome{};
     // Every ticket is waited for, even after a failure: none is left behind.
     for (auto& ticket : tickets) {
@@ -170,9 +171,10 @@ net::awaitable<result<void>> engine::settle_all(std::vector<std::shared_ptr<stor
     co_return outcome;
 }
 
-net::awaitable<result<void>> engine::sync_slice(config::pair pair, slice s, std::shared_ptr<store_writer::ledger> ledger,
-                                               std::shared_ptr<poll_state> poll, std::shared_ptr<const snapshot> snap,
-                                               model::page first) {
+net::awaitable<result<void>> engine::sync_slice(config::pair pair, slice s,
+                                                std::shared_ptr<store_writer::ledger> ledger,
+                                                std::shared_ptr<poll_state> poll, std::shared_ptr<const snapshot> snap,
+                                                model::page first) {
     store::slice_report report{pair, s.from_ms, s.to_ms, clock_.now_ms(), 0, {}, 0};
     page_walk walk(snap->settings.page_size);
     const std::int64_t read_before_slice = progress_.contains(pair) ? progress_[pair].read : 0;
@@ -200,7 +202,8 @@ net::awaitable<result<void>> engine::sync_slice(config::pair pair, slice s, std:
                 skips.push_back(skip);
             auto pages = co_await fetch_pages(pair, s, skips, poll, snap);
             // The previous batch was being written meanwhile.
-            if (auto written = co_await settle_all(std::exchange(in_writer, {}), report, poll); !written) co_return co_await fail_slice(report, written.error());
+            if (auto written = co_await settle_all(std::exchange(in_writer, {}), report, poll); !written)
+                co_return co_await fail_slice(report, written.error());
             for (std::size_t i = 0; i < skips.size(); ++i) ahead.emplace(skips[i], std::move(pages[i]));
             found = ahead.find(req.skip);
         }
@@ -306,8 +309,10 @@ void engine::record_outcome(const config::pair& pair, pair_status status, double
     stats_.observe_duration(seconds);
     auto& h = health_[pair];
     h.auth_failing = status == pair_status::auth_failed;
-    if (status == pair_status::ok) h.last_success_ms = clock_.now_ms();
-    else h.last_error_ms = clock_.now_ms();
+    if (status == pair_status::ok)
+        h.last_success_ms = clock_.now_ms();
+    else
+        h.last_error_ms = clock_.now_ms();
     last_status_[pair] = status;
     if (pair_done_) pair_done_(pair, status);
 }
@@ -388,29 +393,30 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
             continue;
         }
         switch (r.error().code) {
-        case errc::cancelled:
-            status = pair_status::cancelled;
-            break;
-        case errc::auth: {
-            status = pair_status::auth_failed;
-            const log::scoped_fields fields({log::scoped_fields::text("pair", pair_name(pair)),
-                                             log::scoped_fields::text("status", "auth_failed"),
-                                             log::scoped_fields::text("error", r.error().message)});
-            spdlog::error("{}: authentication failed: {}. Check the token (HUMAN_API_TOKEN, api.token_file, "
-                          "$CREDENTIALS_DIRECTORY/human-api-token or /run/secrets/human_api_token){}",
-                          pair_name(pair), r.error().message, retry_hint_);
-            break;
-        }
-        default: {
-            status = pair_status::failed;
-            const log::scoped_fields fields({log::scoped_fields::text("pair", pair_name(pair)),
-                                             log::scoped_fields::text("status", "failed"),
-                                             log::scoped_fields::number("slice_from", s.from_ms),
-                                             log::scoped_fields::number("slice_to", s.to_ms),
-                                             log::scoped_fields::text("error", r.error().message)});
-            spdlog::error("{}: sync failed, watermark kept at {}: {}", pair_name(pair),
-                          *watermark ? util::format_iso8601_ms(**watermark) : "(none)", r.error().message);
-        }
+            case errc::cancelled:
+                status = pair_status::cancelled;
+                break;
+            case errc::auth: {
+                status = pair_status::auth_failed;
+                const log::scoped_fields fields({log::scoped_fields::text("pair", pair_name(pair)),
+                                                 log::scoped_fields::text("status", "auth_failed"),
+                                                 log::scoped_fields::text("error", r.error().message)});
+                spdlog::error(
+                    "{}: authentication failed: {}. Check the token (HUMAN_API_TOKEN, api.token_file, "
+                    "$CREDENTIALS_DIRECTORY/human-api-token or /run/secrets/human_api_token){}",
+                    pair_name(pair), r.error().message, retry_hint_);
+                break;
+            }
+            default: {
+                status = pair_status::failed;
+                const log::scoped_fields fields({log::scoped_fields::text("pair", pair_name(pair)),
+                                                 log::scoped_fields::text("status", "failed"),
+                                                 log::scoped_fields::number("slice_from", s.from_ms),
+                                                 log::scoped_fields::number("slice_to", s.to_ms),
+                                                 log::scoped_fields::text("error", r.error().message)});
+                spdlog::error("{}: sync failed, watermark kept at {}: {}", pair_name(pair),
+                              *watermark ? util::format_iso8601_ms(**watermark) : "(none)", r.error().message);
+            }
         }
         break;
     }
@@ -473,10 +479,9 @@ std::map<config::pair, pair_health> engine::stored_health(store::incident_store&
 net::awaitable<bool> engine::run_once() {
     auto results = std::make_shared<std::map<config::pair, pair_status>>();
     for (const auto& pair : current_->settings.sync.pairs) {
-        tasks_.spawn(pair_name(pair), [](engine* self, config::pair p, std::shared_ptr<std::map<config::pair, pair_status>> out)
-                                          -> net::awaitable<void> {
-            (*out)[p] = co_await self->sync_pair(p);
-        }(this, pair, results));
+        tasks_.spawn(pair_name(pair),
+                     [](engine* self, config::pair p, std::shared_ptr<std::map<config::pair, pair_status>> out)
+                         -> net::awaitable<void> { (*out)[p] = co_await self->sync_pair(p); }(this, pair, results));
     }
     co_await tasks_.wait_all();
     bool all_ok = results->size() == current_->settings.sync.pairs.size();

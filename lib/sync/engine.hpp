@@ -10,14 +10,14 @@
 #include "config/config.hpp"
 #include "config/secret.hpp"
 #include "http/connection.hpp"
+#include "store/incident_store.hpp"
 #include "sync/concurrency_limit.hpp"
 #include "sync/page_source.hpp"
-#include "store/incident_store.hpp"
 #include "sync/store_writer.hpp"
 #include "sync/sync_stats.hpp"
-#include "util/task_group.hpp"
 #include "sync/window.hpp"
 #include "util/error.hpp"
+#include "util/task_group.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -37,7 +37,7 @@ struct engine_settings {
     config::retry_config retry;
     http::connection_options connection;  // endpoint, proxy, timeout, limits
     int page_size = 50;
-    concurrency_settings limits;          // requests in flight to the API (api.max_in_flight)
+    concurrency_settings limits;  // requests in flight to the API (api.max_in_flight)
 };
 
 // Makes the page source a poll talks to: the real one over HTTPS, or a

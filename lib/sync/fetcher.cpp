@@ -45,29 +45,29 @@ attempt_result judge(result<http::response>& res, fetch_context& ctx) {
         return {std::nullopt, res.error(), retryable, std::nullopt};
     }
     ++ctx.stats.responses_by_status[res->status];
-    const auto verdict = api::classify_response(res->status, res->body, res->retry_after,
-                                                api::server_now_ms(res->date, ctx.now_ms()),
-                                                ctx.backoff.policy().max_delay);
+    const auto verdict =
+        api::classify_response(res->status, res->body, res->retry_after, api::server_now_ms(res->date, ctx.now_ms()),
+                               ctx.backoff.policy().max_delay);
     switch (verdict.kind) {
-    case api::outcome_kind::success: {
-        if (!is_json(res->content_type))
-            return {std::nullopt,
-                    make_error(errc::parse, fmt::format("HTTP 200 with Content-Type \"{}\" instead of JSON: \"{}\"",
-                                                        util::printable(res->content_type, 60),
-                                                        util::printable(res->body, 80))),
-                    true, std::nullopt};
-        auto page = api::parse_page(res->body, ctx.mode);
-        if (!page) return {std::nullopt, page.error(), true, std::nullopt};
-        return {std::move(*page), std::nullopt, false, std::nullopt};
-    }
-    case api::outcome_kind::auth:
-        return {std::nullopt, make_error(errc::auth, verdict.message), false, std::nullopt};
-    case api::outcome_kind::bad_request:
-        return {std::nullopt, make_error(errc::bad_request, verdict.message), false, std::nullopt};
-    case api::outcome_kind::rate_limited:
-        return {std::nullopt, make_error(errc::http_status, verdict.message), true, verdict.retry_after};
-    case api::outcome_kind::transient:
-        break;
+        case api::outcome_kind::success: {
+            if (!is_json(res->content_type))
+                return {std::nullopt,
+                        make_error(errc::parse,
+                                   fmt::format("HTTP 200 with Content-Type \"{}\" instead of JSON: \"{}\"",
+                                               util::printable(res->content_type, 60), util::printable(res->body, 80))),
+                        true, std::nullopt};
+            auto page = api::parse_page(res->body, ctx.mode);
+            if (!page) return {std::nullopt, page.error(), true, std::nullopt};
+            return {std::move(*page), std::nullopt, false, std::nullopt};
+        }
+        case api::outcome_kind::auth:
+            return {std::nullopt, make_error(errc::auth, verdict.message), false, std::nullopt};
+        case api::outcome_kind::bad_request:
+            return {std::nullopt, make_error(errc::bad_request, verdict.message), false, std::nullopt};
+        case api::outcome_kind::rate_limited:
+            return {std::nullopt, make_error(errc::http_status, verdict.message), true, verdict.retry_after};
+        case api::outcome_kind::transient:
+            break;
     }
     return {std::nullopt, make_error(errc::http_status, verdict.message), true, std::nullopt};
 }
@@ -95,12 +95,12 @@ net::awaitable<result<model::page>> fetch_page(fetch_context ctx, api::incidents
         const auto delay = verdict.wait ? *verdict.wait : ctx.backoff.delay(attempt);
         const log::scoped_fields fields(
             {log::scoped_fields::text("pair", query.pair.app_id + "/" + query.pair.tld),
-             log::scoped_fields::number("slice_from", query.from_ms), log::scoped_fields::number("slice_to", query.to_ms),
-             log::scoped_fields::number("skip", query.skip), log::scoped_fields::number("attempt", attempt),
-             log::scoped_fields::text("status", "retrying"), log::scoped_fields::text("error", failure.message)});
-        spdlog::warn("{}/{} skip={}: attempt {} of {} failed: {}; retrying in {} ms", query.pair.app_id,
-                     query.pair.tld, query.skip, attempt, ctx.backoff.policy().max_attempts, failure.message,
-                     delay.count());
+             log::scoped_fields::number("slice_from", query.from_ms),
+             log::scoped_fields::number("slice_to", query.to_ms), log::scoped_fields::number("skip", query.skip),
+             log::scoped_fields::number("attempt", attempt), log::scoped_fields::text("status", "retrying"),
+             log::scoped_fields::text("error", failure.message)});
+        spdlog::warn("{}/{} skip={}: attempt {} of {} failed: {}; retrying in {} ms", query.pair.app_id, query.pair.tld,
+                     query.skip, attempt, ctx.backoff.policy().max_attempts, failure.message, delay.count());
         ++ctx.stats.retries;
         net::steady_timer timer(co_await net::this_coro::executor, delay);
         auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));

@@ -5,8 +5,8 @@
 #include "api/backoff.hpp"
 #include "api/page_parser.hpp"
 #include "api/request.hpp"
-#include "sync/page_source.hpp"
 #include "model/incident.hpp"
+#include "sync/page_source.hpp"
 #include "sync/sync_stats.hpp"
 #include "util/error.hpp"
 

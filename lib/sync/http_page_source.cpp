@@ -20,7 +20,7 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 // windows are commonly a minute or an hour, and sending before the reset only
 // earns 429s. The cap guards against a reset stated days ahead (or misread).
 constexpr std::chrono::milliseconds max_budget_wait = std::chrono::minutes(15);
-}
+}  // namespace
 
 // A request waiting for a free place. It leaves the queue however its
 // coroutine ends, even when the frame is destroyed without resuming (a stop
@@ -174,8 +174,8 @@ net::awaitable<result<http::response>> http_page_source::get(std::string target)
         if (now + pause > pause_until_) {
             if (now >= pause_until_) ++pauses_;  // a new pause, not one made longer
             pause_until_ = now + pause;
-            spdlog::debug("HTTP 429: every request to the API waits {} ms; in flight now limited to {}",
-                          pause.count(), controller_.limit());
+            spdlog::debug("HTTP 429: every request to the API waits {} ms; in flight now limited to {}", pause.count(),
+                          controller_.limit());
         }
     }
     idle_.push_back(std::move(conn));
@@ -184,8 +184,8 @@ net::awaitable<result<http::response>> http_page_source::get(std::string target)
 }
 
 void http_page_source::note_budget(const http::response& res, std::chrono::steady_clock::time_point now, int others) {
-    const auto stated = api::parse_rate_limit(res.rate_limit_remaining, res.rate_limit_reset,
-                                              api::server_now_ms(res.date, now_ms_()));
+    const auto stated =
+        api::parse_rate_limit(res.rate_limit_remaining, res.rate_limit_reset, api::server_now_ms(res.date, now_ms_()));
     if (!stated) return;
     // The latest answer wins; the requests in flight beside it are taken as
     // spent already (they may have reached the server after it answered).

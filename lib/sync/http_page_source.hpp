@@ -26,7 +26,6 @@
 
 namespace isync::sync {
 
-
 class http_page_source final : public page_source {
 public:
     // `tls` must outlive the source. `now_ms` is the wall clock, for

@@ -19,12 +19,12 @@ namespace isync::sync {
 
 // What a source did (an http_page_source counts all of it; a scripted one may not).
 struct source_stats {
-    int limit = 0;                    // requests allowed in flight now
+    int limit = 0;  // requests allowed in flight now
     int in_flight = 0;
     int peak_in_flight = 0;
     std::uint64_t limit_decreases = 0;
-    std::uint64_t pauses = 0;         // 429s with Retry-After that paused every request
-    std::uint64_t budget_waits = 0;   // waits for the reset of a spent X-RateLimit budget
+    std::uint64_t pauses = 0;        // 429s with Retry-After that paused every request
+    std::uint64_t budget_waits = 0;  // waits for the reset of a spent X-RateLimit budget
     std::uint64_t connects = 0;
     std::uint64_t wire_body_bytes = 0;     // as received (compressed or not)
     std::uint64_t decoded_body_bytes = 0;  // after decoding

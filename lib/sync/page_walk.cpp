@@ -31,8 +31,9 @@ walk_state page_walk::finish_or_rewalk(std::int64_t count) {
     // Fewer distinct incidents than counted: some arrived behind our offset,
     // or the order is not stable. Read the slice again.
     if (rewalks_ >= max_rewalks_) {
-        failure_ = "the result set kept changing while it was paged (fewer distinct incidents read than "
-                   "paging.count); the slice will be read again next poll";
+        failure_ =
+            "the result set kept changing while it was paged (fewer distinct incidents read than "
+            "paging.count); the slice will be read again next poll";
         return state_ = walk_state::failed;
     }
     ++rewalks_;
@@ -64,8 +65,9 @@ walk_state page_walk::advance(std::int64_t count) {
             const std::int64_t back = drop > 0 ? drop + overlap_ : std::max<std::int64_t>(1, take_ / 2);
             if (++misses_in_a_row_ > max_misses_in_a_row || skip == 0) {
                 if (rewalks_ >= max_rewalks_) {
-                    failure_ = "lost its place in the result set repeatedly while paging; the slice will be read "
-                               "again next poll";
+                    failure_ =
+                        "lost its place in the result set repeatedly while paging; the slice will be read "
+                        "again next poll";
                     return state_ = walk_state::failed;
                 }
                 ++rewalks_;

@@ -38,9 +38,9 @@ struct page_request {
 };
 
 enum class walk_state {
-    fetching,   // call next() and fetch that page
-    complete,   // every incident of the slice was read: commit with the watermark
-    failed,     // the result set never held still, or the server never ended
+    fetching,  // call next() and fetch that page
+    complete,  // every incident of the slice was read: commit with the watermark
+    failed,    // the result set never held still, or the server never ended
 };
 
 class page_walk {

@@ -66,8 +66,8 @@ void store_writer::post(std::function<void(store::incident_store&)> task) {
 }
 
 void store_writer::write(const std::shared_ptr<ledger>& owner, const model::page& page, std::int64_t now_ms,
-                         const std::optional<store::slice_report>& finish,
-                         const std::shared_ptr<write_ticket>& ticket, const net::any_io_executor& work) {
+                         const std::optional<store::slice_report>& finish, const std::shared_ptr<write_ticket>& ticket,
+                         const net::any_io_executor& work) {
     auto deliver = [&](result<store::upsert_counts> r) { deliver_on(work, ticket, std::move(r)); };
     if (owner->failure) return deliver(*owner->failure);
     if (!store_.in_transaction()) {
@@ -91,12 +91,12 @@ void store_writer::write(const std::shared_ptr<ledger>& owner, const model::page
 }
 
 result<store::upsert_counts> store_writer::write_typed(const model::page& page, std::int64_t now_ms,
-                                                     const std::optional<store::slice_report>& finish) {
+                                                       const std::optional<store::slice_report>& finish) {
     return store_.write_page(page.incidents, now_ms, finish ? &*finish : nullptr, page.unknown_fields);
 }
 
 result<store::upsert_counts> store_writer::write_untyped(const model::page& page, std::int64_t now_ms,
-                                                       std::optional<store::slice_report> finish) {
+                                                         std::optional<store::slice_report> finish) {
     // Only incidents whose bytes differ from the stored copy get typed.
     store::upsert_counts same;
     std::vector<std::string_view> changed;
@@ -171,9 +171,10 @@ void store_writer::thread_main() {
                 }
                 // Stopping, and everything was written and committed.
                 using ms = std::chrono::milliseconds;
-                spdlog::debug("writer: {} ms busy, {} ms waiting for work, {} commit(s)",
-                              std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - started - waited_).count(),
-                              std::chrono::duration_cast<ms>(waited_).count(), commits_);
+                spdlog::debug(
+                    "writer: {} ms busy, {} ms waiting for work, {} commit(s)",
+                    std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - started - waited_).count(),
+                    std::chrono::duration_cast<ms>(waited_).count(), commits_);
                 return;
             }
             next = std::move(queue_.front());

@@ -76,7 +76,6 @@ struct writer_limits {
 
 class store_writer {
 public:
-
     // One pair's poll, as the writer sees it. Writer thread only.
     struct ledger {
         std::optional<error> failure;  // set when a transaction holding its pages failed
@@ -134,9 +133,8 @@ private:
     // From the writer thread: hands `value` to `ticket` on the event loop.
     template <class T>
     static void deliver_on(const boost::asio::any_io_executor& work, std::shared_ptr<one_shot<T>> ticket, T value) {
-        boost::asio::post(work, [ticket = std::move(ticket), value = std::move(value)]() mutable {
-            ticket->set(std::move(value));
-        });
+        boost::asio::post(
+            work, [ticket = std::move(ticket), value = std::move(value)]() mutable { ticket->set(std::move(value)); });
     }
 
     template <class R>

@@ -16,8 +16,8 @@ struct sync_stats {
     std::uint64_t transport_failures = 0;                   // no HTTP status at all
     std::uint64_t retries = 0;
     std::uint64_t pages = 0;
-    std::uint64_t incidents_seen = 0;   // in pages written, the re-reads of page overlaps included
-    std::uint64_t incidents_read = 0;   // distinct incidents per slice: what an operator means by "read"
+    std::uint64_t incidents_seen = 0;  // in pages written, the re-reads of page overlaps included
+    std::uint64_t incidents_read = 0;  // distinct incidents per slice: what an operator means by "read"
     std::uint64_t incidents_new = 0;
     std::uint64_t incidents_changed = 0;
     std::uint64_t incidents_unchanged = 0;
@@ -55,10 +55,10 @@ struct pair_health {
 // not counted as read.
 struct pair_progress {
     std::int64_t poll_started_ms = 0;
-    int slice = 0;                 // 1-based index of the slice being read; 0 before the first
-    int slices = 0;                // slices planned for this poll
-    std::int64_t read = 0;         // distinct incidents read this poll
-    std::int64_t window_count = 0; // sum of paging.count of the slices begun so far
+    int slice = 0;                  // 1-based index of the slice being read; 0 before the first
+    int slices = 0;                 // slices planned for this poll
+    std::int64_t read = 0;          // distinct incidents read this poll
+    std::int64_t window_count = 0;  // sum of paging.count of the slices begun so far
 };
 
 }  // namespace isync::sync

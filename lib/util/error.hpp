@@ -11,20 +11,20 @@
 namespace isync {
 
 enum class errc {
-    config,          // the configuration is wrong; fix the file
-    usage,           // the command line is wrong
-    database,        // SQLite said no (busy, full, read-only, corrupt, ...)
-    database_busy,   // another writer holds the database; try later
-    parse,           // a response body has the wrong shape
-    http_status,     // the server answered with a non-success status
-    transport,       // connect, TLS, read or write failed
-    timeout,         // a deadline expired
-    too_large,       // a size limit was exceeded
-    auth,            // 401/403: the token was refused
-    bad_request,     // 422: the server refused the parameters
-    cancelled,       // the operation was cancelled (shutdown)
-    tls_refused,     // the server's certificate was refused: retrying within a poll cannot help
-    no_such_host,    // the host name does not exist (NXDOMAIN): retrying within a poll cannot help
+    config,         // the configuration is wrong; fix the file
+    usage,          // the command line is wrong
+    database,       // SQLite said no (busy, full, read-only, corrupt, ...)
+    database_busy,  // another writer holds the database; try later
+    parse,          // a response body has the wrong shape
+    http_status,    // the server answered with a non-success status
+    transport,      // connect, TLS, read or write failed
+    timeout,        // a deadline expired
+    too_large,      // a size limit was exceeded
+    auth,           // 401/403: the token was refused
+    bad_request,    // 422: the server refused the parameters
+    cancelled,      // the operation was cancelled (shutdown)
+    tls_refused,    // the server's certificate was refused: retrying within a poll cannot help
+    no_such_host,   // the host name does not exist (NXDOMAIN): retrying within a poll cannot help
 };
 
 struct error {

@@ -79,8 +79,8 @@ std::optional<std::int64_t> parse_iso8601_ms(std::string_view s) {
     if (!read_digits(s, pos, 2, hour) || !expect(s, pos, ':') || !read_digits(s, pos, 2, minute) ||
         !expect(s, pos, ':') || !read_digits(s, pos, 2, second))
         return std::nullopt;
-    if (month < 1 || month > 12 || day < 1 || static_cast<unsigned>(day) > days_in_month(year, month) ||
-        hour > 23 || minute > 59 || second > 60)
+    if (month < 1 || month > 12 || day < 1 || static_cast<unsigned>(day) > days_in_month(year, month) || hour > 23 ||
+        minute > 59 || second > 60)
         return std::nullopt;
     int millis = 0;
     if (pos < s.size() && s[pos] == '.') {
@@ -132,13 +132,15 @@ std::string format_iso8601_ms(std::int64_t epoch_ms) {
     // snprintf was a fifth of the page parser's time.
     std::string out(24, '0');
     auto put = [&out](std::size_t at, std::int64_t value, int width) {
-        for (int i = width - 1; i >= 0; --i, value /= 10) out[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
+        for (int i = width - 1; i >= 0; --i, value /= 10)
+            out[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
     };
     if (c.year < 0 || c.year > 9999) {
         char buf[40];
         std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ", static_cast<long long>(c.year),
-                      c.month, c.day, static_cast<long long>(rem / 3'600'000), static_cast<long long>(rem / 60'000 % 60),
-                      static_cast<long long>(rem / 1000 % 60), static_cast<long long>(rem % 1000));
+                      c.month, c.day, static_cast<long long>(rem / 3'600'000),
+                      static_cast<long long>(rem / 60'000 % 60), static_cast<long long>(rem / 1000 % 60),
+                      static_cast<long long>(rem % 1000));
         return buf;
     }
     put(0, c.year, 4);

@@ -20,8 +20,8 @@ constexpr std::uint64_t salt_spec = 0x73706563;
 constexpr std::uint64_t salt_script = 0x73637270;
 constexpr std::uint64_t salt_style = 0x7374796c;
 
-constexpr std::array categories{"pii"sv, "pci"sv, "deviation"sv, "vulnerabilities"sv, "domain reputation"sv,
-                                "suspicious behavior"sv};
+constexpr std::array categories{
+    "pii"sv, "pci"sv, "deviation"sv, "vulnerabilities"sv, "domain reputation"sv, "suspicious behavior"sv};
 
 constexpr std::array<std::array<std::string_view, 3>, categories.size()> titles{{
     {"Script reads personal data fields"sv, "PII exfiltration attempt"sv, "Email field read by a third-party script"sv},
@@ -47,9 +47,12 @@ struct vendor {
 };
 
 constexpr std::array vendors{
-    vendor{"Google"sv, "www.googletagmanager.example"sv}, vendor{"Meta"sv, "connect.facebook.example"sv},
-    vendor{"Hotjar"sv, "static.hotjar.example"sv},        vendor{"Segment"sv, "cdn.segment.example"sv},
-    vendor{"Stripe"sv, "js.stripe.example"sv},            vendor{"Unknown"sv, "cdn.jsdelivr.example"sv},
+    vendor{"Google"sv, "www.googletagmanager.example"sv},
+    vendor{"Meta"sv, "connect.facebook.example"sv},
+    vendor{"Hotjar"sv, "static.hotjar.example"sv},
+    vendor{"Segment"sv, "cdn.segment.example"sv},
+    vendor{"Stripe"sv, "js.stripe.example"sv},
+    vendor{"Unknown"sv, "cdn.jsdelivr.example"sv},
     vendor{"Self"sv, ""sv},
 };
 
@@ -77,10 +80,10 @@ constexpr std::array action_kinds{
 
 constexpr std::array<std::int16_t, 6> offsets_minutes{120, -300, 330, 0, 60, -480};
 
-constexpr std::array quirks{quirk::details_null,    quirk::no_script,          quirk::script_null,
-                            quirk::no_actions,      quirk::risk_level_null,    quirk::no_page_types_per,
+constexpr std::array quirks{quirk::details_null,       quirk::no_script,       quirk::script_null,
+                            quirk::no_actions,         quirk::risk_level_null, quirk::no_page_types_per,
                             quirk::no_additional_data, quirk::no_category,     quirk::first_seen_null,
-                            quirk::no_under_review, quirk::title_null,         quirk::page_types_null};
+                            quirk::no_under_review,    quirk::title_null,      quirk::page_types_null};
 
 template <class T, std::size_t N>
 const T& pick(rng& r, const std::array<T, N>& items) {
@@ -107,11 +110,17 @@ std::string draw_details(rng& r, std::string_view initiator) {
     // Quotes, a newline, a backslash and non-ASCII text: all things a JSON
     // writer escapes or passes through, which the daemon must store unchanged.
     switch (r.below(5)) {
-        case 0: return "Script " + std::string(initiator) + " read the \"" + field + "\" field and sent it to " + collector + ".";
-        case 1: return "Observed " + n + " times in the last 24 hours.\nFirst reported on the " + field + " input.";
-        case 2: return "Donn\u00e9es de carte lues par un script tiers \u2014 v\u00e9rifiez " + collector + ".";
-        case 3: return "Access to " + field + " detected; path C:\\temp\\" + n + " is referenced.";
-        default: return "Script behaviour deviated from its baseline (" + n + " sessions).";
+        case 0:
+            return "Script " + std::string(initiator) + " read the \"" + field + "\" field and sent it to " +
+                   collector + ".";
+        case 1:
+            return "Observed " + n + " times in the last 24 hours.\nFirst reported on the " + field + " input.";
+        case 2:
+            return "Donn\u00e9es de carte lues par un script tiers \u2014 v\u00e9rifiez " + collector + ".";
+        case 3:
+            return "Access to " + field + " detected; path C:\\temp\\" + n + " is referenced.";
+        default:
+            return "Script behaviour deviated from its baseline (" + n + " sessions).";
     }
 }
 
@@ -142,8 +151,8 @@ std::string version_string(rng& r) {
 ts_style style_for(std::uint64_t seed, std::uint64_t index, ts_field field) {
     rng r(hash_of(seed ^ salt_style, index, static_cast<std::uint64_t>(field)));
     // ack_updated_at is documented "with millis": never the seconds-only form.
-    const auto form = field == ts_field::ack_updated_at ? static_cast<ts_form>(1 + r.below(2))
-                                                        : static_cast<ts_form>(r.below(3));
+    const auto form =
+        field == ts_field::ack_updated_at ? static_cast<ts_form>(1 + r.below(2)) : static_cast<ts_form>(r.below(3));
     return {form, form == ts_form::millis_offset ? pick(r, offsets_minutes) : std::int16_t{0}};
 }
 
@@ -273,9 +282,11 @@ incident_spec make_incident_spec(const incident_facts& f) {
     s.risk_level = risk_levels[(risk + f.version) % risk_levels.size()];
     if (f.version > 0) {
         if (s.oddity == quirk::risk_level_null || s.oddity == quirk::no_actions) s.oddity = quirk::none;
-        s.actions.push_back({"network"sv, "beacon"sv, s.last_seen,
-                             {{"url", "https://" + std::string(collectors[0]) + "/live"},
-                              {"change", std::to_string(f.version)}}});
+        s.actions.push_back(
+            {"network"sv,
+             "beacon"sv,
+             s.last_seen,
+             {{"url", "https://" + std::string(collectors[0]) + "/live"}, {"change", std::to_string(f.version)}}});
     }
     if (s.oddity == quirk::no_script || s.oddity == quirk::script_null) s.script = nullptr;
     return s;

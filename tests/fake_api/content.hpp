@@ -23,7 +23,14 @@ struct ts_style {
 };
 
 // The timestamp fields whose style is drawn independently.
-enum class ts_field : std::uint8_t { first_seen, last_seen, ack_updated_at, action, script_first_seen, script_last_seen };
+enum class ts_field : std::uint8_t {
+    first_seen,
+    last_seen,
+    ack_updated_at,
+    action,
+    script_first_seen,
+    script_last_seen
+};
 
 // The style of `field` for incident (or script) `index`.
 ts_style style_for(std::uint64_t seed, std::uint64_t index, ts_field field);

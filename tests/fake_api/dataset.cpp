@@ -28,9 +28,12 @@ std::optional<std::uint64_t> parse_hex(std::string_view text) {
     std::uint64_t value = 0;
     for (char c : text) {
         value <<= 4;
-        if (c >= '0' && c <= '9') value |= static_cast<std::uint64_t>(c - '0');
-        else if (c >= 'a' && c <= 'f') value |= static_cast<std::uint64_t>(c - 'a' + 10);
-        else return std::nullopt;
+        if (c >= '0' && c <= '9')
+            value |= static_cast<std::uint64_t>(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            value |= static_cast<std::uint64_t>(c - 'a' + 10);
+        else
+            return std::nullopt;
     }
     return value;
 }
@@ -60,8 +63,8 @@ dataset::dataset(dataset_options options) : options_(std::move(options)) {
     scripts_.reserve(pair_count * pool_size_);
     for (std::uint32_t p = 0; p < pair_count; ++p) {
         for (std::uint32_t slot = 0; slot < pool_size_; ++slot) {
-            scripts_.push_back(make_script_spec(options_.seed, p, slot, options_.pairs[p].app_id,
-                                                options_.pairs[p].tld, options_.start_ms, options_.end_ms));
+            scripts_.push_back(make_script_spec(options_.seed, p, slot, options_.pairs[p].app_id, options_.pairs[p].tld,
+                                                options_.start_ms, options_.end_ms));
             script_json_.push_back(write_script_json(scripts_.back()));
         }
     }
@@ -150,10 +153,10 @@ std::span<const std::uint32_t> dataset::window(std::size_t pair, std::int64_t fr
     const auto& v = order_[pair];
     if (from_ms >= to_ms) return {};
     // Serve order is last_seen descending: the window is one contiguous run.
-    const auto begin = std::partition_point(v.begin(), v.end(),
-                                            [&](std::uint32_t i) { return records_[i].last_seen_ms >= to_ms; });
-    const auto end = std::partition_point(begin, v.end(),
-                                          [&](std::uint32_t i) { return records_[i].last_seen_ms >= from_ms; });
+    const auto begin =
+        std::partition_point(v.begin(), v.end(), [&](std::uint32_t i) { return records_[i].last_seen_ms >= to_ms; });
+    const auto end =
+        std::partition_point(begin, v.end(), [&](std::uint32_t i) { return records_[i].last_seen_ms >= from_ms; });
     return {begin, end};
 }
 
@@ -163,8 +166,8 @@ std::size_t dataset::count(std::span<const std::size_t> pairs, std::int64_t from
     return n;
 }
 
-std::vector<std::uint32_t> dataset::page(std::span<const std::size_t> pairs, std::int64_t from_ms,
-                                         std::int64_t to_ms, std::size_t skip, std::size_t take) const {
+std::vector<std::uint32_t> dataset::page(std::span<const std::size_t> pairs, std::int64_t from_ms, std::int64_t to_ms,
+                                         std::size_t skip, std::size_t take) const {
     std::vector<std::uint32_t> out;
     if (pairs.size() == 1) {
         const auto w = window(pairs[0], from_ms, to_ms);
@@ -201,8 +204,8 @@ live_step dataset::step_live(std::size_t changes, std::int64_t now_ms) {
 }
 
 std::size_t dataset::memory_bytes() const {
-    std::size_t n = text_.capacity_bytes() + records_.capacity() * sizeof(record) +
-                    scripts_.capacity() * sizeof(script_spec);
+    std::size_t n =
+        text_.capacity_bytes() + records_.capacity() * sizeof(record) + scripts_.capacity() * sizeof(script_spec);
     for (const auto& v : order_) n += v.capacity() * sizeof(std::uint32_t);
     for (const auto& s : script_json_) n += s.capacity();
     return n;
@@ -211,7 +214,7 @@ std::size_t dataset::memory_bytes() const {
 incident_facts dataset::facts(std::size_t i) const {
     const record& r = records_[i];
     const auto& pair = options_.pairs[r.pair];
-    return {options_.seed, i, id(i), pair.app_id, pair.tld, r.first_seen_ms, r.last_seen_ms, r.version,
+    return {options_.seed,      i, id(i), pair.app_id, pair.tld, r.first_seen_ms, r.last_seen_ms, r.version,
             &scripts_[r.script]};
 }
 
@@ -289,8 +292,8 @@ bool dataset::serves_before(std::uint32_t a, std::uint32_t b) const {
 void dataset::unlink(std::size_t i) {
     auto& v = order_[records_[i].pair];
     const auto key = static_cast<std::uint32_t>(i);
-    const auto it =
-        std::lower_bound(v.begin(), v.end(), key, [this](std::uint32_t a, std::uint32_t b) { return serves_before(a, b); });
+    const auto it = std::lower_bound(v.begin(), v.end(), key,
+                                     [this](std::uint32_t a, std::uint32_t b) { return serves_before(a, b); });
     if (it == v.end() || *it != key) throw std::logic_error("dataset: serve order lost an incident");
     v.erase(it);
 }

@@ -26,8 +26,8 @@ struct dataset_options {
     std::uint64_t seed = 1;
     std::size_t incidents = 1000;
     std::vector<isync::config::pair> pairs{};  // empty: one pair, PXsim000 / site000.example
-    std::int64_t start_ms = 1674259200000;   // 2023-01-21T00:00:00Z; last_seen is uniform in [start_ms, end_ms)
-    std::int64_t end_ms = 1674345600000;     // 2023-01-22T00:00:00Z
+    std::int64_t start_ms = 1674259200000;     // 2023-01-21T00:00:00Z; last_seen is uniform in [start_ms, end_ms)
+    std::int64_t end_ms = 1674345600000;       // 2023-01-22T00:00:00Z
 };
 
 // `app_id` PXsim%03d and `tld` site%03d.example for n = 0..count-1: the sim's generated pairs.
@@ -101,9 +101,9 @@ private:
         std::uint32_t head_size;  // bytes before the spliced script (all of it when none)
         std::uint32_t tail_size;  // bytes after it
         std::uint32_t pair;
-        std::uint32_t script;     // the script the incident was drawn with
+        std::uint32_t script;  // the script the incident was drawn with
         std::uint32_t version;
-        bool spliced;             // the JSON holds the script object
+        bool spliced;  // the JSON holds the script object
     };
 
     incident_facts facts(std::size_t i) const;

@@ -1,9 +1,9 @@
 #include "fake_api/endpoint.hpp"
 
-#include <boost/url/parse.hpp>
-#include <boost/url/url_view.hpp>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -15,7 +15,9 @@ namespace {
 
 constexpr std::int64_t day_ms = 86'400'000;
 
-isync::error bad_request(std::string message) { return isync::make_error(isync::errc::bad_request, std::move(message)); }
+isync::error bad_request(std::string message) {
+    return isync::make_error(isync::errc::bad_request, std::move(message));
+}
 
 // A non-negative decimal integer and nothing else (no sign, no spaces, no 1e3).
 std::optional<std::uint64_t> parse_count(std::string_view text) {
@@ -118,10 +120,14 @@ isync::result<incidents_query> parse_incidents_query(std::string_view target, st
         const auto value = parse_count(param.value);
         if (!value || *value > static_cast<std::uint64_t>(INT64_MAX))
             return bad_request("\"" + param.key + "\" must be a non-negative integer");
-        if (param.key == "from") q.from_ms = static_cast<std::int64_t>(*value);
-        else if (param.key == "to") q.to_ms = static_cast<std::int64_t>(*value);
-        else if (param.key == "skip") q.skip = *value;
-        else q.take = *value;
+        if (param.key == "from")
+            q.from_ms = static_cast<std::int64_t>(*value);
+        else if (param.key == "to")
+            q.to_ms = static_cast<std::int64_t>(*value);
+        else if (param.key == "skip")
+            q.skip = *value;
+        else
+            q.take = *value;
     }
     if (q.app_ids.empty()) return bad_request("\"appId\" is required");
     if (q.tlds.empty()) return bad_request("\"tld\" is required");
@@ -142,9 +148,12 @@ std::string message_body(std::string_view message) {
 reply refusal_reply(std::string_view app_id, app_refusal refusal) {
     const auto status = static_cast<unsigned>(refusal);
     switch (refusal) {
-        case app_refusal::unauthorized: return {status, message_body("Unauthorized")};
-        case app_refusal::forbidden: return {status, message_body("Forbidden")};
-        case app_refusal::invalid: break;
+        case app_refusal::unauthorized:
+            return {status, message_body("Unauthorized")};
+        case app_refusal::forbidden:
+            return {status, message_body("Forbidden")};
+        case app_refusal::invalid:
+            break;
     }
     // The real API's own wording for an appId outside the account.
     return {status, message_body("Invalid appId " + std::string(app_id))};

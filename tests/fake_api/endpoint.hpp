@@ -61,8 +61,8 @@ isync::result<incidents_query> parse_incidents_query(std::string_view target, st
 
 struct reply {
     unsigned status = 200;
-    std::string body;            // always JSON
-    std::size_t incidents = 0;   // incidents in the body
+    std::string body;           // always JSON
+    std::size_t incidents = 0;  // incidents in the body
 };
 
 // `{"message":"..."}`.

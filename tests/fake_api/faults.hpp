@@ -9,18 +9,18 @@
 namespace fake_api {
 
 struct faults {
-    std::uint32_t fail_every_kth = 0;             // 500 on requests K, 2K, ...
-    std::uint32_t fail_burst = 0;                 // the next N requests answer 500
-    std::uint32_t rate_limit_every_kth = 0;       // 429 with Retry-After
+    std::uint32_t fail_every_kth = 0;        // 500 on requests K, 2K, ...
+    std::uint32_t fail_burst = 0;            // the next N requests answer 500
+    std::uint32_t rate_limit_every_kth = 0;  // 429 with Retry-After
     std::uint32_t retry_after_seconds = 1;
-    bool retry_after_http_date = false;           // Retry-After as an IMF-fixdate instead of seconds
-    std::uint32_t truncate_every_kth = 0;         // full Content-Length, half the body, then close
-    std::uint32_t malformed_every_kth = 0;        // 200 whose body is broken JSON
-    std::uint32_t reset_every_kth = 0;            // close (TCP RST) without answering
+    bool retry_after_http_date = false;              // Retry-After as an IMF-fixdate instead of seconds
+    std::uint32_t truncate_every_kth = 0;            // full Content-Length, half the body, then close
+    std::uint32_t malformed_every_kth = 0;           // 200 whose body is broken JSON
+    std::uint32_t reset_every_kth = 0;               // close (TCP RST) without answering
     std::uint32_t wrong_content_type_every_kth = 0;  // 200 text/html page, as from a captive proxy
-    std::chrono::milliseconds delay{0};           // wait this long before every answer
-    bool never_answer = false;                    // read requests, answer none
-    std::uint32_t live_changes_per_request = 0;   // live mode: M changed + M new incidents per request
+    std::chrono::milliseconds delay{0};              // wait this long before every answer
+    bool never_answer = false;                       // read requests, answer none
+    std::uint32_t live_changes_per_request = 0;      // live mode: M changed + M new incidents per request
 };
 
 enum class fault_action { none, fail, rate_limit, truncate, malformed, reset, never_answer, wrong_content_type };

@@ -65,11 +65,16 @@ content_coding choose_coding(std::string_view accept_encoding) noexcept {
             refused = is_zero_weight(trimmed(param.substr(equals + 1)));
         }
         const auto verdict = refused ? said::refused : said::accepted;
-        if (equals_ignoring_case(coding, "gzip") || equals_ignoring_case(coding, "x-gzip")) gzip = verdict;
-        else if (equals_ignoring_case(coding, "deflate")) deflate = verdict;
-        else if (coding == "*") any = verdict;
+        if (equals_ignoring_case(coding, "gzip") || equals_ignoring_case(coding, "x-gzip"))
+            gzip = verdict;
+        else if (equals_ignoring_case(coding, "deflate"))
+            deflate = verdict;
+        else if (coding == "*")
+            any = verdict;
     }
-    const auto acceptable = [any](said s) { return s == said::accepted || (s == said::nothing && any == said::accepted); };
+    const auto acceptable = [any](said s) {
+        return s == said::accepted || (s == said::nothing && any == said::accepted);
+    };
     if (acceptable(gzip)) return content_coding::gzip;
     if (acceptable(deflate)) return content_coding::deflate;
     return content_coding::identity;
@@ -77,9 +82,12 @@ content_coding choose_coding(std::string_view accept_encoding) noexcept {
 
 std::string_view coding_name(content_coding coding) noexcept {
     switch (coding) {
-        case content_coding::gzip: return "gzip";
-        case content_coding::deflate: return "deflate";
-        case content_coding::identity: break;
+        case content_coding::gzip:
+            return "gzip";
+        case content_coding::deflate:
+            return "deflate";
+        case content_coding::identity:
+            break;
     }
     return "";
 }

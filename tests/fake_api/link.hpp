@@ -68,7 +68,7 @@ public:
 
     struct decision {
         bool allowed = true;
-        std::uint32_t remaining = 0;          // left in this window after this request
+        std::uint32_t remaining = 0;  // left in this window after this request
         std::chrono::milliseconds until_reset{0};
     };
     // Counts one request at `now` (an allowed one spends one of the window's).

@@ -56,7 +56,9 @@ pkey_ptr make_key() { return pkey_ptr(check(EVP_PKEY_Q_keygen(nullptr, nullptr, 
 std::string to_pem(const X509* cert, const EVP_PKEY* key) {
     bio_ptr bio(check(BIO_new(BIO_s_mem()), "BIO_new"));
     if (cert) check(PEM_write_bio_X509(bio.get(), cert), "PEM_write_bio_X509");
-    if (key) check(PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr), "PEM_write_bio_PrivateKey");
+    if (key)
+        check(PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr),
+              "PEM_write_bio_PrivateKey");
     char* data = nullptr;
     const long size = BIO_get_mem_data(bio.get(), &data);
     return std::string(data, static_cast<std::size_t>(size));
@@ -105,8 +107,8 @@ x509_ptr make_cert(EVP_PKEY* key, std::string_view common_name, X509* issuer, EV
           "notAfter");
 
     X509_NAME* name = X509_get_subject_name(cert.get());
-    check(X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("incident-sync tests"),
-                                     -1, -1, 0),
+    check(X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+                                     reinterpret_cast<const unsigned char*>("incident-sync tests"), -1, -1, 0),
           "subject O");
     const std::string cn(common_name);
     check(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1,
@@ -143,16 +145,20 @@ credentials make_leaf(const credentials& ca, const std::vector<std::string>& dns
     const auto ca_cert = read_cert(ca.cert_pem);
     const auto ca_key = read_key(ca.key_pem);
     const auto key = make_key();
-    const std::string cn = !dns_names.empty() ? dns_names.front() : !ip_addresses.empty() ? ip_addresses.front() : "leaf";
-    const auto cert = make_cert(key.get(), cn, ca_cert.get(), ca_key.get(), valid, false,
-                                subject_alt_names(dns_names, ip_addresses));
+    const std::string cn = !dns_names.empty()      ? dns_names.front()
+                           : !ip_addresses.empty() ? ip_addresses.front()
+                                                   : "leaf";
+    const auto cert =
+        make_cert(key.get(), cn, ca_cert.get(), ca_key.get(), valid, false, subject_alt_names(dns_names, ip_addresses));
     return {to_pem(cert.get(), nullptr), to_pem(nullptr, key.get())};
 }
 
 credentials make_self_signed(const std::vector<std::string>& dns_names, const std::vector<std::string>& ip_addresses,
                              validity valid) {
     const auto key = make_key();
-    const std::string cn = !dns_names.empty() ? dns_names.front() : !ip_addresses.empty() ? ip_addresses.front() : "self";
+    const std::string cn = !dns_names.empty()      ? dns_names.front()
+                           : !ip_addresses.empty() ? ip_addresses.front()
+                                                   : "self";
     const auto cert =
         make_cert(key.get(), cn, nullptr, nullptr, valid, false, subject_alt_names(dns_names, ip_addresses));
     return {to_pem(cert.get(), nullptr), to_pem(nullptr, key.get())};

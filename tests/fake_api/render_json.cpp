@@ -7,7 +7,9 @@ namespace {
 
 using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
-void put(json_writer& w, std::string_view text) { w.String(text.data(), static_cast<rapidjson::SizeType>(text.size())); }
+void put(json_writer& w, std::string_view text) {
+    w.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+}
 
 void key(json_writer& w, std::string_view name) { w.Key(name.data(), static_cast<rapidjson::SizeType>(name.size())); }
 
@@ -22,8 +24,10 @@ void put_extra_field(json_writer& w) {
 // A string member, or `null` when the incident's quirk says so.
 void string_member(json_writer& w, std::string_view name, std::string_view value, bool null) {
     key(w, name);
-    if (null) w.Null();
-    else put(w, value);
+    if (null)
+        w.Null();
+    else
+        put(w, value);
 }
 
 void write_page_types(json_writer& w, const incident_spec& s) {
@@ -41,8 +45,10 @@ void write_page_types(json_writer& w, const incident_spec& s) {
     w.StartObject();
     for (const auto& share : s.page_types_per) {
         key(w, share.name);
-        if (share.integral) w.Int64(static_cast<std::int64_t>(share.value));
-        else w.Double(share.value);
+        if (share.integral)
+            w.Int64(static_cast<std::int64_t>(share.value));
+        else
+            w.Double(share.value);
     }
     w.EndObject();
 }

@@ -3,6 +3,8 @@
 #include "fake_api/random.hpp"
 #include "util/timestamp.hpp"
 
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -17,8 +19,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <openssl/ssl.h>
-#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -54,10 +54,14 @@ std::int64_t wall_clock_ms() {
 
 int openssl_version(tls_version v) {
     switch (v) {
-        case tls_version::tls1_0: return TLS1_VERSION;
-        case tls_version::tls1_1: return TLS1_1_VERSION;
-        case tls_version::tls1_2: return TLS1_2_VERSION;
-        case tls_version::tls1_3: return TLS1_3_VERSION;
+        case tls_version::tls1_0:
+            return TLS1_VERSION;
+        case tls_version::tls1_1:
+            return TLS1_1_VERSION;
+        case tls_version::tls1_2:
+            return TLS1_2_VERSION;
+        case tls_version::tls1_3:
+            return TLS1_3_VERSION;
     }
     return 0;
 }
@@ -66,12 +70,18 @@ credentials presented_credentials(const tls_options& tls, const credentials& ca)
     if (tls.custom) return *tls.custom;
     const std::vector<std::string> names{"localhost"}, ips{"127.0.0.1"};
     switch (tls.certificate) {
-        case server_certificate::valid: return make_leaf(ca, names, ips);
-        case server_certificate::expired: return make_leaf(ca, names, ips, {.not_before = -48h, .not_after = -24h});
-        case server_certificate::not_yet_valid: return make_leaf(ca, names, ips, {.not_before = 24h, .not_after = 48h});
-        case server_certificate::wrong_host: return make_leaf(ca, {"wrong-host.example"}, {});
-        case server_certificate::self_signed: return make_self_signed(names, ips);
-        case server_certificate::unknown_ca: return make_leaf(make_ca("incident-sim untrusted CA"), names, ips);
+        case server_certificate::valid:
+            return make_leaf(ca, names, ips);
+        case server_certificate::expired:
+            return make_leaf(ca, names, ips, {.not_before = -48h, .not_after = -24h});
+        case server_certificate::not_yet_valid:
+            return make_leaf(ca, names, ips, {.not_before = 24h, .not_after = 48h});
+        case server_certificate::wrong_host:
+            return make_leaf(ca, {"wrong-host.example"}, {});
+        case server_certificate::self_signed:
+            return make_self_signed(names, ips);
+        case server_certificate::unknown_ca:
+            return make_leaf(make_ca("incident-sim untrusted CA"), names, ips);
     }
     return make_leaf(ca, names, ips);
 }
@@ -107,8 +117,7 @@ struct answer {
 };
 
 struct connection {
-    connection(tcp::socket socket, ssl::context& tls)
-        : stream(std::move(socket), tls), timer(stream.get_executor()) {}
+    connection(tcp::socket socket, ssl::context& tls) : stream(std::move(socket), tls), timer(stream.get_executor()) {}
 
     // Ends whatever the session awaits; runs on the loop's thread only.
     void close() {
@@ -121,8 +130,11 @@ struct connection {
 };
 
 endpoint_config make_endpoint(const server_options& o) {
-    endpoint_config config{.token = o.token, .take_cap = o.take_cap, .paging_base_url = o.paging_base_url,
-                           .refused_app_ids = o.refused_app_ids, .max_result_window = o.max_result_window};
+    endpoint_config config{.token = o.token,
+                           .take_cap = o.take_cap,
+                           .paging_base_url = o.paging_base_url,
+                           .refused_app_ids = o.refused_app_ids,
+                           .max_result_window = o.max_result_window};
     // The older list means 401; an explicit refusal of the same appId wins.
     for (const auto& app : o.unauthorized_app_ids) config.refused_app_ids.emplace(app, app_refusal::unauthorized);
     return config;
@@ -375,7 +387,8 @@ struct server::impl {
                 a.retry_after = std::to_string(options.link.retry_after_seconds);
                 ++stats.refused_429;
             }
-            if (a.action != fault_action::never_answer && a.action != fault_action::reset) ++stats.status_counts[a.status];
+            if (a.action != fault_action::never_answer && a.action != fault_action::reset)
+                ++stats.status_counts[a.status];
         }
         changed.notify_all();
         return a;
@@ -393,8 +406,12 @@ struct server::impl {
             stats.live_added += step.added.size();
         }
         switch (a.action) {
-            case fault_action::never_answer: ++stats.unanswered; break;
-            case fault_action::reset: ++stats.resets; break;
+            case fault_action::never_answer:
+                ++stats.unanswered;
+                break;
+            case fault_action::reset:
+                ++stats.resets;
+                break;
             case fault_action::fail:
                 a.status = 500;
                 a.body = message_body("Internal Server Error");
@@ -404,7 +421,9 @@ struct server::impl {
                 a.body = message_body("Too Many Requests");
                 a.retry_after = retry_after(active_faults);
                 break;
-            default: respond(a, method, target, authorization, now); break;
+            default:
+                respond(a, method, target, authorization, now);
+                break;
         }
     }
 
@@ -421,7 +440,9 @@ struct server::impl {
         }
         stats.incidents_served += r.incidents;
         switch (a.action) {
-            case fault_action::truncate: ++stats.truncated; break;  // cut in the session, after encoding
+            case fault_action::truncate:
+                ++stats.truncated;
+                break;  // cut in the session, after encoding
             case fault_action::malformed:
                 ++stats.malformed;
                 a.body.resize(a.body.size() / 2);  // an unclosed object: never valid JSON
@@ -429,9 +450,12 @@ struct server::impl {
             case fault_action::wrong_content_type:
                 ++stats.wrong_content_type;
                 a.content_type = "text/html; charset=utf-8";
-                a.body = "<html><head><title>Service notice</title></head><body><p>Please try again later.</p></body></html>";
+                a.body =
+                    "<html><head><title>Service notice</title></head><body><p>Please try again "
+                    "later.</p></body></html>";
                 break;
-            default: break;
+            default:
+                break;
         }
     }
 

@@ -48,19 +48,19 @@ struct tls_options {
 };
 
 struct server_options {
-    dataset_options data{};                 // generated at start-up unless `shared_data` is set
+    dataset_options data{};                  // generated at start-up unless `shared_data` is set
     std::shared_ptr<dataset> shared_data{};  // served instead (and mutated in live mode, under the server's lock)
     std::string token = "test-token";
     std::map<std::string, app_refusal> refused_app_ids{};  // refused with their status, whatever the token
-    std::vector<std::string> unauthorized_app_ids{};  // shorthand: refused_app_ids entries with 401
+    std::vector<std::string> unauthorized_app_ids{};       // shorthand: refused_app_ids entries with 401
     std::string address = "127.0.0.1";
-    std::uint16_t port = 0;  // 0: ephemeral
-    std::size_t take_cap = 1000;  // see endpoint_config::take_cap
+    std::uint16_t port = 0;               // 0: ephemeral
+    std::size_t take_cap = 1000;          // see endpoint_config::take_cap
     std::uint64_t max_result_window = 0;  // see endpoint_config::max_result_window
     std::string paging_base_url = endpoint_config{}.paging_base_url;
     tls_options tls{};
     fake_api::faults faults{};
-    link_options link{};  // latency, max in flight, compression
+    link_options link{};                   // latency, max in flight, compression
     std::optional<std::int64_t> now_ms{};  // the sim clock; unset: real time
 };
 
@@ -69,22 +69,22 @@ struct server_stats {
     std::uint64_t connections_accepted = 0;
     std::uint64_t tls_handshake_failures = 0;
     std::map<unsigned, std::uint64_t> status_counts;  // by status code sent
-    std::uint64_t resets = 0;              // reset_every_kth
-    std::uint64_t unanswered = 0;          // never_answer
-    std::uint64_t truncated = 0;           // truncate_every_kth (also counted as 200)
-    std::uint64_t malformed = 0;           // malformed_every_kth (also counted as 200)
-    std::uint64_t wrong_content_type = 0;  // wrong_content_type_every_kth (also counted as 200)
-    std::uint64_t incidents_served = 0;    // in 200 pages, truncated and malformed ones included
+    std::uint64_t resets = 0;                         // reset_every_kth
+    std::uint64_t unanswered = 0;                     // never_answer
+    std::uint64_t truncated = 0;                      // truncate_every_kth (also counted as 200)
+    std::uint64_t malformed = 0;                      // malformed_every_kth (also counted as 200)
+    std::uint64_t wrong_content_type = 0;             // wrong_content_type_every_kth (also counted as 200)
+    std::uint64_t incidents_served = 0;               // in 200 pages, truncated and malformed ones included
     std::uint64_t live_changed = 0;
     std::uint64_t live_added = 0;
     // Response bodies as written (after compression and truncation), and the
     // same bodies before either.
     std::uint64_t bytes_sent = 0;
     std::uint64_t body_bytes_uncompressed = 0;
-    std::uint32_t in_flight = 0;       // requests admitted and not yet answered (their latency included)
-    std::uint32_t peak_in_flight = 0;  // the most at once since the stats were reset
-    std::uint64_t refused_429 = 0;     // 429s for link.max_in_flight (also in status_counts)
-    std::uint64_t rate_limited_429 = 0;  // 429s for link.rate_limit (also in status_counts)
+    std::uint32_t in_flight = 0;           // requests admitted and not yet answered (their latency included)
+    std::uint32_t peak_in_flight = 0;      // the most at once since the stats were reset
+    std::uint64_t refused_429 = 0;         // 429s for link.max_in_flight (also in status_counts)
+    std::uint64_t rate_limited_429 = 0;    // 429s for link.rate_limit (also in status_counts)
     std::deque<std::string> targets;       // the last 10,000 request targets, oldest first
     std::deque<std::string> server_names;  // SNI of the last 1,000 handshakes ("" when none was sent)
 };

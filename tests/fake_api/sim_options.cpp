@@ -37,10 +37,14 @@ isync::result<std::pair<std::string, app_refusal>> refusal(std::string_view text
         return usage("--refuse: expected APPID=STATUS, got \"" + std::string(text) + "\"");
     const auto status = number<unsigned>(text.substr(equals + 1));
     std::pair<std::string, app_refusal> out{std::string(text.substr(0, equals)), app_refusal::unauthorized};
-    if (status == 401u) out.second = app_refusal::unauthorized;
-    else if (status == 403u) out.second = app_refusal::forbidden;
-    else if (status == 422u) out.second = app_refusal::invalid;
-    else return usage("--refuse: STATUS must be 401, 403 or 422, got \"" + std::string(text.substr(equals + 1)) + "\"");
+    if (status == 401u)
+        out.second = app_refusal::unauthorized;
+    else if (status == 403u)
+        out.second = app_refusal::forbidden;
+    else if (status == 422u)
+        out.second = app_refusal::invalid;
+    else
+        return usage("--refuse: STATUS must be 401, 403 or 422, got \"" + std::string(text.substr(equals + 1)) + "\"");
     return out;
 }
 
@@ -180,7 +184,8 @@ isync::result<sim_options> parse_sim_args(std::span<const std::string_view> args
             o.server.link.max_in_flight = *count;
         } else if (flag == "--rate-limit") {
             const auto slash = value.find('/');
-            const auto n = slash == std::string_view::npos ? std::nullopt : number<std::uint32_t>(value.substr(0, slash));
+            const auto n =
+                slash == std::string_view::npos ? std::nullopt : number<std::uint32_t>(value.substr(0, slash));
             const auto d = slash == std::string_view::npos ? std::nullopt : link_duration(value.substr(slash + 1));
             if (!n || *n == 0 || !d || d->count() <= 0)
                 return usage("--rate-limit: expected N/D with N > 0 and a duration up to 1h, like 150/1m, got \"" +

@@ -21,8 +21,8 @@ using isync::test::temp_dir;
 
 struct broken_setup {
     const char* name;
-    int exit_code;                  // what both commands must exit with
-    const char* words;              // what both must say
+    int exit_code;      // what both commands must exit with
+    const char* words;  // what both must say
     std::function<void(temp_dir&, std::string& yaml, std::vector<std::string>& env)> make;
 };
 
@@ -58,9 +58,13 @@ std::string replace(std::string text, const std::string& from, const std::string
 const std::vector<broken_setup>& setups() {
     static const std::vector<broken_setup> all{
         {"a listen host that is a name", 78, "does not name an IP address or localhost",
-         [](temp_dir&, std::string& y, auto&) { y = replace(y, "listen: 127.0.0.1:0", "listen: metrics.example:9464"); }},
+         [](temp_dir&, std::string& y, auto&) {
+             y = replace(y, "listen: 127.0.0.1:0", "listen: metrics.example:9464");
+         }},
         {"a database directory that does not exist", 74, "does not exist",
-         [](temp_dir& d, std::string& y, auto&) { y = replace(y, d.file("incidents.db"), d.file("nowhere/incidents.db")); }},
+         [](temp_dir& d, std::string& y, auto&) {
+             y = replace(y, d.file("incidents.db"), d.file("nowhere/incidents.db"));
+         }},
         {"a database made by a newer version", 74, "newer version",
          [](temp_dir& d, std::string&, auto&) {
              SQLite::Database db(d.file("incidents.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
@@ -75,14 +79,18 @@ const std::vector<broken_setup>& setups() {
         {"a token file readable by others", 78, "chmod 600",
          [](temp_dir& d, std::string&, auto&) { ::chmod(d.file("token").c_str(), 0644); }},
         {"a CA file that does not exist", 78, "does not exist",
-         [](temp_dir& d, std::string& y, auto&) { y = replace(y, "api:\n", "api:\n  ca_file: " + d.file("ca.pem") + "\n"); }},
+         [](temp_dir& d, std::string& y, auto&) {
+             y = replace(y, "api:\n", "api:\n  ca_file: " + d.file("ca.pem") + "\n");
+         }},
         {"a CA file that holds no certificate", 78, "cannot load CA bundle",
          [](temp_dir& d, std::string& y, auto&) {
              write(d.file("ca.pem"), "not a certificate\n", 0644);
              y = replace(y, "api:\n", "api:\n  ca_file: " + d.file("ca.pem") + "\n");
          }},
         {"an https_proxy that is not a CONNECT proxy", 78, "must use http://",
-         [](temp_dir&, std::string&, std::vector<std::string>& env) { env.push_back("https_proxy=socks5://proxy:1080"); }},
+         [](temp_dir&, std::string&, std::vector<std::string>& env) {
+             env.push_back("https_proxy=socks5://proxy:1080");
+         }},
         {"a base URL without https", 78, "does not use https",
          [](temp_dir&, std::string& y, auto&) { y = replace(y, "https://127.0.0.1:9", "http://127.0.0.1:9"); }},
     };
@@ -104,7 +112,8 @@ TEST_P(StartupRefusal, CheckConfigRefusesWhatRunRefusesWithTheSameCodeAndWords) 
     const auto command = [&](const char* verb) {
         return std::vector<std::string>{INCIDENT_SYNCD_PATH, verb, "--config", dir.file("incident-sync.yaml")};
     };
-    const int check = test_support::run_process(command("check-config"), dir.path(), "check", std::chrono::seconds(20), env);
+    const int check =
+        test_support::run_process(command("check-config"), dir.path(), "check", std::chrono::seconds(20), env);
     const int run = test_support::run_process(command("run"), dir.path(), "run", std::chrono::seconds(20), env);
     const std::string check_out = test_support::read_file(dir.path() / "check.stderr");
     const std::string run_out = test_support::read_file(dir.path() / "run.stderr");
@@ -117,7 +126,8 @@ TEST_P(StartupRefusal, CheckConfigRefusesWhatRunRefusesWithTheSameCodeAndWords) 
 INSTANTIATE_TEST_SUITE_P(EveryBrokenSetup, StartupRefusal, ::testing::Range<std::size_t>(0, setups().size()),
                          [](const auto& info) {
                              std::string name = setups()[info.param].name;
-                             for (auto& c : name) if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                             for (auto& c : name)
+                                 if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                              return name;
                          });
 

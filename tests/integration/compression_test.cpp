@@ -7,6 +7,9 @@
 #include "http/tls_context.hpp"
 #include "support/test_support.hpp"
 
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <zlib.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -14,9 +17,6 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
-#include <fmt/format.h>
-#include <gtest/gtest.h>
-#include <zlib.h>
 
 #include <atomic>
 #include <fstream>
@@ -154,7 +154,8 @@ outcome get_from(scripted_server& server, int requests, std::uint64_t body_limit
     net::co_spawn(
         ioc,
         [&]() -> net::awaitable<void> {
-            for (int i = 0; i < requests; ++i) out.results.push_back(co_await conn.get("/v1/incidents?appId=a", isync::config::secret("t")));
+            for (int i = 0; i < requests; ++i)
+                out.results.push_back(co_await conn.get("/v1/incidents?appId=a", isync::config::secret("t")));
             co_await conn.shutdown();
         },
         [](std::exception_ptr e) {

@@ -1,7 +1,7 @@
 // incident-syncd as a real process: exit codes, signals, locking, crashes.
 #include "fake_api/pki.hpp"
-#include "support/daemon_fixture.hpp"
 #include "store/incident_store.hpp"
+#include "support/daemon_fixture.hpp"
 #include "support/db_reader.hpp"
 
 #include <SQLiteCpp/Statement.h>
@@ -17,12 +17,12 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include <csignal>
 #include <unistd.h>
-#include <fstream>
+#include <csignal>
 #include <cstdio>
-#include <regex>
+#include <fstream>
 #include <random>
+#include <regex>
 
 using test_support::daemon_fixture;
 using test_support::daemon_options;
@@ -116,8 +116,9 @@ TEST(Daemon, MetricsCountWhatHappenedIncludingRetries) {
     ASSERT_TRUE(wait_until([&] { return (port = metrics_port(*daemon)).has_value(); }, std::chrono::seconds(20)))
         << daemon->stderr_text();
     // "ready", not "backfill in progress" (also 200): the first pass is done.
-    ASSERT_TRUE(wait_until([&] { return http_get(*port, "/readyz").body.find("\"status\":\"ready\"") != std::string::npos; },
-                           std::chrono::seconds(60)))
+    ASSERT_TRUE(
+        wait_until([&] { return http_get(*port, "/readyz").body.find("\"status\":\"ready\"") != std::string::npos; },
+                   std::chrono::seconds(60)))
         << daemon->stderr_text();
     EXPECT_EQ(http_get(*port, "/healthz").status, 200u);
 
@@ -134,7 +135,8 @@ TEST(Daemon, MetricsCountWhatHappenedIncludingRetries) {
               static_cast<double>(db->execAndGet("SELECT SUM(pages) FROM sync_runs").getInt64()));
     EXPECT_GT(sample(m, "incident_sync_database_size_bytes"), 0);
     for (const auto& p : f.pairs())
-        EXPECT_GE(sample(m, "incident_sync_watermark_lag_seconds{app_id=\"" + p.app_id + "\",tld=\"" + p.tld + "\"}"), 0);
+        EXPECT_GE(sample(m, "incident_sync_watermark_lag_seconds{app_id=\"" + p.app_id + "\",tld=\"" + p.tld + "\"}"),
+                  0);
     EXPECT_EQ(http_get(*port, "/nope").status, 404u);
     daemon->signal(SIGTERM);
     EXPECT_EQ(daemon->wait(std::chrono::seconds(10)), 0);
@@ -213,8 +215,10 @@ TEST(Daemon, OnePairRefusedOthersSucceedAndOnceExitsOne) {
     auto db = f.open_db();
     for (const auto& p : f.pairs()) {
         const auto wm = test_support::watermark(*db, p.app_id, p.tld);
-        if (p.app_id == "PXsim001") EXPECT_FALSE(wm.has_value());
-        else EXPECT_TRUE(wm.has_value()) << p.app_id;
+        if (p.app_id == "PXsim001")
+            EXPECT_FALSE(wm.has_value());
+        else
+            EXPECT_TRUE(wm.has_value()) << p.app_id;
     }
     EXPECT_EQ(db->execAndGet("SELECT COUNT(*) FROM incidents WHERE app_id = 'PXsim001'").getInt(), 0);
     EXPECT_EQ(db->execAndGet("SELECT auth_failing FROM sync_state WHERE app_id = 'PXsim001'").getInt(), 1);
@@ -251,9 +255,7 @@ TEST(Daemon, TheTokenNeverAppearsOnAnyPathAtTraceLevel) {
 
     // A TLS failure: the daemon trusts another CA.
     std::filesystem::copy_file(f.dir().file("ca.pem"), f.dir().file("right-ca.pem"));
-    {
-        std::ofstream(f.dir().file("ca.pem"), std::ios::trunc) << fake_api::make_ca("some other CA").cert_pem;
-    }
+    { std::ofstream(f.dir().file("ca.pem"), std::ios::trunc) << fake_api::make_ca("some other CA").cert_pem; }
     EXPECT_EQ(f.run("once", "tls"), 1);
     EXPECT_NE(f.output("tls").find("unknown CA"), std::string::npos) << f.output("tls");
     leaks("a refused certificate");
@@ -394,8 +396,9 @@ TEST(Daemon, AbortedAtEveryStoreStepLosesNothingAndNeverRunsTheWatermarkAhead) {
     int aborted = 0;
     for (int step = 1;; ++step) {
         for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(f.db_path() + suffix);
-        const int status = test_support::run_process(f.command("once"), f.dir().path(), "crash", std::chrono::seconds(60),
-                                                     {"INCIDENT_SYNC_CRASH_AT_STEP=" + std::to_string(step)});
+        const int status =
+            test_support::run_process(f.command("once"), f.dir().path(), "crash", std::chrono::seconds(60),
+                                      {"INCIDENT_SYNC_CRASH_AT_STEP=" + std::to_string(step)});
         if (status == 0) break;  // the sync finished before reaching this step: every step was tried
         ASSERT_EQ(status, 128 + SIGABRT) << "step " << step << ": " << f.output("crash");
         ++aborted;
@@ -440,8 +443,8 @@ TEST(Daemon, SighupAddsAPairAndPicksUpARotatedToken) {
     f.pairs() = all_pairs;              // ...and adds a pair
     f.write_config();
     daemon->signal(SIGHUP);
-    ASSERT_TRUE(wait_until([&] { return caught_up(all_pairs[0]) && caught_up(all_pairs[1]); },
-                           std::chrono::seconds(60)))
+    ASSERT_TRUE(
+        wait_until([&] { return caught_up(all_pairs[0]) && caught_up(all_pairs[1]); }, std::chrono::seconds(60)))
         << daemon->stderr_text();
     daemon->signal(SIGTERM);
     EXPECT_EQ(daemon->wait(std::chrono::seconds(10)), 0);
@@ -539,8 +542,9 @@ TEST(DaemonHealth, APairRemovedFromTheConfigurationMakesNeitherUnhealthy) {
     std::optional<std::uint16_t> port;
     ASSERT_TRUE(wait_until([&] { return (port = metrics_port(*daemon)).has_value(); }, std::chrono::seconds(20)))
         << daemon->stderr_text();
-    ASSERT_TRUE(wait_until([&] { return http_get(*port, "/readyz").body.find("\"status\":\"ready\"") != std::string::npos; },
-                           std::chrono::seconds(30)))
+    ASSERT_TRUE(
+        wait_until([&] { return http_get(*port, "/readyz").body.find("\"status\":\"ready\"") != std::string::npos; },
+                   std::chrono::seconds(30)))
         << daemon->stderr_text();
     const auto a = ask_both(f, *port, "status-removed");
     EXPECT_EQ(a.readyz_status, 200u) << a.readyz_body;
@@ -654,8 +658,10 @@ TEST(Daemon, ProgressLinesAppearDuringASlowedBackfill) {
     o.faults.delay = std::chrono::milliseconds(30);
     daemon_fixture f(o);
     auto daemon = f.start("run", "run", {"INCIDENT_SYNC_PROGRESS_MS=200"});
-    static const std::regex progress(R"(PXsim00[01]/site00[01]\.example: slice [0-9]+ of [0-9]+, [0-9]+ of [0-9]+ incidents read, [0-9]+/s)");
-    ASSERT_TRUE(wait_until([&] { return std::regex_search(daemon->stderr_text(), progress); }, std::chrono::seconds(30)))
+    static const std::regex progress(
+        R"(PXsim00[01]/site00[01]\.example: slice [0-9]+ of [0-9]+, [0-9]+ of [0-9]+ incidents read, [0-9]+/s)");
+    ASSERT_TRUE(
+        wait_until([&] { return std::regex_search(daemon->stderr_text(), progress); }, std::chrono::seconds(30)))
         << daemon->stderr_text();
     // `status` shows the same, from the running daemon's progress file.
     EXPECT_EQ(f.run("status", "status"), 0);

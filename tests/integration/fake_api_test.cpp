@@ -4,10 +4,16 @@
 // live mode, and the incident-sim process. The client here is a
 // deliberately plain Beast client, independent of the daemon's.
 
-#include "support/test_support.hpp"
 #include "fake_api/server.hpp"
+#include "support/test_support.hpp"
 #include "util/timestamp.hpp"
 
+#include <gtest/gtest.h>
+#include <openssl/ssl.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <zlib.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -19,12 +25,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <gtest/gtest.h>
-#include <openssl/ssl.h>
-#include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-#include <zlib.h>
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -56,8 +56,7 @@ const std::string pair_query = "appId=PXsim000&tld=site000.example";
 const std::string window_query = "&from=" + std::to_string(start_ms) + "&to=" + std::to_string(start_ms + day_ms);
 
 fake_api::server_options small_server(fake_api::faults faults = {}) {
-    return {.data = {.seed = 5, .incidents = 120, .start_ms = start_ms, .end_ms = start_ms + day_ms},
-            .faults = faults};
+    return {.data = {.seed = 5, .incidents = 120, .start_ms = start_ms, .end_ms = start_ms + day_ms}, .faults = faults};
 }
 
 // A blocking HTTPS client that cannot hang a test: each step runs the client's
@@ -233,7 +232,8 @@ TEST(FakeApi, WalksAllPagesOverOneConnection) {
     std::vector<std::string> ids;
     int pages = 0;
     for (std::size_t skip = 0;; skip += 7) {
-        const auto doc = parse(c.get(incidents(pair_query + window_query + "&take=7&skip=" + std::to_string(skip))).body());
+        const auto doc =
+            parse(c.get(incidents(pair_query + window_query + "&take=7&skip=" + std::to_string(skip))).body());
         ++pages;
         for (const auto& item : doc["data"].GetArray()) ids.emplace_back(item["id"].GetString());
         if (std::string(doc["paging"]["next"].GetString()).empty()) break;
@@ -258,7 +258,9 @@ TEST(FakeApi, DefaultsTheWindowToTheLastDayOfTheSimClock) {
     EXPECT_EQ(parse(c.get(incidents(pair_query)).body())["paging"]["count"].GetInt(), 120);
     s.set_now_ms(start_ms + day_ms / 2);
     std::size_t expected = 0;
-    s.with_dataset([&](const fake_api::dataset& d) { expected = d.window(0, start_ms - day_ms / 2, start_ms + day_ms / 2).size(); });
+    s.with_dataset([&](const fake_api::dataset& d) {
+        expected = d.window(0, start_ms - day_ms / 2, start_ms + day_ms / 2).size();
+    });
     const auto doc = parse(c.get(incidents(pair_query)).body());
     EXPECT_EQ(doc["paging"]["count"].GetUint64(), expected);
     EXPECT_EQ(doc["data"].Size(), std::min<std::size_t>(expected, 20)) << "take defaults to 20";
@@ -289,9 +291,9 @@ TEST(FakeApi, RefusesAMissingOrWrongToken) {
 TEST(FakeApi, RefusesBadParametersWith422) {
     fake_api::server s(small_server());
     client c(s);
-    for (const std::string query : {"tld=site000.example", "appId=PXsim000", "appId=PXsim000&tld=x&take=abc",
-                                    "appId=PXsim000&tld=x&skip=-1", "appId=PXsim000&tld=x&from=1.5",
-                                    "appId=PXsim000&tld=x&to="}) {
+    for (const std::string query :
+         {"tld=site000.example", "appId=PXsim000", "appId=PXsim000&tld=x&take=abc", "appId=PXsim000&tld=x&skip=-1",
+          "appId=PXsim000&tld=x&from=1.5", "appId=PXsim000&tld=x&to="}) {
         const auto res = c.get(incidents(query));
         EXPECT_EQ(res.result_int(), 422u) << query;
         EXPECT_TRUE(parse(res.body())["message"].IsString()) << query;
@@ -301,7 +303,10 @@ TEST(FakeApi, RefusesBadParametersWith422) {
 }
 
 TEST(FakeApi, FiltersByEveryRequestedPair) {
-    fake_api::server s({.data = {.seed = 9, .incidents = 300, .pairs = fake_api::sim_pairs(3), .start_ms = start_ms,
+    fake_api::server s({.data = {.seed = 9,
+                                 .incidents = 300,
+                                 .pairs = fake_api::sim_pairs(3),
+                                 .start_ms = start_ms,
                                  .end_ms = start_ms + day_ms}});
     client c(s);
     std::size_t per_pair[3] = {};
@@ -359,8 +364,7 @@ TEST(FakeApi, TruncatesTheBody) {
     const auto r = c.receive();
     ASSERT_TRUE(std::holds_alternative<beast::error_code>(r)) << "a truncated body must not parse as a response";
     const auto ec = std::get<beast::error_code>(r);
-    EXPECT_TRUE(ec == http::error::partial_message || ec == net::ssl::error::stream_truncated ||
-                ec == net::error::eof)
+    EXPECT_TRUE(ec == http::error::partial_message || ec == net::ssl::error::stream_truncated || ec == net::error::eof)
         << ec.message();
     EXPECT_EQ(s.stats().truncated, 1u);
 }
@@ -518,7 +522,8 @@ TEST(FakeApi, SendsBodiesUncompressedWhenCompressionIsOff) {
     options.link.compression = false;
     fake_api::server s(options);
     client c(s);
-    const auto res = c.get(incidents(pair_query + window_query), "test-token", {{http::field::accept_encoding, "gzip"}});
+    const auto res =
+        c.get(incidents(pair_query + window_query), "test-token", {{http::field::accept_encoding, "gzip"}});
     ASSERT_EQ(res.result_int(), 200u);
     EXPECT_EQ(res.count(http::field::content_encoding), 0u);
     EXPECT_FALSE(parse(res.body()).HasParseError());
@@ -608,8 +613,8 @@ INSTANTIATE_TEST_SUITE_P(Hostile, FakeApiCertificate,
                                          fake_api::server_certificate::unknown_ca));
 
 TEST(FakeApi, CanSpeakOnlyTls11) {
-    fake_api::server s({.tls = {.min_version = fake_api::tls_version::tls1_0,
-                                .max_version = fake_api::tls_version::tls1_1}});
+    fake_api::server s(
+        {.tls = {.min_version = fake_api::tls_version::tls1_0, .max_version = fake_api::tls_version::tls1_1}});
     client modern(s);
     EXPECT_TRUE(modern.handshake()) << "a TLS 1.2+ client must refuse";
     client old(s, {.max_version = TLS1_1_VERSION, .min_version = TLS1_VERSION});
@@ -751,8 +756,8 @@ TEST(IncidentSim, PrintsItsStatsAsOneJsonLineAtExit) {
     const auto dir = std::filesystem::temp_directory_path() / ("incident-sim-stats-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     sim_process sim({"--incidents", "200", "--ca-out", (dir / "ca.pem").string(), "--port-file",
-                     (dir / "port").string(), "--stats-file", (dir / "stats.json").string(), "--refuse",
-                     "PXsim001=403", "--latency", "5ms", "--latency-jitter", "5ms", "--max-in-flight", "4"});
+                     (dir / "port").string(), "--stats-file", (dir / "stats.json").string(), "--refuse", "PXsim001=403",
+                     "--latency", "5ms", "--latency-jitter", "5ms", "--max-in-flight", "4"});
     ASSERT_EQ(sim.next_line().rfind("incident-sim listening on", 0), 0u);
     const auto port = static_cast<std::uint16_t>(std::stoi(read_file(dir / "port")));
 

@@ -7,9 +7,9 @@
 #include "support/hostile_server.hpp"
 #include "support/test_support.hpp"
 
+#include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-#include <gtest/gtest.h>
 
 #include <fstream>
 
@@ -27,7 +27,10 @@ isync::result<isync::http::response> get_from(test_support::hostile_server& serv
     isync::http::connection conn(ioc.get_executor(), *tls, options);
     std::optional<isync::result<isync::http::response>> out;
     boost::asio::co_spawn(
-        ioc, [&]() -> boost::asio::awaitable<void> { out = co_await conn.get("/v1/incidents?appId=a&tld=b", isync::config::secret("t")); },
+        ioc,
+        [&]() -> boost::asio::awaitable<void> {
+            out = co_await conn.get("/v1/incidents?appId=a&tld=b", isync::config::secret("t"));
+        },
         [](std::exception_ptr e) {
             if (e) std::rethrow_exception(e);
         });

@@ -1,16 +1,16 @@
 // The HTTPS client against the fake API over real TLS on 127.0.0.1.
+#include "fake_api/server.hpp"
 #include "http/connection.hpp"
 #include "http/tls_context.hpp"
-#include "fake_api/server.hpp"
 #include "support/connect_proxy.hpp"
 #include "support/test_support.hpp"
 
+#include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <string>
@@ -45,7 +45,8 @@ struct client_fixture {
         boost::asio::co_spawn(
             ioc,
             [&]() -> boost::asio::awaitable<void> {
-                for (int i = 0; i < requests; ++i) out.push_back(co_await conn.get(target, isync::config::secret(token)));
+                for (int i = 0; i < requests; ++i)
+                    out.push_back(co_await conn.get(target, isync::config::secret(token)));
                 co_await conn.shutdown();
             },
             [](std::exception_ptr e) {
@@ -146,16 +147,15 @@ std::string tls11_handshake_failure(const fake_api::server& server, const std::s
     auto& tcp_layer = boost::beast::get_lowest_layer(stream);
     boost::system::error_code outcome = net::error::would_block;
     tcp_layer.expires_after(std::chrono::seconds(10));
-    tcp_layer.async_connect(net::ip::tcp::endpoint(net::ip::address_v4::loopback(), server.port()),
-                            [&](boost::system::error_code ec) {
-                                if (ec) {
-                                    outcome = ec;
-                                    return;
-                                }
-                                tcp_layer.expires_after(std::chrono::seconds(10));
-                                stream.async_handshake(ssl::stream_base::client,
-                                                       [&](boost::system::error_code hec) { outcome = hec; });
-                            });
+    tcp_layer.async_connect(
+        net::ip::tcp::endpoint(net::ip::address_v4::loopback(), server.port()), [&](boost::system::error_code ec) {
+            if (ec) {
+                outcome = ec;
+                return;
+            }
+            tcp_layer.expires_after(std::chrono::seconds(10));
+            stream.async_handshake(ssl::stream_base::client, [&](boost::system::error_code hec) { outcome = hec; });
+        });
     ioc.run();
     return outcome ? outcome.message() : std::string();
 }

@@ -40,9 +40,7 @@ bool mentions(const rapidjson::Value& v, std::string_view needle) {
 TEST(JsonLogDaemon, EveryStderrLineIsOneJsonObjectAndNoneHoldsTheToken) {
     const std::string canary = "CANARY-json-log-5d1c-token";
     isync::test::temp_dir dir;
-    {
-        std::ofstream(dir.file("token"), std::ios::trunc) << canary << "\n";
-    }
+    { std::ofstream(dir.file("token"), std::ios::trunc) << canary << "\n"; }
     ::chmod(dir.file("token").c_str(), 0600);
     {
         std::ofstream(dir.file("incident-sync.yaml"), std::ios::trunc) << fmt::format(

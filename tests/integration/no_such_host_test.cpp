@@ -12,9 +12,9 @@
 #include "sync/http_page_source.hpp"
 
 #include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-#include <gtest/gtest.h>
 
 #include <netdb.h>
 #include <sys/socket.h>
@@ -43,11 +43,11 @@ std::string no_nxdomain_here() {
            "): no DNS on this machine?";
 }
 
-#define SKIP_WITHOUT_NXDOMAIN()                                      \
-    do {                                                             \
-        if (const auto why = no_nxdomain_here(); !why.empty()) {     \
-            GTEST_SKIP() << why;                                     \
-        }                                                            \
+#define SKIP_WITHOUT_NXDOMAIN()                                  \
+    do {                                                         \
+        if (const auto why = no_nxdomain_here(); !why.empty()) { \
+            GTEST_SKIP() << why;                                 \
+        }                                                        \
     } while (false)
 
 isync::http::connection_options options_for_missing_host() {
@@ -66,7 +66,8 @@ TEST(NoSuchHost, TheConnectionSaysNoSuchHostAndNamesTheKeyToCheck) {
     isync::http::connection conn(ioc.get_executor(), *tls, options_for_missing_host());
     std::optional<isync::result<isync::http::response>> got;
     boost::asio::co_spawn(
-        ioc, [&]() -> boost::asio::awaitable<void> { got = co_await conn.get("/v1/incidents", isync::config::secret("t")); },
+        ioc,
+        [&]() -> boost::asio::awaitable<void> { got = co_await conn.get("/v1/incidents", isync::config::secret("t")); },
         [](std::exception_ptr e) {
             if (e) std::rethrow_exception(e);
         });
@@ -158,8 +159,8 @@ TEST(NoSuchHost, CheckConfigOnlineAndOnceNameTheDnsFailure) {
     EXPECT_EQ(f.run("check-config", "online", {"--online"}), 1) << f.output("online");
     const std::string online = f.output("online");
     for (const auto& p : f.pairs())
-        EXPECT_TRUE(isync::test::contains(online, p.app_id + "/" + p.tld + ": FAILED: resolving " + no_such_host +
-                                                      ":443: no such host"));
+        EXPECT_TRUE(isync::test::contains(
+            online, p.app_id + "/" + p.tld + ": FAILED: resolving " + no_such_host + ":443: no such host"));
 
     EXPECT_EQ(f.run("once", "once"), 1) << f.output("once");
     const std::string once = f.output("once");

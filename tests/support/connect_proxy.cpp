@@ -62,8 +62,8 @@ struct connect_proxy::impl {
                              static_cast<std::uint16_t>(std::stoi(authority.substr(colon + 1))));
             std::tie(cec) = co_await upstream->async_connect(ep, net::as_tuple(net::use_awaitable));
         }
-        const std::string answer = cec ? "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
-                                       : "HTTP/1.1 200 Connection established\r\n\r\n";
+        const std::string answer =
+            cec ? "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n" : "HTTP/1.1 200 Connection established\r\n\r\n";
         co_await net::async_write(*client, net::buffer(answer), net::as_tuple(net::use_awaitable));
         if (cec) co_return;
         {

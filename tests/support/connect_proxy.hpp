@@ -18,7 +18,7 @@ public:
     connect_proxy& operator=(const connect_proxy&) = delete;
 
     std::uint16_t port() const;
-    std::uint64_t tunnels() const;               // CONNECTs answered 200
+    std::uint64_t tunnels() const;                 // CONNECTs answered 200
     std::vector<std::string> authorities() const;  // CONNECT targets seen
 
 private:

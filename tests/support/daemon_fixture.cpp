@@ -4,9 +4,9 @@
 
 #include <fmt/format.h>
 
+#include <sys/stat.h>
 #include <chrono>
 #include <fstream>
-#include <sys/stat.h>
 
 namespace test_support {
 namespace {
@@ -75,8 +75,8 @@ void daemon_fixture::write_config() {
         "  format: {}\n"
         "metrics:\n"
         "  listen: 127.0.0.1:0\n",
-        server_->base_url(), token_path(), dir_.file("ca.pem"), options_.interval, options_.extra_sync_yaml, pairs, db_path(),
-        options_.busy_timeout, options_.log_level, options_.log_format);
+        server_->base_url(), token_path(), dir_.file("ca.pem"), options_.interval, options_.extra_sync_yaml, pairs,
+        db_path(), options_.busy_timeout, options_.log_level, options_.log_format);
     std::ofstream out(config_path(), std::ios::trunc);
     out << yaml;
 }
@@ -127,7 +127,8 @@ std::unique_ptr<SQLite::Database> daemon_fixture::open_db() const {
     const auto in_db = incident_ids(*db).size();
     if (missing || different || in_db != expected)
         return ::testing::AssertionFailure() << missing << " missing, " << different << " different, " << in_db
-                                             << " in the database, " << expected << " expected\n" << report;
+                                             << " in the database, " << expected << " expected\n"
+                                             << report;
     return ::testing::AssertionSuccess();
 }
 

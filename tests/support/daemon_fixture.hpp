@@ -20,7 +20,7 @@ struct daemon_options {
     std::size_t pairs = 2;
     std::uint64_t seed = 11;
     fake_api::faults faults{};
-    std::string extra_sync_yaml;  // more `sync:` keys, indented by 2
+    std::string extra_sync_yaml;      // more `sync:` keys, indented by 2
     std::string busy_timeout = "5s";  // database.busy_timeout
     std::string log_level = "info";
     std::string log_format = "text";
@@ -50,7 +50,9 @@ public:
     std::string token_path() const { return dir_.file("token"); }
     void write_token(const std::string& token);
     std::string output(const std::string& name) const;
-    std::int64_t data_end_ms() const { return data_end_ms_; }  // newest possible last_seen  // stdout + stderr of a finished run
+    std::int64_t data_end_ms() const {
+        return data_end_ms_;
+    }  // newest possible last_seen  // stdout + stderr of a finished run
 
     // A read-only connection for checks (WAL: the daemon may be running).
     std::unique_ptr<SQLite::Database> open_db() const;

@@ -74,14 +74,18 @@ std::optional<isync::model::incident> read_incident(SQLite::Database& db, std::s
     if (!st.getColumn(13).isNull()) inc.script = read_script(db, st.getColumn(13).getInt64());
     inc.raw_json = st.getColumn(14).getString();
 
-    SQLite::Statement pt(db, "SELECT page_type, listed, percentage FROM incident_page_types WHERE incident_key = ? "
-                             "ORDER BY page_type");
+    SQLite::Statement pt(db,
+                         "SELECT page_type, listed, percentage FROM incident_page_types WHERE incident_key = ? "
+                         "ORDER BY page_type");
     pt.bind(1, key);
-    while (pt.executeStep()) inc.page_types.push_back({pt.getColumn(0).getString(), pt.getColumn(1).getInt() != 0, real(pt, 2)});
+    while (pt.executeStep())
+        inc.page_types.push_back({pt.getColumn(0).getString(), pt.getColumn(1).getInt() != 0, real(pt, 2)});
 
-    SQLite::Statement act(db, "SELECT ordinal, type, subtype, last_seen FROM actions WHERE incident_key = ? ORDER BY ordinal");
-    SQLite::Statement args(db, "SELECT name, value FROM action_args WHERE incident_key = ? AND action_ordinal = ? "
-                               "ORDER BY name");
+    SQLite::Statement act(
+        db, "SELECT ordinal, type, subtype, last_seen FROM actions WHERE incident_key = ? ORDER BY ordinal");
+    SQLite::Statement args(db,
+                           "SELECT name, value FROM action_args WHERE incident_key = ? AND action_ordinal = ? "
+                           "ORDER BY name");
     act.bind(1, key);
     while (act.executeStep()) {
         isync::model::action a;
@@ -95,9 +99,11 @@ std::optional<isync::model::incident> read_incident(SQLite::Database& db, std::s
         inc.actions.push_back(std::move(a));
     }
 
-    SQLite::Statement vul(db, "SELECT ordinal, package, version FROM vulnerabilities WHERE incident_key = ? ORDER BY ordinal");
-    SQLite::Statement ids(db, "SELECT vulnerability_id FROM vulnerability_ids WHERE incident_key = ? AND "
-                              "vulnerability_ordinal = ? ORDER BY vulnerability_id");
+    SQLite::Statement vul(
+        db, "SELECT ordinal, package, version FROM vulnerabilities WHERE incident_key = ? ORDER BY ordinal");
+    SQLite::Statement ids(db,
+                          "SELECT vulnerability_id FROM vulnerability_ids WHERE incident_key = ? AND "
+                          "vulnerability_ordinal = ? ORDER BY vulnerability_id");
     vul.bind(1, key);
     while (vul.executeStep()) {
         isync::model::vulnerability v;
@@ -128,9 +134,9 @@ std::vector<std::string> incident_ids(SQLite::Database& db) {
 
 std::map<std::string, std::int64_t> row_counts(SQLite::Database& db) {
     std::map<std::string, std::int64_t> out;
-    for (const char* table : {"incidents", "scripts", "script_page_types", "incident_page_types", "actions",
-                              "action_args", "vulnerabilities", "vulnerability_ids", "sync_state", "incident_changes",
-                              "unknown_fields"}) {
+    for (const char* table :
+         {"incidents", "scripts", "script_page_types", "incident_page_types", "actions", "action_args",
+          "vulnerabilities", "vulnerability_ids", "sync_state", "incident_changes", "unknown_fields"}) {
         out[table] = db.execAndGet(std::string("SELECT COUNT(*) FROM ") + table).getInt64();
     }
     return out;

@@ -58,56 +58,62 @@ struct hostile_server::impl {
             return !ec && !stopping;
         };
         switch (scenario) {
-        case hostile_scenario::huge_headers:
-            if (!send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")) return;
-            for (int i = 0; i < 1024; ++i)  // 1 MiB of headers
-                if (!send("X-Pad-" + std::to_string(i) + ": " + std::string(1000, 'a') + "\r\n")) return;
-            send("Content-Length: 2\r\n\r\n{}");
-            break;
-        case hostile_scenario::endless_chunked: {
-            if (!send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")) return;
-            const std::string chunk = "1000\r\n" + std::string(4096, ' ') + "\r\n";
-            while (send(chunk)) {
+            case hostile_scenario::huge_headers:
+                if (!send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")) return;
+                for (int i = 0; i < 1024; ++i)  // 1 MiB of headers
+                    if (!send("X-Pad-" + std::to_string(i) + ": " + std::string(1000, 'a') + "\r\n")) return;
+                send("Content-Length: 2\r\n\r\n{}");
+                break;
+            case hostile_scenario::endless_chunked: {
+                if (!send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"))
+                    return;
+                const std::string chunk = "1000\r\n" + std::string(4096, ' ') + "\r\n";
+                while (send(chunk)) {
+                }
+                break;
             }
-            break;
-        }
-        case hostile_scenario::redirect:
-            send("HTTP/1.1 302 Found\r\nLocation: https://attacker.example/v1/incidents\r\nContent-Length: 0\r\n\r\n");
-            break;
-        case hostile_scenario::huge_body: {
-            if (!send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\n\r\n")) return;
-            const std::string block(65536, ' ');
-            for (int i = 0; i < 1600 && send(block); ++i) {
+            case hostile_scenario::redirect:
+                send(
+                    "HTTP/1.1 302 Found\r\nLocation: https://attacker.example/v1/incidents\r\nContent-Length: "
+                    "0\r\n\r\n");
+                break;
+            case hostile_scenario::huge_body: {
+                if (!send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\n\r\n"))
+                    return;
+                const std::string block(65536, ' ');
+                for (int i = 0; i < 1600 && send(block); ++i) {
+                }
+                break;
             }
-            break;
-        }
-        case hostile_scenario::never_answers:
-            // Silence until the client's deadline makes it hang up (the read
-            // then fails). The poll timeout only lets a destructor in.
-            while (!stopping) {
-                pollfd p{stream.next_layer().native_handle(), POLLIN, 0};
-                if (::poll(&p, 1, 100) <= 0) continue;
-                char byte = 0;
-                stream.read_some(net::buffer(&byte, 1), ec);
-                if (ec) return;
+            case hostile_scenario::never_answers:
+                // Silence until the client's deadline makes it hang up (the read
+                // then fails). The poll timeout only lets a destructor in.
+                while (!stopping) {
+                    pollfd p{stream.next_layer().native_handle(), POLLIN, 0};
+                    if (::poll(&p, 1, 100) <= 0) continue;
+                    char byte = 0;
+                    stream.read_some(net::buffer(&byte, 1), ec);
+                    if (ec) return;
+                }
+                return;
+            case hostile_scenario::dribble: {
+                // A byte every 250 ms, far inside any per-read timeout: only a
+                // deadline on the whole response ends this. The headers never end.
+                const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Dribble: ";
+                for (std::size_t i = 0;; ++i) {
+                    if (!send(std::string(1, i < head.size() ? head[i] : 'a'))) return;
+                    if (!pause(std::chrono::milliseconds(250))) return;
+                }
             }
-            return;
-        case hostile_scenario::dribble: {
-            // A byte every 250 ms, far inside any per-read timeout: only a
-            // deadline on the whole response ends this. The headers never end.
-            const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Dribble: ";
-            for (std::size_t i = 0;; ++i) {
-                if (!send(std::string(1, i < head.size() ? head[i] : 'a'))) return;
-                if (!pause(std::chrono::milliseconds(250))) return;
+            case hostile_scenario::non_json: {
+                const std::string page =
+                    "<html><head><title>Sign in to this network</title></head><body><form>...</form></body></html>";
+                send(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nConnection: close\r\n"
+                    "Content-Length: " +
+                    std::to_string(page.size()) + "\r\n\r\n" + page);
+                break;
             }
-        }
-        case hostile_scenario::non_json: {
-            const std::string page =
-                "<html><head><title>Sign in to this network</title></head><body><form>...</form></body></html>";
-            send("HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nConnection: close\r\n"
-                 "Content-Length: " + std::to_string(page.size()) + "\r\n\r\n" + page);
-            break;
-        }
         }
         stream.shutdown(ec);
     }

@@ -48,8 +48,8 @@ inline std::string query_text(std::string_view target, std::string_view name) {
 }
 
 inline seen_query parse_target(std::string_view target) {
-    return {query_text(target, "appId"), query_text(target, "tld"), query_number(target, "from"),
-            query_number(target, "to"), query_number(target, "skip"), static_cast<int>(query_number(target, "take"))};
+    return {query_text(target, "appId"), query_text(target, "tld"),    query_number(target, "from"),
+            query_number(target, "to"),  query_number(target, "skip"), static_cast<int>(query_number(target, "take"))};
 }
 
 // An account of one pair: incidents in the API's order (newest last_seen

@@ -25,8 +25,7 @@ sync_harness::sync_harness(harness_options options) {
     store_ = std::make_unique<isync::store::incident_store>(*db_, db_path_);
 
     settings_.sync.pairs = options.server.data.pairs;
-    settings_.sync.initial_lookback =
-        std::chrono::milliseconds(now_ms_ - options.server.data.start_ms + 3'600'000);
+    settings_.sync.initial_lookback = std::chrono::milliseconds(now_ms_ - options.server.data.start_ms + 3'600'000);
     settings_.sync.settle = std::chrono::milliseconds(0);
     settings_.sync.overlap = std::chrono::minutes(15);
     settings_.sync.max_window = std::chrono::hours(6);

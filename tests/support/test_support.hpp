@@ -163,7 +163,9 @@ inline model::incident documented_example_incident(std::string_view id = example
     s.page_types = {"checkout", "login"};
     inc.script = s;
     inc.actions = {
-        {"network", "post", "2023-01-22T08:30:15.084Z",
+        {"network",
+         "post",
+         "2023-01-22T08:30:15.084Z",
          {{"url", "https://collect.vendor.example/c"}, {"method", "POST"}}},
         {"dom", "read_input", "2023-01-22T08:00:00.000Z", {{"field", "email"}}},
     };
@@ -222,8 +224,10 @@ inline isolated_run run_isolated(const std::function<void(std::string& out)>& fn
     char buf[4096];
     for (;;) {
         const ssize_t n = ::read(fds[0], buf, sizeof buf);
-        if (n > 0) r.output.append(buf, static_cast<std::size_t>(n));
-        else if (n == 0 || errno != EINTR) break;
+        if (n > 0)
+            r.output.append(buf, static_cast<std::size_t>(n));
+        else if (n == 0 || errno != EINTR)
+            break;
     }
     ::close(fds[0]);
     int status = 0;

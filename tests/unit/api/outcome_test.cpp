@@ -120,7 +120,8 @@ TEST(Outcome, Status429WithMalformedRetryAfterStillWaitsABoundedTime) {
 }
 
 TEST(Outcome, Status429WithHugeRetryAfterIsClampedToMaxDelay) {
-    for (const char* value : {"3600", "9223372036854775", "99999999999999999999999999", "Fri, 31 Dec 9999 23:59:59 GMT"}) {
+    for (const char* value :
+         {"3600", "9223372036854775", "99999999999999999999999999", "Fri, 31 Dec 9999 23:59:59 GMT"}) {
         auto o = classify(429, "", value);
         ASSERT_TRUE(o.retry_after) << value;
         EXPECT_EQ(*o.retry_after, max_delay) << value;

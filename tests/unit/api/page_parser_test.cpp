@@ -47,13 +47,13 @@ refusal parse_expecting_refusal(const std::string& body) {
     return out;
 }
 
-#define EXPECT_REFUSED_WITH(body, needle)                                                              \
-    do {                                                                                               \
-        const refusal r_ = parse_expecting_refusal(body);                                              \
-        ASSERT_FALSE(r_.crashed) << "parse_page crashed: " << r_.how;                                  \
-        ASSERT_TRUE(r_.refused) << "parse_page accepted a body it must refuse";                        \
-        EXPECT_EQ(r_.code, static_cast<int>(errc::parse));                                             \
-        EXPECT_TRUE(contains(r_.message, needle));                                                     \
+#define EXPECT_REFUSED_WITH(body, needle)                                       \
+    do {                                                                        \
+        const refusal r_ = parse_expecting_refusal(body);                       \
+        ASSERT_FALSE(r_.crashed) << "parse_page crashed: " << r_.how;           \
+        ASSERT_TRUE(r_.refused) << "parse_page accepted a body it must refuse"; \
+        EXPECT_EQ(r_.code, static_cast<int>(errc::parse));                      \
+        EXPECT_TRUE(contains(r_.message, needle));                              \
     } while (false)
 
 isync::model::incident parse_one(const std::string& incident_json) {
@@ -256,13 +256,14 @@ TEST(PageParser, UnknownFieldsAreKeptInRawJson) {
 TEST(PageParser, RawJsonIsTheExactBytesEvenWithWhitespaceAndEscapes) {
     // Pretty-printed, CRLF and tabs, escapes, braces inside strings, unicode
     // escapes: raw_json must be the bytes between the braces, not a re-serialisation.
-    const std::string first = "{\r\n\t\"id\" :  \"a1\",\n  \"incident\": \"braces } { and \\\"quotes\\\"\",\n"
-                              "  \"details\": \"caf\\u00e9 \xe2\x9c\x93\",\n"
-                              "  \"page_types_per\": { \"checkout\" : 1.50 },\n"
-                              "  \"actions\": [ { \"type\": \"t\", \"action_args\": { \"k\": \"v\" } } ]\n}";
+    const std::string first =
+        "{\r\n\t\"id\" :  \"a1\",\n  \"incident\": \"braces } { and \\\"quotes\\\"\",\n"
+        "  \"details\": \"caf\\u00e9 \xe2\x9c\x93\",\n"
+        "  \"page_types_per\": { \"checkout\" : 1.50 },\n"
+        "  \"actions\": [ { \"type\": \"t\", \"action_args\": { \"k\": \"v\" } } ]\n}";
     const std::string second = R"({"id":"b2","n":1e2})";
-    const std::string body = "\n  {\n \"data\" : [\n    " + first + " ,\n\n   " + second +
-                             "\n  ],\n  \"paging\" : { \"count\" : 2 }\n}\n\n";
+    const std::string body =
+        "\n  {\n \"data\" : [\n    " + first + " ,\n\n   " + second + "\n  ],\n  \"paging\" : { \"count\" : 2 }\n}\n\n";
     auto page = parse_page(body);
     ASSERT_TRUE(page.has_value()) << page.error().message;
     ASSERT_EQ(page->incidents.size(), 2u);
@@ -419,8 +420,7 @@ TEST(PageParser, NestingUpToTheLimitIsAccepted) {
 }
 
 TEST(PageParser, HugeNumberIsRefusedWithoutACrash) {
-    EXPECT_REFUSED_WITH(page_body(1, {R"({"id":"a","script":{"users_affected_percentage":1e400}})"}),
-                        "not valid JSON");
+    EXPECT_REFUSED_WITH(page_body(1, {R"({"id":"a","script":{"users_affected_percentage":1e400}})"}), "not valid JSON");
 }
 
 TEST(PageParser, TrailingJunkIsRefused) {

@@ -95,7 +95,8 @@ std::vector<malformed> malformed_bodies() {
     for (int i = 0; i < 1000; ++i) object_nesting += R"({"k":)";
     object_nesting += "1" + std::string(1000, '}') + "}";
     const auto one_past = static_cast<std::size_t>(isync::api::max_json_depth - 3 + 1);
-    const std::string too_deep_by_one = R"({"id":"a","x":)" + std::string(one_past, '[') + std::string(one_past, ']') + "}";
+    const std::string too_deep_by_one =
+        R"({"id":"a","x":)" + std::string(one_past, '[') + std::string(one_past, ']') + "}";
     return {
         {"root is an array", R"([{"paging":{"count":0},"data":[]}])"},
         {"root is a string", R"("page")"},
@@ -163,12 +164,14 @@ TEST(PageParserUntyped, LongPageWithOddBytesAndUnknownFieldsAgreesWithTyped) {
         body += " ,\r\n\t";
     }
     // Whitespace, escapes, braces inside strings, a number where text was expected.
-    body += "{\r\n\t\"id\" :  \"odd1\",\n  \"incident\": \"braces } { and \\\"quotes\\\"\",\n"
-            "  \"details\": \"caf\\u00e9 \xe2\x9c\x93\", \"risk_level\": 3,\n"
-            "  \"page_types_per\": { \"checkout\" : 1.50 } }\n,";
+    body +=
+        "{\r\n\t\"id\" :  \"odd1\",\n  \"incident\": \"braces } { and \\\"quotes\\\"\",\n"
+        "  \"details\": \"caf\\u00e9 \xe2\x9c\x93\", \"risk_level\": 3,\n"
+        "  \"page_types_per\": { \"checkout\" : 1.50 } }\n,";
     // Schema drift at every level the parser tracks, on two incidents.
-    body += R"({"id":"drift1","brand_new":{"a":[1,2]},"script":{"key":"k","new_flag":true,"risk":{"level":"low","score":9}},)"
-            R"("actions":[{"type":"t","weight":2}],"additional_data":{"vulnerabilities":[{"package":"p","cvss":7.5}],"extra":1}})";
+    body +=
+        R"({"id":"drift1","brand_new":{"a":[1,2]},"script":{"key":"k","new_flag":true,"risk":{"level":"low","score":9}},)"
+        R"("actions":[{"type":"t","weight":2}],"additional_data":{"vulnerabilities":[{"package":"p","cvss":7.5}],"extra":1}})";
     body += R"(,{"id":"drift2","brand_new":null,"another":"x"})";
     body += ",{\"id\":\"minimal\"}\n]\n}\n";
 
@@ -212,8 +215,7 @@ TEST(PageParserUntyped, EveryBodyTheTypedModeRefusesIsRefusedTheSameWay) {
         const std::string typed = outcome(m.body, parse_mode::typed);
         const std::string untyped = outcome(m.body, parse_mode::untyped);
         // The list must only hold bodies the typed mode refuses (with errc::parse).
-        EXPECT_EQ(typed.rfind("refused " + std::to_string(static_cast<int>(isync::errc::parse)) + " ", 0), 0u)
-            << typed;
+        EXPECT_EQ(typed.rfind("refused " + std::to_string(static_cast<int>(isync::errc::parse)) + " ", 0), 0u) << typed;
         EXPECT_EQ(untyped, typed);
     }
 }
@@ -234,9 +236,9 @@ TEST(PageParserUntyped, GeneratedPagesAgreeWithTheTypedParse) {
             std::size_t skip = 0;
             for (std::size_t n = 0;; ++n) {
                 const std::size_t take = 1 + (n * 7 + seed) % 23;  // 1..23, varying page to page
-                const auto target = std::string("/v1/incidents?") + pair + "&from=0&to=" +
-                                    std::to_string(d.options().end_ms) + "&take=" + std::to_string(take) +
-                                    "&skip=" + std::to_string(skip);
+                const auto target = std::string("/v1/incidents?") + pair +
+                                    "&from=0&to=" + std::to_string(d.options().end_ms) +
+                                    "&take=" + std::to_string(take) + "&skip=" + std::to_string(skip);
                 const auto reply = fake_api::handle_request("GET", target, "Bearer test-token", d, config, 0);
                 ASSERT_EQ(reply.status, 200u) << reply.body;
                 SCOPED_TRACE(target);

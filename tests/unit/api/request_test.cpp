@@ -2,8 +2,8 @@
 
 #include "support/test_support.hpp"
 
-#include <boost/asio/ip/address.hpp>
 #include <gtest/gtest.h>
+#include <boost/asio/ip/address.hpp>
 
 #include <string>
 
@@ -91,14 +91,14 @@ TEST(BaseUrl, AcceptsPortAndPrefix) {
 
 TEST(BaseUrl, RefusesWhatIsNotHttpsHostPortPrefix) {
     for (const char* url : {
-             "http://api-gw.perimeterx.com",       // not TLS
-             "https://host/?appId=PX1",            // query
-             "https://host/#frag",                 // fragment
-             "https://",                           // no host
-             "https:///v1",                        // no host
-             "api-gw.perimeterx.com",              // not absolute
-             "",                                   // nothing
-             "https://host:0",                     // port 0
+             "http://api-gw.perimeterx.com",  // not TLS
+             "https://host/?appId=PX1",       // query
+             "https://host/#frag",            // fragment
+             "https://",                      // no host
+             "https:///v1",                   // no host
+             "api-gw.perimeterx.com",         // not absolute
+             "",                              // nothing
+             "https://host:0",                // port 0
          }) {
         auto ep = parse_base_url(url);
         ASSERT_FALSE(ep.has_value()) << url;

@@ -28,8 +28,8 @@ isync::result<arguments> parse(std::vector<std::string> args) {
 ::testing::AssertionResult usage_error(const isync::result<arguments>& r, std::string_view needle) {
     if (r) return ::testing::AssertionFailure() << "parsed, but a usage error was expected";
     if (r.error().code != errc::usage)
-        return ::testing::AssertionFailure() << "error code " << static_cast<int>(r.error().code)
-                                             << ", not errc::usage: " << r.error().message;
+        return ::testing::AssertionFailure()
+               << "error code " << static_cast<int>(r.error().code) << ", not errc::usage: " << r.error().message;
     return contains(r.error().message, needle);
 }
 
@@ -55,8 +55,8 @@ TEST(Arguments, EveryCommand) {
 
 TEST(Arguments, ConfigInEveryForm) {
     for (const std::vector<std::string>& argv :
-         {std::vector<std::string>{"run", "--config", "/tmp/a.yaml"}, std::vector<std::string>{"run", "-c", "/tmp/a.yaml"},
-          std::vector<std::string>{"run", "--config=/tmp/a.yaml"},
+         {std::vector<std::string>{"run", "--config", "/tmp/a.yaml"},
+          std::vector<std::string>{"run", "-c", "/tmp/a.yaml"}, std::vector<std::string>{"run", "--config=/tmp/a.yaml"},
           std::vector<std::string>{"--config", "/tmp/a.yaml", "run"}}) {
         SCOPED_TRACE(testing::Message() << argv.size() << " words, " << argv[0] << ' ' << argv[1]);
         const auto a = parse(argv);

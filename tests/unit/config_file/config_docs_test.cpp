@@ -169,13 +169,15 @@ std::map<std::string, std::string> readme_defaults() {
     bool in_table = false;
     while (std::getline(lines, line)) {
         if (!in_table) {
-            if (line.rfind("| key | default |", 0) == 0) in_table = true;
-            else if (line.rfind("## ", 0) == 0 && line != "## Configuration") break;  // the next section
+            if (line.rfind("| key | default |", 0) == 0)
+                in_table = true;
+            else if (line.rfind("## ", 0) == 0 && line != "## Configuration")
+                break;  // the next section
             continue;
         }
-        if (line.rfind("|", 0) != 0) break;    // the table ended
+        if (line.rfind("|", 0) != 0) break;  // the table ended
         if (line.rfind("|---", 0) == 0) continue;
-        const auto cells = split(line, "|");   // "", key, default, ..., ""
+        const auto cells = split(line, "|");  // "", key, default, ..., ""
         EXPECT_GE(cells.size(), 4u) << line;
         if (cells.size() < 4) continue;
         const std::string key = strip_backticks(trim(cells[1]));
@@ -189,8 +191,8 @@ std::map<std::string, std::string> readme_defaults() {
 // ------------------------------------------------------------ the example
 
 struct example_key {
-    std::string value;            // as written, "" shown as ""
-    std::string comment;          // the comment lines above the key, joined
+    std::string value;    // as written, "" shown as ""
+    std::string comment;  // the comment lines above the key, joined
 };
 
 // section.key -> what the example writes, from yaml-cpp (the values) and
@@ -212,7 +214,8 @@ std::map<std::string, example_key> example_keys() {
         } else if (!line.empty() && line[0] != ' ' && line[0] != '#' && line.back() == ':') {
             current_section = line.substr(0, line.size() - 1);
             comment.clear();
-        } else if (line.rfind("  ", 0) == 0 && line.size() > 2 && line[2] != ' ' && line.find(':') != std::string::npos) {
+        } else if (line.rfind("  ", 0) == 0 && line.size() > 2 && line[2] != ' ' &&
+                   line.find(':') != std::string::npos) {
             const std::string key = current_section + "." + line.substr(2, line.find(':') - 2);
             if (auto it = out.find(key); it != out.end()) it->second.comment = comment;
             comment.clear();
@@ -313,8 +316,7 @@ TEST(ConfigDocs, ExampleValuesAndDefaultCommentsAreTheDaemons) {
                 << "config/incident-sync.yaml should say sync.pairs is required; its comment: " << comment;
             continue;
         }
-        EXPECT_EQ(as_loaded(key, value), expected)
-            << "config/incident-sync.yaml writes " << key << ": " << value;
+        EXPECT_EQ(as_loaded(key, value), expected) << "config/incident-sync.yaml writes " << key << ": " << value;
         const std::string documented = comment_default(comment);
         EXPECT_FALSE(documented.empty()) << "no \"Default:\" in the comment above " << key
                                          << " in config/incident-sync.yaml: " << comment;
@@ -342,5 +344,6 @@ TEST(ConfigDocs, EveryMetricFamilyIsInTheReadme) {
         families.insert(family);
     }
     EXPECT_GE(families.size(), 20u);
-    for (const auto& family : families) EXPECT_NE(readme.find(family), std::string::npos) << family << " is not in README.md";
+    for (const auto& family : families)
+        EXPECT_NE(readme.find(family), std::string::npos) << family << " is not in README.md";
 }

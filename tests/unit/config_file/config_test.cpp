@@ -225,8 +225,10 @@ TEST_F(Config, MetricsListenMayBeEmptyToDisable) {
 // The loader hands on typed values, made by the one parser of each kind
 // (config/addresses.hpp) that the HTTP client and the ops server take.
 TEST_F(Config, AddressesAreParsedOnceIntoTypedValues) {
-    const auto c = load_ok("api:\n  base_url: https://[::1]:8443/p/\n  proxy: http://proxy.local:3128\n"
-                           "metrics:\n  listen: localhost:9464\n" + std::string(one_pair));
+    const auto c = load_ok(
+        "api:\n  base_url: https://[::1]:8443/p/\n  proxy: http://proxy.local:3128\n"
+        "metrics:\n  listen: localhost:9464\n" +
+        std::string(one_pair));
     EXPECT_EQ(c.api.base, (isync::config::endpoint{"::1", 8443, "/p"}));
     ASSERT_TRUE(c.api.proxy_address);
     EXPECT_EQ(*c.api.proxy_address, (isync::config::proxy_endpoint{"proxy.local", 3128}));
@@ -254,9 +256,10 @@ TEST_F(Config, AListenHostMustBeAnAddressOrLocalhost) {
 
 TEST_F(Config, RelativePathsResolveAgainstTheConfigDirectory) {
     write("etc/ca.pem", "pem");
-    const fs::path file = write("etc/sync.yaml", "api:\n  token_file: secrets/token\n  ca_file: ca.pem\n"
-                                                 "database:\n  path: ../data/incidents.db\n" +
-                                                     std::string(one_pair));
+    const fs::path file = write("etc/sync.yaml",
+                                "api:\n  token_file: secrets/token\n  ca_file: ca.pem\n"
+                                "database:\n  path: ../data/incidents.db\n" +
+                                    std::string(one_pair));
     const auto loaded = load_config_file(file);
     ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
     EXPECT_EQ(loaded->database.path, (dir_ / "data/incidents.db").string());
@@ -362,8 +365,7 @@ TEST_F(Config, PageSizeOfOneOrTwoWarnsInItsOwnWords) {
         << one.warnings[0];
     const auto two = load_ok("api:\n  page_size: 2\n" + std::string(one_pair));
     ASSERT_EQ(two.warnings.size(), 1u);
-    EXPECT_NE(two.warnings[0].find("re-reads the last id of the page before it"), std::string::npos)
-        << two.warnings[0];
+    EXPECT_NE(two.warnings[0].find("re-reads the last id of the page before it"), std::string::npos) << two.warnings[0];
     EXPECT_NE(two.warnings[0].find("50% of what it fetches"), std::string::npos) << two.warnings[0];
 }
 
@@ -408,8 +410,8 @@ TEST_F(Config, ProxyNeedsHttpSchemeAndPort) {
     EXPECT_EQ(error_for("api:\n  proxy: proxy.local\n" + std::string(one_pair)),
               "/etc/x.yaml:2:10: api.proxy: \"proxy.local\" is not a proxy URL; "
               "write http://host:port, or \"\" to use $https_proxy");
-    EXPECT_FALSE(load_config_text("api:\n  proxy: http://u:p@proxy.local:3128\n" + std::string(one_pair), "x")
-                     .has_value());
+    EXPECT_FALSE(
+        load_config_text("api:\n  proxy: http://u:p@proxy.local:3128\n" + std::string(one_pair), "x").has_value());
 }
 
 TEST_F(Config, MissingPairs) {
@@ -486,10 +488,12 @@ TEST_F(Config, SecondDocumentIsRefused) {
 
 // yaml-cpp 0.7's LoadAll allocates without end on this (jbeder/yaml-cpp#1040).
 TEST_F(Config, StrayCommaIsASyntaxErrorNotAHang) {
-    EXPECT_EQ(error_for(","), "/etc/x.yaml:1:1: YAML syntax error: unexpected \",\"; "
-                              "check the indentation, colons and quotes on this line and the one before");
-    EXPECT_EQ(error_for("- a\n,"), "/etc/x.yaml:2:1: YAML syntax error: unexpected \",\"; "
-                                   "check the indentation, colons and quotes on this line and the one before");
+    EXPECT_EQ(error_for(","),
+              "/etc/x.yaml:1:1: YAML syntax error: unexpected \",\"; "
+              "check the indentation, colons and quotes on this line and the one before");
+    EXPECT_EQ(error_for("- a\n,"),
+              "/etc/x.yaml:2:1: YAML syntax error: unexpected \",\"; "
+              "check the indentation, colons and quotes on this line and the one before");
 }
 
 TEST_F(Config, ReportsEveryErrorInDocumentOrder) {

@@ -186,20 +186,22 @@ TEST_F(Token, GroupWritableFileIsRefused) {
 }
 
 TEST_F(Token, NoTokenFoundListsTheFourPlaces) {
-    EXPECT_EQ(error(), "no API token found; looked at $HUMAN_API_TOKEN (not set), "
-                       "$CREDENTIALS_DIRECTORY/human-api-token ($CREDENTIALS_DIRECTORY not set), api.token_file (not set), " +
-                           docker_secret_.string() +
-                           " (no such file); put the token in one of these (a token file must be mode 600 or 400)");
+    EXPECT_EQ(error(),
+              "no API token found; looked at $HUMAN_API_TOKEN (not set), "
+              "$CREDENTIALS_DIRECTORY/human-api-token ($CREDENTIALS_DIRECTORY not set), api.token_file (not set), " +
+                  docker_secret_.string() +
+                  " (no such file); put the token in one of these (a token file must be mode 600 or 400)");
 }
 
 TEST_F(Token, NoTokenFoundNamesTheFilesItTried) {
     cfg_.api.token_file = (dir_ / "token").string();
     env_["CREDENTIALS_DIRECTORY"] = (dir_ / "creds").string();
-    EXPECT_EQ(error(), "no API token found; looked at $HUMAN_API_TOKEN (not set), "
-                       "$CREDENTIALS_DIRECTORY/human-api-token (no such file: " +
-                           (dir_ / "creds/human-api-token").string() + "), api.token_file (no such file: " +
-                           (dir_ / "token").string() + "), " + docker_secret_.string() +
-                           " (no such file); put the token in one of these (a token file must be mode 600 or 400)");
+    EXPECT_EQ(error(),
+              "no API token found; looked at $HUMAN_API_TOKEN (not set), "
+              "$CREDENTIALS_DIRECTORY/human-api-token (no such file: " +
+                  (dir_ / "creds/human-api-token").string() +
+                  "), api.token_file (no such file: " + (dir_ / "token").string() + "), " + docker_secret_.string() +
+                  " (no such file); put the token in one of these (a token file must be mode 600 or 400)");
 }
 
 TEST_F(Token, EmptyAfterTrimIsRefused) {
@@ -240,7 +242,9 @@ TEST_F(Token, NeverInErrorText) {
 // `spdlog::info("{}", token)` and `std::cerr << token` must not compile, and
 // a test failure must print stars.
 template <class T>
-concept streamable = requires(std::ostream& os, const T& value) { os << value; };
+concept streamable = requires(std::ostream& os, const T& value) {
+    os << value;
+};
 
 TEST(TokenSecret, CannotBeLoggedByAccident) {
     static_assert(!streamable<secret>);

@@ -265,7 +265,8 @@ TEST(FakeDataset, PagesOverSeveralPairsMergeInServeOrder) {
     ASSERT_EQ(all.size(), d.count(pairs, from, to));
     for (std::size_t k = 1; k < all.size(); ++k) {
         const auto a = all[k - 1], b = all[k];
-        ASSERT_TRUE(d.last_seen_ms(a) > d.last_seen_ms(b) || (d.last_seen_ms(a) == d.last_seen_ms(b) && d.id(a) < d.id(b)));
+        ASSERT_TRUE(d.last_seen_ms(a) > d.last_seen_ms(b) ||
+                    (d.last_seen_ms(a) == d.last_seen_ms(b) && d.id(a) < d.id(b)));
     }
 }
 
@@ -288,7 +289,8 @@ TEST(FakeDataset, LiveStepsChangeAndAddDeterministically) {
         const auto m = a.expected_incident(i);
         EXPECT_EQ(m, read_incident(a.json(i)));
         ASSERT_FALSE(m.actions.empty());
-        EXPECT_EQ(m.actions.back().args.back(), (std::pair<std::string, std::string>{"change", std::to_string(a.version(i))}));
+        EXPECT_EQ(m.actions.back().args.back(),
+                  (std::pair<std::string, std::string>{"change", std::to_string(a.version(i))}));
     }
     for (auto i : step.added) {
         EXPECT_EQ(a.find(a.id(i)), i);
@@ -323,8 +325,9 @@ TEST(FakeDataset, TheDaemonsParserReadsServedPagesAsExpected) {
     const fake_api::endpoint_config config;
     for (const char* pair : {"appId=PXapp1&tld=one.example", "appId=PXapp2&tld=two.example"}) {
         for (std::size_t skip = 0;; skip += 500) {
-            const auto target = std::string("/v1/incidents?") + pair + "&from=0&to=" +
-                                std::to_string(d.options().end_ms) + "&take=500&skip=" + std::to_string(skip);
+            const auto target = std::string("/v1/incidents?") + pair +
+                                "&from=0&to=" + std::to_string(d.options().end_ms) +
+                                "&take=500&skip=" + std::to_string(skip);
             const auto reply = fake_api::handle_request("GET", target, "Bearer test-token", d, config, 0);
             ASSERT_EQ(reply.status, 200u) << reply.body;
             auto page = isync::api::parse_page(reply.body);

@@ -17,8 +17,11 @@ constexpr std::int64_t day_ms = 86'400'000;
 const std::string window = "&from=" + std::to_string(start_ms) + "&to=" + std::to_string(start_ms + day_ms);
 
 const fake_api::dataset& two_pairs() {
-    static const fake_api::dataset d(
-        {.seed = 3, .incidents = 40, .pairs = fake_api::sim_pairs(2), .start_ms = start_ms, .end_ms = start_ms + day_ms});
+    static const fake_api::dataset d({.seed = 3,
+                                      .incidents = 40,
+                                      .pairs = fake_api::sim_pairs(2),
+                                      .start_ms = start_ms,
+                                      .end_ms = start_ms + day_ms});
     return d;
 }
 

@@ -2,8 +2,8 @@
 // answer, the coding chosen from Accept-Encoding, the encoded bodies (decoded
 // here by zlib on its own), and the in-flight gate.
 
-#include "support/test_support.hpp"
 #include "fake_api/link.hpp"
+#include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
 #include <zlib.h>
@@ -26,7 +26,8 @@ std::string sample_json() {
     std::string body = R"({"paging":{"count":500},"data":[)";
     for (int i = 0; i < 500; ++i) {
         if (i) body += ',';
-        body += R"({"id":")" + std::to_string(i * 7919) + R"(","risk_level":"high","script":"https://cdn.example/a.js"})";
+        body +=
+            R"({"id":")" + std::to_string(i * 7919) + R"(","risk_level":"high","script":"https://cdn.example/a.js"})";
     }
     return body + "]}";
 }

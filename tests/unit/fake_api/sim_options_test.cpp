@@ -30,8 +30,8 @@ isync::result<fake_api::sim_options> parse(const std::vector<std::string>& args)
     const auto r = parse(args);
     if (r) return ::testing::AssertionFailure() << "parsed, but a usage error was expected";
     if (r.error().code != isync::errc::usage)
-        return ::testing::AssertionFailure() << "error code " << static_cast<int>(r.error().code)
-                                             << ", not errc::usage: " << r.error().message;
+        return ::testing::AssertionFailure()
+               << "error code " << static_cast<int>(r.error().code) << ", not errc::usage: " << r.error().message;
     return contains(r.error().message, needle);
 }
 

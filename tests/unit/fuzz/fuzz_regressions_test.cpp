@@ -83,7 +83,10 @@ TEST(FuzzRegressions, IsoTimestampWhoseOffsetLeavesYears0000To9999) {
 // large for int64 return the maximum before the bytes after the digits are
 // looked at, so "<20 digits><junk>" is accepted while "12abc" is refused.
 TEST(FuzzRegressions, RetryAfterWithJunkAfterAHugeNumberIsMalformed) {
-    EXPECT_EQ(isync::api::parse_retry_after("9999999999999999999\xff" "999999"sv, tests_now_ms), std::nullopt);
+    EXPECT_EQ(isync::api::parse_retry_after("9999999999999999999\xff"
+                                            "999999"sv,
+                                            tests_now_ms),
+              std::nullopt);
     EXPECT_EQ(isync::api::parse_retry_after("99999999999999999999abc", tests_now_ms), std::nullopt);
     // A huge value that is all digits is still well-formed: wait as long as allowed.
     EXPECT_EQ(isync::api::parse_retry_after("99999999999999999999", tests_now_ms), std::chrono::milliseconds::max());

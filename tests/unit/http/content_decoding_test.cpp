@@ -54,8 +54,8 @@ std::string json_page() {
         if (i) page += ',';
         page += R"({"id":"inc-)" + std::to_string(100000 + i) +
                 R"(","appId":"app-7","tld":"example.com","severity":"high","status":"open",)"
-                R"("title":"Script injected from cdn)" + std::to_string(i % 17) +
-                R"(.example.net","firstSeen":"2024-05-01T12:00:00Z","lastSeen":"2024-05-0)" +
+                R"("title":"Script injected from cdn)" +
+                std::to_string(i % 17) + R"(.example.net","firstSeen":"2024-05-01T12:00:00Z","lastSeen":"2024-05-0)" +
                 std::to_string(1 + i % 9) + R"(T08:30:00Z","count":)" + std::to_string(i * 7) + "}";
     }
     page += R"(],"next":"cursor-abc"})";
@@ -241,9 +241,9 @@ TEST(ContentDecoding, OneByteAtATimeDecodesLikeAllAtOnce) {
     // Pieces as small as they come off a socket, including a deflate header
     // split across two pieces.
     const std::string page = json_page();
-    for (auto [coding, bits] : {std::pair{content_coding::gzip, gzip_bits},
-                                std::pair{content_coding::deflate, zlib_bits},
-                                std::pair{content_coding::deflate, raw_bits}}) {
+    for (auto [coding, bits] :
+         {std::pair{content_coding::gzip, gzip_bits}, std::pair{content_coding::deflate, zlib_bits},
+          std::pair{content_coding::deflate, raw_bits}}) {
         const std::string compressed = compress(page, bits);
         content_decoder decoder(coding, 1 << 20);
         std::string out;
@@ -256,9 +256,9 @@ TEST(ContentDecoding, OneByteAtATimeDecodesLikeAllAtOnce) {
 
 TEST(ContentDecoding, AnUnsupportedCodingIsATransportErrorNamingIt) {
     const std::string body = "\x1f\x8b not really";
-    for (auto [header, named] : {std::pair{"br", "\"br\""}, std::pair{"zstd", "\"zstd\""},
-                                 std::pair{"x-foo", "\"x-foo\""}, std::pair{"compress", "\"compress\""},
-                                 std::pair{"gzip, br", "\"br\""}, std::pair{" BR , gzip", "\"BR\""}}) {
+    for (auto [header, named] :
+         {std::pair{"br", "\"br\""}, std::pair{"zstd", "\"zstd\""}, std::pair{"x-foo", "\"x-foo\""},
+          std::pair{"compress", "\"compress\""}, std::pair{"gzip, br", "\"br\""}, std::pair{" BR , gzip", "\"BR\""}}) {
         auto r = decode_content(header, body, 1 << 20);
         expect_transport(r, named, header);
         if (!r) {
@@ -279,11 +279,11 @@ TEST(ContentDecoding, TheHeaderIsCaseInsensitiveAndWhitespaceTolerant) {
         content_coding coding;
     };
     using enum content_coding;
-    for (auto [text, coding] : {variant{"gzip", gzip}, variant{"GZIP", gzip}, variant{" Gzip ", gzip},
-                                variant{"\tgzip\t", gzip}, variant{"x-gzip", gzip}, variant{"gzip,", gzip},
-                                variant{" , gzip", gzip}, variant{"identity, gzip", gzip}, variant{"Deflate", deflate},
-                                variant{" DEFLATE", deflate}, variant{"", identity}, variant{"   ", identity},
-                                variant{"IDENTITY", identity}, variant{",", identity}}) {
+    for (auto [text, coding] :
+         {variant{"gzip", gzip}, variant{"GZIP", gzip}, variant{" Gzip ", gzip}, variant{"\tgzip\t", gzip},
+          variant{"x-gzip", gzip}, variant{"gzip,", gzip}, variant{" , gzip", gzip}, variant{"identity, gzip", gzip},
+          variant{"Deflate", deflate}, variant{" DEFLATE", deflate}, variant{"", identity}, variant{"   ", identity},
+          variant{"IDENTITY", identity}, variant{",", identity}}) {
         auto r = parse_content_encoding(text);
         ASSERT_TRUE(r) << "\"" << text << "\": " << r.error().message;
         EXPECT_EQ(*r, coding) << "\"" << text << "\"";

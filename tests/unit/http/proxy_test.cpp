@@ -34,7 +34,8 @@ struct fake_env {
 ::testing::AssertionResult config_error(const isync::result<proxy_endpoint>& r, std::string_view needle) {
     if (r) return ::testing::AssertionFailure() << "parsed as " << r->host << ":" << r->port;
     if (r.error().code != errc::config)
-        return ::testing::AssertionFailure() << "code " << static_cast<int>(r.error().code) << ": " << r.error().message;
+        return ::testing::AssertionFailure()
+               << "code " << static_cast<int>(r.error().code) << ": " << r.error().message;
     return contains(r.error().message, needle);
 }
 
@@ -225,7 +226,8 @@ TEST(ChooseProxy, BadProxyUrlIsAConfigError) {
 
     // api.proxy with credentials is refused by the loader (config_test), which
     // parses it with the same parser in its strict, file form.
-    const auto c = isync::config::parse_proxy_url("http://bob:pw@configured:3128", isync::config::proxy_source::config_file);
+    const auto c =
+        isync::config::parse_proxy_url("http://bob:pw@configured:3128", isync::config::proxy_source::config_file);
     ASSERT_FALSE(c);
     EXPECT_EQ(c.error().problem.find("pw"), std::string::npos) << c.error().problem;  // never quoted back
 }

@@ -142,13 +142,13 @@ bool holds_string(const rapidjson::Value& v, std::string_view message) {
         rapidjson::Document doc;
         doc.Parse<rapidjson::kParseIterativeFlag>(line.data(), line.size());
         if (doc.HasParseError())
-            return ::testing::AssertionFailure() << "line " << i << " is not JSON ("
-                                                 << rapidjson::GetParseError_En(doc.GetParseError()) << " at "
-                                                 << doc.GetErrorOffset() << "): " << line;
+            return ::testing::AssertionFailure()
+                   << "line " << i << " is not JSON (" << rapidjson::GetParseError_En(doc.GetParseError()) << " at "
+                   << doc.GetErrorOffset() << "): " << line;
         if (!doc.IsObject()) return ::testing::AssertionFailure() << "line " << i << " is not an object: " << line;
         if (!holds_string(doc, messages[i]))
-            return ::testing::AssertionFailure() << "line " << i << " does not carry message " << i
-                                                 << " exactly: " << line;
+            return ::testing::AssertionFailure()
+                   << "line " << i << " does not carry message " << i << " exactly: " << line;
     }
     return ::testing::AssertionSuccess();
 }
@@ -171,7 +171,7 @@ TEST(JsonLog, EveryMessageIsOneObjectOnItsOwnLine) {
     isync::log::init(spdlog::level::trace, "json");
     // Every level, and each message through fmt's "{}" as the code logs text it did not write.
     const spdlog::level::level_enum levels[] = {spdlog::level::trace, spdlog::level::debug, spdlog::level::info,
-                                                spdlog::level::warn, spdlog::level::err, spdlog::level::critical};
+                                                spdlog::level::warn,  spdlog::level::err,   spdlog::level::critical};
     for (std::size_t i = 0; i < messages.size(); ++i) spdlog::log(levels[i % std::size(levels)], "{}", messages[i]);
     const std::string text = err.finish();
     EXPECT_TRUE(one_object_per_message(text, messages));

@@ -15,7 +15,8 @@ isync::ops::readiness check_readiness(const std::map<pair, pair_health>& pairs, 
                                       std::chrono::milliseconds interval) {
     std::vector<isync::ops::pair_facts> facts;
     for (const auto& [p, h] : pairs)
-        facts.push_back({p, true, h.last_success_ms, h.last_error_ms, h.watermark_ms, h.auth_failing, h.poll_started_ms});
+        facts.push_back(
+            {p, true, h.last_success_ms, h.last_error_ms, h.watermark_ms, h.auth_failing, h.poll_started_ms});
     return isync::ops::render_readiness(isync::ops::judge_health(facts, now, {interval, 0ms}));
 }
 }  // namespace
@@ -43,8 +44,9 @@ TEST(Metrics, RendersEveryFamilyWithItsValues) {
     source.budget_waits = 5;
     source.wire_body_bytes = 1000;
     source.decoded_body_bytes = 7000;
-    std::map<pair, pair_health> pairs{{{"PXa", "a.example"}, {1'000'000, 940'000, false, std::nullopt, std::nullopt}},
-                                      {{"PXb", "b\"q.example"}, {std::nullopt, std::nullopt, true, std::nullopt, std::nullopt}}};
+    std::map<pair, pair_health> pairs{
+        {{"PXa", "a.example"}, {1'000'000, 940'000, false, std::nullopt, std::nullopt}},
+        {{"PXb", "b\"q.example"}, {std::nullopt, std::nullopt, true, std::nullopt, std::nullopt}}};
     const auto text = isync::ops::render_metrics({s, pairs, 1'000'000, 4096, 512, no_progress, source});
     for (const char* line : {
              "incident_sync_api_concurrency_limit 6\n",
@@ -81,7 +83,6 @@ TEST(Metrics, RendersEveryFamilyWithItsValues) {
     // A pair without a watermark has no lag sample (not a misleading 0).
     EXPECT_EQ(text.find("incident_sync_watermark_lag_seconds{app_id=\"PXb\""), std::string::npos);
 }
-
 
 TEST(Readiness, FlipsTo503WhenAPairHasNotSucceededForThreeIntervals) {
     const auto interval = 5min;

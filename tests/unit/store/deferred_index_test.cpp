@@ -18,9 +18,9 @@
 
 using isync::store::deferred_indexes;
 using isync::store::embedded_migrations;
-using isync::store::vulnerable_package_count_triggers;
 using isync::store::incident_store;
 using isync::store::open_database;
+using isync::store::vulnerable_package_count_triggers;
 using isync::test::documented_example_incident;
 using isync::test::temp_dir;
 
@@ -200,7 +200,7 @@ TEST_F(DeferredIndexes, ALostTriggerAloneIsEnoughToBuildTheSummaryAgain) {
     store_one_incident();
     db_->exec("DROP TRIGGER vulnerable_package_counts_after_delete");
     db_->exec("UPDATE vulnerable_package_counts SET incidents = 99");  // stale, as it would be
-    store_->defer_indexes_while_empty();  // what the daemon does at start
+    store_->defer_indexes_while_empty();                               // what the daemon does at start
     EXPECT_FALSE(store_->indexes_deferred());
     EXPECT_TRUE(count_triggers_are(path_, true));
     EXPECT_EQ(db_->execAndGet("SELECT COUNT(*) FROM vulnerable_package_counts WHERE incidents = 1").getInt(), 3);

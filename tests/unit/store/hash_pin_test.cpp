@@ -145,10 +145,10 @@ TEST(HashPin, ContentHasherOfIntegersAndSeparators) {
         std::int64_t value;
         std::int64_t expected;
     };
-    for (const pin& p : {pin{0, -1872381190962463346}, pin{1, 5952038918994311073}, pin{2, 926085612787183464},
-                         pin{-1, 2883673608215945638},
-                         pin{std::numeric_limits<std::int64_t>::min(), -1994541330878997490},
-                         pin{std::numeric_limits<std::int64_t>::max(), 3005833748132479782}}) {
+    for (const pin& p :
+         {pin{0, -1872381190962463346}, pin{1, 5952038918994311073}, pin{2, 926085612787183464},
+          pin{-1, 2883673608215945638}, pin{std::numeric_limits<std::int64_t>::min(), -1994541330878997490},
+          pin{std::numeric_limits<std::int64_t>::max(), 3005833748132479782}}) {
         SCOPED_TRACE(p.value);
         content_hasher h;
         h.add(p.value);

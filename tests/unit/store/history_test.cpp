@@ -28,8 +28,9 @@ struct history_fixture {
 
     std::vector<std::array<std::string, 3>> changes() {
         std::vector<std::array<std::string, 3>> out;
-        SQLite::Statement st(*db, "SELECT field, COALESCE(old_value, 'NULL'), COALESCE(new_value, 'NULL') "
-                                  "FROM incident_history ORDER BY field");
+        SQLite::Statement st(*db,
+                             "SELECT field, COALESCE(old_value, 'NULL'), COALESCE(new_value, 'NULL') "
+                             "FROM incident_history ORDER BY field");
         while (st.executeStep())
             out.push_back({st.getColumn(0).getString(), st.getColumn(1).getString(), st.getColumn(2).getString()});
         return out;
@@ -51,8 +52,11 @@ TEST(History, OnlyLastSeenMovingRecordsNothing) {
     const auto json = documented_example_incident_json();
     f.commit(json);
     EXPECT_EQ(f.commit(replace_once(json, R"("last_seen": "2023-01-22T08:30:15.084Z",
-    "host_domain")", R"("last_seen": "2023-01-23T00:00:00.000Z",
-    "host_domain")")).changed, 1);
+    "host_domain")",
+                                    R"("last_seen": "2023-01-23T00:00:00.000Z",
+    "host_domain")"))
+                  .changed,
+              1);
     EXPECT_TRUE(f.changes().empty());
 }
 
@@ -84,10 +88,10 @@ TEST(History, EveryTrackedFieldIsRecorded) {
     f.commit(after);
     const auto changes = f.changes();
     ASSERT_EQ(changes.size(), 6u) << ::testing::PrintToString(changes);
-    EXPECT_EQ(changes[0], (std::array<std::string, 3>{"ack_updated_at", "2023-01-22T09:00:00.123Z",
-                                                       "2023-01-23T08:00:00.000Z"}));
-    EXPECT_EQ(changes[1], (std::array<std::string, 3>{"actions", "dom/read_input, network/post",
-                                                       "dom/keylog, network/post"}));
+    EXPECT_EQ(changes[0],
+              (std::array<std::string, 3>{"ack_updated_at", "2023-01-22T09:00:00.123Z", "2023-01-23T08:00:00.000Z"}));
+    EXPECT_EQ(changes[1],
+              (std::array<std::string, 3>{"actions", "dom/read_input, network/post", "dom/keylog, network/post"}));
     EXPECT_EQ(changes[2], (std::array<std::string, 3>{"category", "pii", "pci"}));
     EXPECT_EQ(changes[3], (std::array<std::string, 3>{"script_risk", "medium", "critical"}));
     EXPECT_EQ(changes[4], (std::array<std::string, 3>{"under_review", "false", "true"}));
@@ -100,11 +104,13 @@ TEST(History, EveryTrackedFieldIsRecorded) {
 TEST(History, RecentEscalationsViewShowsEscalationsNotDeescalations) {
     history_fixture f;
     // The view looks at the last day of the real clock: use the real now.
-    f.now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::system_clock::now().time_since_epoch()).count() - 3'600'000;
+    f.now_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count() -
+        3'600'000;
     const auto json = documented_example_incident_json();
     f.commit(replace_once(json, R"("risk_level": "high")", R"("risk_level": "medium")"));
-    f.commit(json);  // medium -> high: an escalation
+    f.commit(json);                                                                     // medium -> high: an escalation
     f.commit(replace_once(json, R"("risk_level": "high")", R"("risk_level": "low")"));  // high -> low: not one
     SQLite::Statement st(*f.db, "SELECT incident_id, old_value, new_value FROM recent_escalations");
     ASSERT_TRUE(st.executeStep());

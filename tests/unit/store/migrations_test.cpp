@@ -1,6 +1,6 @@
+#include "store/migrations.hpp"
 #include "store/database.hpp"
 #include "store/incident_store.hpp"
-#include "store/migrations.hpp"
 #include "util/hash.hpp"
 
 #include "support/test_support.hpp"
@@ -68,18 +68,19 @@ TEST(Migrations, FreshDatabaseGetsTheLatestSchema) {
     EXPECT_EQ(user_version(**db), latest_schema_version());
 
     const std::set<std::string> tables = names_of(**db, "table");
-    for (const char* t : {"scripts", "script_page_types", "incidents", "incident_page_types", "actions", "action_args",
-                          "vulnerabilities", "vulnerability_ids", "sync_state", "sync_runs", "vulnerable_package_counts"})
+    for (const char* t :
+         {"scripts", "script_page_types", "incidents", "incident_page_types", "actions", "action_args",
+          "vulnerabilities", "vulnerability_ids", "sync_state", "sync_runs", "vulnerable_package_counts"})
         EXPECT_TRUE(tables.count(t)) << "missing table " << t;
     const std::set<std::string> views = names_of(**db, "view");
     for (const char* v : {"incidents_with_script", "open_high_risk_incidents", "vulnerable_packages",
                           "incident_actions", "incident_action_args", "incident_vulnerabilities"})
         EXPECT_TRUE(views.count(v)) << "missing view " << v;
     const std::set<std::string> indexes = names_of(**db, "index");
-    for (const char* i : {"incidents_by_pair_last_seen", "incidents_by_last_seen", "incidents_by_risk",
-                          "incidents_by_script", "vulnerability_ids_by_id", "vulnerability_ids_by_package",
-                          "sync_runs_by_pair", "vulnerable_package_counts_by_package",
-                          "vulnerable_package_counts_by_incidents"})
+    for (const char* i :
+         {"incidents_by_pair_last_seen", "incidents_by_last_seen", "incidents_by_risk", "incidents_by_script",
+          "vulnerability_ids_by_id", "vulnerability_ids_by_package", "sync_runs_by_pair",
+          "vulnerable_package_counts_by_package", "vulnerable_package_counts_by_incidents"})
         EXPECT_TRUE(indexes.count(i)) << "missing index " << i;
 
     // And everything any migration creates, whatever was added since.
@@ -250,9 +251,10 @@ TEST(Migrations, Version3RecomputesContentHashesSoAnUpgradeRewritesNothing) {
         for (const auto& m : embedded_migrations())
             if (m.version <= 2) old.exec(std::string(m.sql));
         old.exec("PRAGMA user_version=2");
-        SQLite::Statement insert(old, "INSERT INTO incidents (id, raw_json, content_hash, substance_hash, "
-                                      "first_synced_at, last_synced_at, content_changed_at) "
-                                      "VALUES (?, ?, ?, 0, 'x', 'x', 'x')");
+        SQLite::Statement insert(old,
+                                 "INSERT INTO incidents (id, raw_json, content_hash, substance_hash, "
+                                 "first_synced_at, last_synced_at, content_changed_at) "
+                                 "VALUES (?, ?, ?, 0, 'x', 'x', 'x')");
         insert.bind(1, page[0].id);
         insert.bind(2, page[0].raw_json);
         insert.bind(3, fnv.value());

@@ -109,7 +109,8 @@ VALUES ('PXa', 'a.example', 1674400000000, 1674403199999, 1, 1, 1, 0, 'x', 'x', 
 )sql");
 }
 
-const std::string vulnerable_packages_sorted = "SELECT * FROM vulnerable_packages ORDER BY package, version, vulnerability_id";
+const std::string vulnerable_packages_sorted =
+    "SELECT * FROM vulnerable_packages ORDER BY package, version, vulnerability_id";
 
 // The README's top-packages query, read from README.md so the test follows it.
 std::string readme_top_packages_query() {
@@ -178,16 +179,16 @@ TEST_F(SchemaViews, AnUpgradeFromVersion3FillsTheNewColumns) {
     // vulnerable_packages: the same rows as version 3 gave, and the right ones.
     const table packages_after = rows(*db_, vulnerable_packages_sorted);
     EXPECT_EQ(packages_after, packages_before);
-    EXPECT_EQ(packages_after,
-              (table{{"NULL", "NULL", "CVE-N", "1", "2023-01-22T08:00:00.000Z"},
-                     {"jquery", "3.4.1", "CVE-J", "2", "2023-01-24T08:00:00.000Z"},
-                     {"lodash", "4.17.20", "CVE-A", "2", "2023-01-23T08:00:00.000Z"},
-                     {"lodash", "4.17.20", "CVE-B", "1", "2023-01-22T08:00:00.000Z"}}));
+    EXPECT_EQ(packages_after, (table{{"NULL", "NULL", "CVE-N", "1", "2023-01-22T08:00:00.000Z"},
+                                     {"jquery", "3.4.1", "CVE-J", "2", "2023-01-24T08:00:00.000Z"},
+                                     {"lodash", "4.17.20", "CVE-A", "2", "2023-01-23T08:00:00.000Z"},
+                                     {"lodash", "4.17.20", "CVE-B", "1", "2023-01-22T08:00:00.000Z"}}));
 
     // open_high_risk_incidents: incident 3 is under review; the script's id (its URL) comes last.
-    EXPECT_EQ(rows(*db_, "SELECT id, script, script_id FROM open_high_risk_incidents"),
-              (table{{"aaaaaaaaaaaaaaaaaaaaaaa2", "NULL", "NULL"},
-                     {"aaaaaaaaaaaaaaaaaaaaaaa1", "cdn.vendor.example/js/a.js", "https://cdn.vendor.example/js/a.js"}}));
+    EXPECT_EQ(
+        rows(*db_, "SELECT id, script, script_id FROM open_high_risk_incidents"),
+        (table{{"aaaaaaaaaaaaaaaaaaaaaaa2", "NULL", "NULL"},
+               {"aaaaaaaaaaaaaaaaaaaaaaa1", "cdn.vendor.example/js/a.js", "https://cdn.vendor.example/js/a.js"}}));
 
     // incident_history: the incident's app, host and title beside each change.
     EXPECT_EQ(rows(*db_, "SELECT * FROM incident_history"),
@@ -231,15 +232,18 @@ TEST_F(SchemaViews, ViewsShowTheNewColumnsForWhatTheStoreWrites) {
     inc.risk_level = "critical";
     inc.raw_json = replace_once(inc.raw_json, R"("risk_level": "high")", R"("risk_level": "critical")");
     inc.last_seen = "2023-01-25T00:00:00.000Z";
-    inc.raw_json = replace_once(inc.raw_json, R"("last_seen": "2023-01-22T08:30:15.084Z",)" "\n    \"host_domain\"",
-                                R"("last_seen": "2023-01-25T00:00:00.000Z",)" "\n    \"host_domain\"");
+    inc.raw_json = replace_once(inc.raw_json,
+                                R"("last_seen": "2023-01-22T08:30:15.084Z",)"
+                                "\n    \"host_domain\"",
+                                R"("last_seen": "2023-01-25T00:00:00.000Z",)"
+                                "\n    \"host_domain\"");
     commit({inc}, t1 + 60'000);
-    EXPECT_EQ(rows(*db_, "SELECT incident_id, field, old_value, new_value, app_id, host_domain, incident "
-                         "FROM incident_history"),
-              (table{{inc.id, "risk_level", "high", "critical", "PXabc123", "example.com",
-                      "New script reads PII fields"}}));
-    EXPECT_EQ(rows(*db_, "SELECT DISTINCT last_seen FROM vulnerable_packages"),
-              (table{{"2023-01-25T00:00:00.000Z"}}));
+    EXPECT_EQ(
+        rows(*db_,
+             "SELECT incident_id, field, old_value, new_value, app_id, host_domain, incident "
+             "FROM incident_history"),
+        (table{{inc.id, "risk_level", "high", "critical", "PXabc123", "example.com", "New script reads PII fields"}}));
+    EXPECT_EQ(rows(*db_, "SELECT DISTINCT last_seen FROM vulnerable_packages"), (table{{"2023-01-25T00:00:00.000Z"}}));
     EXPECT_EQ(db_->execAndGet("SELECT COUNT(*) FROM vulnerability_ids vi JOIN vulnerabilities v "
                               "ON v.incident_key = vi.incident_key AND v.ordinal = vi.vulnerability_ordinal "
                               "WHERE vi.package IS v.package AND vi.version IS v.version")
@@ -279,7 +283,8 @@ TEST_F(SchemaViews, TheReadmeTopPackagesQueryReadsTwentyIndexEntries) {
         char id[25];
         std::snprintf(id, sizeof id, "%024x", i + 1);
         auto inc = documented_example_incident(id);
-        inc.vulnerabilities = {{"pkg" + std::to_string(i % 10), "1.0",
+        inc.vulnerabilities = {{"pkg" + std::to_string(i % 10),
+                                "1.0",
                                 {"CVE-own-" + std::to_string(i), "CVE-shared-" + std::to_string(i % 50)}}};
         page.push_back(std::move(inc));
     }
@@ -317,8 +322,9 @@ TEST_F(SchemaViews, TheReadmeTopPackagesQueryReadsTwentyIndexEntries) {
     EXPECT_LE(sqlite3_stmt_status(st.get(), SQLITE_STMTSTATUS_FULLSCAN_STEP, 0), 20);
     EXPECT_EQ(sqlite3_stmt_status(st.get(), SQLITE_STMTSTATUS_SORT, 0), 0);
     ASSERT_EQ(top.size(), 20u);
-    const table counted = rows(*db_, "SELECT vulnerability_id, COUNT(DISTINCT incident_key) FROM vulnerability_ids "
-                                     "GROUP BY package, version, vulnerability_id ORDER BY 2 DESC LIMIT 20");
+    const table counted = rows(*db_,
+                               "SELECT vulnerability_id, COUNT(DISTINCT incident_key) FROM vulnerability_ids "
+                               "GROUP BY package, version, vulnerability_id ORDER BY 2 DESC LIMIT 20");
     for (std::size_t i = 0; i < top.size(); ++i) EXPECT_EQ(top[i][1], counted[i][1]) << i;  // ties in any order
     EXPECT_EQ(top.front()[1], "6");
     EXPECT_TRUE(contains(top.front()[0], "CVE-shared-"));
@@ -328,9 +334,8 @@ TEST_F(SchemaViews, VulnerablePackagesIsRightWhileAFirstBackfillDefersItsIndex) 
     open();
     store_->defer_indexes_while_empty();
     ASSERT_TRUE(store_->indexes_deferred());
-    ASSERT_EQ(db_->execAndGet("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'vulnerability_ids_by_package'")
-                  .getInt(),
-              0);
+    ASSERT_EQ(
+        db_->execAndGet("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'vulnerability_ids_by_package'").getInt(), 0);
     commit({documented_example_incident()}, t1);
     const table expected{{"jquery", "3.4.1", "CVE-2020-11022", "1", "2023-01-22T08:30:15.084Z"},
                          {"lodash", "4.17.20", "CVE-2020-28500", "1", "2023-01-22T08:30:15.084Z"},
@@ -338,7 +343,6 @@ TEST_F(SchemaViews, VulnerablePackagesIsRightWhileAFirstBackfillDefersItsIndex) 
     EXPECT_EQ(rows(*db_, vulnerable_packages_sorted), expected);
     store_->build_deferred_indexes();
     EXPECT_EQ(rows(*db_, vulnerable_packages_sorted), expected);
-    EXPECT_EQ(db_->execAndGet("SELECT COUNT(*) FROM vulnerability_ids INDEXED BY vulnerability_ids_by_package")
-                  .getInt(),
-              3);
+    EXPECT_EQ(
+        db_->execAndGet("SELECT COUNT(*) FROM vulnerability_ids INDEXED BY vulnerability_ids_by_package").getInt(), 3);
 }

@@ -88,10 +88,9 @@ std::string text(SQLite::Database& db, const std::string& sql, const std::vector
     return st.getColumn(0).getString();
 }
 
-const std::vector<std::string> data_tables = {"incidents",       "scripts",           "script_page_types",
-                                              "incident_page_types", "actions",       "action_args",
-                                              "vulnerabilities", "vulnerability_ids", "sync_state",
-                                              "sync_runs"};
+const std::vector<std::string> data_tables = {"incidents",  "scripts",     "script_page_types", "incident_page_types",
+                                              "actions",    "action_args", "vulnerabilities",   "vulnerability_ids",
+                                              "sync_state", "sync_runs"};
 
 // Every row of every table, for "nothing changed" comparisons.
 std::map<std::string, table> snapshot(SQLite::Database& db) {
@@ -112,10 +111,10 @@ void expect_stored(SQLite::Database& db, const incident& want) {
                            "FROM incidents WHERE id = ?",
                            {want.id});
     ASSERT_EQ(inc.size(), 1u);
-    EXPECT_EQ(inc[0], (row{cell(want.id), cell(want.app_id), cell(want.host_domain), cell(want.category),
-                           cell(want.title), cell(want.details), cell(want.initiator), cell(want.first_seen),
-                           cell(want.last_seen), cell(want.ack_updated_at), cell(want.under_review),
-                           cell(want.risk_level), cell(want.raw_json)}));
+    EXPECT_EQ(inc[0],
+              (row{cell(want.id), cell(want.app_id), cell(want.host_domain), cell(want.category), cell(want.title),
+                   cell(want.details), cell(want.initiator), cell(want.first_seen), cell(want.last_seen),
+                   cell(want.ack_updated_at), cell(want.under_review), cell(want.risk_level), cell(want.raw_json)}));
     // Byte for byte, not just equal as text.
     EXPECT_EQ(scalar(db, "SELECT length(CAST(raw_json AS BLOB)) FROM incidents WHERE id = ?", {want.id}),
               static_cast<std::int64_t>(want.raw_json.size()));
@@ -131,10 +130,10 @@ void expect_stored(SQLite::Database& db, const incident& want) {
                                   "FROM incidents i JOIN scripts s ON s.script_key = i.script_key WHERE i.id = ?",
                                   {want.id});
         ASSERT_EQ(script.size(), 1u) << "the incident's script row is missing";
-        EXPECT_EQ(script[0], (row{cell(s.key), cell(s.id), cell(s.app_id), cell(s.host_domain), cell(s.type),
-                                  cell(s.vendor), cell(s.first_seen), cell(s.last_seen),
-                                  cell(s.users_affected_percentage), cell(s.ack), cell(s.risk_level),
-                                  cell(s.risk_reason)}));
+        EXPECT_EQ(script[0],
+                  (row{cell(s.key), cell(s.id), cell(s.app_id), cell(s.host_domain), cell(s.type), cell(s.vendor),
+                       cell(s.first_seen), cell(s.last_seen), cell(s.users_affected_percentage), cell(s.ack),
+                       cell(s.risk_level), cell(s.risk_reason)}));
         std::vector<std::string> page_types = s.page_types;
         std::sort(page_types.begin(), page_types.end());
         page_types.erase(std::unique(page_types.begin(), page_types.end()), page_types.end());
@@ -185,8 +184,7 @@ void expect_stored(SQLite::Database& db, const incident& want) {
         std::sort(ids.begin(), ids.end());
         for (const auto& id : ids) want_ids.push_back({ordinal, cell(id)});
     }
-    EXPECT_EQ(rows(db,
-                   "SELECT ordinal, package, version FROM vulnerabilities WHERE incident_key = ? ORDER BY ordinal",
+    EXPECT_EQ(rows(db, "SELECT ordinal, package, version FROM vulnerabilities WHERE incident_key = ? ORDER BY ordinal",
                    {key}),
               want_vulns);
     EXPECT_EQ(rows(db,
@@ -213,8 +211,9 @@ incident second_incident() {
     inc.vulnerabilities.resize(1);
     inc.vulnerabilities[0].ids = {"CVE-2021-23337"};
     inc.raw_json = replace_once(inc.raw_json, R"(, "CVE-2020-28500")", "");
-    inc.raw_json = replace_once(
-        inc.raw_json, ",\n        {\"package\": \"jquery\", \"version\": \"3.4.1\", \"ids\": [\"CVE-2020-11022\"]}", "");
+    inc.raw_json =
+        replace_once(inc.raw_json,
+                     ",\n        {\"package\": \"jquery\", \"version\": \"3.4.1\", \"ids\": [\"CVE-2020-11022\"]}", "");
     return inc;
 }
 
@@ -227,8 +226,8 @@ incident sparse_incident(std::string id, std::string script_key) {
     isync::model::script s;
     s.key = std::move(script_key);
     inc.script = s;
-    inc.raw_json = R"({"id":")" + inc.id + R"(","app_id":"PXabc123","risk_level":"medium","script":{"key":")" +
-                   *s.key + R"("}})";
+    inc.raw_json =
+        R"({"id":")" + inc.id + R"(","app_id":"PXabc123","risk_level":"medium","script":{"key":")" + *s.key + R"("}})";
     return inc;
 }
 
@@ -327,21 +326,21 @@ TEST_F(Store, ViewsResolveTextIds) {
     EXPECT_EQ(rows(*db_,
                    "SELECT id, script_key_text, script_id, script_vendor, script_type, script_risk_level, "
                    "script_risk_reason FROM incidents_with_script ORDER BY id"),
-              (table{{cell(a.id), "'cdn.vendor.example/js/tracker.js'", "'5f1e2d3c4b5a69788796a5b4'",
-                      "'Vendor Inc.'", "'third_party'", "'medium'", "'reads form fields'"},
-                     {cell(b.id), "'cdn.vendor.example/js/tracker.js'", "'5f1e2d3c4b5a69788796a5b4'",
-                      "'Vendor Inc.'", "'third_party'", "'medium'", "'reads form fields'"}}));
+              (table{{cell(a.id), "'cdn.vendor.example/js/tracker.js'", "'5f1e2d3c4b5a69788796a5b4'", "'Vendor Inc.'",
+                      "'third_party'", "'medium'", "'reads form fields'"},
+                     {cell(b.id), "'cdn.vendor.example/js/tracker.js'", "'5f1e2d3c4b5a69788796a5b4'", "'Vendor Inc.'",
+                      "'third_party'", "'medium'", "'reads form fields'"}}));
 
     // Only `a` is high risk; `b` is low.
     EXPECT_EQ(rows(*db_, "SELECT id, risk_level, script, vendor FROM open_high_risk_incidents"),
               (table{{cell(a.id), "'high'", "'cdn.vendor.example/js/tracker.js'", "'Vendor Inc.'"}}));
 
-    EXPECT_EQ(rows(*db_,
-                   "SELECT incident_id, ordinal, type, subtype FROM incident_actions ORDER BY incident_id, ordinal"),
-              (table{{cell(a.id), "0", "'network'", "'post'"},
-                     {cell(a.id), "1", "'dom'", "'read_input'"},
-                     {cell(b.id), "0", "'network'", "'post'"},
-                     {cell(b.id), "1", "'dom'", "'read_input'"}}));
+    EXPECT_EQ(
+        rows(*db_, "SELECT incident_id, ordinal, type, subtype FROM incident_actions ORDER BY incident_id, ordinal"),
+        (table{{cell(a.id), "0", "'network'", "'post'"},
+               {cell(a.id), "1", "'dom'", "'read_input'"},
+               {cell(b.id), "0", "'network'", "'post'"},
+               {cell(b.id), "1", "'dom'", "'read_input'"}}));
 
     EXPECT_EQ(rows(*db_,
                    "SELECT action_ordinal, name, value FROM incident_action_args WHERE incident_id = ? "
@@ -417,8 +416,8 @@ TEST_F(Store, ChangedIncidentUpdatesItsRowAndReplacesItsChildren) {
 
     // The other incident's rows, its own and its children, are exactly as before.
     const auto after = snapshot(*db_);
-    const auto untouched_key = std::to_string(scalar(*db_, "SELECT incident_key FROM incidents WHERE id = ?",
-                                                     {untouched.id}));
+    const auto untouched_key =
+        std::to_string(scalar(*db_, "SELECT incident_key FROM incidents WHERE id = ?", {untouched.id}));
     for (const char* t :
          {"incidents", "incident_page_types", "actions", "action_args", "vulnerabilities", "vulnerability_ids"}) {
         table was, is;
@@ -436,9 +435,11 @@ TEST_F(Store, OnlyLastSeenChangedMovesLastSyncedAtButNotContentChangedAt) {
 
     incident seen_again = original;
     seen_again.last_seen = "2023-01-23T00:00:00.000Z";
-    seen_again.raw_json =
-        replace_once(seen_again.raw_json, R"("last_seen": "2023-01-22T08:30:15.084Z",)" "\n    \"host_domain\"",
-                     R"("last_seen": "2023-01-23T00:00:00Z",)" "\n    \"host_domain\"");
+    seen_again.raw_json = replace_once(seen_again.raw_json,
+                                       R"("last_seen": "2023-01-22T08:30:15.084Z",)"
+                                       "\n    \"host_domain\"",
+                                       R"("last_seen": "2023-01-23T00:00:00Z",)"
+                                       "\n    \"host_domain\"");
     seen_again.script->last_seen = "2023-01-23T00:00:00.000Z";
     seen_again.raw_json = replace_once(seen_again.raw_json, R"("last_seen": "2023-01-22T03:00:00-05:30")",
                                        R"("last_seen": "2023-01-23T00:00:00Z")");
@@ -542,9 +543,8 @@ TEST_F(Store, CommitWithSliceReportMovesTheWatermarkAndRecordsTheRun) {
     EXPECT_EQ(rows(*db_,
                    "SELECT app_id, tld, from_ms, to_ms, pages, incidents_seen, incidents_new, incidents_changed, "
                    "drift_corrections, started_at, finished_at, status, error FROM sync_runs"),
-              (table{{"'PXabc123'", "'example.com'", cell(finish.from_ms), cell(finish.to_ms), "3", "9", "6", "2",
-                      "1", cell(format_iso8601_ms(finish.started_ms)), cell(format_iso8601_ms(t1)), "'ok'",
-                      "NULL"}}));
+              (table{{"'PXabc123'", "'example.com'", cell(finish.from_ms), cell(finish.to_ms), "3", "9", "6", "2", "1",
+                      cell(format_iso8601_ms(finish.started_ms)), cell(format_iso8601_ms(t1)), "'ok'", "NULL"}}));
 
     // Other pairs are untouched.
     auto other = store_->watermark(pair_b);
@@ -727,8 +727,9 @@ TEST_F(Store, AnIncidentChangedLaterInTheSamePageKeepsOnlyTheLaterChildrenAndIts
     // The history saw the first appearance's actions and risk as the old values.
     EXPECT_EQ(scalar(*db_, "SELECT COUNT(*) FROM incident_changes WHERE incident_key = ? AND field = 'actions'", {key}),
               1);
-    EXPECT_EQ(rows(*db_, "SELECT old_value, new_value FROM incident_changes WHERE incident_key = ? AND "
-                         "field = 'risk_level'",
+    EXPECT_EQ(rows(*db_,
+                   "SELECT old_value, new_value FROM incident_changes WHERE incident_key = ? AND "
+                   "field = 'risk_level'",
                    {key}),
               (table{{cell(std::string("high")), cell(std::string("critical"))}}));
 }

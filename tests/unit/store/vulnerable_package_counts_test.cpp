@@ -128,11 +128,10 @@ TEST_F(VulnerablePackageCounts, NewIncidentsAreCountedOnceEach) {
     open();
     commit(first_page(), t1);
     expect_exact("after the first page");
-    EXPECT_EQ(rows(*db_, stored_counts),
-              (table{{"NULL", "NULL", "CVE-N", "1", "2023-01-22T08:00:00.000Z"},
-                     {"jquery", "3.4.1", "CVE-J", "1", "2023-01-21T08:00:00.000Z"},
-                     {"lodash", "4.17.20", "CVE-1", "2", "2023-01-23T08:00:00.000Z"},
-                     {"lodash", "4.17.20", "CVE-2", "1", "2023-01-22T08:00:00.000Z"}}));
+    EXPECT_EQ(rows(*db_, stored_counts), (table{{"NULL", "NULL", "CVE-N", "1", "2023-01-22T08:00:00.000Z"},
+                                                {"jquery", "3.4.1", "CVE-J", "1", "2023-01-21T08:00:00.000Z"},
+                                                {"lodash", "4.17.20", "CVE-1", "2", "2023-01-23T08:00:00.000Z"},
+                                                {"lodash", "4.17.20", "CVE-2", "1", "2023-01-22T08:00:00.000Z"}}));
 
     // Another page: an existing group gains an incident, with an earlier last_seen.
     commit({make_incident(id_d, "2023-01-20T08:00:00.000Z", {{"jquery", "3.4.1", {"CVE-J", "CVE-K"}}})}, t1 + 1000);
@@ -147,8 +146,7 @@ TEST_F(VulnerablePackageCounts, ARewrittenIncidentMovesItsCounts) {
     std::int64_t now = t1;
 
     // A drops its second lodash (CVE-1 is still in its first) and its NULL package.
-    commit({make_incident(id_a, "2023-01-22T08:00:00.000Z", {{"lodash", "4.17.20", {"CVE-1", "CVE-2"}}})},
-           now += 1000);
+    commit({make_incident(id_a, "2023-01-22T08:00:00.000Z", {{"lodash", "4.17.20", {"CVE-1", "CVE-2"}}})}, now += 1000);
     expect_exact("a vulnerability removed");
     EXPECT_EQ(rows(*db_, "SELECT COUNT(*) FROM vulnerable_package_counts WHERE vulnerability_id = 'CVE-N'"),
               (table{{"0"}}));
@@ -163,7 +161,8 @@ TEST_F(VulnerablePackageCounts, ARewrittenIncidentMovesItsCounts) {
 
     // A adds jquery (shared with C) and lists CVE-2 twice, in two vulnerabilities.
     commit({make_incident(id_a, "2023-01-22T08:00:00.000Z",
-                          {{"lodash", "4.17.20", {"CVE-2"}}, {"jquery", "3.4.1", {"CVE-J"}},
+                          {{"lodash", "4.17.20", {"CVE-2"}},
+                           {"jquery", "3.4.1", {"CVE-J"}},
                            {"lodash", "4.17.20", {"CVE-2", "CVE-1"}}})},
            now += 1000);
     expect_exact("a vulnerability added, a CVE listed twice");
@@ -172,7 +171,8 @@ TEST_F(VulnerablePackageCounts, ARewrittenIncidentMovesItsCounts) {
 
     // A is seen later: every group of A follows its last_seen.
     commit({make_incident(id_a, "2023-01-25T00:00:00.000Z",
-                          {{"lodash", "4.17.20", {"CVE-2"}}, {"jquery", "3.4.1", {"CVE-J"}},
+                          {{"lodash", "4.17.20", {"CVE-2"}},
+                           {"jquery", "3.4.1", {"CVE-J"}},
                            {"lodash", "4.17.20", {"CVE-2", "CVE-1"}}})},
            now += 1000);
     expect_exact("last_seen moved later");
@@ -182,7 +182,8 @@ TEST_F(VulnerablePackageCounts, ARewrittenIncidentMovesItsCounts) {
     // And back earlier than B and C (the API is not supposed to, but the
     // summary must not keep a maximum that no row holds any more).
     commit({make_incident(id_a, "2023-01-01T00:00:00.000Z",
-                          {{"lodash", "4.17.20", {"CVE-2"}}, {"jquery", "3.4.1", {"CVE-J"}},
+                          {{"lodash", "4.17.20", {"CVE-2"}},
+                           {"jquery", "3.4.1", {"CVE-J"}},
                            {"lodash", "4.17.20", {"CVE-2", "CVE-1"}}})},
            now += 1000);
     expect_exact("last_seen moved earlier");
@@ -280,8 +281,9 @@ VALUES (1, 0, 'CVE-A', 'lodash', '4.17.20', '2023-01-22T08:00:00.000Z'),
                              {"lodash", "4.17.20", "CVE-B", "1", "2023-01-22T08:00:00.000Z"}}));
 
     // The NULL groups are kept one row each by the triggers too.
-    db_->exec("INSERT INTO vulnerability_ids VALUES (4, 0, 'CVE-N', NULL, NULL, '2023-01-25T00:00:00.000Z'), "
-              "(4, 1, 'CVE-J', 'jquery', NULL, NULL)");
+    db_->exec(
+        "INSERT INTO vulnerability_ids VALUES (4, 0, 'CVE-N', NULL, NULL, '2023-01-25T00:00:00.000Z'), "
+        "(4, 1, 'CVE-J', 'jquery', NULL, NULL)");
     expect_exact("rows added to the NULL groups");
     db_->exec("DELETE FROM vulnerability_ids WHERE incident_key IN (3, 4)");
     expect_exact("rows removed from the NULL groups");
@@ -294,14 +296,17 @@ TEST_F(VulnerablePackageCounts, AnUpdateByHandCountsBothGroupsAgain) {
     open();
     commit(first_page(), t1);
     expect_exact("before");
-    db_->exec("UPDATE vulnerability_ids SET package = 'lodash-es' WHERE vulnerability_id = 'CVE-1' "
-              "AND vulnerability_ordinal = 1");
+    db_->exec(
+        "UPDATE vulnerability_ids SET package = 'lodash-es' WHERE vulnerability_id = 'CVE-1' "
+        "AND vulnerability_ordinal = 1");
     expect_exact("one of A's two CVE-1 rows moved to another package");
-    EXPECT_EQ(rows(*db_, "SELECT package, incidents FROM vulnerable_package_counts WHERE vulnerability_id = 'CVE-1' "
-                         "ORDER BY package"),
+    EXPECT_EQ(rows(*db_,
+                   "SELECT package, incidents FROM vulnerable_package_counts WHERE vulnerability_id = 'CVE-1' "
+                   "ORDER BY package"),
               (table{{"lodash", "2"}, {"lodash-es", "1"}}));
-    db_->exec("UPDATE vulnerability_ids SET incident_last_seen = '2024-01-01T00:00:00.000Z' "
-              "WHERE vulnerability_id = 'CVE-J'");
+    db_->exec(
+        "UPDATE vulnerability_ids SET incident_last_seen = '2024-01-01T00:00:00.000Z' "
+        "WHERE vulnerability_id = 'CVE-J'");
     expect_exact("last_seen updated");
     db_->exec("UPDATE vulnerability_ids SET incident_key = 9 WHERE incident_key = 1 AND vulnerability_ordinal = 0");
     expect_exact("rows moved to another incident");
@@ -316,7 +321,6 @@ TEST_F(VulnerablePackageCounts, DeclaresNoConstraintThatATriggerCouldBreak) {
     open();
     EXPECT_EQ(rows(*db_, "SELECT name FROM pragma_table_info('vulnerable_package_counts') WHERE \"notnull\" OR pk"),
               table{});
-    EXPECT_EQ(rows(*db_, "SELECT name FROM pragma_index_list('vulnerable_package_counts') WHERE \"unique\""),
-              table{});
+    EXPECT_EQ(rows(*db_, "SELECT name FROM pragma_index_list('vulnerable_package_counts') WHERE \"unique\""), table{});
     EXPECT_EQ(rows(*db_, "SELECT COUNT(*) FROM pragma_index_list('vulnerable_package_counts')"), (table{{"2"}}));
 }

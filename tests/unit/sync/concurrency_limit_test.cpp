@@ -127,7 +127,7 @@ TEST(ConcurrencyLimit, BackPressureLongAfterAnIncreaseHalves) {
     answer_a_round(c, clock);  // 16
     clock.advance(100ms);
     c.on_response(response_signal::backpressure, 100ms, 16, clock.now);  // 8
-    for (int round = 0; round < 14; ++round) answer_a_round(c, clock);  // 9 (probe, passed after 3), 10, 11
+    for (int round = 0; round < 14; ++round) answer_a_round(c, clock);   // 9 (probe, passed after 3), 10, 11
     ASSERT_EQ(c.limit(), 11);
     clock.advance(500ms);  // five round trips later, no increase since: the API got slower
     c.on_response(response_signal::backpressure, 100ms, 11, clock.now);

@@ -13,11 +13,11 @@
 #include "sync/engine.hpp"
 
 #include <SQLiteCpp/Statement.h>
+#include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
@@ -75,8 +75,8 @@ protected:
     // `n` incidents spread evenly over the last day.
     void fill(std::size_t n) {
         for (std::size_t i = 0; i < n; ++i)
-            account_.add(fmt::format("{:024x}", i + 1), now_ms - 1 - static_cast<std::int64_t>(i) * (24 * hour - 2) /
-                                                                          static_cast<std::int64_t>(n));
+            account_.add(fmt::format("{:024x}", i + 1),
+                         now_ms - 1 - static_cast<std::int64_t>(i) * (24 * hour - 2) / static_cast<std::int64_t>(n));
     }
 
     using main_task = std::function<boost::asio::awaitable<bool>(isync::sync::engine&)>;
@@ -93,8 +93,8 @@ protected:
         const isync::sync::clock_source clock{[this] { return clock_ms_; }, [] { return 0.5; }};
         if (!body) body = [](isync::sync::engine& e) { return e.run_once(); };
         {
-            isync::sync::engine engine(ioc_->get_executor(), unused, *store_, settings_, isync::config::secret("token"), clock,
-                                       std::move(make_source));
+            isync::sync::engine engine(ioc_->get_executor(), unused, *store_, settings_, isync::config::secret("token"),
+                                       clock, std::move(make_source));
             engine_ = &engine;
             // Parameters, not captures: the frame outlives this lambda expression.
             auto main = [](isync::sync::engine* e, main_task b, engine_run* o) -> boost::asio::awaitable<void> {
@@ -369,7 +369,7 @@ INSTANTIATE_TEST_SUITE_P(EngineSeam, EngineSeamFailedCommit,
 // row for the cut slice; and the next run completes the data.
 TEST_F(EngineSeam, AStopWhileAPageIsInTheStoreLeavesOnlyWholeSlicesAndTheNextRunCompletesThem) {
     settings_.sync.slice_incidents = 400;
-    fill(1000);  // the probe of the day, then 3 slices of about 333
+    fill(1000);                           // the probe of the day, then 3 slices of about 333
     std::vector<window> windows;          // as first asked: the probe, then each slice
     std::vector<std::int64_t> page_ends;  // skip + take of every request of the second slice
     std::atomic<bool> in_second_slice{false};
@@ -437,7 +437,8 @@ TEST_F(EngineSeam, AStopWhileAPageIsInTheStoreLeavesOnlyWholeSlicesAndTheNextRun
     ASSERT_LT(above, second_order.size());
     EXPECT_TRUE(std::find(page_ends.begin(), page_ends.end(), static_cast<std::int64_t>(above)) != page_ends.end())
         << above << " incidents above the watermark: not a page boundary";
-    EXPECT_EQ(stored_above, std::set<std::string>(second_order.begin(), second_order.begin() + static_cast<std::ptrdiff_t>(above)))
+    EXPECT_EQ(stored_above,
+              std::set<std::string>(second_order.begin(), second_order.begin() + static_cast<std::ptrdiff_t>(above)))
         << "above the watermark: not the first " << above << " incidents of the second slice";
 
     const auto resumed = run(serve());
@@ -479,8 +480,8 @@ TEST_F(EngineSeam, AReloadMidPollLeavesThatPollOnItsOwnSettingsAndTheNextPollsTa
         int generation;  // of the page source, i.e. of the snapshot
         pair p;
         int take;
-        int poll;        // of that pair, from 1
-        std::size_t n;   // its place among all requests, from 0
+        int poll;       // of that pair, from 1
+        std::size_t n;  // its place among all requests, from 0
     };
     std::vector<request> seen;
     std::map<pair, int> polls_done;
@@ -497,7 +498,8 @@ TEST_F(EngineSeam, AReloadMidPollLeavesThatPollOnItsOwnSettingsAndTheNextPollsTa
                 const auto q = test_support::parse_target(target);
                 const pair p{q.app_id, q.tld};
                 seen.push_back({generation, p, q.take, polls_done[p] + 1, seen.size()});
-                const auto a_requests = std::count_if(seen.begin(), seen.end(), [&](const auto& r) { return r.p == a_pair; });
+                const auto a_requests =
+                    std::count_if(seen.begin(), seen.end(), [&](const auto& r) { return r.p == a_pair; });
                 if (p == a_pair && a_requests == 3)
                     boost::asio::post(*ioc_, [&] {
                         engine_->reconfigure(reload, isync::config::secret("token-2"));

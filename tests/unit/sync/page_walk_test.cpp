@@ -71,8 +71,8 @@ public:
     std::vector<std::string> window() const {
         std::vector<std::string> out;
         // order_ is keyed by (-last_seen, id): newest first, id breaking ties.
-        for (auto it = order_.lower_bound({-window_to + 1, std::string()}); it != order_.end() && -it->first >= window_from;
-             ++it)
+        for (auto it = order_.lower_bound({-window_to + 1, std::string()});
+             it != order_.end() && -it->first >= window_from; ++it)
             out.push_back(it->second);
         return out;
     }
@@ -88,7 +88,7 @@ public:
     }
 
 private:
-    std::map<std::string, std::int64_t> items_;  // id -> last_seen
+    std::map<std::string, std::int64_t> items_;             // id -> last_seen
     std::set<std::pair<std::int64_t, std::string>> order_;  // (-last_seen, id)
     std::int64_t overstated_by_ = 0;
     std::function<void(std::vector<std::string>&)> reorder_;
@@ -96,16 +96,16 @@ private:
 
 struct walk_outcome {
     walk_state state = walk_state::fetching;
-    std::set<std::string> returned;  // every id any page held
-    std::vector<std::int64_t> skips;  // the skip of each request, in order
+    std::set<std::string> returned;               // every id any page held
+    std::vector<std::int64_t> skips;              // the skip of each request, in order
     std::vector<std::vector<std::string>> pages;  // the ids of each page, in order
 };
 
 // Feeds `walk` from `server` until it stops fetching (or `max_requests`, so a
 // walk that never ends cannot hang the test). `between(n)` runs before the
 // n-th request for n >= 1: between every two requests.
-walk_outcome drive(page_walk& walk, fake_incidents& server,
-                   const std::function<void(std::int64_t)>& between = {}, std::int64_t max_requests = 100'000) {
+walk_outcome drive(page_walk& walk, fake_incidents& server, const std::function<void(std::int64_t)>& between = {},
+                   std::int64_t max_requests = 100'000) {
     walk_outcome out;
     for (std::int64_t n = 0; walk.state() == walk_state::fetching && n < max_requests; ++n) {
         if (n > 0 && between) between(n);
@@ -152,9 +152,12 @@ walk_outcome drive(page_walk& walk, fake_incidents& server,
 
 const char* name(walk_state s) {
     switch (s) {
-    case walk_state::fetching: return "fetching";
-    case walk_state::complete: return "complete";
-    case walk_state::failed: return "failed";
+        case walk_state::fetching:
+            return "fetching";
+        case walk_state::complete:
+            return "complete";
+        case walk_state::failed:
+            return "failed";
     }
     return "?";
 }
@@ -347,7 +350,8 @@ TEST(PageWalk, WindowShrinkingBelowTheOffsetStepsBackFromTheEmptyPage) {
     EXPECT_TRUE(out.pages[2].empty()) << "15 left: the page at 16 is past the end";
     // count 30 -> 15: step back 15 + 2 from 16, to 0, where the anchors are.
     ASSERT_GE(out.skips.size(), 4u);
-    EXPECT_EQ(std::vector<std::int64_t>(out.skips.begin(), out.skips.begin() + 4), (std::vector<std::int64_t>{0, 8, 16, 0}));
+    EXPECT_EQ(std::vector<std::int64_t>(out.skips.begin(), out.skips.begin() + 4),
+              (std::vector<std::int64_t>{0, 8, 16, 0}));
     EXPECT_LE(out.skips.size(), 5u) << "at most one more page (at 8) reaches the count of 15";
     EXPECT_EQ(out.state, walk_state::complete);
     EXPECT_TRUE(none_missed(server, out));
@@ -379,7 +383,7 @@ drift_case random_case(std::mt19937_64& rng, int min_take = 7, int max_take = 50
 // correction is due.
 struct drift_log {
     std::int64_t removed = 0;
-    std::int64_t removed_before_offset = 0;  // at a place before the next request's skip: shifts the anchors
+    std::int64_t removed_before_offset = 0;    // at a place before the next request's skip: shifts the anchors
     std::int64_t removed_before_frontier = 0;  // before skip + overlap: an anchor or something before it
 };
 
@@ -496,8 +500,8 @@ TEST(PageWalk, RemovalsBeforeAndAfterTheOffsetAreCaughtBySteppingBack) {
     fake_incidents server(60);
     page_walk walk(10);
     const auto out = drive(walk, server, [&](std::int64_t n) {
-        if (n != 2) return;  // after pages at 0 and 8 (i0000..i0017 read), before the page at 16
-        server.seen_again(fake_incidents::id(5));   // before the offset: i0016, i0017 shift to 14, 15
+        if (n != 2) return;                        // after pages at 0 and 8 (i0000..i0017 read), before the page at 16
+        server.seen_again(fake_incidents::id(5));  // before the offset: i0016, i0017 shift to 14, 15
         server.seen_again(fake_incidents::id(15));
         server.seen_again(fake_incidents::id(35));  // after the offset
         server.seen_again(fake_incidents::id(50));
@@ -660,21 +664,23 @@ TEST(PageWalk, NoSwapWithUnchangedCountEverEndsCompleteWithAnIncidentMissed) {
                     bool swapped = false;
                     bool leaver_was_read = false;
                     bool entered_behind = false;
-                    const std::int64_t entered_at =
-                        enters_after < 0 ? fake_incidents::last_seen_of(0) + 5
-                                         : fake_incidents::last_seen_of(enters_after) - 5;
-                    const auto out = drive(walk, server, [&](std::int64_t k) {
-                        if (k != gap) return;
-                        const std::int64_t skip = walk.next().skip;
-                        server.seen_again(fake_incidents::id(leaves));
-                        server.add("entered", entered_at);
-                        const auto w = server.window();
-                        const auto pos = std::find(w.begin(), w.end(), "entered") - w.begin();
-                        entered_behind = pos < skip;
-                        // Undisturbed so far: the pages read cover [0, skip + overlap).
-                        leaver_was_read = leaves < skip + overlap_for(take);
-                        swapped = true;
-                    }, 10'000);
+                    const std::int64_t entered_at = enters_after < 0 ? fake_incidents::last_seen_of(0) + 5
+                                                                     : fake_incidents::last_seen_of(enters_after) - 5;
+                    const auto out = drive(
+                        walk, server,
+                        [&](std::int64_t k) {
+                            if (k != gap) return;
+                            const std::int64_t skip = walk.next().skip;
+                            server.seen_again(fake_incidents::id(leaves));
+                            server.add("entered", entered_at);
+                            const auto w = server.window();
+                            const auto pos = std::find(w.begin(), w.end(), "entered") - w.begin();
+                            entered_behind = pos < skip;
+                            // Undisturbed so far: the pages read cover [0, skip + overlap).
+                            leaver_was_read = leaves < skip + overlap_for(take);
+                            swapped = true;
+                        },
+                        10'000);
                     ASSERT_NE(out.state, walk_state::fetching);
                     ASSERT_TRUE(swapped);
                     if (out.state != walk_state::complete) {
@@ -683,11 +689,11 @@ TEST(PageWalk, NoSwapWithUnchangedCountEverEndsCompleteWithAnIncidentMissed) {
                     }
                     if (auto r = none_missed_that_stayed(before, server, out); !r) {
                         if (++complete_with_miss == 1)
-                            first = (testing::Message() << "before request " << gap << ", " << fake_incidents::id(leaves)
-                                                       << " leaves and one enters after "
-                                                       << (enters_after < 0 ? std::string("nothing (newest)")
-                                                                            : fake_incidents::id(enters_after))
-                                                       << ": " << r.message())
+                            first = (testing::Message() << "before request " << gap << ", "
+                                                        << fake_incidents::id(leaves) << " leaves and one enters after "
+                                                        << (enters_after < 0 ? std::string("nothing (newest)")
+                                                                             : fake_incidents::id(enters_after))
+                                                        << ": " << r.message())
                                         .GetString();
                     }
                     if (!out.returned.count("entered")) {
@@ -724,30 +730,33 @@ TEST(PageWalk, ArrivalsAndDeparturesAnywhereNeverCompleteWithAnIncidentThatStaye
         const auto before = server.window();
         page_walk walk(take);
         std::int64_t fresh = 0;
-        const auto out = drive(walk, server, [&](std::int64_t) {
-            const int outs = std::uniform_int_distribution<int>(0, max_out)(rng);
-            for (int k = 0; k < outs; ++k) {
-                const auto w = server.window();
-                if (w.empty()) break;
-                server.seen_again(w[std::uniform_int_distribution<std::size_t>(0, w.size() - 1)(rng)]);
-            }
-            const int ins = std::uniform_int_distribution<int>(0, max_in)(rng);
-            for (int k = 0; k < ins; ++k) {
-                const auto w = server.window();
-                const std::size_t at = std::uniform_int_distribution<std::size_t>(0, w.size())(rng);
-                const std::int64_t ls = w.empty()             ? fake_incidents::window_to - 5
-                                        : at < w.size()       ? server.last_seen(w[at]) + 1  // just before w[at]
-                                                              : server.last_seen(w.back()) - 1;
-                server.add("e" + std::to_string(fresh++), ls);
-            }
-        }, 100'000);
+        const auto out = drive(
+            walk, server,
+            [&](std::int64_t) {
+                const int outs = std::uniform_int_distribution<int>(0, max_out)(rng);
+                for (int k = 0; k < outs; ++k) {
+                    const auto w = server.window();
+                    if (w.empty()) break;
+                    server.seen_again(w[std::uniform_int_distribution<std::size_t>(0, w.size() - 1)(rng)]);
+                }
+                const int ins = std::uniform_int_distribution<int>(0, max_in)(rng);
+                for (int k = 0; k < ins; ++k) {
+                    const auto w = server.window();
+                    const std::size_t at = std::uniform_int_distribution<std::size_t>(0, w.size())(rng);
+                    const std::int64_t ls = w.empty()       ? fake_incidents::window_to - 5
+                                            : at < w.size() ? server.last_seen(w[at]) + 1  // just before w[at]
+                                                            : server.last_seen(w.back()) - 1;
+                    server.add("e" + std::to_string(fresh++), ls);
+                }
+            },
+            100'000);
         ASSERT_NE(out.state, walk_state::fetching) << "seed=" << seed;
         if (out.state != walk_state::complete) continue;
         if (auto r = none_missed_that_stayed(before, server, out); !r) {
             if (++complete_with_miss <= 3)
                 ADD_FAILURE() << "seed=" << seed << " n=" << n << " take=" << take << " out<=" << max_out
-                              << " in<=" << max_in << ", complete after " << walk.requests() << " requests: "
-                              << r.message();
+                              << " in<=" << max_in << ", complete after " << walk.requests()
+                              << " requests: " << r.message();
         }
     }
     EXPECT_EQ(complete_with_miss, 0) << "of 1000 seeds";
@@ -762,19 +771,22 @@ TEST(PageWalk, StepBackOntoAPageEndingInAnAnchorDoesNotEndTheWalk) {
     struct shape {
         int take;
         std::int64_t n;
-        std::int64_t gap;    // before this request
-        int read_leaving;    // i0000.. leave: all read, all before the offset
+        std::int64_t gap;  // before this request
+        int read_leaving;  // i0000.. leave: all read, all before the offset
     };
     for (const shape s : {shape{2, 6, 2, 1}, shape{3, 10, 3, 2}, shape{4, 12, 2, 2}}) {
         SCOPED_TRACE(testing::Message() << "take=" << s.take << " n=" << s.n << ", before request " << s.gap << " "
                                         << s.read_leaving << " read incident(s) leave");
         fake_incidents server(s.n);
         page_walk walk(s.take);
-        const auto out = drive(walk, server, [&](std::int64_t k) {
-            if (k != s.gap) return;
-            ASSERT_GE(walk.next().skip, s.read_leaving);
-            for (int i = 0; i < s.read_leaving; ++i) server.seen_again(fake_incidents::id(i));
-        }, 1000);
+        const auto out = drive(
+            walk, server,
+            [&](std::int64_t k) {
+                if (k != s.gap) return;
+                ASSERT_GE(walk.next().skip, s.read_leaving);
+                for (int i = 0; i < s.read_leaving; ++i) server.seen_again(fake_incidents::id(i));
+            },
+            1000);
         EXPECT_NE(out.state, walk_state::fetching);
         if (out.state == walk_state::complete) {
             EXPECT_TRUE(none_missed(server, out)) << "skips: " << testing::PrintToString(out.skips);
@@ -791,12 +803,15 @@ TEST(PageWalk, StepBackOvershootWithTheDefaultPageSizeDoesNotEndTheWalk) {
     constexpr std::int64_t n = 196;
     fake_incidents server(n);
     page_walk walk(take);
-    const auto out = drive(walk, server, [&](std::int64_t k) {
-        if (k != 2) return;  // pages at 0 and 48 read i0000..i0097; the page at 96 is next
-        server.seen_again(fake_incidents::id(0));
-        server.seen_again(fake_incidents::id(1));
-        for (std::int64_t i = 98; i < 98 + 46; ++i) server.seen_again(fake_incidents::id(i));
-    }, 1000);
+    const auto out = drive(
+        walk, server,
+        [&](std::int64_t k) {
+            if (k != 2) return;  // pages at 0 and 48 read i0000..i0097; the page at 96 is next
+            server.seen_again(fake_incidents::id(0));
+            server.seen_again(fake_incidents::id(1));
+            for (std::int64_t i = 98; i < 98 + 46; ++i) server.seen_again(fake_incidents::id(i));
+        },
+        1000);
     EXPECT_NE(out.state, walk_state::fetching);
     if (out.state == walk_state::complete) {
         EXPECT_TRUE(none_missed(server, out)) << "skips: " << testing::PrintToString(out.skips);
@@ -810,11 +825,14 @@ TEST(PageWalk, ArrivalsPushingTheAnchorsToTheEndOfAFullPageDoNotEndTheWalk) {
     fake_incidents server(6);
     page_walk walk(5);
     const auto before = server.window();
-    const auto out = drive(walk, server, [&](std::int64_t k) {
-        if (k != 1) return;  // i0000..i0004 read, the page at 3 is next
-        server.seen_again(fake_incidents::id(4));
-        for (int e = 0; e < 4; ++e) server.add("e" + std::to_string(e), fake_incidents::last_seen_of(2) - 1 - e);
-    }, 1000);
+    const auto out = drive(
+        walk, server,
+        [&](std::int64_t k) {
+            if (k != 1) return;  // i0000..i0004 read, the page at 3 is next
+            server.seen_again(fake_incidents::id(4));
+            for (int e = 0; e < 4; ++e) server.add("e" + std::to_string(e), fake_incidents::last_seen_of(2) - 1 - e);
+        },
+        1000);
     EXPECT_NE(out.state, walk_state::fetching);
     if (out.state == walk_state::complete) {
         EXPECT_TRUE(none_missed_that_stayed(before, server, out)) << "skips: " << testing::PrintToString(out.skips);
@@ -843,8 +861,8 @@ TEST(PageWalk, ServerThatNeverEndsFailsWithinABoundedNumberOfRequests) {
             count = growth == 1 ? count + take : std::min<std::int64_t>(count * 2, std::int64_t{1} << 50);
             ++requests;
         }
-        EXPECT_EQ(walk.state(), walk_state::failed) << "still " << name(walk.state()) << " after " << requests
-                                                    << " requests; paging.count is now " << count;
+        EXPECT_EQ(walk.state(), walk_state::failed)
+            << "still " << name(walk.state()) << " after " << requests << " requests; paging.count is now " << count;
         EXPECT_LE(requests, bound);
         EXPECT_EQ(walk.rewalks(), 0);
         EXPECT_FALSE(walk.failure().empty());

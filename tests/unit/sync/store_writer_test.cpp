@@ -16,10 +16,10 @@
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -97,9 +97,9 @@ std::string text(const upsert_counts& c) {
 struct outcome {
     bool delivered = false;  // false: the awaiting coroutine got nullopt
     bool ok = false;
-    std::string counts;      // text(counts) when ok
+    std::string counts;  // text(counts) when ok
     errc code{};
-    std::string message;     // when not ok
+    std::string message;  // when not ok
 };
 
 outcome settled(const std::optional<result<upsert_counts>>& r) {
@@ -107,7 +107,8 @@ outcome settled(const std::optional<result<upsert_counts>>& r) {
     if (!r) return o;
     o.delivered = true;
     o.ok = r->has_value();
-    if (o.ok) o.counts = text(**r);
+    if (o.ok)
+        o.counts = text(**r);
     else {
         o.code = r->error().code;
         o.message = r->error().message;
@@ -259,8 +260,9 @@ TEST_F(StoreWriter, TypedAndUntypedPagesOfTwoLedgersAllLand) {
     run(body);
 
     ASSERT_EQ(tickets.size(), 4u);
-    const char* want[] = {"seen 10, inserted 10, changed 0, unchanged 0", "seen 10, inserted 10, changed 0, unchanged 0",
-                          "seen 7, inserted 7, changed 0, unchanged 0", "seen 13, inserted 13, changed 0, unchanged 0"};
+    const char* want[] = {"seen 10, inserted 10, changed 0, unchanged 0",
+                          "seen 10, inserted 10, changed 0, unchanged 0", "seen 7, inserted 7, changed 0, unchanged 0",
+                          "seen 13, inserted 13, changed 0, unchanged 0"};
     for (std::size_t i = 0; i < 4; ++i) {
         EXPECT_TRUE(tickets[i].delivered) << i;
         EXPECT_TRUE(tickets[i].ok) << i << ": " << tickets[i].message;
@@ -320,7 +322,7 @@ TEST_F(StoreWriter, AFailedTransactionFailsEveryLedgerInItAndTheWriterRecovers) 
     // 5th is the first incident of A2.
     fault hook{.step = "incident", .nth = 5};
     store_->set_step_hook(std::ref(hook));  // before the writer: its thread reads the hook
-    gate blocked;  // outlives the writer, whose thread may be waiting on it
+    gate blocked;                           // outlives the writer, whose thread may be waiting on it
     store_writer writer(io_.get_executor(), *store_, no_age_limit);
     open_on_exit opener{blocked};
     auto a = writer.open_ledger();
@@ -368,7 +370,7 @@ TEST_F(StoreWriter, AFailedTransactionFailsEveryLedgerInItAndTheWriterRecovers) 
     ASSERT_EQ(late.size(), 1u);
     EXPECT_FALSE(late[0].ok);
     EXPECT_EQ(hook.incident_steps.load(), 7) << "A1, B1, the failing first incident of A2, then C's two; B2 and A3 "
-                                         "were refused without being written";
+                                                "were refused without being written";
 
     // C's page committed on its own after the failure.
     EXPECT_TRUE(c_ticket.ok) << c_ticket.message;
@@ -387,21 +389,24 @@ struct slice_run {
     outcome flush;
     std::optional<std::int64_t> watermark;
     bool watermark_read = false;
-    std::int64_t runs = -1;            // sync_runs rows after the flush
+    std::int64_t runs = -1;           // sync_runs rows after the flush
     std::vector<std::string> stored;  // incident ids after the flush
 };
 
 // The slice of the tests below: two pages, the second one finishing it.
-const slice_report two_page_slice{.pair = pair_a, .from_ms = t1 - 3'600'000, .to_ms = t1 - 60'000,
-                                  .started_ms = t1 - 5'000, .pages = 1, .counts = {.seen = 3, .inserted = 3}};
+const slice_report two_page_slice{.pair = pair_a,
+                                  .from_ms = t1 - 3'600'000,
+                                  .to_ms = t1 - 60'000,
+                                  .started_ms = t1 - 5'000,
+                                  .pages = 1,
+                                  .counts = {.seen = 3, .inserted = 3}};
 
 // Submits `first`, then `last` finishing two_page_slice, for `owner`; with
 // `held`, while the writer thread waits on it, so that both pages go into one
 // transaction. Then waits for both tickets and the ledger's flush, and reads
 // pair_a's watermark, into `out`. (The pages are named by the caller: see the
 // GCC 12 note.)
-net::awaitable<void> write_two_page_slice(store_writer& writer, gate* held,
-                                          std::shared_ptr<store_writer::ledger> owner,
+net::awaitable<void> write_two_page_slice(store_writer& writer, gate* held, std::shared_ptr<store_writer::ledger> owner,
                                           const isync::model::page& first, const isync::model::page& last,
                                           std::int64_t now_ms, slice_run& out) {
     if (held) writer.post([held](incident_store&) { held->wait(); });
@@ -442,7 +447,8 @@ TEST_F(StoreWriter, TheSlicesLastPageMovesTheWatermarkWhenItsTransactionCommits)
     EXPECT_EQ(stored_ids(), ids(0, 7));
     // The run row: the slice's earlier totals plus the finishing page.
     EXPECT_EQ(count_rows("SELECT COUNT(*) FROM sync_runs WHERE status = 'ok' AND pages = 2 AND incidents_seen = 7 "
-                         "AND incidents_new = 7 AND to_ms = " + std::to_string(two_page_slice.to_ms)),
+                         "AND incidents_new = 7 AND to_ms = " +
+                         std::to_string(two_page_slice.to_ms)),
               1);
 }
 
@@ -454,8 +460,8 @@ namespace {
 struct slice_fault {
     const char* name;
     const char* step;
-    int nth;              // counted from the writer's start: the first page holds incident steps 1-3
-    bool first_page_ok;   // what the tickets report: written into the transaction, or not
+    int nth;             // counted from the writer's start: the first page holds incident steps 1-3
+    bool first_page_ok;  // what the tickets report: written into the transaction, or not
     bool last_page_ok;
 };
 
@@ -505,7 +511,9 @@ TEST_P(StoreWriterSliceFailure, LeavesTheWatermarkWhereItWas) {
 
     for (const auto& t : retry.tickets) EXPECT_TRUE(t.ok) << t.message;
     EXPECT_TRUE(retry.flush.ok) << retry.flush.message;
-    EXPECT_EQ(count_rows("SELECT COUNT(*) FROM sync_runs WHERE status = 'ok' AND pages = 2 AND incidents_seen = 7 AND incidents_new = 7"), 1);
+    EXPECT_EQ(count_rows("SELECT COUNT(*) FROM sync_runs WHERE status = 'ok' AND pages = 2 AND incidents_seen = 7 AND "
+                         "incidents_new = 7"),
+              1);
     ASSERT_TRUE(retry.watermark_read);
     EXPECT_EQ(retry.watermark, two_page_slice.to_ms);
     EXPECT_EQ(stored_ids(), ids(0, 7));
@@ -521,8 +529,12 @@ TEST_F(StoreWriter, SliceTotalsCountTheUnchangedIncidentsOfAnUntypedPage) {
     store_writer writer(io_.get_executor(), *store_);
     auto earlier = writer.open_ledger();
     auto a = writer.open_ledger();
-    const slice_report finish{.pair = pair_a, .from_ms = t1 - 3'600'000, .to_ms = t1 - 60'000,
-                              .started_ms = t1 - 5'000, .pages = 0, .counts = {}};
+    const slice_report finish{.pair = pair_a,
+                              .from_ms = t1 - 3'600'000,
+                              .to_ms = t1 - 60'000,
+                              .started_ms = t1 - 5'000,
+                              .pages = 0,
+                              .counts = {}};
     outcome first, last, flushed;
     auto body = [&]() -> net::awaitable<void> {
         auto stored_first = writer.submit(earlier, page(0, 4), t1, std::nullopt);
@@ -603,7 +615,8 @@ TEST_F(StoreWriter, UnchangedIncidentsDoNotCountTowardsTheIncidentLimit) {
     fault hook{.step = "commit", .nth = 0};
     store_->set_step_hook(std::ref(hook));
     gate blocked;
-    store_writer writer(io_.get_executor(), *store_, {.max_batch_incidents = 1, .max_batch_age = std::chrono::hours(1)});
+    store_writer writer(io_.get_executor(), *store_,
+                        {.max_batch_incidents = 1, .max_batch_age = std::chrono::hours(1)});
     open_on_exit opener{blocked};
     auto a = writer.open_ledger();
     std::vector<outcome> got;

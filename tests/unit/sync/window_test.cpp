@@ -33,7 +33,8 @@ sync_config settings(std::chrono::milliseconds lookback = 24h, std::chrono::mill
 }
 
 // Consecutive, oldest first, each no longer than `max`, covering [from, to) exactly.
-::testing::AssertionResult tiles(const std::vector<slice>& slices, std::int64_t from, std::int64_t to, std::int64_t max) {
+::testing::AssertionResult tiles(const std::vector<slice>& slices, std::int64_t from, std::int64_t to,
+                                 std::int64_t max) {
     if (slices.empty()) return ::testing::AssertionFailure() << "no slices for [" << from << ", " << to << ")";
     if (slices.front().from_ms != from)
         return ::testing::AssertionFailure() << "first slice starts at " << slices.front().from_ms << ", not " << from;
@@ -141,7 +142,7 @@ using isync::sync::split_by_count;
 
 TEST(SplitByCount, AWindowWithFewIncidentsIsOneSliceWhateverItsLength) {
     const slice month{now - 30 * day, now};
-    EXPECT_EQ(split_by_count(month, 0, 5000), std::vector<slice>{month});      // empty: one request
+    EXPECT_EQ(split_by_count(month, 0, 5000), std::vector<slice>{month});  // empty: one request
     EXPECT_EQ(split_by_count(month, 4999, 5000), std::vector<slice>{month});
     EXPECT_EQ(split_by_count(month, 5000, 5000), std::vector<slice>{month});
 }

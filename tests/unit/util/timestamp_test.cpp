@@ -54,24 +54,24 @@ TEST(Timestamp, TruncatesFractionsBeyondMilliseconds) {
 
 TEST(Timestamp, RejectsInvalidDatesAndTimes) {
     for (const char* bad : {
-             "2023-02-30T00:00:00Z",  // Feb 30
-             "2023-02-29T00:00:00Z",  // not a leap year
-             "1900-02-29T00:00:00Z",  // century, not a leap year
-             "2023-13-01T00:00:00Z",  // month 13
-             "2023-00-10T00:00:00Z",  // month 0
-             "2023-04-31T00:00:00Z",  // April has 30 days
-             "2023-01-00T00:00:00Z",  // day 0
-             "2023-01-21T24:00:00Z",  // hour 24
-             "2023-01-21T15:60:00Z",  // minute 60
-             "2023-01-21T15:00:00",   // missing zone
-             "2023-01-21T15:00:00.084",  // missing zone after a fraction
-             "2023-01-21",            // date only
-             "2023-01-21T15:00Z",     // no seconds
-             "2023-01-21T15:00:00.Z",  // empty fraction
-             "2023-01-21T15:00:00+2:00",  // one-digit offset hour
+             "2023-02-30T00:00:00Z",       // Feb 30
+             "2023-02-29T00:00:00Z",       // not a leap year
+             "1900-02-29T00:00:00Z",       // century, not a leap year
+             "2023-13-01T00:00:00Z",       // month 13
+             "2023-00-10T00:00:00Z",       // month 0
+             "2023-04-31T00:00:00Z",       // April has 30 days
+             "2023-01-00T00:00:00Z",       // day 0
+             "2023-01-21T24:00:00Z",       // hour 24
+             "2023-01-21T15:60:00Z",       // minute 60
+             "2023-01-21T15:00:00",        // missing zone
+             "2023-01-21T15:00:00.084",    // missing zone after a fraction
+             "2023-01-21",                 // date only
+             "2023-01-21T15:00Z",          // no seconds
+             "2023-01-21T15:00:00.Z",      // empty fraction
+             "2023-01-21T15:00:00+2:00",   // one-digit offset hour
              "2023-01-21T15:00:00+24:00",  // offset hour out of range
-             "2023-01-21T15:00:00Zjunk",  // trailing bytes
-             "2023-1-21T15:00:00Z",   // one-digit month
+             "2023-01-21T15:00:00Zjunk",   // trailing bytes
+             "2023-1-21T15:00:00Z",        // one-digit month
              "",
              "not a date",
          }) {
@@ -124,14 +124,14 @@ TEST(HttpDate, ParsesImfFixdate) {
 
 TEST(HttpDate, RejectsMalformed) {
     for (const char* bad : {
-             "Sun, 06 Nov 1994 08:49:37 UTC",    // zone must be GMT
-             "Sunday, 06-Nov-94 08:49:37 GMT",   // RFC 850 form
-             "Sun Nov  6 08:49:37 1994",         // asctime form
-             "Sun, 6 Nov 1994 08:49:37 GMT",     // one-digit day
-             "Xyz, 06 Nov 1994 08:49:37 GMT",    // not a weekday
-             "Sun, 06 Foo 1994 08:49:37 GMT",    // not a month
-             "Sun, 30 Feb 1994 08:49:37 GMT",    // no such date
-             "Sun, 06 Nov 1994 25:49:37 GMT",    // hour 25
+             "Sun, 06 Nov 1994 08:49:37 UTC",   // zone must be GMT
+             "Sunday, 06-Nov-94 08:49:37 GMT",  // RFC 850 form
+             "Sun Nov  6 08:49:37 1994",        // asctime form
+             "Sun, 6 Nov 1994 08:49:37 GMT",    // one-digit day
+             "Xyz, 06 Nov 1994 08:49:37 GMT",   // not a weekday
+             "Sun, 06 Foo 1994 08:49:37 GMT",   // not a month
+             "Sun, 30 Feb 1994 08:49:37 GMT",   // no such date
+             "Sun, 06 Nov 1994 25:49:37 GMT",   // hour 25
              "120",
              "",
          })
