@@ -376,6 +376,10 @@ rl_span=30d
 rl_incidents=20000
 rl_pairs=10
 rl_one_pair_incidents=10000
+# The peer reads each pair's window whole (31 days, the daemon's max_window
+# default), as the script a user would write does: one request per page, no
+# 6-hour slices that cost it a request each (its default, for the loopback table).
+rl_peer_window=${BENCH_RL_PEER_WINDOW:-31d}
 churn_seconds=${BENCH_CHURN_SECONDS:-120}
 churn_interval=${BENCH_CHURN_INTERVAL:-10s}
 churn_live=${BENCH_CHURN_LIVE:-2}
@@ -470,7 +474,7 @@ rl_pass() {
     rl_run "rl.$case.peer" "$dir/peer.log" "$db" "the peer" -- \
       python3 "$root/bench/peer_sync.py" --base-url "$sim_url" --token-file "$tmp/token" --ca-file "$tmp/ca.pem" \
       --schema "$root/schema/001_initial.sql" --db "$db" --pairs "$npairs" --page-size "$peer_page_size" \
-      --initial-lookback "$rl_span"
+      --initial-lookback "$rl_span" --max-window "$rl_peer_window"
   fi
   record "rl.$case.incidents" "$incidents"
   record "rl.$case.pairs" "$npairs"
@@ -556,7 +560,7 @@ if ((real_link)); then
   ((main_table)) && echo
   echo "real link: incident-sim at $rl_latency per request (+ up to $rl_jitter), at most $rl_max_in_flight in flight" \
     "(429 + Retry-After beyond), gzip; $rl_span span; daemon: default settings (page_size $daemon_page_size)," \
-    "initial_lookback $rl_span; peer: one request at a time, page_size $peer_page_size; a new simulator per run;" \
+    "initial_lookback $rl_span; peer: one request at a time, page_size $peer_page_size, windows of $rl_peer_window; a new simulator per run;" \
     "medians of $repeat run(s), churn one run of ${churn_seconds}s (interval $churn_interval, --live $churn_live);" \
     "bytes sent: the simulator's bytes_sent, response bodies as sent (gzip; no headers or TLS);" \
     "(c)'s simulator is a new one whose clock moved on since (a), so the few incidents in the re-read overlap" \
