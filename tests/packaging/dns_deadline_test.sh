@@ -19,7 +19,7 @@ unshare -m true 2>/dev/null || { echo "SKIP: unshare -m is not permitted here (n
 dir=$(mktemp -d /tmp/isync-dns.XXXXXX)
 silent_pid=
 cleanup() {
-  [[ -n $silent_pid ]] && kill "$silent_pid" 2>/dev/null && wait "$silent_pid" 2>/dev/null
+  if [[ -n $silent_pid ]]; then kill "$silent_pid" 2>/dev/null; wait "$silent_pid" 2>/dev/null || true; fi
   rm -rf "$dir"
 }
 trap cleanup EXIT
