@@ -600,3 +600,42 @@ TEST_F(EngineSeam, AReloadDuringASinglePassEndsWithThatPass) {
     EXPECT_TRUE(r.all_ok);
     EXPECT_EQ(r.source->targets.size(), 1u + (300 - 50 + 47) / 48) << "more than the one pass";
 }
+
+// A page deep in a slice refused: with a 4xx (a search backend's bound on
+// offsets) the slice is split and the limit learned, so the next big window
+// is split before its walk gets there; with a server error that outlived its
+// retries the slice is only split. Either way no run fails and every
+// incident lands. Refused: any request with skip >= 200.
+class EngineSeamDeepOffset : public EngineSeam, public ::testing::WithParamInterface<unsigned> {};
+
+TEST_P(EngineSeamDeepOffset, SplitsTheSliceInsteadOfFailingThePair) {
+    const unsigned refusal = GetParam();
+    fill(1000);
+    std::size_t refused = 0;
+    const auto r = run([&](const std::string& target, std::size_t) -> isync::result<isync::http::response> {
+        const auto q = test_support::parse_target(target);
+        if (q.skip >= 200) {
+            ++refused;
+            return isync::http::response{
+                refusal, R"({"message":"Result window is too large"})", "application/json", "", "", "", ""};
+        }
+        return account_.answer(q);
+    });
+    ASSERT_TRUE(r.finished);
+    EXPECT_TRUE(r.all_ok);
+    EXPECT_EQ(count_incidents(), 1000);
+    EXPECT_EQ(watermark(), now_ms);
+    EXPECT_EQ(runs("failed"), 0);
+    // The first refused offset is 240 (pages step by 48): 1,000 incidents
+    // need at least 5 parts of fewer than 240.
+    EXPECT_GE(runs("ok"), 5);
+    EXPECT_GT(refused, 0u);
+    if (refusal == 400) {
+        // Learned from the first refusal: after the first batch, no part's
+        // walk reaches skip 200 again (a batch fetches up to 16 pages at once).
+        EXPECT_LE(refused, 16u);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(EngineSeam, EngineSeamDeepOffset, ::testing::Values(400u, 500u),
+                         [](const auto& info) { return "Http" + std::to_string(info.param); });
