@@ -72,7 +72,9 @@ void concurrency_controller::on_response(response_signal signal, std::chrono::mi
         probe_rounds_ = first_probe_rounds;
     }
     if (rounds < 1 || limit_ >= settings_.max) return;
-    if (ceiling_ > 0 && limit_ + 1 >= ceiling_ && rounds < probe_rounds_) return;
+    if (ceiling_ > 0 && limit_ + 1 >= ceiling_ &&
+        (rounds < probe_rounds_ || now - last_change_ < probe_rounds_ * pause_cost_))
+        return;
     before_increase_ = limit_;
     limit_ = std::min(settings_.max, slow_start_ ? limit_ * 2 : limit_ + 1);
     last_change_ = now;

@@ -23,6 +23,9 @@
 //    came is tried only after 10 round trips there, and after each refused
 //    probe the wait doubles (up to 160): each 429 pauses every request for its
 //    Retry-After, so a gateway with a hard cap must not cost one every second.
+//    Where the API pauses everyone on a refusal (429 Retry-After, see
+//    on_pause), a probe also waits that many times the pause in time: a
+//    refused probe then costs at most a tenth of the time spent at the limit.
 //    A probe that passes clears the mark: additive increase resumes.
 
 #include <chrono>
@@ -59,6 +62,10 @@ public:
     // flight when it was sent (itself included), and the time now.
     void on_response(response_signal signal, std::chrono::milliseconds rtt, int in_flight_at_send, time_point now);
 
+    // A refusal made every request wait `pause` (a 429's Retry-After): the
+    // price of a refused probe, so probes wait probe rounds x pause too.
+    void on_pause(std::chrono::milliseconds pause) { pause_cost_ = pause; }
+
 private:
     // Back-pressure within `confirm_rounds` (rounds at the limit, or round
     // trips of time) of an additive increase is taken as the increase's fault.
@@ -77,6 +84,7 @@ private:
     int ceiling_ = 0;             // the limit at which back-pressure last came (0: none, or a probe passed it)
     int probe_rounds_ = first_probe_rounds;  // rounds at the limit below ceiling_ before probing it
     int responses_at_limit_ = 0;             // answers sent with the limit in use, since it last changed
+    std::chrono::milliseconds pause_cost_{0};  // the last pause a refusal caused (on_pause)
     int before_increase_ = 0;                // the limit before the last additive increase
     time_point last_increase_{};             // of that increase
     std::uint64_t decreases_ = 0;

@@ -171,6 +171,7 @@ net::awaitable<result<http::response>> http_page_source::get(std::string target)
         // another pair would only be refused too.
         auto wait = api::parse_retry_after(res->retry_after, api::server_now_ms(res->date, now_ms_()));
         const auto pause = std::min(wait.value_or(std::chrono::milliseconds(1000)), max_pause_);
+        controller_.on_pause(pause);
         if (now + pause > pause_until_) {
             if (now >= pause_until_) ++pauses_;  // a new pause, not one made longer
             pause_until_ = now + pause;

@@ -120,6 +120,22 @@ TEST(ConcurrencyLimit, TimeSpentPausedDoesNotCountTowardTheNextProbe) {
     EXPECT_EQ(c.limit(), 9);
 }
 
+// Where a refusal pauses everyone (429 Retry-After: 1 s), a probe also waits
+// ten pauses' worth of time at the limit, so a gateway with a hard cap costs
+// at most a tenth of the time in pauses: ten rounds of 100 ms are not enough.
+TEST(ConcurrencyLimit, AProbeWaitsTenTimesThePauseARefusalCosts) {
+    concurrency_controller c({.initial = 8, .min = 1, .max = 64});
+    scripted_clock clock;
+    answer_a_round(c, clock);  // 16
+    clock.advance(100ms);
+    c.on_response(response_signal::backpressure, 100ms, 16, clock.now);  // 8
+    c.on_pause(1000ms);
+    for (int round = 0; round < 99; ++round) answer_a_round(c, clock);  // 9.9 s at the limit
+    EXPECT_EQ(c.limit(), 8);
+    answer_a_round(c, clock);  // 10 s
+    EXPECT_EQ(c.limit(), 9);
+}
+
 // Back-pressure that does not follow an increase is not a probe: it halves.
 TEST(ConcurrencyLimit, BackPressureLongAfterAnIncreaseHalves) {
     concurrency_controller c({.initial = 8, .min = 1, .max = 64});
