@@ -8,12 +8,12 @@
 #include <sqlite3.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <thread>
+#include <filesystem>
 #include <mutex>
+#include <thread>
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -23,22 +23,22 @@ namespace {
 
 std::string hint_for(int code) {
     switch (code & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return "another process holds a write lock; the daemon retries later";
-    case SQLITE_FULL:
-        return "the disk (or the database's size limit) is full; free space and the sync resumes";
-    case SQLITE_READONLY:
-        return "the file or its directory is read-only for this user; check ownership and permissions";
-    case SQLITE_CANTOPEN:
-        return "the file or its directory cannot be opened; check the path and permissions";
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-        return "the file is damaged or not an SQLite database; restore it from a backup or move it away";
-    case SQLITE_IOERR:
-        return "the operating system reported an I/O error; check the disk";
-    default:
-        return "";
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+            return "another process holds a write lock; the daemon retries later";
+        case SQLITE_FULL:
+            return "the disk (or the database's size limit) is full; free space and the sync resumes";
+        case SQLITE_READONLY:
+            return "the file or its directory is read-only for this user; check ownership and permissions";
+        case SQLITE_CANTOPEN:
+            return "the file or its directory cannot be opened; check the path and permissions";
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+            return "the file is damaged or not an SQLite database; restore it from a backup or move it away";
+        case SQLITE_IOERR:
+            return "the operating system reported an I/O error; check the disk";
+        default:
+            return "";
     }
 }
 
@@ -53,7 +53,8 @@ int interruptible_busy_handler(void* timeout_ms_as_pointer, int count) {
     const auto timeout_ms = static_cast<long>(reinterpret_cast<std::intptr_t>(timeout_ms_as_pointer));
     if (stop_waits.load(std::memory_order_relaxed)) return 0;
     long slept = 0;
-    for (int i = 0; i < count; ++i) slept += i < static_cast<int>(steps.size()) ? steps[static_cast<std::size_t>(i)] : 100;
+    for (int i = 0; i < count; ++i)
+        slept += i < static_cast<int>(steps.size()) ? steps[static_cast<std::size_t>(i)] : 100;
     if (slept >= timeout_ms) return 0;
     const long step = count < static_cast<int>(steps.size()) ? steps[static_cast<std::size_t>(count)] : 100;
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min(step, timeout_ms - slept)));
@@ -202,9 +203,9 @@ error sqlite_error(const std::exception& e, std::string_view path, std::string_v
     if ((code & 0xff) == SQLITE_INTERRUPT || (busy && stop_waits.load()))
         return make_error(errc::cancelled, fmt::format("database {}: {} stopped: the daemon is stopping", path, doing));
     std::string hint = hint_for(code);
-    return make_error(busy ? errc::database_busy : errc::database,
-                      fmt::format("database {}: {} failed: {}{}{}", path, doing, e.what(), hint.empty() ? "" : "; ",
-                                  hint));
+    return make_error(
+        busy ? errc::database_busy : errc::database,
+        fmt::format("database {}: {} failed: {}{}{}", path, doing, e.what(), hint.empty() ? "" : "; ", hint));
 }
 
 result<std::unique_ptr<SQLite::Database>> open_database(const open_options& options) {

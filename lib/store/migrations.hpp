@@ -7,8 +7,8 @@
 namespace isync::store {
 
 struct migration {
-    int version;             // NNN; PRAGMA user_version after it is applied
-    std::string_view name;   // file name without .sql
+    int version;            // NNN; PRAGMA user_version after it is applied
+    std::string_view name;  // file name without .sql
     std::string_view sql;
 };
 

@@ -6,8 +6,8 @@
 
 namespace isync::store {
 
-row_batch::row_batch(SQLite::Database& db, std::string insert, int columns)
-    : db_(db), insert_(std::move(insert)), columns_(static_cast<std::size_t>(columns)) {
+row_batch::row_batch(statement_registry& statements, std::string insert, int columns)
+    : statements_(statements), insert_(std::move(insert)), columns_(static_cast<std::size_t>(columns)) {
     values_.reserve(columns_ * 256);
 }
 
@@ -17,14 +17,14 @@ void row_batch::add(std::initializer_list<value> row) {
 }
 
 SQLite::Statement& row_batch::statement_for(std::size_t rows) {
-    auto& slot = statements_[rows];
+    auto& slot = by_rows_[rows];
     if (!slot) {
         std::string row = "(?";
         for (std::size_t c = 1; c < columns_; ++c) row += ",?";
         row += ')';
         std::string sql = insert_;
         for (std::size_t r = 0; r < rows; ++r) sql += (r == 0 ? " " : ",") + row;
-        slot = std::make_unique<SQLite::Statement>(db_, sql);
+        slot = &statements_.make(sql);
     }
     return *slot;
 }
@@ -44,21 +44,17 @@ void row_batch::flush() {
             std::visit(
                 [&](const auto& v) {
                     using T = std::decay_t<decltype(v)>;
-                    if constexpr (std::is_same_v<T, std::monostate>) st.bind(index);
-                    else if constexpr (std::is_same_v<T, const std::string*>) st.bindNoCopy(index, *v);
-                    else st.bind(index, v);
+                    if constexpr (std::is_same_v<T, std::monostate>)
+                        st.bind(index);
+                    else if constexpr (std::is_same_v<T, const std::string*>)
+                        st.bindNoCopy(index, *v);
+                    else
+                        st.bind(index, v);
                 },
                 values_[i]);
         }
-        st.exec();
-        st.reset();
+        run(st);
     }
-}
-
-void row_batch::clear() noexcept {
-    values_.clear();
-    for (auto& st : statements_)
-        if (st) st->tryReset();
 }
 
 }  // namespace isync::store

@@ -6,12 +6,12 @@
 // Values are bound without copies: every string added must stay alive until
 // flush() (the page being written owns them).
 
-#include <SQLiteCpp/Database.h>
+#include "store/statements.hpp"
+
 #include <SQLiteCpp/Statement.h>
 
 #include <array>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -25,8 +25,9 @@ public:
 
     // `insert` is the statement up to and including VALUES, e.g.
     // "INSERT INTO actions (incident_key, ordinal, type) VALUES"; `columns` the
-    // number of values per row.
-    row_batch(SQLite::Database& db, std::string insert, int columns);
+    // number of values per row. Its statements are made through `statements`
+    // (which resets them after a failure) as they are first needed.
+    row_batch(statement_registry& statements, std::string insert, int columns);
 
     // Adds one row of exactly `columns` values.
     void add(std::initializer_list<value> row);
@@ -36,8 +37,8 @@ public:
     // Inserts every row added, in order (throws like any statement; the rows
     // are dropped either way).
     void flush();
-    // Drops the rows added (after a rollback) and readies the statements.
-    void clear() noexcept;
+    // Drops the rows added (after a rollback).
+    void clear() noexcept { values_.clear(); }
     bool empty() const { return values_.empty(); }
 
 private:
@@ -48,11 +49,11 @@ private:
 
     SQLite::Statement& statement_for(std::size_t rows);
 
-    SQLite::Database& db_;
+    statement_registry& statements_;
     std::string insert_;
     std::size_t columns_;
     std::vector<value> values_;
-    std::array<std::unique_ptr<SQLite::Statement>, max_rows + 1> statements_;  // by row count
+    std::array<SQLite::Statement*, max_rows + 1> by_rows_{};  // made through statements_ on first use
 };
 
 }  // namespace isync::store

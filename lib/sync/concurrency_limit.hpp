@@ -82,11 +82,11 @@ private:
     time_point last_change_{};    // of the limit, either way
     time_point last_decrease_{};  // decreases wait a round trip after the last decrease only
     int ceiling_ = 0;             // the limit at which back-pressure last came (0: none, or a probe passed it)
-    int probe_rounds_ = first_probe_rounds;  // rounds at the limit below ceiling_ before probing it
-    int responses_at_limit_ = 0;             // answers sent with the limit in use, since it last changed
+    int probe_rounds_ = first_probe_rounds;    // rounds at the limit below ceiling_ before probing it
+    int responses_at_limit_ = 0;               // answers sent with the limit in use, since it last changed
     std::chrono::milliseconds pause_cost_{0};  // the last pause a refusal caused (on_pause)
-    int before_increase_ = 0;                // the limit before the last additive increase
-    time_point last_increase_{};             // of that increase
+    int before_increase_ = 0;                  // the limit before the last additive increase
+    time_point last_increase_{};               // of that increase
     std::uint64_t decreases_ = 0;
 };
 

@@ -1,5 +1,7 @@
 #include "store/row_batch.hpp"
 
+#include "store/statements.hpp"
+
 #include "support/test_support.hpp"
 
 #include <SQLiteCpp/Database.h>
@@ -12,6 +14,7 @@
 #include <vector>
 
 using isync::store::row_batch;
+using isync::store::statement_registry;
 using isync::test::temp_dir;
 
 namespace {
@@ -28,9 +31,7 @@ std::string sql_quote(const std::string& s) {
 
 class RowBatch : public ::testing::Test {
 protected:
-    void SetUp() override {
-        db_.exec("CREATE TABLE t (k INTEGER PRIMARY KEY, n INTEGER, r REAL, s TEXT)");
-    }
+    void SetUp() override { db_.exec("CREATE TABLE t (k INTEGER PRIMARY KEY, n INTEGER, r REAL, s TEXT)"); }
     // Every row of t as text, in key order.
     std::vector<std::string> rows() {
         std::vector<std::string> out;
@@ -43,12 +44,13 @@ protected:
 
     temp_dir dir_;
     SQLite::Database db_{dir_.file("batch.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE};
+    statement_registry statements_{db_};
 };
 
 }  // namespace
 
 TEST_F(RowBatch, InsertsEveryRowWithEveryKindOfValueAcrossStatementSizes) {
-    row_batch batch(db_, "INSERT INTO t (k, n, r, s) VALUES", 4);
+    row_batch batch(statements_, "INSERT INTO t (k, n, r, s) VALUES", 4);
     std::deque<std::string> texts;  // stable addresses: bound without copies
     std::vector<std::string> want;
     // 37 rows: two full statements of 16 and one of 5.
@@ -73,7 +75,7 @@ TEST_F(RowBatch, InsertsEveryRowWithEveryKindOfValueAcrossStatementSizes) {
 }
 
 TEST_F(RowBatch, RowsRunInTheOrderAddedSoOrReplaceKeepsTheLast) {
-    row_batch batch(db_, "INSERT OR REPLACE INTO t (k, n, r, s) VALUES", 4);
+    row_batch batch(statements_, "INSERT OR REPLACE INTO t (k, n, r, s) VALUES", 4);
     const std::string first = "first", last = "last";
     for (int i = 0; i < 20; ++i) batch.add({std::int64_t{1}, std::int64_t{1}, row_batch::value{}, &first});
     batch.add({std::int64_t{1}, std::int64_t{1}, row_batch::value{}, &last});
@@ -82,13 +84,14 @@ TEST_F(RowBatch, RowsRunInTheOrderAddedSoOrReplaceKeepsTheLast) {
 }
 
 TEST_F(RowBatch, AFailedFlushThrowsDropsItsRowsAndTheNextOneWorks) {
-    row_batch batch(db_, "INSERT INTO t (k, n, r, s) VALUES", 4);
+    row_batch batch(statements_, "INSERT INTO t (k, n, r, s) VALUES", 4);
     db_.exec("BEGIN");
     batch.add({std::int64_t{1}, std::int64_t{1}, row_batch::value{}, row_batch::value{}});
     batch.add({std::int64_t{1}, std::int64_t{1}, row_batch::value{}, row_batch::value{}});  // same primary key
     EXPECT_THROW(batch.flush(), SQLite::Exception);
     EXPECT_TRUE(batch.empty());
     db_.exec("ROLLBACK");
+    statements_.reset_all();  // as the store does after a failure
     batch.clear();
     batch.add({std::int64_t{2}, std::int64_t{1}, row_batch::value{}, row_batch::value{}});
     batch.flush();
@@ -96,7 +99,7 @@ TEST_F(RowBatch, AFailedFlushThrowsDropsItsRowsAndTheNextOneWorks) {
 }
 
 TEST_F(RowBatch, ARowOfTheWrongWidthIsAProgrammingError) {
-    row_batch batch(db_, "INSERT INTO t (k, n, r, s) VALUES", 4);
+    row_batch batch(statements_, "INSERT INTO t (k, n, r, s) VALUES", 4);
     EXPECT_THROW(batch.add({std::int64_t{1}, std::int64_t{2}}), std::logic_error);
     EXPECT_TRUE(batch.empty());
 }
