@@ -188,9 +188,16 @@ void http_page_source::note_budget(const http::response& res, std::chrono::stead
     const auto stated =
         api::parse_rate_limit(res.rate_limit_remaining, res.rate_limit_reset, api::server_now_ms(res.date, now_ms_()));
     if (!stated) return;
-    // The latest answer wins; the requests in flight beside it are taken as
-    // spent already (they may have reached the server after it answered).
-    budget_ = budget{stated->remaining - others, now + std::min(stated->until_reset, max_budget_wait)};
+    // The requests in flight beside it are taken as spent already (they may
+    // have reached the server after it answered). Answers arrive out of
+    // order, so within one window the lowest count wins; a new window's
+    // first answer replaces the old one's.
+    const std::int64_t remaining = stated->remaining - others;
+    if (budget_ && budget_->window == res.rate_limit_reset) {
+        budget_->remaining = std::min(budget_->remaining, remaining);
+        return;
+    }
+    budget_ = budget{remaining, now + std::min(stated->until_reset, max_budget_wait), res.rate_limit_reset};
 }
 
 net::awaitable<void> http_page_source::close_idle() {

@@ -22,6 +22,7 @@
 #include <list>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace isync::sync {
@@ -64,6 +65,7 @@ private:
     struct budget {
         std::int64_t remaining = 0;
         std::chrono::steady_clock::time_point reset;
+        std::string window;  // the X-RateLimit-Reset value as sent: which window it counts
     };
     std::optional<budget> budget_;
     // Reads a response's rate-limit headers into budget_ (`others` requests
