@@ -45,9 +45,10 @@ attempt_result judge(result<http::response>& res, fetch_context& ctx) {
         return {std::nullopt, res.error(), retryable, std::nullopt};
     }
     ++ctx.stats.responses_by_status[res->status];
+    // The server's clock only matters for a Retry-After date: no Date parse per page.
+    const std::int64_t now_ms = res->retry_after.empty() ? ctx.now_ms() : api::server_now_ms(res->date, ctx.now_ms());
     const auto verdict =
-        api::classify_response(res->status, res->body, res->retry_after, api::server_now_ms(res->date, ctx.now_ms()),
-                               ctx.backoff.policy().max_delay);
+        api::classify_response(res->status, res->body, res->retry_after, now_ms, ctx.backoff.policy().max_delay);
     switch (verdict.kind) {
         case api::outcome_kind::success: {
             if (!is_json(res->content_type))

@@ -7,7 +7,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -149,10 +148,11 @@ net::awaitable<result<http::response>> http_page_source::get(std::string target)
 
     const int limit_before = controller_.limit();
     // Each change of the limit, at debug level: how it learns the API.
+    // Nothing is formatted unless the limit moved (this runs for every answer).
     const auto log_change = [&](std::string_view why) {
-        if (controller_.limit() != limit_before)
-            spdlog::debug("requests in flight: limit {} -> {} ({}; round trip {} ms, average {} ms)", limit_before,
-                          controller_.limit(), why, rtt.count(), controller_.average_rtt().count());
+        if (controller_.limit() == limit_before) return;
+        spdlog::debug("requests in flight: limit {} -> {} ({}; round trip {} ms, average {} ms)", limit_before,
+                      controller_.limit(), why, rtt.count(), controller_.average_rtt().count());
     };
     if (!res) {
         if (res.error().code == errc::timeout || res.error().code == errc::transport) {
@@ -165,7 +165,7 @@ net::awaitable<result<http::response>> http_page_source::get(std::string target)
     note_budget(*res, now, in_flight_ - 1);
     const bool backpressure = res->status == 429 || res->status == 503;
     controller_.on_response(backpressure ? response_signal::backpressure : response_signal::ok, rtt, at_send, now);
-    log_change(backpressure ? fmt::format("HTTP {}", res->status) : std::string("answers in time at the limit"));
+    log_change(res->status == 429 ? "HTTP 429" : res->status == 503 ? "HTTP 503" : "answers in time at the limit");
     if (res->status == 429) {
         // Everyone waits: the limit is the account's, so the next request of
         // another pair would only be refused too.
@@ -185,6 +185,7 @@ net::awaitable<result<http::response>> http_page_source::get(std::string target)
 }
 
 void http_page_source::note_budget(const http::response& res, std::chrono::steady_clock::time_point now, int others) {
+    if (res.rate_limit_remaining.empty() || res.rate_limit_reset.empty()) return;  // most APIs: no Date to parse
     const auto stated =
         api::parse_rate_limit(res.rate_limit_remaining, res.rate_limit_reset, api::server_now_ms(res.date, now_ms_()));
     if (!stated) return;
