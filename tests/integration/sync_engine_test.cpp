@@ -221,7 +221,9 @@ TEST(SyncEngine, AtTheServersLimitNoRequestIsRefusedAndTheLimitIsUsed) {
 TEST(SyncEngine, AStatedRateLimitIsKeptWithoutA429) {
     auto options = dataset_of(3'000, 2);
     options.server.link.rate_limit = 25;
-    options.server.link.rate_window = std::chrono::milliseconds(700);
+    // A window long enough that 25 requests fit in it on a loaded CI machine,
+    // so the budget binds however slow the build: the first window runs dry.
+    options.server.link.rate_window = std::chrono::milliseconds(1'500);
     sync_harness h(options);
     h.settings().page_size = 50;  // ~64 requests: three windows at least
     h.settings().limits = {.initial = 4, .min = 1, .max = 16};
@@ -231,7 +233,9 @@ TEST(SyncEngine, AStatedRateLimitIsKeptWithoutA429) {
     const auto stats = h.server().stats();
     EXPECT_EQ(stats.rate_limited_429, 0u);
     EXPECT_GE(stats.requests, 60u);
-    EXPECT_GE(h.source_stats().budget_waits, 2u);  // it did wait for resets
+    // It did wait for a reset. Not "two waits": on a slow machine a later
+    // window can end by itself before its budget is spent (seen in CI).
+    EXPECT_GE(h.source_stats().budget_waits, 1u);
 }
 
 // Above the server's limit, the adaptive limit comes down to it: a few 429s,
