@@ -733,3 +733,18 @@ TEST_F(Store, AnIncidentChangedLaterInTheSamePageKeepsOnlyTheLaterChildrenAndIts
                    {key}),
               (table{{cell(std::string("high")), cell(std::string("critical"))}}));
 }
+
+TEST_F(Store, AnArgNameRepeatedInOneActionKeepsItsLastValue) {
+    // JSON lets an object repeat a name; the last value counts (as it did when
+    // args were written with INSERT OR REPLACE), once per name.
+    incident a = documented_example_incident();
+    ASSERT_FALSE(a.actions.empty());
+    a.actions[0].args = {{"url", "https://first.example/"}, {"method", "GET"}, {"url", "https://last.example/"}};
+    commit({a}, t1);
+    const auto key = std::to_string(scalar(*db_, "SELECT incident_key FROM incidents WHERE id = ?", {a.id}));
+    EXPECT_EQ(
+        rows(*db_, "SELECT name, value FROM action_args WHERE incident_key = ? AND action_ordinal = 0 ORDER BY name",
+             {key}),
+        (table{{cell(std::string("method")), cell(std::string("GET"))},
+               {cell(std::string("url")), cell(std::string("https://last.example/"))}}));
+}
