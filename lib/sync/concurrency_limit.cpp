@@ -51,7 +51,8 @@ void concurrency_controller::on_response(response_signal signal, std::chrono::mi
         if (may_decrease) decrease(now, window);
         return;
     }
-    const bool spike = average_ms_ > 0 && ms > settings_.spike * average_ms_;
+    const bool spike = average_ms_ > 0 && ms > settings_.spike * average_ms_ &&
+                       ms - average_ms_ > static_cast<double>(settings_.spike_margin.count());
     // The average follows ordinary round trips only, so a spike cannot raise
     // the bar it is judged by.
     if (!spike) average_ms_ = average_ms_ == 0 ? ms : 0.8 * average_ms_ + 0.2 * ms;

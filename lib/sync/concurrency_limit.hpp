@@ -38,7 +38,11 @@ struct concurrency_settings {
     int min = 1;
     int max = 32;           // api.max_in_flight
     double decrease = 0.5;  // factor on back-pressure
-    double spike = 3.0;     // a round trip above spike x average is back-pressure
+    double spike = 3.0;     // a round trip above spike x average is back-pressure,
+    // when it is also this much above the average: on a near API (loopback,
+    // a LAN) round trips of 0-4 ms vary by scheduling alone, and read as
+    // spikes they held a 1M backfill's limit at 1-2 requests in flight.
+    std::chrono::milliseconds spike_margin{25};
 };
 
 enum class response_signal {

@@ -131,24 +131,25 @@ net::awaitable<result<void>> engine::settle(std::shared_ptr<store_writer::write_
     co_return result<void>{};
 }
 
-net::awaitable<std::vector<result<model::page>>> engine::fetch_pages(config::pair pair, slice s,
-                                                                     std::vector<std::int64_t> skips,
-                                                                     std::shared_ptr<poll_state> poll,
-                                                                     std::shared_ptr<const snapshot> snap) {
-    using op = decltype(net::co_spawn(executor_, std::declval<net::awaitable<result<model::page>>>(), net::deferred));
+net::awaitable<std::vector<result<fetched_page>>> engine::fetch_pages(config::pair pair, slice s,
+                                                                      std::vector<std::int64_t> skips,
+                                                                      std::shared_ptr<poll_state> poll,
+                                                                      std::shared_ptr<const snapshot> snap,
+                                                                      bool parse) {
+    using op = decltype(net::co_spawn(executor_, std::declval<net::awaitable<result<fetched_page>>>(), net::deferred));
     std::vector<op> ops;
     ops.reserve(skips.size());
     for (const std::int64_t skip : skips) {
         fetch_context ctx{*snap->source, snap->settings.connection.endpoint, snap->backoff, clock_.now_ms, stats_,
                           poll->mode};
         const api::incidents_query query{pair, s.from_ms, s.to_ms, skip, snap->settings.page_size};
-        ops.push_back(net::co_spawn(executor_, fetch_page(ctx, query), net::deferred));
+        ops.push_back(net::co_spawn(executor_, fetch_page_or_body(ctx, query, parse), net::deferred));
     }
     // All in flight at once (the source's limit decides how many really are).
     auto [order, exceptions, pages] = co_await net::experimental::make_parallel_group(std::move(ops))
                                           .async_wait(net::experimental::wait_for_all(), net::use_awaitable);
     (void)order;
-    std::vector<result<model::page>> out;
+    std::vector<result<fetched_page>> out;
     out.reserve(pages.size());
     for (std::size_t i = 0; i < pages.size(); ++i) {
         if (exceptions[i]) {
@@ -158,6 +159,22 @@ net::awaitable<std::vector<result<model::page>>> engine::fetch_pages(config::pai
         out.push_back(std::move(pages[i]));
     }
     co_return out;
+}
+
+net::awaitable<result<model::page>> engine::take_page(config::pair pair, slice s, std::int64_t skip,
+                                                      result<fetched_page> fetched, std::shared_ptr<poll_state> poll,
+                                                      std::shared_ptr<const snapshot> snap) {
+    if (!fetched) co_return fetched.error();
+    if (auto* page = std::get_if<model::page>(&*fetched)) co_return std::move(*page);
+    auto parsed = api::parse_page(std::get<std::string>(*fetched), poll->mode);
+    if (parsed) co_return std::move(*parsed);
+    spdlog::warn("{} skip={}: the page fetched ahead does not parse ({}); fetching it again", pair_name(pair), skip,
+                 parsed.error().message);
+    ++stats_.retries;
+    std::vector<std::int64_t> again(1, skip);
+    auto refetched = co_await fetch_pages(pair, s, std::move(again), poll, snap, true);
+    if (!refetched[0]) co_return refetched[0].error();
+    co_return std::get<model::page>(std::move(*refetched[0]));
 }
 
 net::awaitable<result<void>> engine::settle_all(std::vector<std::shared_ptr<store_writer::write_ticket>> tickets,
@@ -182,8 +199,8 @@ net::awaitable<result<void>> engine::sync_slice(config::pair pair, slice s,
     // at a time, in order, and checks each page's id anchors: a page fetched
     // ahead at an offset the walk no longer asks for (the result set moved) is
     // dropped and the walk goes on from where it says.
-    std::map<std::int64_t, result<model::page>> ahead;
-    ahead.emplace(0, std::move(first));
+    std::map<std::int64_t, result<fetched_page>> ahead;
+    ahead.emplace(0, fetched_page(std::move(first)));
     std::int64_t last_count = 0;
     // Pages handed to the writer and not yet known written: at most two
     // batches, so memory stays bounded while writing overlaps fetching.
@@ -194,21 +211,24 @@ net::awaitable<result<void>> engine::sync_slice(config::pair pair, slice s,
         if (found == ahead.end()) {
             ahead.clear();
             // The offsets a walk takes when nothing moves, from here to the
-            // last count the API gave, a batch at a time.
+            // last count the API gave, a batch at a time; a short batch while
+            // the writer is the slower side (a backfill on a near API), where
+            // pages fetched far ahead would only wait in memory.
+            const int batch = writer_->backlogged() ? backlogged_batch_pages : fetch_batch_pages;
             std::vector<std::int64_t> skips;
             for (std::int64_t skip = req.skip;
-                 skips.empty() || (skip < last_count && static_cast<int>(skips.size()) < fetch_batch_pages);
-                 skip += walk.step())
+                 skips.empty() || (skip < last_count && static_cast<int>(skips.size()) < batch); skip += walk.step())
                 skips.push_back(skip);
-            auto pages = co_await fetch_pages(pair, s, skips, poll, snap);
+            auto pages = co_await fetch_pages(pair, s, skips, poll, snap, false);
             // The previous batch was being written meanwhile.
             if (auto written = co_await settle_all(std::exchange(in_writer, {}), report, poll); !written)
                 co_return co_await fail_slice(report, written.error());
             for (std::size_t i = 0; i < skips.size(); ++i) ahead.emplace(skips[i], std::move(pages[i]));
             found = ahead.find(req.skip);
         }
-        auto page = std::move(found->second);
+        auto fetched = std::move(found->second);
         ahead.erase(found);
+        auto page = co_await take_page(pair, s, req.skip, std::move(fetched), poll, snap);
         if (!page) {
             (void)co_await settle_all(std::exchange(in_writer, {}), report, poll);
             // A refusal past the first page may be the API's bound on offsets,
@@ -239,7 +259,8 @@ net::awaitable<result<void>> engine::sync_slice(config::pair pair, slice s,
         report.drift_corrections = walk.drift_corrections();
 
         if (state == walk_state::fetching) {
-            in_writer.push_back(writer_->submit(ledger, std::move(*page), clock_.now_ms(), std::nullopt));
+            in_writer.push_back(
+                co_await writer_->submit_when_room(ledger, std::move(*page), clock_.now_ms(), std::nullopt));
             continue;
         }
         stats_.incidents_read += static_cast<std::uint64_t>(walk.distinct_read());
@@ -250,7 +271,8 @@ net::awaitable<result<void>> engine::sync_slice(config::pair pair, slice s,
         const bool complete = state == walk_state::complete;
         std::optional<store::slice_report> finish;
         if (complete) finish = report;
-        in_writer.push_back(writer_->submit(ledger, std::move(*page), clock_.now_ms(), std::move(finish)));
+        in_writer.push_back(
+            co_await writer_->submit_when_room(ledger, std::move(*page), clock_.now_ms(), std::move(finish)));
         if (auto written = co_await settle_all(std::exchange(in_writer, {}), report, poll); !written)
             co_return co_await fail_slice(report, written.error());
         if (complete) {
@@ -352,13 +374,14 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
         // Named, not a braced temporary: GCC 12 mishandles braced
         // initialisers bound to coroutine parameters.
         std::vector<std::int64_t> first_skip(1, 0);
-        auto first = co_await fetch_pages(pair, s, std::move(first_skip), poll, snap);
+        auto first = co_await fetch_pages(pair, s, std::move(first_skip), poll, snap, true);
         result<void> r = result<void>{};
         if (!first[0]) {
             const store::slice_report report{pair, s.from_ms, s.to_ms, clock_.now_ms(), 0, {}, 0};
             r = co_await fail_slice(report, first[0].error());
         } else {
-            const std::int64_t count = first[0]->count;
+            auto& first_page = std::get<model::page>(*first[0]);
+            const std::int64_t count = first_page.count;
             const auto parts = split_by_count(s, count, slice_limit(*snap));
             if (parts.size() > 1) {
                 // Too many for one slice: its parts go first, oldest first.
@@ -366,7 +389,7 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
                 continue;
             }
             poll->refused_skip = 0;
-            r = co_await sync_slice(pair, s, ledger, poll, snap, std::move(*first[0]));
+            r = co_await sync_slice(pair, s, ledger, poll, snap, std::move(first_page));
             if (!r && poll->refused_skip > 0) {
                 // A page deep in the slice was refused (see sync_slice): a 4xx
                 // lowers the offset limit for every later slice; a server error

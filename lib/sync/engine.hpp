@@ -12,6 +12,7 @@
 #include "http/connection.hpp"
 #include "store/incident_store.hpp"
 #include "sync/concurrency_limit.hpp"
+#include "sync/fetcher.hpp"
 #include "sync/page_source.hpp"
 #include "sync/store_writer.hpp"
 #include "sync/sync_stats.hpp"
@@ -127,11 +128,20 @@ private:
         api::backoff backoff;
     };
     std::shared_ptr<const snapshot> make_snapshot(engine_settings settings, const config::secret& token);
-    // Fetches the pages at `skips` of slice `s` at once, results in the same order.
-    boost::asio::awaitable<std::vector<result<model::page>>> fetch_pages(config::pair pair, slice s,
-                                                                         std::vector<std::int64_t> skips,
-                                                                         std::shared_ptr<poll_state> poll,
-                                                                         std::shared_ptr<const snapshot> snap);
+    // Fetches the pages at `skips` of slice `s` at once, results in the same
+    // order: parsed (in the poll's parse mode) when `parse`, else as bodies.
+    boost::asio::awaitable<std::vector<result<fetched_page>>> fetch_pages(config::pair pair, slice s,
+                                                                          std::vector<std::int64_t> skips,
+                                                                          std::shared_ptr<poll_state> poll,
+                                                                          std::shared_ptr<const snapshot> snap,
+                                                                          bool parse);
+    // The page a walk takes: a body fetched ahead is parsed now, in the
+    // poll's current mode; one that does not parse is fetched again (with
+    // the usual retries), as a broken page always was.
+    boost::asio::awaitable<result<model::page>> take_page(config::pair pair, slice s, std::int64_t skip,
+                                                          result<fetched_page> fetched,
+                                                          std::shared_ptr<poll_state> poll,
+                                                          std::shared_ptr<const snapshot> snap);
     boost::asio::awaitable<pair_status> poll_slices(config::pair pair, std::shared_ptr<const snapshot> snap);
     // The most incidents a slice may hold: sync.slice_incidents, or fewer once
     // the API has refused a deep offset (offset_limit_).
@@ -155,6 +165,7 @@ private:
     // four pairs' batches stay within the daemon's memory budget at 1M (16
     // took a 1M backfill from 29 to 73 MiB).
     static constexpr int fetch_batch_pages = 8;
+    static constexpr int backlogged_batch_pages = 2;  // while store_writer::backlogged()
     // Waits until the writer has written `ticket`'s page, counts it in
     // `report` and `poll`, and picks the parse mode for the next page.
     boost::asio::awaitable<result<void>> settle(std::shared_ptr<store_writer::write_ticket> ticket,

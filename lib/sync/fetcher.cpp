@@ -28,13 +28,13 @@ bool is_json(std::string_view content_type) {
 
 // One attempt's verdict.
 struct attempt_result {
-    std::optional<model::page> page;
+    std::optional<fetched_page> page;
     std::optional<error> failure;
     bool retryable = true;
     std::optional<std::chrono::milliseconds> wait;  // Retry-After
 };
 
-attempt_result judge(result<http::response>& res, fetch_context& ctx) {
+attempt_result judge(result<http::response>& res, fetch_context& ctx, bool parse) {
     if (!res) {
         ++ctx.stats.transport_failures;
         // A refused certificate or a name that does not exist will be the same
@@ -57,9 +57,10 @@ attempt_result judge(result<http::response>& res, fetch_context& ctx) {
                                    fmt::format("HTTP 200 with Content-Type \"{}\" instead of JSON: \"{}\"",
                                                util::printable(res->content_type, 60), util::printable(res->body, 80))),
                         true, std::nullopt};
+            if (!parse) return {fetched_page(std::move(res->body)), std::nullopt, false, std::nullopt};
             auto page = api::parse_page(res->body, ctx.mode);
             if (!page) return {std::nullopt, page.error(), true, std::nullopt};
-            return {std::move(*page), std::nullopt, false, std::nullopt};
+            return {fetched_page(std::move(*page)), std::nullopt, false, std::nullopt};
         }
         case api::outcome_kind::auth:
             return {std::nullopt, make_error(errc::auth, verdict.message), false, std::nullopt};
@@ -75,13 +76,13 @@ attempt_result judge(result<http::response>& res, fetch_context& ctx) {
 
 }  // namespace
 
-net::awaitable<result<model::page>> fetch_page(fetch_context ctx, api::incidents_query query) {
+net::awaitable<result<fetched_page>> fetch_page_or_body(fetch_context ctx, api::incidents_query query, bool parse) {
     const std::string target = api::incidents_target(ctx.endpoint, query);
     for (int attempt = 1;; ++attempt) {
         ++ctx.stats.requests;
         spdlog::trace("GET {} (Authorization: Bearer ***), attempt {}", target, attempt);
         auto res = co_await ctx.source.get(target);
-        attempt_result verdict = judge(res, ctx);
+        attempt_result verdict = judge(res, ctx, parse);
         if (verdict.page) {
             ++(attempt == 1 ? ctx.stats.fetches_ok : ctx.stats.fetches_retried);
             co_return std::move(*verdict.page);
@@ -107,6 +108,12 @@ net::awaitable<result<model::page>> fetch_page(fetch_context ctx, api::incidents
         auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
         if (ec) co_return make_error(errc::cancelled, "cancelled while waiting to retry");
     }
+}
+
+net::awaitable<result<model::page>> fetch_page(fetch_context ctx, api::incidents_query query) {
+    auto got = co_await fetch_page_or_body(std::move(ctx), std::move(query), true);
+    if (!got) co_return got.error();
+    co_return std::get<model::page>(std::move(*got));
 }
 
 }  // namespace isync::sync

@@ -17,7 +17,11 @@ namespace isync::sync {
 namespace net = boost::asio;
 
 store_writer::store_writer(net::any_io_executor loop, store::incident_store& store, writer_limits l)
-    : loop_(std::move(loop)), store_(store), limits_(l), thread_([this] { thread_main(); }) {}
+    : loop_(std::move(loop)),
+      store_(store),
+      limits_(l),
+      room_(std::make_shared<room>(loop_, std::max<std::size_t>(1, l.max_queued_pages))),
+      thread_([this] { thread_main(); }) {}
 
 store_writer::~store_writer() {
     {
@@ -44,9 +48,37 @@ void store_writer::enqueue(bool barrier, std::function<void()> run) {
 std::shared_ptr<store_writer::write_ticket> store_writer::submit(std::shared_ptr<ledger> owner, model::page page,
                                                                  std::int64_t now_ms,
                                                                  std::optional<store::slice_report> finish) {
+    return enqueue_page(std::move(owner), std::move(page), now_ms, std::move(finish), false);
+}
+
+net::awaitable<std::shared_ptr<store_writer::write_ticket>> store_writer::submit_when_room(
+    std::shared_ptr<ledger> owner, model::page page, std::int64_t now_ms, std::optional<store::slice_report> finish) {
+    // Taking a place is sending into the channel: it waits while all are taken.
+    auto [ec] = co_await room_->places.async_send(boost::system::error_code{}, net::as_tuple(net::use_awaitable));
+    if (ec) {
+        auto refused = std::make_shared<write_ticket>(loop_);
+        refused->set(make_error(errc::cancelled, "cancelled while waiting for room in the database writer's queue"));
+        co_return refused;
+    }
+    ++room_->taken;
+    co_return enqueue_page(std::move(owner), std::move(page), now_ms, std::move(finish), true);
+}
+
+std::shared_ptr<store_writer::write_ticket> store_writer::enqueue_page(std::shared_ptr<ledger> owner, model::page page,
+                                                                       std::int64_t now_ms,
+                                                                       std::optional<store::slice_report> finish,
+                                                                       bool holds_room) {
     auto ticket = std::make_shared<write_ticket>(loop_);
     enqueue(false, [this, owner = std::move(owner), page = std::move(page), now_ms, finish = std::move(finish), ticket,
-                    work = tracked_loop()] { write(owner, page, now_ms, finish, ticket, work); });
+                    holds_room, room = room_, work = tracked_loop()]() mutable {
+        write(owner, page, now_ms, finish, ticket, work);
+        page = {};  // the memory goes before the place is given back
+        if (holds_room)
+            net::post(work, [room] {
+                --room->taken;
+                room->places.try_receive([](boost::system::error_code) {});
+            });
+    });
     return ticket;
 }
 

@@ -72,6 +72,11 @@ struct writer_limits {
     // momentary gap made transactions of a few hundred incidents, and each
     // commit rewrites the hot pages of the random indexes.
     std::chrono::milliseconds idle_commit{50};
+    // Pages handed over by submit_when_room() and not yet written, across
+    // every pair: more only holds memory (at 1M incidents the writer is the
+    // slower side, and each pair kept a batch of pages queued: 45 MiB of
+    // peak RSS), 8 pages keep the writer busy while the loop fetches.
+    std::size_t max_queued_pages = 8;
 };
 
 class store_writer {
@@ -95,6 +100,15 @@ public:
     // With `finish`, the page also moves the slice's watermark.
     std::shared_ptr<write_ticket> submit(std::shared_ptr<ledger> owner, model::page page, std::int64_t now_ms,
                                          std::optional<store::slice_report> finish);
+    // The same, once fewer than `max_queued_pages` pages handed over this way
+    // wait for the writer (the engine's way in: it bounds memory). If the
+    // caller is cancelled while waiting, the ticket says errc::cancelled.
+    // Loop thread: whether at least half of those places are taken, i.e.
+    // the writer is the slower side and pages fetched far ahead would only wait.
+    bool backlogged() const { return room_->taken * 2 >= limits_.max_queued_pages; }
+    boost::asio::awaitable<std::shared_ptr<write_ticket>> submit_when_room(std::shared_ptr<ledger> owner,
+                                                                           model::page page, std::int64_t now_ms,
+                                                                           std::optional<store::slice_report> finish);
 
     // Commits the open transaction; completes with the ledger's failure if
     // any of its pages was lost, else success: all of them are durable.
@@ -144,6 +158,15 @@ private:
         co_return std::move(*value);
     }
 
+    // Places among the queued pages: a buffered message is a place taken.
+    struct room {
+        room(const boost::asio::any_io_executor& loop, std::size_t places) : places(loop, places) {}
+        boost::asio::experimental::channel<void(boost::system::error_code)> places;
+        std::size_t taken = 0;  // loop thread only
+    };
+
+    std::shared_ptr<write_ticket> enqueue_page(std::shared_ptr<ledger> owner, model::page page, std::int64_t now_ms,
+                                               std::optional<store::slice_report> finish, bool holds_room);
     void enqueue(bool barrier, std::function<void()> run);
     void thread_main();
     void write(const std::shared_ptr<ledger>& owner, const model::page& page, std::int64_t now_ms,
@@ -161,6 +184,9 @@ private:
     boost::asio::any_io_executor loop_;
     store::incident_store& store_;
     writer_limits limits_;
+    // Shared: a place is given back from a handler posted to the loop, which
+    // may run after this writer is gone.
+    std::shared_ptr<room> room_;
 
     std::mutex mutex_;
     std::condition_variable wake_;

@@ -161,6 +161,23 @@ TEST(ConcurrencyLimit, ARoundTripSpikeIsBackPressureButDoesNotMoveTheAverage) {
     EXPECT_EQ(c.average_rtt(), 100ms);
 }
 
+TEST(ConcurrencyLimit, AFewMillisecondsMoreOnANearApiIsNoSpike) {
+    // Loopback or a LAN: round trips of about 1 ms, and a 4 ms one now and
+    // then from scheduling. Four times the average, but not back-pressure.
+    concurrency_controller c({.initial = 8, .min = 1, .max = 8});
+    scripted_clock clock;
+    for (int round = 0; round < 5; ++round) answer_a_round(c, clock, 1ms);
+    ASSERT_EQ(c.limit(), 8);
+    clock.advance(4ms);
+    c.on_response(response_signal::ok, 4ms, 8, clock.now);
+    EXPECT_EQ(c.limit(), 8);
+    EXPECT_EQ(c.decreases(), 0u);
+    // A real stall on the same API still is one.
+    clock.advance(200ms);
+    c.on_response(response_signal::ok, 200ms, 8, clock.now);
+    EXPECT_EQ(c.limit(), 4);
+}
+
 TEST(ConcurrencyLimit, NeverBelowTheFloor) {
     concurrency_controller c({.initial = 2, .min = 1, .max = 8});
     scripted_clock clock;

@@ -260,6 +260,32 @@ TEST_F(EngineSeam, ATransportErrorAtAnyRequestIsRetriedToTheSameResult) {
     }
 }
 
+// Pages fetched ahead of the walk wait as bytes and are parsed when the walk
+// takes them: a broken one is then fetched again, like a broken first page.
+TEST_F(EngineSeam, ABrokenBodyAtAnyRequestIsFetchedAgainToTheSameResult) {
+    fill(300);
+    const std::size_t requests = run(serve()).source->targets.size();
+    ASSERT_GE(requests, 6u);  // a first page and pages fetched ahead
+    for (std::size_t k = 1; k <= requests; ++k) {
+        SCOPED_TRACE(k);
+        fresh_database();
+        std::string broken_target;
+        const auto r = run([&](const std::string& target, std::size_t n) -> isync::result<isync::http::response> {
+            isync::http::response answer = account_.answer(test_support::parse_target(target));
+            if (n == k) {
+                answer.body.resize(answer.body.size() / 2);  // cut mid-page: not JSON
+                broken_target = target;
+            }
+            return answer;
+        });
+        ASSERT_TRUE(r.all_ok);
+        EXPECT_EQ(stored_ids(), ids_of(account_));
+        EXPECT_EQ(r.stats.retries, 1u);
+        EXPECT_EQ(std::count(r.source->targets.begin(), r.source->targets.end(), broken_target), 2);
+        EXPECT_EQ(runs("failed"), 0);
+    }
+}
+
 TEST_F(EngineSeam, GivingUpKeepsTheWatermarkAndRecordsTheFailure) {
     fill(300);
     const auto r = run([](const std::string&, std::size_t) -> isync::result<isync::http::response> {

@@ -19,7 +19,10 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -791,4 +794,48 @@ TEST_F(StoreWriter, DestructorWritesAndCommitsEverythingQueued) {
     db_.reset();
     open_store();
     EXPECT_EQ(test_support::incident_ids(*db_), ids(0, 9));
+}
+
+TEST_F(StoreWriter, SubmitWhenRoomWaitsWhileMaxQueuedPagesWaitForTheWriter) {
+    gate blocked;
+    store_writer writer(io_.get_executor(), *store_,
+                        {.max_batch_incidents = writer_limits{}.max_batch_incidents,
+                         .max_batch_age = std::chrono::hours(1),
+                         .max_queued_pages = 2});
+    open_on_exit opener{blocked};
+    auto a = writer.open_ledger();
+    bool third_handed_over = false;
+    bool third_waited = false;
+    std::vector<outcome> got;
+
+    auto body = [&]() -> net::awaitable<void> {
+        writer.post([&blocked](incident_store&) { blocked.wait(); });  // the writer takes nothing from its queue
+        auto p1 = co_await writer.submit_when_room(a, page(0, 10), t1, std::nullopt);
+        auto p2 = co_await writer.submit_when_room(a, page(10, 10), t1, std::nullopt);
+        ticket_ptr p3;
+        net::experimental::channel<void(boost::system::error_code)> third_done(io_, 1);
+        net::co_spawn(
+            io_,
+            [&]() -> net::awaitable<void> {
+                p3 = co_await writer.submit_when_room(a, page(20, 10), t1, std::nullopt);
+                third_handed_over = true;
+            },
+            [&](std::exception_ptr) { third_done.try_send(boost::system::error_code{}); });
+        // Let the third submitter run until it waits (handlers, not time).
+        for (int i = 0; i < 10; ++i) co_await net::post(io_.get_executor(), net::use_awaitable);
+        third_waited = !third_handed_over;
+        blocked.open();
+        got.push_back(settled(co_await p1->wait()));
+        got.push_back(settled(co_await p2->wait()));
+        // Each page written gives its place back: the third gets in.
+        co_await third_done.async_receive(net::use_awaitable);
+        got.push_back(settled(co_await p3->wait()));
+        got.push_back(settled(co_await writer.flush(a)));
+    };
+    run(body);
+
+    EXPECT_TRUE(third_waited) << "a third page was taken while two waited for the writer";
+    ASSERT_EQ(got.size(), 4u);
+    for (const auto& o : got) EXPECT_TRUE(o.ok) << o.message;
+    EXPECT_EQ(stored_ids(), ids(0, 30));
 }
