@@ -25,6 +25,10 @@
 #   --peer-max N        run the peer only at sizes up to N (default 100000; it is slow)
 #   --build-dir DIR     use (and build) the binaries in DIR, an already configured build
 #                       directory (default $BENCH_BUILD_DIR, else the release preset's build/release)
+#   --gzip              let the loopback table's simulator compress (it does not by
+#                       default: on loopback the simulator's gzip and the client's
+#                       inflate share this machine's cores, which a real API's
+#                       gateway does not; the real-link table always compresses)
 #   --no-deps           do not run scripts/install-deps.sh
 #   --keep              keep the temporary directory (databases, logs, configs)
 # Environment: BENCH_TMPDIR (default $TMPDIR or /tmp) is where the databases go:
@@ -50,6 +54,7 @@ store_incidents=100000
 peer_max=100000
 build_dir=${BENCH_BUILD_DIR:-}
 deps=1
+loopback_gzip=0
 main_table=1
 real_link=0
 keep=0
@@ -72,6 +77,7 @@ while (($#)); do
     --concurrency) concurrency=$2; shift 2 ;;
     --build-dir) build_dir=$2; shift 2 ;;
     --no-deps) deps=0; shift ;;
+    --gzip) loopback_gzip=1; shift ;;
     --keep) keep=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 64 ;;
@@ -170,7 +176,9 @@ launch_sim() {
 # spread over the 7 days before now; sets sim_pid and sim_url.
 start_sim() {
   local incidents=$1 npairs=$2 dir=$tmp/sim-$1-$2
-  launch_sim "$dir" --incidents "$incidents" --pairs "$npairs" --span 7d
+  local compression=(--no-gzip)
+  ((loopback_gzip)) && compression=()
+  launch_sim "$dir" --incidents "$incidents" --pairs "$npairs" --span 7d "${compression[@]}"
   log "incident-sim: $incidents incidents, $npairs pairs at $sim_url ($(grep -o 'ready in.*' "$dir/log" || true))"
 }
 
@@ -550,7 +558,10 @@ real_link_table() {
 echo "incident-sync benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $revision"
 echo "machine: $machine"
 if ((main_table)); then
-  echo "dataset: incident-sim, $pairs pairs, 7-day span, pages of 100, 6h slices, sync.concurrency $concurrency;" \
+  compressed="no gzip (--gzip to compress)"
+  ((loopback_gzip)) && compressed="gzip"
+  echo "dataset: incident-sim, $pairs pairs, 7-day span, pages of 100, 6h slices, sync.concurrency $concurrency," \
+    "$compressed;" \
     "medians of $repeat run(s) (steady-state WAL, idle and $big_pairs pairs: one run);" \
     "parse/store at $store_incidents incidents"
   echo
