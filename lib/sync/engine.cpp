@@ -205,6 +205,7 @@ net::awaitable<result<void>> engine::sync_slice(config::pair pair, slice s,
     // Pages handed to the writer and not yet known written: at most two
     // batches, so memory stays bounded while writing overlaps fetching.
     std::vector<std::shared_ptr<store_writer::write_ticket>> in_writer;
+    bool writer_behind = false;  // see backlogged_batch_pages
     for (;;) {
         const page_request req = walk.next();
         auto found = ahead.find(req.skip);
@@ -214,12 +215,16 @@ net::awaitable<result<void>> engine::sync_slice(config::pair pair, slice s,
             // last count the API gave, a batch at a time; a short batch while
             // the writer is the slower side (a backfill on a near API), where
             // pages fetched far ahead would only wait in memory.
-            const int batch = writer_->backlogged() ? backlogged_batch_pages : fetch_batch_pages;
+            const int batch = writer_behind ? backlogged_batch_pages : fetch_batch_pages;
             std::vector<std::int64_t> skips;
             for (std::int64_t skip = req.skip;
                  skips.empty() || (skip < last_count && static_cast<int>(skips.size()) < batch); skip += walk.step())
                 skips.push_back(skip);
             auto pages = co_await fetch_pages(pair, s, skips, poll, snap, false);
+            const auto own_unwritten = static_cast<std::size_t>(
+                std::count_if(in_writer.begin(), in_writer.end(), [](const auto& t) { return !t->ready(); }));
+            const std::size_t others = writer_->queued_pages() - std::min(writer_->queued_pages(), own_unwritten);
+            writer_behind = own_unwritten > 0 || others * 2 >= writer_->max_queued_pages();
             // The previous batch was being written meanwhile.
             if (auto written = co_await settle_all(std::exchange(in_writer, {}), report, poll); !written)
                 co_return co_await fail_slice(report, written.error());

@@ -49,6 +49,9 @@ public:
         channel_.try_send(boost::system::error_code{});
     }
 
+    // Loop thread: whether the value has come (wait() would not suspend).
+    bool ready() const { return value_.has_value(); }
+
     // The value, or nullopt when the waiting coroutine was cancelled first.
     boost::asio::awaitable<std::optional<T>> wait() {
         if (!value_) {
@@ -103,9 +106,10 @@ public:
     // The same, once fewer than `max_queued_pages` pages handed over this way
     // wait for the writer (the engine's way in: it bounds memory). If the
     // caller is cancelled while waiting, the ticket says errc::cancelled.
-    // Loop thread: whether at least half of those places are taken, i.e.
-    // the writer is the slower side and pages fetched far ahead would only wait.
-    bool backlogged() const { return room_->taken * 2 >= limits_.max_queued_pages; }
+    // Loop thread: pages handed over by submit_when_room() and not yet
+    // written, and the most that may be.
+    std::size_t queued_pages() const { return room_->taken; }
+    std::size_t max_queued_pages() const { return limits_.max_queued_pages; }
     boost::asio::awaitable<std::shared_ptr<write_ticket>> submit_when_room(std::shared_ptr<ledger> owner,
                                                                            model::page page, std::int64_t now_ms,
                                                                            std::optional<store::slice_report> finish);
