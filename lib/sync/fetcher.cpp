@@ -110,10 +110,4 @@ net::awaitable<result<fetched_page>> fetch_page_or_body(fetch_context ctx, api::
     }
 }
 
-net::awaitable<result<model::page>> fetch_page(fetch_context ctx, api::incidents_query query) {
-    auto got = co_await fetch_page_or_body(std::move(ctx), std::move(query), true);
-    if (!got) co_return got.error();
-    co_return std::get<model::page>(std::move(*got));
-}
-
 }  // namespace isync::sync

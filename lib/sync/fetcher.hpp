@@ -28,15 +28,13 @@ struct fetch_context {
     api::parse_mode mode = api::parse_mode::typed;
 };
 
-// The parsed page, or the last error once retries are exhausted (its code
-// says what failed), errc::auth / errc::bad_request at once, or
-// errc::cancelled when the coroutine was cancelled.
-boost::asio::awaitable<result<model::page>> fetch_page(fetch_context ctx, api::incidents_query query);
-
-// The same with `parse`; without, the page's body is only judged (status,
-// Content-Type), not parsed: for pages fetched ahead of a walk, which wait as
-// bytes (a third of their parsed size) until the walk takes them. A body that
-// then does not parse is fetched again with `parse`.
+// With `parse`, the parsed page (in ctx.mode); without, the page's body,
+// judged (status, Content-Type) but not parsed: for pages fetched ahead of a
+// walk, which wait as bytes (a third of their parsed size) until the walk
+// takes them, and are fetched again with `parse` if they then do not parse.
+// Or the last error once retries are exhausted (its code says what failed),
+// errc::auth / errc::bad_request at once, or errc::cancelled when the
+// coroutine was cancelled.
 using fetched_page = std::variant<model::page, std::string>;
 boost::asio::awaitable<result<fetched_page>> fetch_page_or_body(fetch_context ctx, api::incidents_query query,
                                                                 bool parse);

@@ -98,9 +98,10 @@ TEST(NoSuchHost, FetchingAPageGivesNoSuchHostAfterOneAttempt) {
     isync::sync::sync_stats stats;
     const isync::sync::fetch_context ctx{source, options.endpoint, backoff, now, stats};
     const isync::api::incidents_query query{{"PXa", "a.example"}, now() - 3'600'000, now(), 0, 50};
-    std::optional<isync::result<isync::model::page>> got;
+    std::optional<isync::result<isync::sync::fetched_page>> got;
     boost::asio::co_spawn(
-        ioc, [&]() -> boost::asio::awaitable<void> { got = co_await isync::sync::fetch_page(ctx, query); },
+        ioc,
+        [&]() -> boost::asio::awaitable<void> { got = co_await isync::sync::fetch_page_or_body(ctx, query, true); },
         [](std::exception_ptr e) {
             if (e) std::rethrow_exception(e);
         });
