@@ -177,7 +177,7 @@ net::awaitable<result<model::page>> engine::take_page(config::pair pair, slice s
     co_return std::get<model::page>(std::move(*refetched[0]));
 }
 
-net::awaitable<result<void>> engine::settle_all(std::vector<std::shared_ptr<store_writer::write_ticket>> tickets,
+net::awaitable<result<void>> engine::settle_all(std::deque<std::shared_ptr<store_writer::write_ticket>> tickets,
                                                 store::slice_report& report, std::shared_ptr<poll_state> poll) {
     result<void> outcome{};
     // Every ticket is waited for, even after a failure: none is left behind.
@@ -188,51 +188,96 @@ net::awaitable<result<void>> engine::settle_all(std::vector<std::shared_ptr<stor
     co_return outcome;
 }
 
+std::shared_ptr<engine::page_ahead> engine::fetch_ahead(config::pair pair, slice s, std::int64_t skip,
+                                                        std::shared_ptr<poll_state> poll,
+                                                        std::shared_ptr<const snapshot> snap) {
+    auto ahead = std::make_shared<page_ahead>(executor_);
+    auto fetch = [](engine* self, config::pair p, slice sl, std::int64_t at, std::shared_ptr<poll_state> ps,
+                    std::shared_ptr<const snapshot> sn, std::shared_ptr<page_ahead> out) -> net::awaitable<void> {
+        fetch_context ctx{*sn->source, sn->settings.connection.endpoint, sn->backoff, self->clock_.now_ms, self->stats_,
+                          ps->mode};
+        const api::incidents_query query{p, sl.from_ms, sl.to_ms, at, sn->settings.page_size};
+        try {
+            out->arrived.set(co_await fetch_page_or_body(ctx, query, false));
+        } catch (const boost::system::system_error&) {
+            // Cancelled (a stop, or the walk no longer wants this offset).
+            out->arrived.set(make_error(errc::cancelled, "cancelled while fetching a page"));
+        }
+    };
+    ahead->task = tasks_.spawn(pair_name(pair) + " page", fetch(this, pair, s, skip, poll, snap, ahead));
+    return ahead;
+}
+
+void engine::requested_pages::drop_all() {
+    if (*engine_alive)
+        for (auto& [key, p] : pages)
+            if (!p->arrived.ready()) self->tasks_.cancel(p->task);
+    pages.clear();
+}
+
+int engine::pages_to_keep_ahead(const std::deque<std::shared_ptr<store_writer::write_ticket>>& in_writer,
+                                const snapshot& snap) const {
+    if (snap.source->stats().average_rtt >= distant_rtt) return pages_ahead;
+    // The page just handed over is always unwritten for a moment: more than
+    // that, or other pairs' pages filling half the writer's queue, and the
+    // writer is the slower side.
+    const auto own_unwritten = static_cast<std::size_t>(
+        std::count_if(in_writer.begin(), in_writer.end(), [](const auto& t) { return !t->ready(); }));
+    const std::size_t others = writer_->queued_pages() - std::min(writer_->queued_pages(), own_unwritten);
+    const bool writer_behind = own_unwritten > 1 || others * 2 >= writer_->max_queued_pages();
+    return writer_behind ? backlogged_pages_ahead : pages_ahead;
+}
+
 net::awaitable<result<void>> engine::sync_slice(config::pair pair, slice s,
                                                 std::shared_ptr<store_writer::ledger> ledger,
                                                 std::shared_ptr<poll_state> poll, std::shared_ptr<const snapshot> snap,
-                                                model::page first) {
+                                                model::page first, std::optional<slice> next,
+                                                requested_pages& next_first) {
     store::slice_report report{pair, s.from_ms, s.to_ms, clock_.now_ms(), 0, {}, 0};
     page_walk walk(snap->settings.page_size);
     const std::int64_t read_before_slice = progress_.contains(pair) ? progress_[pair].read : 0;
-    // Pages fetched ahead of the walk, by offset. The walk still takes them one
-    // at a time, in order, and checks each page's id anchors: a page fetched
-    // ahead at an offset the walk no longer asks for (the result set moved) is
-    // dropped and the walk goes on from where it says.
-    std::map<std::int64_t, result<fetched_page>> ahead;
-    ahead.emplace(0, fetched_page(std::move(first)));
+    // Pages fetched ahead of the walk, by offset, each in flight on its own:
+    // as the walk takes one, the next offset is requested, so a distant API
+    // always has pages_ahead of this pair's requests going. The walk still
+    // takes them one at a time, in order, and checks each page's id anchors:
+    // when the walk asks for an offset that was not fetched ahead (the result
+    // set moved), every page ahead is dropped (their requests cancelled) and
+    // the walk goes on from where it says.
+    requested_pages ahead{this, alive_, {}};
+    auto given = std::make_shared<page_ahead>(executor_);
+    given->arrived.set(fetched_page(std::move(first)));
+    ahead.pages.emplace(0, std::move(given));
     std::int64_t last_count = 0;
-    // Pages handed to the writer and not yet known written: at most two
-    // batches, so memory stays bounded while writing overlaps fetching.
-    std::vector<std::shared_ptr<store_writer::write_ticket>> in_writer;
-    bool writer_behind = false;  // see backlogged_batch_pages
+    // Pages handed to the writer and not yet counted, oldest first. The
+    // writer's queue bounds how many wait (submit_when_room).
+    std::deque<std::shared_ptr<store_writer::write_ticket>> in_writer;
     for (;;) {
         const page_request req = walk.next();
-        auto found = ahead.find(req.skip);
-        if (found == ahead.end()) {
-            ahead.clear();
-            // The offsets a walk takes when nothing moves, from here to the
-            // last count the API gave, a batch at a time; a short batch while
-            // the writer is the slower side (a backfill on a near API), where
-            // pages fetched far ahead would only wait in memory.
-            const int batch = writer_behind ? backlogged_batch_pages : fetch_batch_pages;
-            std::vector<std::int64_t> skips;
-            for (std::int64_t skip = req.skip;
-                 skips.empty() || (skip < last_count && static_cast<int>(skips.size()) < batch); skip += walk.step())
-                skips.push_back(skip);
-            auto pages = co_await fetch_pages(pair, s, skips, poll, snap, false);
-            const auto own_unwritten = static_cast<std::size_t>(
-                std::count_if(in_writer.begin(), in_writer.end(), [](const auto& t) { return !t->ready(); }));
-            const std::size_t others = writer_->queued_pages() - std::min(writer_->queued_pages(), own_unwritten);
-            writer_behind = own_unwritten > 0 || others * 2 >= writer_->max_queued_pages();
-            // The previous batch was being written meanwhile.
-            if (auto written = co_await settle_all(std::exchange(in_writer, {}), report, poll); !written)
+        if (!ahead.pages.contains(req.skip)) ahead.drop_all();
+        // Count the pages the writer has written, without waiting for it.
+        while (!in_writer.empty() && in_writer.front()->ready()) {
+            auto written = co_await settle(in_writer.front(), report, poll);
+            in_writer.pop_front();
+            if (!written) {
+                (void)co_await settle_all(std::exchange(in_writer, {}), report, poll);
                 co_return co_await fail_slice(report, written.error());
-            for (std::size_t i = 0; i < skips.size(); ++i) ahead.emplace(skips[i], std::move(pages[i]));
-            found = ahead.find(req.skip);
+            }
         }
-        auto fetched = std::move(found->second);
-        ahead.erase(found);
+        // Keep the offsets a walk takes when nothing moves requested, up to
+        // the last count the API gave.
+        const auto keep = static_cast<std::size_t>(pages_to_keep_ahead(in_writer, *snap));
+        std::int64_t skip = ahead.pages.empty() ? req.skip : ahead.pages.rbegin()->first + walk.step();
+        for (; ahead.pages.size() < keep && (ahead.pages.empty() || skip < last_count); skip += walk.step())
+            ahead.pages.emplace(skip, fetch_ahead(pair, s, skip, poll, snap));
+        // Room left over at the slice's end: the pair's next slice's first
+        // page goes out now (a round trip saved per slice on a distant API).
+        if (next && next_first.pages.empty() && last_count > 0 && skip >= last_count && ahead.pages.size() < keep)
+            next_first.pages.emplace(next->from_ms, fetch_ahead(pair, *next, 0, poll, snap));
+        auto found = ahead.pages.find(req.skip);
+        auto arrived = co_await found->second->arrived.wait();
+        ahead.pages.erase(found);
+        if (!arrived) arrived.emplace(make_error(errc::cancelled, "cancelled while fetching a page"));
+        auto fetched = std::move(*arrived);
         auto page = co_await take_page(pair, s, req.skip, std::move(fetched), poll, snap);
         if (!page) {
             (void)co_await settle_all(std::exchange(in_writer, {}), report, poll);
@@ -369,6 +414,8 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
     poll->mode = *watermark ? api::parse_mode::untyped : api::parse_mode::typed;
     std::optional<std::int64_t> submitted_to_ms;  // the last slice handed to the writer complete
     int slices_done = 0;
+    requested_pages next_first{this, alive_, {}};  // by from_ms: next_first_slice's first page
+    slice next_first_slice{0, 0};
     while (!todo.empty()) {
         const slice s = todo.front();
         todo.pop_front();
@@ -376,16 +423,24 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
             it->second.slices = slices_done + 1 + static_cast<int>(todo.size());
             it->second.slice = slices_done + 1;
         }
-        // Named, not a braced temporary: GCC 12 mishandles braced
-        // initialisers bound to coroutine parameters.
-        std::vector<std::int64_t> first_skip(1, 0);
-        auto first = co_await fetch_pages(pair, s, std::move(first_skip), poll, snap, true);
+        // The slice's first page: requested while the slice before was
+        // walked, or now.
+        std::shared_ptr<page_ahead> first_request;
+        if (auto it = next_first.pages.find(s.from_ms); it != next_first.pages.end() && next_first_slice == s) {
+            first_request = it->second;
+            next_first.pages.erase(it);
+        }
+        next_first.drop_all();  // requested for a slice that was split meanwhile
+        if (!first_request) first_request = fetch_ahead(pair, s, 0, poll, snap);
+        auto arrived = co_await first_request->arrived.wait();
+        if (!arrived) arrived.emplace(make_error(errc::cancelled, "cancelled while fetching a page"));
+        auto first = co_await take_page(pair, s, 0, std::move(*arrived), poll, snap);
         result<void> r = result<void>{};
-        if (!first[0]) {
+        if (!first) {
             const store::slice_report report{pair, s.from_ms, s.to_ms, clock_.now_ms(), 0, {}, 0};
-            r = co_await fail_slice(report, first[0].error());
+            r = co_await fail_slice(report, first.error());
         } else {
-            auto& first_page = std::get<model::page>(*first[0]);
+            auto& first_page = *first;
             const std::int64_t count = first_page.count;
             const auto parts = split_by_count(s, count, slice_limit(*snap));
             if (parts.size() > 1) {
@@ -394,7 +449,11 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
                 continue;
             }
             poll->refused_skip = 0;
-            r = co_await sync_slice(pair, s, ledger, poll, snap, std::move(first_page));
+            // The walk requests the next slice's first page when it has no
+            // page of its own left to request (see sync_slice).
+            std::optional<slice> next;
+            if (!todo.empty()) next = next_first_slice = todo.front();
+            r = co_await sync_slice(pair, s, ledger, poll, snap, std::move(first_page), next, next_first);
             if (!r && poll->refused_skip > 0) {
                 // A page deep in the slice was refused (see sync_slice): a 4xx
                 // lowers the offset limit for every later slice; a server error

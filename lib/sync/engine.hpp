@@ -25,7 +25,9 @@
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/ssl/context.hpp>
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -127,6 +129,22 @@ private:
         std::shared_ptr<page_source> source;  // holds the token; shared by every poll of this snapshot
         api::backoff backoff;
     };
+    // A page of a slice requested ahead of its walk: in flight (a task of
+    // its own, cancelled when the walk no longer wants it) or arrived.
+    struct page_ahead {
+        explicit page_ahead(boost::asio::any_io_executor loop) : arrived(loop) {}
+        std::uint64_t task = 0;
+        one_shot<result<fetched_page>> arrived;
+    };
+    // Pages requested ahead, by a key (an offset); dropping them, or their
+    // owner ending however it ends, cancels the requests still in flight.
+    struct requested_pages {
+        engine* self;
+        std::shared_ptr<bool> engine_alive;
+        std::map<std::int64_t, std::shared_ptr<page_ahead>> pages;
+        void drop_all();
+        ~requested_pages() { drop_all(); }
+    };
     std::shared_ptr<const snapshot> make_snapshot(engine_settings settings, const config::secret& token);
     // Fetches the pages at `skips` of slice `s` at once, results in the same
     // order: parsed (in the poll's parse mode) when `parse`, else as bodies.
@@ -151,29 +169,39 @@ private:
     void learn_offset_limit(const config::pair& pair, std::int64_t skip, const error& refusal);
     // Health, last status, duration histogram and the pair_done_ callback, in one place.
     void record_outcome(const config::pair& pair, pair_status status, double seconds);
-    // Walks slice `s` whose first page is `first`, fetching the pages ahead
-    // of the walk a batch at a time, all of a batch at once.
+    // Walks slice `s` whose first page is `first`, keeping the pages after
+    // it requested ahead of the walk (pages_ahead), each on its own; with
+    // room to spare at its end, it requests the first page of the `next`
+    // slice into `next_first`, keyed by that slice's from_ms.
     boost::asio::awaitable<result<void>> sync_slice(config::pair pair, slice s,
                                                     std::shared_ptr<store_writer::ledger> ledger,
                                                     std::shared_ptr<poll_state> poll,
-                                                    std::shared_ptr<const snapshot> snap, model::page first);
-    boost::asio::awaitable<result<void>> settle_all(std::vector<std::shared_ptr<store_writer::write_ticket>> tickets,
+                                                    std::shared_ptr<const snapshot> snap, model::page first,
+                                                    std::optional<slice> next, requested_pages& next_first);
+    boost::asio::awaitable<result<void>> settle_all(std::deque<std::shared_ptr<store_writer::write_ticket>> tickets,
                                                     store::slice_report& report, std::shared_ptr<poll_state> poll);
-    // Pages fetched ahead of a slice's walk at once: enough to fill a
-    // long-distance link (8 round trips' worth of one pair at a gateway's
-    // usual cap of 8, the others' pairs filling the gaps), few enough that
-    // four pairs' batches stay within the daemon's memory budget at 1M (16
-    // took a 1M backfill from 29 to 73 MiB).
-    static constexpr int fetch_batch_pages = 8;
-    // Pages fetched ahead at once while the writer is the slower side (a
-    // backfill from a near API): when a batch has been fetched and the pages
-    // of the batch before are not all written yet, or other pairs' pages
-    // fill half the writer's queue. Pages fetched further ahead would only
-    // wait in memory. The pair's own pages do not count towards the queue:
-    // right after a pair hands over a batch of 8 the queue is full for a
-    // moment on any link, and a distant API's pair then fetched 2 at a time
-    // (real-link (b): 3.8 s -> 4.9 s).
-    static constexpr int backlogged_batch_pages = 2;
+    // Requests the page at `skip` of slice `s` as a body, unparsed (the walk
+    // parses it when it takes it, in the poll's mode by then).
+    std::shared_ptr<page_ahead> fetch_ahead(config::pair pair, slice s, std::int64_t skip,
+                                            std::shared_ptr<poll_state> poll, std::shared_ptr<const snapshot> snap);
+    // How many pages a slice's walk keeps requested ahead of it now.
+    int pages_to_keep_ahead(const std::deque<std::shared_ptr<store_writer::write_ticket>>& in_writer,
+                            const snapshot& snap) const;
+    // Pages a pair keeps in flight ahead of its walk: as the walk takes one,
+    // the next is requested, so a distant API always has this many of the
+    // pair's round trips going (a gateway's usual cap is 8, and other pairs
+    // fill what one leaves), few enough that four pairs' pages stay within
+    // the daemon's memory budget at 1M (16 took a 1M backfill from 29 to 73 MiB).
+    static constexpr int pages_ahead = 8;
+    // Pages ahead while the writer is the slower side on a near API (a
+    // backfill from loopback or a LAN): more of the pair's pages unwritten
+    // than the one just handed over, or other pairs' pages filling half the
+    // writer's queue. Pages fetched further ahead would only wait in memory.
+    static constexpr int backlogged_pages_ahead = 2;
+    // A distant API: round trips this long on average. The walk waits for
+    // the network there, never for long on the writer (which writes a page in
+    // 1-2 ms), so a moment's backlog must not shrink what is in flight.
+    static constexpr std::chrono::milliseconds distant_rtt{20};
     // Waits until the writer has written `ticket`'s page, counts it in
     // `report` and `poll`, and picks the parse mode for the next page.
     boost::asio::awaitable<result<void>> settle(std::shared_ptr<store_writer::write_ticket> ticket,

@@ -67,6 +67,7 @@ source_stats http_page_source::stats() const {
     for (const auto& c : idle_) s.connects += c->stats().connects;
     s.wire_body_bytes = wire_bytes_;
     s.decoded_body_bytes = decoded_bytes_;
+    s.average_rtt = controller_.average_rtt();
     return s;
 }
 

@@ -12,6 +12,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -26,8 +27,9 @@ struct source_stats {
     std::uint64_t pauses = 0;        // 429s with Retry-After that paused every request
     std::uint64_t budget_waits = 0;  // waits for the reset of a spent X-RateLimit budget
     std::uint64_t connects = 0;
-    std::uint64_t wire_body_bytes = 0;     // as received (compressed or not)
-    std::uint64_t decoded_body_bytes = 0;  // after decoding
+    std::uint64_t wire_body_bytes = 0;         // as received (compressed or not)
+    std::uint64_t decoded_body_bytes = 0;      // after decoding
+    std::chrono::milliseconds average_rtt{0};  // moving average of round trips (0 before the first)
 };
 
 class page_source {

@@ -9,6 +9,8 @@
 #include "sync/page_source.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -16,8 +18,10 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -114,27 +118,71 @@ public:
     // a batch of that many, the last sent is answered first. 0: in order.
     void arrive_out_of_order(std::size_t batch) { out_of_order_ = batch; }
 
+    // A network whose answers come only when the test's rule says: every
+    // request is held, and whenever one is sent or answered the oldest held
+    // is answered while `release_oldest(targets held, oldest first)` is true.
+    // No clock: what the engine does between answers is all it can do.
+    using release_rule = std::function<bool(const std::vector<std::string>& held)>;
+    void hold(release_rule release_oldest) { release_oldest_ = std::move(release_oldest); }
+
+    // What stats() says the round trips average (0: a near API).
+    void report_average_rtt(std::chrono::milliseconds rtt) { average_rtt_ = rtt; }
+    isync::sync::source_stats stats() const override {
+        isync::sync::source_stats s;
+        s.in_flight = static_cast<int>(in_flight_);
+        s.peak_in_flight = static_cast<int>(max_in_flight);
+        s.average_rtt = average_rtt_;
+        return s;
+    }
+
     boost::asio::awaitable<isync::result<isync::http::response>> get(std::string target) override {
         const std::size_t n = ++requests_;
         targets.push_back(target);
         ++in_flight_;
+        in_flight_at_send.push_back(in_flight_);
         max_in_flight = std::max(max_in_flight, in_flight_);
+        if (release_oldest_) {
+            auto answered = std::make_shared<released_signal>(executor_, 1);
+            held_.push_back({target, answered});
+            release_what_the_rule_says();
+            (void)co_await answered->async_receive(boost::asio::as_tuple(boost::asio::use_awaitable));
+        }
         if (out_of_order_ > 0)
             for (std::size_t turn = 0; turn < out_of_order_ - n % out_of_order_; ++turn)
                 co_await boost::asio::post(executor_, boost::asio::use_awaitable);
         --in_flight_;
+        if (release_oldest_) release_what_the_rule_says();
         co_return respond_(target, n);
     }
 
-    std::vector<std::string> targets;  // every request, in the order sent
+    std::vector<std::string> targets;            // every request, in the order sent
+    std::vector<std::size_t> in_flight_at_send;  // for each request: in flight once sent, itself included
     std::size_t max_in_flight = 0;
 
 private:
+    using released_signal = boost::asio::experimental::channel<void(boost::system::error_code)>;
+    struct held_request {
+        std::string target;
+        std::shared_ptr<released_signal> answered;
+    };
+    void release_what_the_rule_says() {
+        for (;;) {
+            std::vector<std::string> held;
+            for (const auto& h : held_) held.push_back(h.target);
+            if (held.empty() || !release_oldest_(held)) return;
+            held_.front().answered->try_send(boost::system::error_code{});
+            held_.erase(held_.begin());
+        }
+    }
+
     boost::asio::any_io_executor executor_;
     responder respond_;
     std::size_t out_of_order_ = 0;
     std::size_t requests_ = 0;
     std::size_t in_flight_ = 0;
+    release_rule release_oldest_;
+    std::vector<held_request> held_;
+    std::chrono::milliseconds average_rtt_{0};
 };
 
 }  // namespace test_support

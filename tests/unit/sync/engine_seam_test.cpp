@@ -115,13 +115,16 @@ protected:
         return out;
     }
 
-    // run_engine over one scripted source for every snapshot.
-    engine_run run(scripted_source::responder respond, std::size_t out_of_order = 0) {
+    // run_engine over one scripted source for every snapshot (`setup` may
+    // configure it further).
+    engine_run run(scripted_source::responder respond, std::size_t out_of_order = 0,
+                   std::function<void(scripted_source&)> setup = {}) {
         std::shared_ptr<scripted_source> source;
         auto r = run_engine([&](const auto&, const auto&) {
             if (!source) {
                 source = std::make_shared<scripted_source>(ioc_->get_executor(), respond);
                 source->arrive_out_of_order(out_of_order);
+                if (setup) setup(*source);
             }
             return source;
         });
@@ -192,6 +195,71 @@ TEST_F(EngineSeam, PagesArrivingOutOfOrderLandEveryIncidentOnceWithTheFewestRequ
     // ahead at the offsets a still walk takes (pages overlap by 2 ids).
     EXPECT_EQ(r.source->targets.size(), 1u + (1000 - 50 + 47) / 48);
     EXPECT_GT(r.source->max_in_flight, 1u);  // fetched concurrently
+}
+
+// A distant API, played without a clock: the source holds every request and
+// answers the oldest only while 8 are held (the pair's pages ahead), when it
+// is a slice's first page (sent alone), or once the last page of its window
+// is among those held (the tail). A walk that fetched pages in batches, all
+// of a batch before the next, would wait for a whole batch that never comes.
+class EngineSeamDistant : public EngineSeam {
+protected:
+    engine_run run_distant() {
+        run_bound_ = 20s;  // a walk that stalls fails here, not in an hour
+        return run(serve(), 0, [this](scripted_source& source) {
+            source.report_average_rtt(100ms);
+            source.hold([this](const std::vector<std::string>& held) {
+                const auto oldest = test_support::parse_target(held.front());
+                if (held.size() >= 8 || oldest.skip == 0) return true;
+                const auto count = window_count(oldest.from, oldest.to);
+                return std::any_of(held.begin(), held.end(), [&](const std::string& t) {
+                    const auto q = test_support::parse_target(t);
+                    return q.from == oldest.from && q.to == oldest.to && q.skip + q.take >= count;
+                });
+            });
+        });
+    }
+    std::int64_t window_count(std::int64_t from, std::int64_t to) const {
+        return std::count_if(account_.items.begin(), account_.items.end(),
+                             [&](const auto& i) { return i.last_seen_ms >= from && i.last_seen_ms < to; });
+    }
+};
+
+TEST_F(EngineSeamDistant, APairKeepsEightPagesInFlightAsEachArrives) {
+    fill(1000);  // one slice: its first page, then 20 more
+    const auto r = run_distant();
+    ASSERT_TRUE(r.finished) << "the walk stalled waiting for pages it had not asked for";
+    ASSERT_TRUE(r.all_ok);
+    EXPECT_EQ(stored_ids(), ids_of(account_));
+    const auto& sent = r.source->in_flight_at_send;
+    ASSERT_EQ(sent.size(), 1u + (1000 - 50 + 47) / 48);
+    // The first page alone, then 8 at once; from then on each page taken is
+    // replaced at once: every later request goes out with 7 others in flight.
+    EXPECT_EQ(sent[0], 1u);
+    for (std::size_t i = 9; i < sent.size(); ++i) EXPECT_EQ(sent[i], 8u) << "request " << i + 1;
+    EXPECT_EQ(r.source->max_in_flight, 8u);
+}
+
+TEST_F(EngineSeamDistant, TheNextSlicesFirstPageGoesOutWhileTheSliceBeforeIsStillInFlight) {
+    settings_.sync.slice_incidents = 400;
+    fill(1000);  // the probe of the day, then 3 slices of about 333
+    const auto r = run_distant();
+    ASSERT_TRUE(r.finished);
+    ASSERT_TRUE(r.all_ok);
+    EXPECT_EQ(stored_ids(), ids_of(account_));
+    EXPECT_EQ(runs("ok"), 3);
+    // Each slice's first page, as sent: after the probe and the first slice's
+    // own, the walk of the slice before asked for it while its own last pages
+    // were still out.
+    std::vector<std::size_t> firsts;
+    for (std::size_t i = 0; i < r.source->targets.size(); ++i)
+        if (test_support::parse_target(r.source->targets[i]).skip == 0) firsts.push_back(i);
+    ASSERT_EQ(firsts.size(), 4u);
+    EXPECT_EQ(r.source->in_flight_at_send[firsts[0]], 1u);
+    EXPECT_EQ(r.source->in_flight_at_send[firsts[1]], 1u);
+    EXPECT_GT(r.source->in_flight_at_send[firsts[2]], 1u);
+    EXPECT_GT(r.source->in_flight_at_send[firsts[3]], 1u);
+    EXPECT_LE(r.source->max_in_flight, 8u);  // the pair's pages ahead include it
 }
 
 TEST_F(EngineSeam, AWindowWithFewIncidentsCostsOneRequest) {
@@ -405,14 +473,18 @@ TEST_F(EngineSeam, AStopWhileAPageIsInTheStoreLeavesOnlyWholeSlicesAndTheNextRun
             windows.push_back({q.from, q.to});
         if (windows.size() == 3 && windows[2] == window{q.from, q.to}) {
             page_ends.push_back(q.skip + q.take);
-            in_second_slice = true;  // before any of its pages reaches the writer
+            // Its first page is requested while the first slice's last pages
+            // are still being written (the walk asks for it when it has room
+            // to spare); its second page only once they all are.
+            if (q.skip > 0) in_second_slice = true;
         }
         return account_.answer(q);
     };
     std::atomic<int> second_slice_incidents{0};
     bool stopped_inside = false;  // loop thread
     store_->set_step_hook([&](std::string_view step) {
-        // The 60th incident of the second slice: in its second page.
+        // The 60th incident written after the second slice's walk began: in
+        // its second or third page.
         if (step != "incident" || !in_second_slice || ++second_slice_incidents != 60) return;
         std::promise<void> stopped;
         boost::asio::post(*ioc_, [&] {
