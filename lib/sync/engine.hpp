@@ -194,9 +194,9 @@ private:
     // the daemon's memory budget at 1M (16 took a 1M backfill from 29 to 73 MiB).
     static constexpr int pages_ahead = 8;
     // Pages ahead while the writer is the slower side on a near API (a
-    // backfill from loopback or a LAN): more of the pair's pages unwritten
-    // than the one just handed over, or other pairs' pages filling half the
-    // writer's queue. Pages fetched further ahead would only wait in memory.
+    // backfill from loopback or a LAN): pages of the pair's not yet written,
+    // or other pairs' pages filling half the writer's queue. Pages fetched
+    // further ahead would only wait in memory.
     static constexpr int backlogged_pages_ahead = 2;
     // A distant API: round trips this long on average. The walk waits for
     // the network there, never for long on the writer (which writes a page in
