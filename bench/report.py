@@ -10,6 +10,7 @@ reduced to its median. Keys (N = incidents):
   parse.* / store.*                  incident-bench's medians
   e2e.N.{wall_s,maxrss_kib,cpu_s,sim_cpu_s,wchar_bytes}   incident-syncd once, fresh database
   steady.N.{wall_s,maxrss_kib,cpu_s,sim_cpu_s,rows,seen,wchar_bytes,wal_bytes}
+  export.N.{wall_s,maxrss_kib,cpu_s}  incident-syncd export of the fresh database to /dev/null
   peer.N.* / peer_reread.N.{wall_s,maxrss_kib,cpu_s,sim_cpu_s}
   idle.{seconds,cpu_s,rss_kib}       incident-syncd run, idling at interval 5m
   pairs1000.{incidents,wall_s,maxrss_kib,max_sockets,concurrency,ok}
@@ -192,6 +193,13 @@ def main():
             secs(wall), mib(r.num(p + ".maxrss_kib")),
             f"{cpu(p)}, incidents written {rate(r.num(p + '.rows'))}, WAL {mib(r.num(p + '.wal_bytes'), True)}, "
             f"write(2) {mib(r.num(p + '.wchar_bytes'), True)}")
+    for n in sizes:
+        p = f"export.{n}"
+        wall = r.num(p + ".wall_s")
+        if wall is None:
+            continue
+        row("export: `incident-syncd export` (JSON lines) to /dev/null", f"{n:,}", per_second(n, wall), secs(wall),
+            mib(r.num(p + ".maxrss_kib")), f"CPU {secs(r.num(p + '.cpu_s'))}, one line per incident")
     peer_sizes = sorted({int(k.split(".")[1]) for k in r.raw if k.startswith("peer.")})
     for n in peer_sizes:
         for p, label, note in ((f"peer.{n}", "peer (`bench/peer_sync.py`): fresh", ""),

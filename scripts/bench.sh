@@ -286,6 +286,14 @@ end_to_end() {
     log "steady state: WAL bytes of one more re-read, with a reader pinning the log"
     steady_pass "$n" "$db" pinned
 
+    # The log shipper's way out: every incident as a JSON line (issue 16).
+    log "export: incident-syncd export of $n incidents to /dev/null"
+    measured "export.$n" -- "$syncd" export --database "$db" >/dev/null 2>>"$tmp/e2e-$n/export.log"
+    succeeded "$tmp/e2e-$n/export.log" "incident-syncd export"
+    record "export.$n.wall_s" "$(metric "$tmp/m" wall_s)"
+    record "export.$n.maxrss_kib" "$(metric "$tmp/m" maxrss_kib)"
+    record "export.$n.cpu_s" "$(metric "$tmp/m" cpu_s)"
+
     if ((n <= peer_max)); then
       peer_db=$tmp/e2e-$n/peer.db
       peer=(python3 "$root/bench/peer_sync.py" --base-url "$sim_url" --token-file "$tmp/token" --ca-file "$tmp/ca.pem"

@@ -14,6 +14,9 @@ Usage:
                                                                     each pair's state, health and progress
   incident-syncd check-config [--config FILE] [--online]            validate the configuration and token;
                                                                     --online: one request per pair
+  incident-syncd export       [--config FILE | --database PATH] [--format jsonl] [--since TIME] [--changes]
+                                                                    incidents (or their changes) as JSON
+                                                                    lines on stdout, for a log shipper
   incident-syncd --help | --version
 
 Options:
@@ -24,11 +27,16 @@ Options:
                      intervals, or a backfill in progress); the rule /readyz uses
   --online           check-config: also ask the API once per pair (DNS, TCP, TLS, token, appId/tld,
                      incidents in initial_lookback); exit 1 unless every pair answered
-  --database PATH    status: read this database without a configuration file (every pair it
-                     holds is judged, with the default 5m interval)
+  --database PATH    status, export: read this database without a configuration file (status
+                     judges every pair it holds, with the default 5m interval)
+  --format jsonl     export: one JSON object per line (the only format)
+  --since TIME       export: only incidents received new or changed at or after TIME (or changes
+                     observed then), as ISO 8601 (2026-12-01T00:00:00Z) or a duration back from
+                     now (24h, 7d)
+  --changes          export: the change history (incident_changes) instead of the incidents
 
 Exit codes: 0 ok, 1 a sync failed (once) or unhealthy (status --check), 64 usage error,
-74 database cannot be opened, 75 another incident-syncd holds the database, 78 configuration error.
+74 database cannot be opened (or export's output cannot be written), 75 another incident-syncd holds the database, 78 configuration error.
 )";
 }
 
@@ -81,6 +89,19 @@ result<arguments> parse_arguments(const std::vector<std::string>& argv) {
         } else if (a.starts_with("--database=")) {
             args.database = a.substr(11);
             if (args.database->empty()) return usage_error("--database needs a value");
+        } else if (a == "--format" || a.starts_with("--format=")) {
+            auto v = a == "--format" ? value("--format") : result<std::string>(a.substr(9));
+            if (!v) return v.error();
+            if (*v != "jsonl") return usage_error(fmt::format("unknown --format \"{}\"; formats: jsonl", *v));
+            args.format = *v;
+            args.format_given = true;
+        } else if (a == "--since" || a.starts_with("--since=")) {
+            auto v = a == "--since" ? value("--since") : result<std::string>(a.substr(8));
+            if (!v) return v.error();
+            if (v->empty()) return usage_error("--since needs a value");
+            args.since = *v;
+        } else if (a == "--changes") {
+            args.changes = true;
         } else if (!a.starts_with("-") && !have_command) {
             have_command = true;
             if (a == "run")
@@ -91,18 +112,25 @@ result<arguments> parse_arguments(const std::vector<std::string>& argv) {
                 args.cmd = command::status;
             else if (a == "check-config")
                 args.cmd = command::check_config;
+            else if (a == "export")
+                args.cmd = command::export_lines;
             else
-                return usage_error(fmt::format("unknown command \"{}\"; commands: run, once, status, check-config", a));
+                return usage_error(
+                    fmt::format("unknown command \"{}\"; commands: run, once, status, check-config, export", a));
         } else {
             return usage_error(fmt::format("unexpected argument \"{}\"", a));
         }
     }
-    if (!have_command) return usage_error("no command given; commands: run, once, status, check-config");
-    if ((args.json || args.check || args.database) && args.cmd != command::status)
-        return usage_error("--json, --check and --database belong to the status command");
+    if (!have_command) return usage_error("no command given; commands: run, once, status, check-config, export");
+    if ((args.json || args.check) && args.cmd != command::status)
+        return usage_error("--json and --check belong to the status command");
+    if (args.database && args.cmd != command::status && args.cmd != command::export_lines)
+        return usage_error("--database belongs to the status and export commands");
+    if ((args.format_given || args.since || args.changes) && args.cmd != command::export_lines)
+        return usage_error("--format, --since and --changes belong to the export command");
     if (args.online && args.cmd != command::check_config)
         return usage_error("--online belongs to the check-config command");
-    if (args.database && args.config_given) return usage_error("status takes --config or --database, not both");
+    if (args.database && args.config_given) return usage_error("take --config or --database, not both");
     if (args.log_level && args.log_level->empty()) return usage_error("--log-level needs a value");
     return args;
 }

@@ -9,7 +9,7 @@
 
 namespace isync::app {
 
-enum class command { run, once, status, check_config, help, version };
+enum class command { run, once, status, check_config, export_lines, help, version };
 
 struct arguments {
     command cmd = command::help;
@@ -17,9 +17,13 @@ struct arguments {
     std::optional<std::string> log_level;  // overrides log.level
     bool json = false;                     // status --json
     bool check = false;                    // status --check (health check)
-    std::optional<std::string> database;   // status --database PATH: no config needed
+    std::optional<std::string> database;   // status/export --database PATH: no config needed
     bool config_given = false;             // --config was on the command line
     bool online = false;                   // check-config --online: one request per pair
+    std::string format = "jsonl";          // export --format (jsonl is the one there is)
+    bool format_given = false;
+    std::optional<std::string> since;  // export --since TIME|DURATION
+    bool changes = false;              // export --changes: the change history
 };
 
 // Fails with errc::usage and a message that says what was wrong.

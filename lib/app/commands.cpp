@@ -2,6 +2,7 @@
 
 #include "api/request.hpp"
 #include "app/daemon.hpp"
+#include "app/export_jsonl.hpp"
 #include "app/instance_lock.hpp"
 #include "app/online_check.hpp"
 #include "app/status.hpp"
@@ -25,6 +26,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -77,6 +79,7 @@ int exit_code_for(const error& e) {
         case errc::usage:
             return exit_usage;
         case errc::database:
+        case errc::io:
             return exit_database;
         case errc::database_busy:
             return exit_locked;
@@ -174,6 +177,41 @@ int status(const arguments& args) {
     }
     std::fputs(format_status(*report, args.json, now).c_str(), stdout);
     if (args.check && !report->health.healthy) return exit_sync_failed;
+    return exit_ok;
+}
+
+int export_command(const arguments& args) {
+    export_options options;
+    if (args.database) {
+        options.database_path = *args.database;
+    } else {
+        auto cfg = load_config(args);
+        if (!cfg) {
+            print_error(cfg.error().message);
+            return exit_code_for(cfg.error());
+        }
+        options.database_path = cfg->database.path;
+        options.busy_timeout = cfg->database.busy_timeout;
+    }
+    options.changes = args.changes;
+    if (args.since) {
+        options.since_ms = parse_since(*args.since, wall_now_ms());
+        if (!options.since_ms) {
+            print_error(
+                fmt::format("--since \"{}\" is neither an ISO-8601 time (2026-12-01T00:00:00Z) nor a "
+                            "duration (24h, 7d)",
+                            *args.since));
+            return exit_usage;
+        }
+    }
+    // A reader that goes away (`| head`) ends the export quietly: fwrite then
+    // fails with EPIPE instead of the signal killing the process.
+    std::signal(SIGPIPE, SIG_IGN);
+    auto done = export_jsonl(options, stdout);
+    if (!done) {
+        print_error(done.error().message);
+        return exit_code_for(done.error());
+    }
     return exit_ok;
 }
 
@@ -282,6 +320,8 @@ int run_command(const arguments& args) {
             return check_config(args);
         case command::status:
             return status(args);
+        case command::export_lines:
+            return export_command(args);
         case command::once:
             return sync(args, true);
         case command::run:

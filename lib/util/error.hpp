@@ -25,6 +25,7 @@ enum class errc {
     cancelled,      // the operation was cancelled (shutdown)
     tls_refused,    // the server's certificate was refused: retrying within a poll cannot help
     no_such_host,   // the host name does not exist (NXDOMAIN): retrying within a poll cannot help
+    io,             // writing the command's output failed (a full disk, a closed pipe)
 };
 
 struct error {

@@ -23,6 +23,8 @@
 #include <fstream>
 #include <random>
 #include <regex>
+#include <set>
+#include <sstream>
 
 using test_support::daemon_fixture;
 using test_support::daemon_options;
@@ -169,6 +171,32 @@ TEST(Daemon, OnceSyncsEveryPairAndStatusReportsIt) {
     }
     EXPECT_EQ(total, 2'000);
     EXPECT_EQ(f.run("status", "check", {"--check"}), 0) << f.output("check");
+}
+
+// The export as a user runs it: the binary, its config, stdout to a file.
+TEST(Daemon, ExportPrintsEveryStoredIncidentAsOneJsonLine) {
+    daemon_fixture f;
+    ASSERT_EQ(f.run("once", "once"), 0) << f.output("once");
+    ASSERT_EQ(f.run("export", "export"), 0) << f.output("export");
+    std::set<std::string> exported;
+    std::istringstream lines(test_support::read_file(f.dir().path() / "export.stdout"));
+    std::size_t count = 0;
+    for (std::string line; std::getline(lines, line); ++count) {
+        rapidjson::Document d;
+        d.Parse(line.c_str());
+        ASSERT_FALSE(d.HasParseError()) << line;
+        exported.insert(d["id"].GetString());
+        EXPECT_TRUE(d["incident"].IsObject()) << line;
+    }
+    std::set<std::string> stored;
+    auto db = f.open_db();
+    SQLite::Statement st(*db, "SELECT id FROM incidents");
+    while (st.executeStep()) stored.insert(st.getColumn(0).getString());
+    EXPECT_EQ(count, stored.size());
+    EXPECT_EQ(exported, stored);
+    EXPECT_EQ(f.run("export", "export-changes", {"--changes", "--since", "1h"}), 0) << f.output("export-changes");
+    EXPECT_EQ(f.run("export", "export-bad-since", {"--since", "last tuesday"}), 64);
+    EXPECT_NE(f.output("export-bad-since").find("--since"), std::string::npos) << f.output("export-bad-since");
 }
 
 TEST(Daemon, ExitCodesForUsageAndConfigurationErrors) {
