@@ -93,6 +93,23 @@ result<prepared> prepare(const config::config& cfg) {
     if (!token) return token.error();
     auto proxy = http::choose_proxy(cfg.api.proxy_address, cfg.api.base.host, ::getenv);
     if (!proxy) return proxy.error();
+    if (!cfg.api.proxy_password_file.empty()) {
+        // The user comes from the proxy URL, the password from the file (so
+        // neither the config file nor the environment holds it).
+        if (!*proxy || (*proxy)->user.empty())
+            return make_error(errc::config,
+                              "api.proxy_password_file is set, but " +
+                                  std::string(*proxy ? "the proxy URL names no user" : "no proxy is in use") +
+                                  "; write the user in the proxy URL: http://user@proxy.example:3128 (in api.proxy "
+                                  "or https_proxy)");
+        if (!(*proxy)->password.empty())
+            return make_error(errc::config,
+                              "the proxy URL holds a password and api.proxy_password_file is set too; keep one "
+                              "(the file keeps it out of the configuration and the environment)");
+        auto password = config::load_proxy_password(cfg.api.proxy_password_file);
+        if (!password) return password.error();
+        (*proxy)->password = std::move(*password);
+    }
 
     prepared p{cfg, std::move(token->token), token->source, {}};
     p.settings.sync = cfg.sync;

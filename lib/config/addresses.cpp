@@ -70,6 +70,20 @@ parsed<endpoint> parse_base_url(std::string_view text) {
     return ep;
 }
 
+std::string redact_proxy_url(std::string_view text) {
+    // The password is what lies between the first ':' after "://" and the
+    // last '@' before the host; no parse needed, so even a malformed URL
+    // loses it.
+    const auto scheme = text.find("://");
+    const auto start = scheme == std::string_view::npos ? 0 : scheme + 3;
+    const auto slash = text.find('/', start);
+    const auto at = text.substr(0, slash).rfind('@');
+    if (at == std::string_view::npos || at < start) return std::string(text);
+    const auto colon = text.substr(start, at - start).find(':');
+    if (colon == std::string_view::npos) return std::string(text);
+    return std::string(text.substr(0, start + colon + 1)) + "***" + std::string(text.substr(at));
+}
+
 parsed<proxy_endpoint> parse_proxy_url(std::string_view text, proxy_source source) {
     const bool strict = source == proxy_source::config_file;
     const std::string_view allowed = strict ? proxy_allowed_file : proxy_allowed_env;
@@ -77,18 +91,23 @@ parsed<proxy_endpoint> parse_proxy_url(std::string_view text, proxy_source sourc
     if (!strict && url.find("://") == std::string::npos) url = "http://" + url;
     auto parsed_url = boost::urls::parse_absolute_uri(url);
     const bool has_credentials = parsed_url && parsed_url->has_userinfo();
-    const std::string shown =
-        has_credentials ? std::string("(a proxy URL with credentials, not shown)") : quote_value(text);
+    const std::string shown = has_credentials ? quote_value(redact_proxy_url(text)) : quote_value(text);
     auto fail = [&](std::string_view why) {
         return value_problem{fmt::format("{} {}", shown, why), std::string(allowed)};
     };
     if (!parsed_url || parsed_url->host().empty()) return fail("is not a proxy URL");
     if (parsed_url->scheme_id() != boost::urls::scheme::http) return fail("must use http:// (a CONNECT proxy)");
-    if (has_credentials) return fail("has credentials, which are not supported");
     if (parsed_url->has_query() || parsed_url->has_fragment() ||
         (!parsed_url->encoded_path().empty() && parsed_url->encoded_path() != "/"))
         return fail("is not a proxy URL");
     proxy_endpoint p;
+    if (has_credentials) {
+        // Percent-decoded, as curl does: a password with an @ is written %40.
+        p.user = parsed_url->user();
+        if (p.user.empty()) return fail("has a password but no user (write http://user:password@host:port)");
+        if (p.user.find(':') != std::string::npos) return fail("has a user with a colon, which Basic cannot carry");
+        if (parsed_url->has_password()) p.password = secret(parsed_url->password());
+    }
     p.host = parsed_url->host_address();
     if (parsed_url->has_port() && !parsed_url->port().empty()) {
         const auto port = port_of(parsed_url->port());

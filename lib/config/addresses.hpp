@@ -6,6 +6,7 @@
 // takes the value, so `check-config` validates exactly what `run` uses.
 // Sans-io: no resolver, no socket.
 
+#include "config/secret.hpp"
 #include "util/error.hpp"
 
 #include <cstdint>
@@ -44,9 +45,17 @@ parsed<endpoint> parse_base_url(std::string_view text);
 struct proxy_endpoint {
     std::string host;
     std::uint16_t port = 3128;
+    // Basic credentials for the CONNECT (`http://user:password@host:port`,
+    // percent-decoded; the password may come from api.proxy_password_file).
+    std::string user{};  // empty: none
+    secret password{};
 
     bool operator==(const proxy_endpoint&) const = default;
 };
+
+// The proxy URL with its password replaced by ***, for messages and the
+// loaded configuration.
+std::string redact_proxy_url(std::string_view text);
 
 // Where the proxy's text came from decides how strict the parse is:
 // `api.proxy` must be http://host:port (clients disagree on a default port,

@@ -31,8 +31,9 @@ struct api_config {
     duration timeout = std::chrono::seconds(30);
     int page_size = 50;
     std::uint64_t max_body = 64ull << 20;         // bytes
-    std::string proxy;                            // empty: https_proxy / HTTPS_PROXY env
+    std::string proxy;                            // empty: https_proxy / HTTPS_PROXY env (password shown as ***)
     std::optional<proxy_endpoint> proxy_address;  // proxy, parsed (nullopt when empty)
+    std::string proxy_password_file;              // the proxy user's password (empty: not configured)
     bool insecure_skip_tls_verify = false;        // for tests only; warns at every start
     int max_in_flight = 16;  // requests in flight to the API at most (the adaptive limit's ceiling)
 };

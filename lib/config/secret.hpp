@@ -8,7 +8,7 @@
 
 namespace isync::config {
 
-// Holds the API token. It has no operator<< and no fmt formatter on purpose:
+// Holds the API token (and a proxy's password). It has no operator<< and no fmt formatter on purpose:
 // `spdlog::info("{}", token)` does not compile. Call reveal() only where the
 // value is sent (the Authorization header).
 class secret {
@@ -18,6 +18,7 @@ public:
 
     const std::string& reveal() const noexcept { return value_; }
     bool empty() const noexcept { return value_.empty(); }
+    bool operator==(const secret&) const = default;
 
     // What a debugger-style dump may show instead of the value.
     static constexpr std::string_view debug_string() noexcept { return "***"; }

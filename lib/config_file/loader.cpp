@@ -269,6 +269,7 @@ std::vector<key_rule> reader::api_rules(api_config& api) {
         {"page_size", [&](const field& f) { read_page_size(f, api.page_size); }},
         {"max_body", [&](const field& f) { read_size(f, api.max_body); }},
         {"proxy", [&](const field& f) { read_proxy(f, api.proxy, api.proxy_address); }},
+        {"proxy_password_file", [&](const field& f) { read_path(f, api.proxy_password_file, empty::allowed); }},
         {"insecure_skip_tls_verify", [&](const field& f) { read_bool(f, api.insecure_skip_tls_verify); }},
         {"max_in_flight", [&](const field& f) { read_int(f, api.max_in_flight, 1, 256); }},
     };
@@ -502,7 +503,7 @@ void reader::read_proxy(const field& f, std::string& out, std::optional<proxy_en
     } else {
         typed.reset();
     }
-    out = std::move(*text);
+    out = redact_proxy_url(*text);  // the loaded configuration never holds the password
 }
 
 // Checked now so a typo fails at start-up, not at the first TLS handshake.

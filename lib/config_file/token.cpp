@@ -58,45 +58,46 @@ result<loaded_token> make_token(std::string_view raw, std::string source, const 
     return loaded_token{secret(std::string(token)), std::move(source)};
 }
 
-std::string mode_problem(const std::string& name, mode_t mode, std::string_view extra_fix) {
+std::string mode_problem(std::string_view kind, const std::string& name, mode_t mode, std::string_view extra_fix) {
     char octal[8];
     std::snprintf(octal, sizeof octal, "%04o", static_cast<unsigned>(mode & 07777));
     const char* access = (mode & 044) != 0 ? "readable" : "accessible";
-    return "token file " + name + " is " + access + " by group or others (mode " + octal + "); run: chmod 600 " + name +
-           std::string(extra_fix);
+    return std::string(kind) + " " + name + " is " + access + " by group or others (mode " + octal +
+           "); run: chmod 600 " + name + std::string(extra_fix);
 }
 
 // The file's text, nullopt when there is no such file (the next place is
 // tried), or an error that ends the search: a file that exists but is wrong
 // is a mistake to fix, not a reason to use some other token.
-result<std::optional<std::string>> read_token_file(const fs::path& file, std::string_view extra_fix) {
+result<std::optional<std::string>> read_token_file(const fs::path& file, std::string_view extra_fix,
+                                                   const std::string& kind = "token file") {
     const std::string name = file.string();
     // O_NONBLOCK so a FIFO at this path cannot hang start-up; the
     // regular-file check below then refuses it.
     const unique_fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
     if (fd.get() < 0) {
         if (errno == ENOENT || errno == ENOTDIR) return std::optional<std::string>();
-        return make_error(errc::config, "cannot read token file " + name + ": " + errno_text(errno));
+        return make_error(errc::config, "cannot read " + kind + " " + name + ": " + errno_text(errno));
     }
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0)
-        return make_error(errc::config, "cannot read token file " + name + ": " + errno_text(errno));
+        return make_error(errc::config, "cannot read " + kind + " " + name + ": " + errno_text(errno));
     if (!S_ISREG(st.st_mode))
-        return make_error(errc::config, "token file " + name + " is not a regular file; " + std::string(file_fix));
+        return make_error(errc::config, kind + " " + name + " is not a regular file; " + std::string(file_fix));
     // Checked on the open file rather than the path, so nothing can be
     // swapped in between the check and the read.
-    if ((st.st_mode & 077) != 0) return make_error(errc::config, mode_problem(name, st.st_mode, extra_fix));
+    if ((st.st_mode & 077) != 0) return make_error(errc::config, mode_problem(kind, name, st.st_mode, extra_fix));
 
     std::string text;
     std::array<char, 4096> buffer;
     for (;;) {
         const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return make_error(errc::config, "cannot read token file " + name + ": " + errno_text(errno));
+        if (n < 0) return make_error(errc::config, "cannot read " + kind + " " + name + ": " + errno_text(errno));
         if (n == 0) return std::optional<std::string>(std::move(text));
         text.append(buffer.data(), static_cast<std::size_t>(n));
         if (text.size() > max_token_bytes)
-            return make_error(errc::config, "token file " + name + " is larger than 64 KiB; " + std::string(file_fix));
+            return make_error(errc::config, kind + " " + name + " is larger than 64 KiB; " + std::string(file_fix));
     }
 }
 
@@ -156,6 +157,23 @@ result<loaded_token> load_token(const config& cfg, const std::function<const cha
 
     return make_error(errc::config, "no API token found; looked at " + util::join(looked, ", ") +
                                         "; put the token in one of these (a token file must be mode 600 or 400)");
+}
+
+result<secret> load_proxy_password(const std::filesystem::path& file) {
+    const std::string kind = "proxy password file";
+    auto text = read_token_file(file, {}, kind);
+    if (!text) return text.error();
+    if (!*text)
+        return make_error(errc::config, kind + " " + file.string() + " does not exist (api.proxy_password_file)");
+    // One line: the password alone (a trailing newline is not part of it).
+    std::string_view password = **text;
+    while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) password.remove_suffix(1);
+    if (password.empty())
+        return make_error(errc::config, kind + " " + file.string() + " is empty; write the password into it");
+    if (password.find_first_of("\r\n") != std::string_view::npos)
+        return make_error(errc::config,
+                          kind + " " + file.string() + " holds more than one line; write the password alone");
+    return secret(std::string(password));
 }
 
 }  // namespace isync::config

@@ -34,4 +34,9 @@ inline const std::filesystem::path default_docker_secret = "/run/secrets/human_a
 result<loaded_token> load_token(const config& cfg, const std::function<const char*(const char*)>& getenv = ::getenv,
                                 const std::filesystem::path& docker_secret = default_docker_secret);
 
+// The proxy user's password from api.proxy_password_file, under the token
+// file's rules (a regular file, mode 600 or 400); one line, the trailing
+// newline dropped. The password never appears in a returned message.
+result<secret> load_proxy_password(const std::filesystem::path& file);
+
 }  // namespace isync::config

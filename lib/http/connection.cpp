@@ -1,5 +1,7 @@
 #include "http/connection.hpp"
 
+#include "util/base64.hpp"
+
 #include "http/content_decoding.hpp"
 #include "http/name_lookup.hpp"
 
@@ -118,6 +120,11 @@ net::awaitable<result<void>> connection::connect() {
         bhttp::request<bhttp::empty_body> req{bhttp::verb::connect, authority, 11};
         req.set(bhttp::field::host, authority);
         req.set(bhttp::field::user_agent, options_.user_agent);
+        const auto& proxy = *options_.proxy;
+        if (!proxy.user.empty()) {
+            const std::string proxy_authorization = util::base64_encode(proxy.user + ":" + proxy.password.reveal());
+            req.set(bhttp::field::proxy_authorization, "Basic " + proxy_authorization);
+        }
         tcp_layer.expires_after(options_.timeout);
         auto [wec, w] = co_await bhttp::async_write(tcp_layer, req, use_tuple);
         if (wec) co_return describe(wec, "asking the proxy for a tunnel to");
@@ -127,6 +134,19 @@ net::awaitable<result<void>> connection::connect() {
         beast::flat_buffer proxy_buffer;
         auto [rec2, r] = co_await bhttp::async_read_header(tcp_layer, proxy_buffer, parser, use_tuple);
         if (rec2) co_return describe(rec2, "reading the proxy's answer for");
+        // 407: no retry can change the answer, so the poll fails at once.
+        if (parser.get().result_int() == 407)
+            co_return make_error(
+                errc::proxy_refused,
+                proxy.user.empty()
+                    ? fmt::format("the proxy {}:{} asks for credentials (HTTP 407 Proxy Authentication Required); "
+                                  "give them as http://user:password@{}:{} in api.proxy or https_proxy, or the user "
+                                  "there and the password in api.proxy_password_file",
+                                  proxy.host, proxy.port, proxy.host, proxy.port)
+                    : fmt::format("the proxy {}:{} refused the credentials of user \"{}\" (HTTP 407 Proxy "
+                                  "Authentication Required); check the user and the password (api.proxy, "
+                                  "https_proxy or api.proxy_password_file)",
+                                  proxy.host, proxy.port, proxy.user));
         if (parser.get().result_int() / 100 != 2)
             co_return make_error(errc::transport,
                                  fmt::format("the proxy {}:{} refused to tunnel to {}: HTTP {}", options_.proxy->host,

@@ -15,9 +15,9 @@ namespace isync::http {
 
 using proxy_endpoint = config::proxy_endpoint;
 
-// config::parse_proxy_url as $https_proxy is read: `http://host[:port][/]`,
-// the scheme may be omitted. Fails with errc::config for other schemes or
-// user info (proxy credentials are not supported yet).
+// config::parse_proxy_url as $https_proxy is read:
+// `http://[user[:password]@]host[:port][/]`, the scheme may be omitted.
+// Fails with errc::config for other schemes; a message never shows the password.
 result<proxy_endpoint> parse_proxy_url(std::string_view url);
 
 // True when a `no_proxy` list (comma separated; `*`, `host`, `.domain`,

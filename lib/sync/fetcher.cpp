@@ -41,7 +41,8 @@ attempt_result judge(result<http::response>& res, fetch_context& ctx, bool parse
         // in a second: fail the poll now, with one clear line (the next poll
         // tries again).
         const errc code = res.error().code;
-        const bool retryable = code != errc::cancelled && code != errc::tls_refused && code != errc::no_such_host;
+        const bool retryable = code != errc::cancelled && code != errc::tls_refused && code != errc::no_such_host &&
+                               code != errc::proxy_refused;
         return {std::nullopt, res.error(), retryable, std::nullopt};
     }
     ++ctx.stats.responses_by_status[res->status];

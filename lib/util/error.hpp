@@ -26,6 +26,7 @@ enum class errc {
     tls_refused,    // the server's certificate was refused: retrying within a poll cannot help
     no_such_host,   // the host name does not exist (NXDOMAIN): retrying within a poll cannot help
     io,             // writing the command's output failed (a full disk, a closed pipe)
+    proxy_refused,  // the proxy refused our credentials (407): retrying cannot help
 };
 
 struct error {

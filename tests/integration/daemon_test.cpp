@@ -1,8 +1,10 @@
 // incident-syncd as a real process: exit codes, signals, locking, crashes.
 #include "fake_api/pki.hpp"
 #include "store/incident_store.hpp"
+#include "support/connect_proxy.hpp"
 #include "support/daemon_fixture.hpp"
 #include "support/db_reader.hpp"
+#include "util/base64.hpp"
 
 #include <SQLiteCpp/Statement.h>
 #include <gtest/gtest.h>
@@ -290,6 +292,52 @@ TEST(Daemon, TheTokenNeverAppearsOnAnyPathAtTraceLevel) {
     EXPECT_EQ(f.run("check-config", "check"), 0);
     EXPECT_EQ(f.run("status", "status", {"--json"}), 0);
     leaks("check-config and status");
+}
+
+// An authenticating proxy (issue 16): the user in api.proxy, the password in
+// api.proxy_password_file; a wrong password is a clear, unretried error; and
+// the password is in no output and no file the daemon wrote, at trace level.
+TEST(Daemon, SyncsThroughAnAuthenticatingProxyAndNeverShowsItsPassword) {
+    const std::string canary = "PROXY-CANARY-77d1";
+    test_support::connect_proxy proxy;
+    proxy.require_authorization("Basic " + isync::util::base64_encode("alice:" + canary));
+    daemon_options o;
+    o.log_level = "trace";
+    o.extra_api_yaml = fmt::format("  proxy: http://alice@127.0.0.1:{}\n  proxy_password_file: {{}}\n", proxy.port());
+    daemon_fixture f(o);
+    const std::string password_file = f.dir().file("proxy-password");
+    auto write_password = [&](const std::string& password, ::mode_t mode) {
+        { std::ofstream(password_file, std::ios::trunc) << password << "\n"; }
+        ::chmod(password_file.c_str(), mode);
+    };
+    // The placeholder in extra_api_yaml becomes the file's path.
+    {
+        std::string yaml = test_support::read_file(f.config_path());
+        yaml = isync::test::replace_once(yaml, "proxy_password_file: {}", "proxy_password_file: " + password_file);
+        std::ofstream(f.config_path(), std::ios::trunc) << yaml;
+    }
+    write_password(canary, 0644);
+    EXPECT_EQ(f.run("check-config", "too-open"), 78);
+    EXPECT_NE(f.output("too-open").find("chmod 600 " + password_file), std::string::npos) << f.output("too-open");
+
+    write_password("wrong-password", 0600);
+    EXPECT_EQ(f.run("once", "wrong"), 1);
+    EXPECT_NE(f.output("wrong").find("refused the credentials of user \"alice\""), std::string::npos)
+        << f.output("wrong");
+    EXPECT_EQ(f.server().stats().requests, 0u);  // nothing got through
+    const auto refused = proxy.refused_407();
+    EXPECT_GE(refused, 1u);
+    EXPECT_LE(refused, 2u);  // one per pair at most: a 407 is not retried
+
+    write_password(canary, 0600);
+    ASSERT_EQ(f.run("once", "through", {"--log-level", "trace"}), 0) << f.output("through");
+    EXPECT_TRUE(f.database_matches_dataset());
+    EXPECT_GT(proxy.tunnels(), 0u);
+    for (const auto& entry : std::filesystem::directory_iterator(f.dir().path())) {
+        if (entry.path() == password_file) continue;
+        if (test_support::read_file(entry.path()).find(canary) != std::string::npos)
+            ADD_FAILURE() << "the proxy password is in " << entry.path();
+    }
 }
 
 // A database file the daemon's user cannot write is a clear start-up error.

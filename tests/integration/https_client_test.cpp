@@ -252,6 +252,48 @@ TEST(HttpsClient, TunnelsThroughAConnectProxy) {
     EXPECT_EQ(proxy.authorities()[0], "127.0.0.1:" + std::to_string(f.server.port()));
 }
 
+TEST(HttpsClient, SendsBasicCredentialsToAnAuthenticatingProxy) {
+    client_fixture f;
+    test_support::connect_proxy proxy;
+    // RFC 7617's example: "Aladdin:open sesame".
+    proxy.require_authorization("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    f.options.proxy =
+        isync::http::proxy_endpoint{"127.0.0.1", proxy.port(), "Aladdin", isync::config::secret("open sesame")};
+    auto results = f.get(2);
+    for (const auto& r : results) ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(proxy.tunnels(), 1u);
+    EXPECT_EQ(proxy.refused_407(), 0u);
+}
+
+TEST(HttpsClient, SaysWhatToDoWhenTheProxyWantsCredentials) {
+    client_fixture f;
+    test_support::connect_proxy proxy;
+    proxy.require_authorization("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    f.options.proxy = isync::http::proxy_endpoint{"127.0.0.1", proxy.port()};
+    auto results = f.get();
+    ASSERT_FALSE(results[0]);
+    EXPECT_EQ(results[0].error().code, errc::proxy_refused);
+    EXPECT_NE(failure_text(results).find("asks for credentials (HTTP 407"), std::string::npos) << failure_text(results);
+    EXPECT_NE(failure_text(results).find("api.proxy_password_file"), std::string::npos) << failure_text(results);
+    ASSERT_EQ(proxy.authorizations().size(), 1u);
+    EXPECT_EQ(proxy.authorizations()[0], "");  // none sent without a user
+}
+
+TEST(HttpsClient, ARefusedProxyPasswordIsNamedButNeverShown) {
+    client_fixture f;
+    test_support::connect_proxy proxy;
+    proxy.require_authorization("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    f.options.proxy =
+        isync::http::proxy_endpoint{"127.0.0.1", proxy.port(), "Aladdin", isync::config::secret("WRONG-canary-3c")};
+    auto results = f.get();
+    ASSERT_FALSE(results[0]);
+    EXPECT_EQ(results[0].error().code, errc::proxy_refused);
+    const auto text = failure_text(results);
+    EXPECT_NE(text.find("refused the credentials of user \"Aladdin\""), std::string::npos) << text;
+    EXPECT_EQ(text.find("WRONG-canary-3c"), std::string::npos) << text;
+    EXPECT_EQ(proxy.refused_407(), 1u);
+}
+
 TEST(HttpsClient, ReportsAProxyThatRefusesTheTunnel) {
     client_fixture f;
     test_support::connect_proxy proxy;

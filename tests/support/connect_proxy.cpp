@@ -1,5 +1,9 @@
 #include "support/connect_proxy.hpp"
 
+#include <algorithm>
+#include <cctype>
+#include <string_view>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -24,6 +28,19 @@ struct connect_proxy::impl {
     mutable std::mutex mutex;
     std::uint64_t tunnels = 0;
     std::vector<std::string> authorities;
+    std::string required;  // empty: no credentials needed
+    std::uint64_t refused_407 = 0;
+    std::vector<std::string> authorizations;
+
+    static std::string header_value(const std::string& head, std::string_view name) {
+        std::string lower = head;
+        std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+        const auto at = lower.find("\r\n" + std::string(name) + ":");
+        if (at == std::string::npos) return {};
+        auto start = at + 2 + name.size() + 1;
+        while (start < head.size() && head[start] == ' ') ++start;
+        return head.substr(start, head.find("\r\n", start) - start);
+    }
 
     static net::awaitable<void> pump(std::shared_ptr<tcp::socket> from, std::shared_ptr<tcp::socket> to) {
         char buf[16384];
@@ -48,9 +65,23 @@ struct connect_proxy::impl {
         const auto second_space = request.find(' ', first_space + 1);
         const std::string method = request.substr(0, first_space);
         const std::string authority = request.substr(first_space + 1, second_space - first_space - 1);
+        const std::string given = header_value(request, "proxy-authorization");
+        bool authorized = true;
         {
             std::lock_guard lock(mutex);
             authorities.push_back(authority);
+            authorizations.push_back(given);
+            if (!required.empty() && given != required) {
+                authorized = false;
+                ++refused_407;
+            }
+        }
+        if (!authorized) {
+            const std::string refusal =
+                "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"test\"\r\n"
+                "Content-Length: 0\r\n\r\n";
+            co_await net::async_write(*client, net::buffer(refusal), net::as_tuple(net::use_awaitable));
+            co_return;
         }
         const auto colon = authority.rfind(':');
         auto upstream = std::make_shared<tcp::socket>(ioc);
@@ -104,6 +135,21 @@ std::uint64_t connect_proxy::tunnels() const {
 std::vector<std::string> connect_proxy::authorities() const {
     std::lock_guard lock(impl_->mutex);
     return impl_->authorities;
+}
+
+void connect_proxy::require_authorization(std::string value) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->required = std::move(value);
+}
+
+std::uint64_t connect_proxy::refused_407() const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->refused_407;
+}
+
+std::vector<std::string> connect_proxy::authorizations() const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->authorizations;
 }
 
 }  // namespace test_support

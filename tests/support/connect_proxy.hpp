@@ -21,6 +21,12 @@ public:
     std::uint64_t tunnels() const;                 // CONNECTs answered 200
     std::vector<std::string> authorities() const;  // CONNECT targets seen
 
+    // From now on a CONNECT needs `Proxy-Authorization: <value>` (e.g.
+    // "Basic dTpw"); without it, or with another value, the answer is 407.
+    void require_authorization(std::string value);
+    std::uint64_t refused_407() const;
+    std::vector<std::string> authorizations() const;  // Proxy-Authorization values seen ("" when absent)
+
 private:
     struct impl;
     std::unique_ptr<impl> impl_;

@@ -56,6 +56,7 @@ void daemon_fixture::write_config() {
         "  ca_file: {}\n"
         "  timeout: 10s\n"
         "  page_size: 50\n"
+        "{}"
         "retry:\n"
         "  max_attempts: 8\n"
         "  base_delay: 10ms\n"
@@ -75,8 +76,8 @@ void daemon_fixture::write_config() {
         "  format: {}\n"
         "metrics:\n"
         "  listen: 127.0.0.1:0\n",
-        server_->base_url(), token_path(), dir_.file("ca.pem"), options_.interval, options_.extra_sync_yaml, pairs,
-        db_path(), options_.busy_timeout, options_.log_level, options_.log_format);
+        server_->base_url(), token_path(), dir_.file("ca.pem"), options_.extra_api_yaml, options_.interval,
+        options_.extra_sync_yaml, pairs, db_path(), options_.busy_timeout, options_.log_level, options_.log_format);
     std::ofstream out(config_path(), std::ios::trunc);
     out << yaml;
 }

@@ -21,6 +21,7 @@ struct daemon_options {
     std::uint64_t seed = 11;
     fake_api::faults faults{};
     std::string extra_sync_yaml;      // more `sync:` keys, indented by 2
+    std::string extra_api_yaml;       // more `api:` keys, indented by 2
     std::string busy_timeout = "5s";  // database.busy_timeout
     std::string log_level = "info";
     std::string log_format = "text";

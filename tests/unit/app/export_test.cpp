@@ -71,7 +71,9 @@ protected:
             }
         }
         EXPECT_TRUE(line.empty()) << "the last line has no newline";
-        if (done) EXPECT_EQ(done->lines, static_cast<std::int64_t>(result.size()));
+        if (done) {
+            EXPECT_EQ(done->lines, static_cast<std::int64_t>(result.size()));
+        }
         return result;
     }
 

@@ -119,6 +119,7 @@ std::map<std::string, std::string> describe(const isync::config::config& d) {
         {"api.page_size", std::to_string(d.api.page_size)},
         {"api.max_body", size_default(d.api.max_body)},
         {"api.proxy", text_default(d.api.proxy)},
+        {"api.proxy_password_file", text_default(d.api.proxy_password_file)},
         {"api.insecure_skip_tls_verify", d.api.insecure_skip_tls_verify ? "true" : "false"},
         {"api.max_in_flight", std::to_string(d.api.max_in_flight)},
         {"retry.max_attempts", std::to_string(d.retry.max_attempts)},

@@ -326,7 +326,7 @@ TEST_F(Config, UnknownKeySuggestsTheNearest) {
 TEST_F(Config, UnknownKeyListsTheSectionWhenNothingIsClose) {
     EXPECT_EQ(error_for("api:\n  colour: blue\n" + std::string(one_pair)),
               "/etc/x.yaml:2:3: api.colour: unknown key; valid keys are base_url, token_file, ca_file, timeout, "
-              "page_size, max_body, proxy, insecure_skip_tls_verify, max_in_flight");
+              "page_size, max_body, proxy, proxy_password_file, insecure_skip_tls_verify, max_in_flight");
 }
 
 TEST_F(Config, ListWhereAValueBelongs) {
@@ -410,8 +410,14 @@ TEST_F(Config, ProxyNeedsHttpSchemeAndPort) {
     EXPECT_EQ(error_for("api:\n  proxy: proxy.local\n" + std::string(one_pair)),
               "/etc/x.yaml:2:10: api.proxy: \"proxy.local\" is not a proxy URL; "
               "write http://host:port, or \"\" to use $https_proxy");
-    EXPECT_FALSE(
-        load_config_text("api:\n  proxy: http://u:p@proxy.local:3128\n" + std::string(one_pair), "x").has_value());
+    // Credentials are taken (issue 16); the loaded text hides the password.
+    const auto with_credentials =
+        load_config_text("api:\n  proxy: http://u:p-canary@proxy.local:3128\n" + std::string(one_pair), "x");
+    ASSERT_TRUE(with_credentials.has_value()) << with_credentials.error().message;
+    EXPECT_EQ(with_credentials->api.proxy, "http://u:***@proxy.local:3128");
+    ASSERT_TRUE(with_credentials->api.proxy_address.has_value());
+    EXPECT_EQ(with_credentials->api.proxy_address->user, "u");
+    EXPECT_EQ(with_credentials->api.proxy_address->password.reveal(), "p-canary");
 }
 
 TEST_F(Config, MissingPairs) {

@@ -273,7 +273,35 @@ TEST(TokenSecret, IsRevealedOnlyWhereTheAuthorizationHeaderIsWritten) {
                 reveals.push_back(entry.path().lexically_relative(SOURCE_DIR).string() + ":" + std::to_string(n) +
                                   ": " + line);
     }
-    ASSERT_EQ(reveals.size(), 1u) << ::testing::PrintToString(reveals);
-    EXPECT_NE(reveals[0].find("lib/http/connection.cpp"), std::string::npos) << reveals[0];
-    EXPECT_NE(reveals[0].find("authorization"), std::string::npos) << reveals[0];
+    // The token's Authorization header and the proxy password's
+    // Proxy-Authorization header (an authenticating proxy, issue 16).
+    ASSERT_EQ(reveals.size(), 2u) << ::testing::PrintToString(reveals);
+    for (const auto& r : reveals) {
+        EXPECT_NE(r.find("lib/http/connection.cpp"), std::string::npos) << r;
+        EXPECT_NE(r.find("authorization"), std::string::npos) << r;
+    }
+}
+
+// api.proxy_password_file: the token file's rules, one line, never quoted.
+TEST_F(Token, AProxyPasswordFileIsReadUnderTheTokenFilesRules) {
+    using isync::config::load_proxy_password;
+    const std::string canary = "proxy-canary 7f";  // a space is fine in a password
+    auto ok = load_proxy_password(write("pw", canary + "\n"));
+    ASSERT_TRUE(ok) << ok.error().message;
+    EXPECT_EQ(ok->reveal(), canary);
+    for (const auto& [text, mode, expected] : std::vector<std::tuple<std::string, fs::perms, std::string>>{
+             {canary, fs::perms(0644), "chmod 600"},
+             {canary, fs::perms(0640), "chmod 600"},
+             {"\n", fs::perms(0600), "is empty"},
+             {canary + "\nsecond line", fs::perms(0600), "more than one line"}}) {
+        auto bad = load_proxy_password(write("pw", text, mode));
+        ASSERT_FALSE(bad) << text;
+        EXPECT_EQ(bad.error().code, isync::errc::config);
+        EXPECT_NE(bad.error().message.find("proxy password file"), std::string::npos) << bad.error().message;
+        EXPECT_NE(bad.error().message.find(expected), std::string::npos) << bad.error().message;
+        EXPECT_EQ(bad.error().message.find("proxy-canary"), std::string::npos) << bad.error().message;
+    }
+    auto missing = load_proxy_password(dir_ / "nope");
+    ASSERT_FALSE(missing);
+    EXPECT_NE(missing.error().message.find("does not exist"), std::string::npos) << missing.error().message;
 }

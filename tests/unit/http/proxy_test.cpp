@@ -79,10 +79,34 @@ TEST(ParseProxyUrl, RefusesHttpsAndOtherSchemes) {
     EXPECT_TRUE(config_error(parse_proxy_url("socks5://proxy.corp.example:1080"), "http://"));
 }
 
-TEST(ParseProxyUrl, RefusesCredentials) {
-    const auto r = parse_proxy_url("http://alice:s3cret@proxy.corp.example:8080");
-    EXPECT_TRUE(config_error(r, "credentials"));
-    EXPECT_TRUE(config_error(parse_proxy_url("http://alice@proxy.corp.example:8080"), "credentials"));
+TEST(ParseProxyUrl, TakesBasicCredentialsPercentDecoded) {
+    const auto r = parse_proxy_url("http://alice:p%40ss%3Aword@proxy.corp.example:8080");
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->host, "proxy.corp.example");
+    EXPECT_EQ(r->port, 8080);
+    EXPECT_EQ(r->user, "alice");
+    EXPECT_EQ(r->password.reveal(), "p@ss:word");
+    // A user alone: the password may come from api.proxy_password_file.
+    const auto user_only = parse_proxy_url("http://alice@proxy.corp.example:8080");
+    ASSERT_TRUE(user_only) << user_only.error().message;
+    EXPECT_EQ(user_only->user, "alice");
+    EXPECT_TRUE(user_only->password.empty());
+    // No user, or one Basic cannot carry: refused, the password never quoted.
+    const auto no_user = parse_proxy_url("http://:s3cret@proxy.corp.example:8080");
+    EXPECT_TRUE(config_error(no_user, "no user"));
+    if (!no_user) {
+        EXPECT_FALSE(contains(no_user.error().message, "s3cret")) << no_user.error().message;
+    }
+    EXPECT_TRUE(config_error(parse_proxy_url("http://al%3Aice:pw@proxy.corp.example:8080"), "colon"));
+}
+
+TEST(RedactProxyUrl, HidesOnlyThePassword) {
+    using isync::config::redact_proxy_url;
+    EXPECT_EQ(redact_proxy_url("http://alice:s3cret@proxy:3128"), "http://alice:***@proxy:3128");
+    EXPECT_EQ(redact_proxy_url("http://alice:s3@cret@proxy:3128/"), "http://alice:***@proxy:3128/");
+    EXPECT_EQ(redact_proxy_url("alice:s3cret@proxy:3128"), "alice:***@proxy:3128");
+    EXPECT_EQ(redact_proxy_url("http://alice@proxy:3128"), "http://alice@proxy:3128");
+    EXPECT_EQ(redact_proxy_url("http://proxy:3128"), "http://proxy:3128");
 }
 
 TEST(ParseProxyUrl, RefusesAMissingHost) {
@@ -224,10 +248,11 @@ TEST(ChooseProxy, BadProxyUrlIsAConfigError) {
     EXPECT_EQ(r.error().code, errc::config);
     EXPECT_TRUE(contains(r.error().message, "https://secure-proxy:443"));
 
-    // api.proxy with credentials is refused by the loader (config_test), which
-    // parses it with the same parser in its strict, file form.
+    // A refused api.proxy with credentials (here: no port, which the file
+    // form requires) is quoted back without its password.
     const auto c =
-        isync::config::parse_proxy_url("http://bob:pw@configured:3128", isync::config::proxy_source::config_file);
+        isync::config::parse_proxy_url("http://bob:pw-canary@configured", isync::config::proxy_source::config_file);
     ASSERT_FALSE(c);
-    EXPECT_EQ(c.error().problem.find("pw"), std::string::npos) << c.error().problem;  // never quoted back
+    EXPECT_EQ(c.error().problem.find("pw-canary"), std::string::npos) << c.error().problem;
+    EXPECT_NE(c.error().problem.find("bob:***@configured"), std::string::npos) << c.error().problem;
 }
