@@ -14,6 +14,9 @@ Usage:
                                                                     each pair's state, health and progress
   incident-syncd check-config [--config FILE] [--online]            validate the configuration and token;
                                                                     --online: one request per pair
+  incident-syncd resync       APP/TLD | --all --from TIME [--to TIME] [--config FILE]
+                                                                    re-read a range into the database; no
+                                                                    watermark moves (refused while a daemon runs)
   incident-syncd export       [--config FILE | --database PATH] [--format jsonl] [--since TIME] [--changes]
                                                                     incidents (or their changes) as JSON
                                                                     lines on stdout, for a log shipper
@@ -34,8 +37,11 @@ Options:
                      observed then), as ISO 8601 (2026-12-01T00:00:00Z) or a duration back from
                      now (24h, 7d)
   --changes          export: the change history (incident_changes) instead of the incidents
+  --all              resync: every configured pair (instead of one APP/TLD)
+  --from TIME        resync: the range's start, ISO 8601 or a duration back from now (7d)
+  --to TIME          resync: the range's end (default: now less sync.settle)
 
-Exit codes: 0 ok, 1 a sync failed (once) or unhealthy (status --check), 64 usage error,
+Exit codes: 0 ok, 1 a sync failed (once, resync) or unhealthy (status --check), 64 usage error,
 74 database cannot be opened (or export's output cannot be written), 75 another incident-syncd holds the database, 78 configuration error.
 )";
 }
@@ -102,6 +108,17 @@ result<arguments> parse_arguments(const std::vector<std::string>& argv) {
             args.since = *v;
         } else if (a == "--changes") {
             args.changes = true;
+        } else if (a == "--all") {
+            args.all_pairs = true;
+        } else if (a == "--from" || a == "--to" || a.starts_with("--from=") || a.starts_with("--to=")) {
+            const bool is_from = a.starts_with("--from");
+            const std::string flag = is_from ? "--from" : "--to";
+            auto v = a == flag ? value(flag.c_str()) : result<std::string>(a.substr(flag.size() + 1));
+            if (!v) return v.error();
+            if (v->empty()) return usage_error(flag + " needs a value");
+            (is_from ? args.from : args.to) = *v;
+        } else if (have_command && args.cmd == command::resync && !a.starts_with("-") && !args.pair) {
+            args.pair = a;
         } else if (!a.starts_with("-") && !have_command) {
             have_command = true;
             if (a == "run")
@@ -114,14 +131,27 @@ result<arguments> parse_arguments(const std::vector<std::string>& argv) {
                 args.cmd = command::check_config;
             else if (a == "export")
                 args.cmd = command::export_lines;
+            else if (a == "resync")
+                args.cmd = command::resync;
             else
-                return usage_error(
-                    fmt::format("unknown command \"{}\"; commands: run, once, status, check-config, export", a));
+                return usage_error(fmt::format(
+                    "unknown command \"{}\"; commands: run, once, status, check-config, resync, export", a));
         } else {
             return usage_error(fmt::format("unexpected argument \"{}\"", a));
         }
     }
-    if (!have_command) return usage_error("no command given; commands: run, once, status, check-config, export");
+    if (!have_command)
+        return usage_error("no command given; commands: run, once, status, check-config, resync, export");
+    if ((args.pair || args.all_pairs || args.from || args.to) && args.cmd != command::resync)
+        return usage_error("APP/TLD, --all, --from and --to belong to the resync command");
+    if (args.cmd == command::resync) {
+        if (args.pair.has_value() == args.all_pairs)
+            return usage_error("resync takes one pair as APP/TLD (e.g. PXabc123/example.com) or --all");
+        if (args.pair &&
+            (args.pair->find('/') == std::string::npos || args.pair->front() == '/' || args.pair->back() == '/'))
+            return usage_error(fmt::format("resync: \"{}\" is not APP/TLD (e.g. PXabc123/example.com)", *args.pair));
+        if (!args.from) return usage_error("resync needs --from TIME (ISO 8601, or a duration back from now: 7d)");
+    }
     if ((args.json || args.check) && args.cmd != command::status)
         return usage_error("--json and --check belong to the status command");
     if (args.database && args.cmd != command::status && args.cmd != command::export_lines)

@@ -9,7 +9,7 @@
 
 namespace isync::app {
 
-enum class command { run, once, status, check_config, export_lines, help, version };
+enum class command { run, once, status, check_config, export_lines, resync, help, version };
 
 struct arguments {
     command cmd = command::help;
@@ -24,6 +24,10 @@ struct arguments {
     bool format_given = false;
     std::optional<std::string> since;  // export --since TIME|DURATION
     bool changes = false;              // export --changes: the change history
+    std::optional<std::string> pair;   // resync APP/TLD
+    bool all_pairs = false;            // resync --all
+    std::optional<std::string> from;   // resync --from TIME|DURATION
+    std::optional<std::string> to;     // resync --to TIME|DURATION (default: now - sync.settle)
 };
 
 // Fails with errc::usage and a message that says what was wrong.

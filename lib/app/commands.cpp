@@ -19,6 +19,7 @@
 #include "store/database.hpp"
 #include "store/incident_store.hpp"
 #include "sync/engine.hpp"
+#include "util/timestamp.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -26,6 +27,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -266,13 +268,9 @@ void install_stop_deadline_hook([[maybe_unused]] daemon_options& options) {
 #endif
 }
 
-// The daemon proper: `once` (one pass) or `run` (until SIGTERM).
-int sync(const arguments& args, bool once) {
-    auto cfg = load_config(args);
-    if (!cfg) {
-        print_error(cfg.error().message);
-        return exit_code_for(cfg.error());
-    }
+// The daemon proper: `once` (one pass) or `run` (until SIGTERM); with a
+// `range`, the one pass of `resync` over `cfg`'s pairs.
+int sync_with(const arguments& args, result<config::config> cfg, bool once, std::optional<sync::slice> range) {
     apply_logging(*cfg);
     report_config_warnings(*cfg, true);
     auto checked = check_startup(*cfg);
@@ -305,6 +303,7 @@ int sync(const arguments& args, bool once) {
 
     daemon_options options;
     options.once = once;
+    options.range = range;
     options.database_path = cfg->database.path;
     options.metrics_listen = cfg->metrics.address;
     install_stop_deadline_hook(options);
@@ -323,6 +322,54 @@ int sync(const arguments& args, bool once) {
     return d.run();
 }
 
+int sync(const arguments& args, bool once) {
+    auto cfg = load_config(args);
+    if (!cfg) {
+        print_error(cfg.error().message);
+        return exit_code_for(cfg.error());
+    }
+    return sync_with(args, std::move(cfg), once, std::nullopt);
+}
+
+// `resync`: one pass over [--from, --to) of one pair or all, as `once` does
+// it (the same lock, drift checks and atomic commits), moving no watermark.
+int resync(const arguments& args) {
+    auto cfg = load_config(args);
+    if (!cfg) {
+        print_error(cfg.error().message);
+        return exit_code_for(cfg.error());
+    }
+    const std::int64_t now = wall_now_ms();
+    const auto from = parse_since(*args.from, now);
+    auto to = args.to ? parse_since(*args.to, now) : std::optional<std::int64_t>(now - cfg->sync.settle.count());
+    if (!from || !to) {
+        print_error(
+            fmt::format("resync: {} \"{}\" is neither an ISO-8601 time (2026-12-01T00:00:00Z) nor a "
+                        "duration back from now (7d)",
+                        from ? "--to" : "--from", from ? *args.to : *args.from));
+        return exit_usage;
+    }
+    if (*from >= *to) {
+        print_error(fmt::format("resync: the range is empty: --from {} is not before --to {}",
+                                util::format_iso8601_ms(*from), util::format_iso8601_ms(*to)));
+        return exit_usage;
+    }
+    if (args.pair) {
+        const auto slash = args.pair->find('/');
+        const config::pair wanted{args.pair->substr(0, slash), args.pair->substr(slash + 1)};
+        const auto& pairs = cfg->sync.pairs;
+        if (std::find(pairs.begin(), pairs.end(), wanted) == pairs.end()) {
+            print_error(fmt::format("resync: {} is not among sync.pairs in {}; add it there first", *args.pair,
+                                    args.config_path));
+            return exit_usage;
+        }
+        cfg->sync.pairs = {wanted};
+    }
+    spdlog::info("resync: re-reading {} .. {} for {} pair(s); no watermark moves", util::format_iso8601_ms(*from),
+                 util::format_iso8601_ms(*to), cfg->sync.pairs.size());
+    return sync_with(args, std::move(cfg), true, sync::slice{*from, *to});
+}
+
 }  // namespace
 
 int run_command(const arguments& args) {
@@ -339,6 +386,8 @@ int run_command(const arguments& args) {
             return status(args);
         case command::export_lines:
             return export_command(args);
+        case command::resync:
+            return resync(args);
         case command::once:
             return sync(args, true);
         case command::run:

@@ -108,6 +108,7 @@ daemon::daemon(daemon_options options, net::ssl::context& tls, store::incident_s
             "picks it up)");
     // `status` must see a poll the moment /readyz does (the same health rule).
     engine_->on_polls_changed([this] { write_progress_file(); });
+    if (options_.range) engine_->set_range(*options_.range);
 }
 
 daemon::~daemon() {

@@ -53,6 +53,7 @@ struct daemon_options {
     std::chrono::milliseconds interrupt_after{4000};
     std::chrono::milliseconds deadline{8000};
     std::chrono::milliseconds progress_every{5000};
+    std::optional<sync::slice> range;  // `resync`: re-read this range (with `once`), move no watermark
 };
 
 // A reloaded configuration (SIGHUP): the engine's settings and token, or why not.

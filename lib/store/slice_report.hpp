@@ -33,6 +33,9 @@ struct slice_report {
     std::int64_t pages = 0;
     upsert_counts counts;  // totals of the pages committed before this call
     std::int64_t drift_corrections = 0;
+    // False for a re-read on request (`resync`): the sync_runs row is
+    // written, the pair's watermark and last success are left as they were.
+    bool moves_watermark = true;
 };
 
 }  // namespace isync::store

@@ -25,24 +25,28 @@ sync_log::sync_log(statement_registry& statements)
 void sync_log::finish_slice(const slice_report& report, const upsert_counts& page, const std::string& now_text) {
     upsert_counts totals = report.counts;
     totals += page;
-    upsert_state_success_.bind(1, report.pair.app_id);
-    upsert_state_success_.bind(2, report.pair.tld);
-    upsert_state_success_.bind(3, report.to_ms);
-    upsert_state_success_.bind(4, util::format_iso8601_ms(report.to_ms));
-    upsert_state_success_.bind(5, now_text);
-    run(upsert_state_success_);
+    if (report.moves_watermark) {
+        upsert_state_success_.bind(1, report.pair.app_id);
+        upsert_state_success_.bind(2, report.pair.tld);
+        upsert_state_success_.bind(3, report.to_ms);
+        upsert_state_success_.bind(4, util::format_iso8601_ms(report.to_ms));
+        upsert_state_success_.bind(5, now_text);
+        run(upsert_state_success_);
+    }
 
     write_run(report, report.pages + 1, totals, now_text, nullptr);
 }
 
 void sync_log::record_failure(const slice_report& report, const std::string& error_text, const std::string& now_text,
                               bool auth_failure) {
-    upsert_state_failure_.bind(1, report.pair.app_id);
-    upsert_state_failure_.bind(2, report.pair.tld);
-    upsert_state_failure_.bind(3, now_text);
-    upsert_state_failure_.bind(4, error_text);
-    upsert_state_failure_.bind(5, auth_failure ? 1 : 0);
-    run(upsert_state_failure_);
+    if (report.moves_watermark) {  // a resync's failure leaves the pair's own state alone
+        upsert_state_failure_.bind(1, report.pair.app_id);
+        upsert_state_failure_.bind(2, report.pair.tld);
+        upsert_state_failure_.bind(3, now_text);
+        upsert_state_failure_.bind(4, error_text);
+        upsert_state_failure_.bind(5, auth_failure ? 1 : 0);
+        run(upsert_state_failure_);
+    }
 
     write_run(report, report.pages, report.counts, now_text, &error_text);
 }

@@ -99,6 +99,7 @@ net::awaitable<error> engine::fail_slice(store::slice_report report, error e) {
 }
 
 net::awaitable<void> engine::record_failure(store::slice_report report, error e) {
+    report.moves_watermark = !range_.has_value();  // a resync's failure is not the pair's
     const std::int64_t now = clock_.now_ms();
     auto task = [report, e, now](store::incident_store& store) {
         return store.record_failure(report, e.message, now, e.code == errc::auth);
@@ -235,7 +236,7 @@ net::awaitable<result<void>> engine::sync_slice(config::pair pair, slice s,
                                                 std::shared_ptr<poll_state> poll, std::shared_ptr<const snapshot> snap,
                                                 model::page first, std::optional<slice> next,
                                                 requested_pages& next_first) {
-    store::slice_report report{pair, s.from_ms, s.to_ms, clock_.now_ms(), 0, {}, 0};
+    store::slice_report report{pair, s.from_ms, s.to_ms, clock_.now_ms(), 0, {}, 0, !range_.has_value()};
     page_walk walk(snap->settings.page_size);
     const std::int64_t read_before_slice = progress_.contains(pair) ? progress_[pair].read : 0;
     // Pages fetched ahead of the walk, by offset, each in flight on its own:
@@ -404,7 +405,8 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
     // holds more than sync.slice_incidents (the API's count on its first page
     // says so), so a window with few incidents costs one request and a
     // backfill still commits and resumes slice by slice.
-    const auto windows = plan_slices(*watermark, clock_.now_ms(), snap->settings.sync);
+    const auto windows = range_ ? split_by_time(*range_, snap->settings.sync.max_window)
+                                : plan_slices(*watermark, clock_.now_ms(), snap->settings.sync);
     if (windows.empty()) co_return pair_status::ok;
     std::deque<slice> todo(windows.begin(), windows.end());
 
@@ -523,7 +525,7 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
                 const store::slice_report lost{pair, last.from_ms, last.to_ms, clock_.now_ms(), 0, {}, 0};
                 co_await record_failure(lost, durable.error());
             }
-        } else if (submitted_to_ms) {
+        } else if (submitted_to_ms && !range_) {
             health_[pair].watermark_ms = *submitted_to_ms;
         }
     }

@@ -72,6 +72,10 @@ public:
     // One pass over every pair. True only when every pair succeeded.
     boost::asio::awaitable<bool> run_once();
 
+    // From now on a poll re-reads [from_ms, to_ms) instead of the window
+    // after the watermark, and moves no watermark (`resync`).
+    void set_range(slice range) { range_ = range; }
+
     // Polls every pair: the first at once, then every `sync.interval` (plus
     // up to 10% jitter), until stop().
     boost::asio::awaitable<void> run();
@@ -242,6 +246,7 @@ private:
     // one (search backends refuse past a bound: Elasticsearch's default is
     // skip + take <= 10,000). The API's property: kept across polls and SIGHUPs.
     std::optional<std::int64_t> offset_limit_;
+    std::optional<slice> range_;  // set_range()
     // Last: destroyed first, so its thread drains while everything above exists.
     std::unique_ptr<store_writer> writer_;
 };

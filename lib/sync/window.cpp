@@ -17,6 +17,14 @@ std::vector<slice> plan_slices(std::optional<std::int64_t> watermark_ms, std::in
     return out;
 }
 
+std::vector<slice> split_by_time(slice window, std::chrono::milliseconds max_window) {
+    std::vector<slice> out;
+    const std::int64_t step = std::max<std::int64_t>(1, max_window.count());
+    for (std::int64_t start = window.from_ms; start < window.to_ms; start += step)
+        out.push_back({start, std::min(window.to_ms, start + step)});
+    return out;
+}
+
 std::vector<slice> split_by_count(slice window, std::int64_t count, std::int64_t slice_incidents) {
     const std::int64_t span = window.to_ms - window.from_ms;
     if (slice_incidents <= 0 || count <= slice_incidents || span <= 1) return {window};

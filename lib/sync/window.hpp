@@ -3,6 +3,7 @@
 
 #include "config/config.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -22,6 +23,10 @@ struct slice {
 // the watermark is already at now - settle).
 std::vector<slice> plan_slices(std::optional<std::int64_t> watermark_ms, std::int64_t now_ms,
                                const config::sync_config& sync);
+
+// An explicit window (`resync --from --to`) cut into slices no longer than
+// max_window, oldest first; empty when from >= to.
+std::vector<slice> split_by_time(slice window, std::chrono::milliseconds max_window);
 
 // A window (or part of one) whose first page said it holds `count`
 // incidents, split by time into ceil(count / slice_incidents) equal parts,

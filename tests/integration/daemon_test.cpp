@@ -5,6 +5,7 @@
 #include "support/daemon_fixture.hpp"
 #include "support/db_reader.hpp"
 #include "util/base64.hpp"
+#include "util/timestamp.hpp"
 
 #include <SQLiteCpp/Statement.h>
 #include <gtest/gtest.h>
@@ -369,6 +370,69 @@ TEST(Daemon, AReadOnlyDatabaseIsAClearStartUpError) {
     EXPECT_NE(out.find(f.db_path()), std::string::npos) << out;
     EXPECT_NE(out.find("read-only"), std::string::npos) << out;
     EXPECT_EQ(test_support::read_file(f.db_path()), before) << "the database must be untouched";
+}
+
+// `resync` (issue 16): incidents lost from a range come back, the
+// watermarks and last successes stay as they were, and a running daemon
+// keeps the database to itself (exit 75).
+TEST(Daemon, ResyncReReadsARangeWithoutMovingAWatermarkAndWaitsForNoDaemon) {
+    daemon_fixture f;
+    ASSERT_EQ(f.run("once", "once"), 0) << f.output("once");
+    auto state = [&] {
+        std::vector<std::string> rows;
+        auto db = f.open_db();
+        SQLite::Statement st(*db,
+                             "SELECT app_id || '/' || tld || ' ' || watermark_ms || ' ' || last_success_at "
+                             "FROM sync_state ORDER BY 1");
+        while (st.executeStep()) rows.push_back(st.getColumn(0).getString());
+        return rows;
+    };
+    // Lose a day of incidents (cascading to their child rows), well below the
+    // watermark and its overlap: a regular poll would never read them again.
+    const std::int64_t day = 24 * 3'600'000LL;
+    const std::int64_t lost_from = f.data_end_ms() - 2 * day, lost_to = f.data_end_ms() - day;
+    int lost = 0;
+    {
+        SQLite::Database db(f.db_path(), SQLite::OPEN_READWRITE);
+        db.exec("PRAGMA foreign_keys = ON");
+        SQLite::Statement del(db, "DELETE FROM incidents WHERE last_seen >= ? AND last_seen < ?");
+        del.bind(1, isync::util::format_iso8601_ms(lost_from));
+        del.bind(2, isync::util::format_iso8601_ms(lost_to));
+        lost = del.exec();
+    }
+    ASSERT_GT(lost, 0);
+    ASSERT_FALSE(f.database_matches_dataset());
+    ASSERT_EQ(f.run("once", "once-again"), 0) << f.output("once-again");
+    ASSERT_FALSE(f.database_matches_dataset()) << "a poll re-read the lost day; the test proves nothing";
+    const auto before = state();
+    ASSERT_EQ(before.size(), 2u);
+
+    const auto from = isync::util::format_iso8601_ms(lost_from - 3'600'000);
+    const auto to = isync::util::format_iso8601_ms(lost_to + 3'600'000);
+    const auto& one = f.pairs()[0];
+    ASSERT_EQ(f.run("resync", "one", {one.app_id + "/" + one.tld, "--from", from, "--to", to}), 0) << f.output("one");
+    ASSERT_EQ(f.run("resync", "all", {"--all", "--from", from, "--to", to}), 0) << f.output("all");
+    EXPECT_TRUE(f.database_matches_dataset());
+    EXPECT_EQ(state(), before);  // no watermark or last success moved (backwards or forwards)
+    {
+        auto db = f.open_db();
+        EXPECT_EQ(db->execAndGet("SELECT COUNT(*) FROM sync_runs WHERE status = 'ok' AND from_at >= '" + from +
+                                 "' AND to_at <= '" + to + "'")
+                      .getInt64(),
+                  3);  // one slice for the one pair, one per pair for --all
+    }
+
+    EXPECT_EQ(f.run("resync", "not-a-pair", {"PXnone/none.example", "--from", "1d"}), 64);
+    EXPECT_NE(f.output("not-a-pair").find("not among sync.pairs"), std::string::npos) << f.output("not-a-pair");
+    EXPECT_EQ(f.run("resync", "backwards", {"--all", "--from", to, "--to", from}), 64);
+
+    auto running = f.start("run", "running");
+    const auto requests = f.server().stats().requests;
+    ASSERT_TRUE(wait_until([&] { return f.server().stats().requests > requests; }, std::chrono::seconds(20)));
+    EXPECT_EQ(f.run("resync", "locked", {"--all", "--from", from, "--to", to}), 75);
+    EXPECT_NE(f.output("locked").find("another incident-syncd"), std::string::npos) << f.output("locked");
+    running->signal(SIGTERM);
+    EXPECT_EQ(running->wait(std::chrono::seconds(10)), 0) << running->stderr_text();
 }
 
 TEST(Daemon, SecondDaemonOnTheSameDatabaseIsRefusedWhileReadersAreWelcome) {

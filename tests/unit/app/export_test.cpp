@@ -220,3 +220,30 @@ TEST(ExportArguments, BelongToTheExportCommand) {
     EXPECT_FALSE(parse_arguments({"incident-syncd", "once", "--database", "x.db"}).has_value());
     EXPECT_FALSE(parse_arguments({"incident-syncd", "export", "--database", "x.db", "--config", "c.yaml"}).has_value());
 }
+
+TEST(ResyncArguments, TakeOnePairOrAllAndAStart) {
+    using isync::app::parse_arguments;
+    auto one = parse_arguments(
+        {"incident-syncd", "resync", "PXabc/example.com", "--from", "7d", "--to", "2026-12-01T00:00:00Z"});
+    ASSERT_TRUE(one.has_value()) << one.error().message;
+    EXPECT_EQ(one->cmd, isync::app::command::resync);
+    EXPECT_EQ(one->pair, "PXabc/example.com");
+    EXPECT_EQ(one->from, "7d");
+    EXPECT_EQ(one->to, "2026-12-01T00:00:00Z");
+    auto all = parse_arguments({"incident-syncd", "resync", "--all", "--from=24h"});
+    ASSERT_TRUE(all.has_value()) << all.error().message;
+    EXPECT_TRUE(all->all_pairs);
+    EXPECT_FALSE(all->to.has_value());
+    for (const auto& bad : std::vector<std::vector<std::string>>{
+             {"incident-syncd", "resync", "--from", "7d"},                                // no pair, no --all
+             {"incident-syncd", "resync", "PXabc/example.com", "--all", "--from", "7d"},  // both
+             {"incident-syncd", "resync", "PXabc/example.com"},                           // no --from
+             {"incident-syncd", "resync", "PXabc", "--from", "7d"},                       // not APP/TLD
+             {"incident-syncd", "once", "--from", "7d"}}) {                               // not resync
+        auto r = parse_arguments(bad);
+        EXPECT_FALSE(r.has_value()) << ::testing::PrintToString(bad);
+        if (!r) {
+            EXPECT_EQ(r.error().code, isync::errc::usage);
+        }
+    }
+}
