@@ -36,6 +36,37 @@ namespace {
 
 std::string integrity(SQLite::Database& db) { return db.execAndGet("PRAGMA integrity_check").getString(); }
 
+// The package summary (schema 005) against the GROUP BY it stands for: ""
+// when equal, else the first row that differs. An empty summary over rows
+// with CVEs is a difference too.
+std::string package_summary_difference(SQLite::Database& db) {
+    auto rows = [&](const char* sql) {
+        std::vector<std::string> out;
+        SQLite::Statement st(db, sql);
+        while (st.executeStep()) {
+            std::string row;
+            for (int i = 0; i < st.getColumnCount(); ++i)
+                row += (st.getColumn(i).isNull() ? std::string("NULL") : st.getColumn(i).getString()) + "|";
+            out.push_back(std::move(row));
+        }
+        return out;
+    };
+    const auto stored = rows(
+        "SELECT package, version, vulnerability_id, incidents, last_seen FROM vulnerable_package_counts "
+        "ORDER BY package, version, vulnerability_id");
+    const auto counted = rows(
+        "SELECT package, version, vulnerability_id, COUNT(DISTINCT incident_key), MAX(incident_last_seen) "
+        "FROM vulnerability_ids GROUP BY package, version, vulnerability_id ORDER BY package, version, "
+        "vulnerability_id");
+    if (counted.empty()) return "no CVE rows at all: the check proves nothing";
+    for (std::size_t i = 0; i < std::max(stored.size(), counted.size()); ++i) {
+        const std::string a = i < stored.size() ? stored[i] : "(none)";
+        const std::string b = i < counted.size() ? counted[i] : "(none)";
+        if (a != b) return "row " + std::to_string(i) + ": summary " + a + " vs GROUP BY " + b;
+    }
+    return "";
+}
+
 // The reader indexes a first backfill leaves out that are missing now.
 std::string missing_deferred_indexes(SQLite::Database& db) {
     std::string missing;
@@ -521,6 +552,7 @@ TEST(Daemon, KilledAtTwentyRandomMomentsLosesAndDuplicatesNothing) {
     EXPECT_TRUE(f.database_matches_dataset());
     auto db = f.open_db();
     EXPECT_EQ(db->execAndGet("SELECT COUNT(*) - COUNT(DISTINCT id) FROM incidents").getInt64(), 0);
+    EXPECT_EQ(package_summary_difference(*db), "");
 }
 
 #ifndef NDEBUG  // INCIDENT_SYNC_CRASH_AT_STEP is compiled out of release builds
@@ -552,6 +584,7 @@ TEST(Daemon, AbortedAtEveryStoreStepLosesNothingAndNeverRunsTheWatermarkAhead) {
         {
             auto db = f.open_db();
             ASSERT_EQ(missing_deferred_indexes(*db), "") << "after recovering from step " << step;
+            ASSERT_EQ(package_summary_difference(*db), "") << "after recovering from step " << step;
         }
         ASSERT_LT(step, 2000) << "the crash hook never let the sync finish";
     }
