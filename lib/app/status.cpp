@@ -114,7 +114,10 @@ std::string format_status_table(const std::vector<pair_report>& reports) {
         std::string detail = r.reason;
         if (r.last_error) detail += fmt::format("; last error at {}: {}", r.last_error_at.value_or("?"), *r.last_error);
         if (r.auth_failing) detail = "[auth failing] " + detail;
-        if (detail.size() > 160) detail = detail.substr(0, 160) + "...";
+        if (detail.size() > 160) {
+            detail.resize(160);
+            detail += "...";
+        }
         out += fmt::format("{:<14} {:<28} {:<26} {:<26} {:>10}  {:<12} {}\n", r.pair.app_id, r.pair.tld,
                            r.watermark.value_or("-"), r.last_success_at.value_or("never"), r.incidents,
                            ops::state_name(r.state), detail);

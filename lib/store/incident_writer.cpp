@@ -123,8 +123,10 @@ void incident_writer::upsert(const model::incident& inc, const std::string& now_
         stored ? std::optional<std::int64_t>(stored->incident_key) : std::nullopt;
 
     const model::incident_hashes hashes = inc.hashes ? *inc.hashes : hashes_of(inc);
-    const std::optional<std::int64_t> script_key =
-        inc.script ? upsert_script(*inc.script, hashes.script) : std::nullopt;
+    // Assigned, not a conditional initialiser: GCC 12 then warns (falsely)
+    // that the optional may be used uninitialised.
+    std::optional<std::int64_t> script_key;
+    if (inc.script) script_key = upsert_script(*inc.script, hashes.script);
     const std::int64_t substance = hashes.substance;
     std::int64_t incident_key;
     if (existing_key) {

@@ -136,7 +136,7 @@ std::string format_iso8601_ms(std::int64_t epoch_ms) {
             out[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
     };
     if (c.year < 0 || c.year > 9999) {
-        char buf[40];
+        char buf[64];  // room for any int64 field GCC can imagine (-Wformat-truncation)
         std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ", static_cast<long long>(c.year),
                       c.month, c.day, static_cast<long long>(rem / 3'600'000),
                       static_cast<long long>(rem / 60'000 % 60), static_cast<long long>(rem / 1000 % 60),
@@ -196,7 +196,7 @@ std::string format_http_date(std::int64_t epoch_ms) {
     const std::int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
     const std::int64_t rem = secs - days * 86400;
     const civil c = civil_from_days(days);
-    char buf[40];
+    char buf[64];  // room for any int64 field GCC can imagine (-Wformat-truncation)
     std::snprintf(buf, sizeof buf, "%s, %02u %s %04lld %02lld:%02lld:%02lld GMT",
                   std::string(weekdays[static_cast<std::size_t>(((days % 7) + 7) % 7)]).c_str(), c.day,
                   std::string(months[c.month - 1]).c_str(), static_cast<long long>(c.year),
