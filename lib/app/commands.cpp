@@ -158,22 +158,20 @@ int check_config(const arguments& args) {
         print_error(s.error().message);
         return exit_code_for(s.error());
     }
-    fmt::print("{}: ok ({} pair(s), token from {}, database {})\n", cfg->source.string(), cfg->sync.pairs.size(),
-               s->p.token_source, cfg->database.path);
+    fmt::print("{}: ok ({} pair(s){}, token from {}, database {})\n", cfg->source.string(), cfg->sync.pairs.size(),
+               cfg->sync.discover ? " and discovery" : "", s->p.token_source, cfg->database.path);
     if (!args.online) return exit_ok;
 
     boost::asio::io_context ioc(1);
-    std::vector<pair_check> checks;
-    boost::asio::co_spawn(ioc,
-                          check_pairs_online(ioc.get_executor(), *s->tls, s->p.settings, s->p.token, wall_now_ms()),
-                          [&](std::exception_ptr e, std::vector<pair_check> r) {
+    online_report report;
+    boost::asio::co_spawn(ioc, check_online(ioc.get_executor(), *s->tls, s->p.settings, s->p.token, wall_now_ms()),
+                          [&](std::exception_ptr e, online_report r) {
                               if (e) std::rethrow_exception(e);
-                              checks = std::move(r);
+                              report = std::move(r);
                           });
     ioc.run();
-    std::fputs(format_online_report(checks, s->p.settings).c_str(), stdout);
-    const bool all = std::all_of(checks.begin(), checks.end(), [](const pair_check& c) { return c.answered; });
-    return all ? exit_ok : exit_sync_failed;
+    std::fputs(format_online_report(report, s->p.settings).c_str(), stdout);
+    return report.ok() ? exit_ok : exit_sync_failed;
 }
 
 int status(const arguments& args) {
@@ -297,9 +295,9 @@ int sync_with(const arguments& args, result<config::config> cfg, bool once, std:
     store::incident_store store(**db, cfg->database.path);
     store.defer_indexes_while_empty();
     install_crash_hook(store);
-    spdlog::info("incident-syncd {} {}: {} pair(s) from {}, database {}, token from {}", INCIDENT_SYNC_VERSION,
-                 once ? "once" : "run", cfg->sync.pairs.size(), p->cfg.api.base_url, cfg->database.path,
-                 p->token_source);
+    spdlog::info("incident-syncd {} {}: {} pair(s){} from {}, database {}, token from {}", INCIDENT_SYNC_VERSION,
+                 once ? "once" : "run", cfg->sync.pairs.size(), cfg->sync.discover ? " and discovery" : "",
+                 p->cfg.api.base_url, cfg->database.path, p->token_source);
 
     daemon_options options;
     options.once = once;
@@ -358,12 +356,16 @@ int resync(const arguments& args) {
         const auto slash = args.pair->find('/');
         const config::pair wanted{args.pair->substr(0, slash), args.pair->substr(slash + 1)};
         const auto& pairs = cfg->sync.pairs;
-        if (std::find(pairs.begin(), pairs.end(), wanted) == pairs.end()) {
-            print_error(fmt::format("resync: {} is not among sync.pairs in {}; add it there first", *args.pair,
-                                    args.config_path));
+        // With discovery on, any pair may be one it finds: the API judges it.
+        if (!cfg->sync.discover && std::find(pairs.begin(), pairs.end(), wanted) == pairs.end()) {
+            print_error(
+                fmt::format("resync: {} is not among sync.pairs in {} (and sync.discover is off); add it "
+                            "there first",
+                            *args.pair, args.config_path));
             return exit_usage;
         }
         cfg->sync.pairs = {wanted};
+        cfg->sync.discover = false;
     }
     spdlog::info("resync: re-reading {} .. {} for {} pair(s); no watermark moves", util::format_iso8601_ms(*from),
                  util::format_iso8601_ms(*to), cfg->sync.pairs.size());

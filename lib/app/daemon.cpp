@@ -277,7 +277,8 @@ void daemon::report_progress_once() {
 
 void daemon::write_progress_file() {
     if (options_.database_path == ":memory:" || finished_) return;
-    ops::daemon_progress file{static_cast<long>(::getpid()), wall_now_ms(), engine_->progress()};
+    ops::daemon_progress file{static_cast<long>(::getpid()), wall_now_ms(), engine_->progress(),
+                              engine_->polled_pairs()};
     if (auto w = ops::write_progress_file(options_.database_path, file); !w)
         spdlog::debug("progress file not written: {}", w.error().message);
 }

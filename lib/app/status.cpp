@@ -34,6 +34,7 @@ status_options status_options_for(const config::config& cfg) {
     status_options o;
     o.database_path = cfg.database.path;
     o.configured = cfg.sync.pairs;
+    o.discover = cfg.sync.discover;
     o.policy = {cfg.sync.interval, cfg.sync.settle};
     o.busy_timeout = cfg.database.busy_timeout;
     return o;
@@ -54,7 +55,12 @@ result<status_result> read_status(const status_options& options, std::int64_t no
     out.daemon = ops::read_live_progress(options.database_path);
     std::map<config::pair, pair_report> by_pair;
     std::map<config::pair, ops::pair_facts> facts;
-    for (const auto& p : options.configured) {
+    std::vector<config::pair> configured = options.configured;
+    if (options.discover) {
+        configured.clear();  // judge_all, unless a running daemon says what it polls
+        if (out.daemon && out.daemon->polled) configured = *out.daemon->polled;
+    }
+    for (const auto& p : configured) {
         by_pair[p].pair = p;
         facts[p].pair = p;
     }
@@ -76,11 +82,10 @@ result<status_result> read_status(const status_options& options, std::int64_t no
         f.watermark_ms = s.watermark_ms;
         f.auth_failing = s.auth_failing;
     }
-    const bool judge_all = options.configured.empty();
+    const bool judge_all = configured.empty();
     std::vector<ops::pair_facts> ordered;
     for (auto& [p, f] : facts) {
-        f.configured =
-            judge_all || std::find(options.configured.begin(), options.configured.end(), p) != options.configured.end();
+        f.configured = judge_all || std::find(configured.begin(), configured.end(), p) != configured.end();
         if (out.daemon) {
             if (auto it = out.daemon->pairs.find(p); it != out.daemon->pairs.end()) {
                 f.poll_started_ms = it->second.poll_started_ms;

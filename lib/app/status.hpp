@@ -34,6 +34,9 @@ struct pair_report {
 struct status_options {
     std::string database_path;
     std::vector<config::pair> configured;  // empty: judge every pair the database knows
+    // sync.discover: the pairs polled are the running daemon's (its progress
+    // file says which); with no daemon running, every pair the database knows.
+    bool discover = false;
     ops::health_policy policy{std::chrono::minutes(5)};
     std::chrono::milliseconds busy_timeout{5000};
 };

@@ -53,7 +53,14 @@ struct sync_config {
     duration max_window = std::chrono::hours(24 * 31);
     int slice_incidents = 5000;  // a window holding more is split by time
     int concurrency = 4;
-    std::vector<pair> pairs;
+    std::vector<pair> pairs;  // polled always; discovery adds to them
+    // Pair discovery: poll every enabled application x domain that
+    // GET /v1/account-settings lists, refreshed every discover_interval,
+    // picked by APP/DOMAIN globs (config/pair_pattern.hpp).
+    bool discover = false;
+    duration discover_interval = std::chrono::hours(1);
+    std::vector<std::string> include;  // empty: every discovered pair
+    std::vector<std::string> exclude;
 };
 
 struct database_config {

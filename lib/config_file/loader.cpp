@@ -1,6 +1,7 @@
 #include "config_file/loader.hpp"
 
 #include "config/addresses.hpp"
+#include "config/pair_pattern.hpp"
 
 #include "util/text.hpp"
 #include "util/unique_fd.hpp"
@@ -224,6 +225,7 @@ private:
     void read_ca_file(const field& f, std::string& out);
     void read_listen(const field& f, std::string& out, std::optional<listen_address>& typed);
     void read_pairs(const field& f, std::vector<pair>& out);
+    void read_pair_patterns(const field& f, std::vector<std::string>& out);
     std::optional<pair> read_pair(const field& item);
 
     void check_pairs_present(const config& cfg);
@@ -293,6 +295,10 @@ std::vector<key_rule> reader::sync_rules(sync_config& sync) {
         {"concurrency", [&](const field& f) { read_int(f, sync.concurrency, 1, 64); }},
         {"slice_incidents", [&](const field& f) { read_int(f, sync.slice_incidents, 100, 1'000'000); }},
         {"pairs", [&](const field& f) { read_pairs(f, sync.pairs); }},
+        {"discover", [&](const field& f) { read_bool(f, sync.discover); }},
+        {"discover_interval", [&](const field& f) { read_duration(f, sync.discover_interval, zero::refused); }},
+        {"include", [&](const field& f) { read_pair_patterns(f, sync.include); }},
+        {"exclude", [&](const field& f) { read_pair_patterns(f, sync.exclude); }},
     };
 }
 
@@ -559,6 +565,25 @@ void reader::read_pairs(const field& f, std::vector<pair>& out) {
     }
 }
 
+void reader::read_pair_patterns(const field& f, std::vector<std::string>& out) {
+    constexpr std::string_view allowed =
+        "write a list of APP/DOMAIN globs (e.g. [\"PXabc123/*\", \"*/*.example.com\"])";
+    if (f.value.IsNull()) return;
+    if (!f.value.IsSequence())
+        return fail(f.mark(), f.path, std::string("expected a list, found ") + std::string(kind_of(f.value)), allowed);
+    std::size_t index = 0;
+    for (const auto& item_node : f.value) {
+        const field item{item_node, item_node, f.path + "[" + std::to_string(index++) + "]"};
+        auto text = scalar(item, "a pattern", allowed);
+        if (!text) continue;
+        if (auto problem = pair_pattern_problem(*text)) {
+            fail(item.mark(), item.path, *problem, allowed);
+            continue;
+        }
+        out.push_back(std::move(*text));
+    }
+}
+
 std::optional<pair> reader::read_pair(const field& item) {
     if (!item.value.IsMap()) {
         fail(item.mark(), item.path, std::string("expected a map, found ") + std::string(kind_of(item.value)),
@@ -589,7 +614,7 @@ std::optional<pair> reader::read_pair(const field& item) {
 // Pairs have no default: syncing nothing is never what the operator meant.
 // Only an absent or empty list is reported here; broken entries already were.
 void reader::check_pairs_present(const config& cfg) {
-    if (!cfg.sync.pairs.empty()) return;
+    if (!cfg.sync.pairs.empty() || cfg.sync.discover) return;
     const auto sync = seen_.find("sync");
     const auto pairs = seen_.find("sync.pairs");
     const auto is_empty = [](const YAML::Node& n) { return n.IsNull() || (n.IsSequence() && n.size() == 0); };
@@ -600,7 +625,8 @@ void reader::check_pairs_present(const config& cfg) {
                             : sync != seen_.end() ? sync->second.key.Mark()
                                                   : YAML::Mark::null_mark();
     fail(mark, "sync.pairs", "at least one {app_id, tld} pair is required",
-         "add a list under sync: (e.g. pairs: [{ app_id: PXabc123, tld: example.com }])");
+         "add a list under sync: (e.g. pairs: [{ app_id: PXabc123, tld: example.com }]), or set sync.discover: true "
+         "to poll every pair the account lists");
 }
 
 void reader::check_relations(const config& cfg) {

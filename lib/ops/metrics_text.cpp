@@ -64,6 +64,17 @@ std::string render_metrics(const metrics_input& in) {
     counter(out, "incident_sync_drift_corrections_total",
             "Paging corrections made because the result set moved while it was read.", s.drift_corrections);
 
+    header(out, "incident_sync_discovery_total", "counter",
+           "Pair discoveries (GET /v1/account-settings, sync.discover) by result.");
+    out += fmt::format("incident_sync_discovery_total{{result=\"ok\"}} {}\n", s.discoveries_ok);
+    out += fmt::format("incident_sync_discovery_total{{result=\"failed\"}} {}\n", s.discoveries_failed);
+    header(out, "incident_sync_discovery_last_success_timestamp_seconds", "gauge",
+           "Unix time of the last successful pair discovery (0 before the first, or without sync.discover).");
+    out += fmt::format("incident_sync_discovery_last_success_timestamp_seconds {:.3f}\n",
+                       s.last_discovery_ms ? static_cast<double>(*s.last_discovery_ms) / 1000.0 : 0.0);
+    header(out, "incident_sync_pairs", "gauge", "Pairs polled: sync.pairs and the pairs discovery selected.");
+    out += fmt::format("incident_sync_pairs {}\n", in.pairs.size());
+
     header(out, "incident_sync_sync_duration_seconds", "histogram", "Duration of one poll of one pair.");
     for (std::size_t i = 0; i < s.duration_buckets.size(); ++i)
         out += fmt::format("incident_sync_sync_duration_seconds_bucket{{le=\"{}\"}} {}\n", s.duration_buckets[i],

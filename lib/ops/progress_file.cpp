@@ -17,9 +17,31 @@ namespace isync::ops {
 
 std::string progress_path(const std::string& database_path) { return database_path + ".progress"; }
 
+namespace {
+
+using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// `"app_id":...,"tld":...` inside an open object.
+void write_pair_keys(json_writer& w, const config::pair& pair) {
+    w.Key("app_id");
+    w.String(pair.app_id);
+    w.Key("tld");
+    w.String(pair.tld);
+}
+
+// The pair an object names, or nullopt when it names none.
+std::optional<config::pair> read_pair_keys(const rapidjson::Value& e) {
+    if (!e.IsObject() || !e.HasMember("app_id") || !e["app_id"].IsString() || !e.HasMember("tld") ||
+        !e["tld"].IsString())
+        return std::nullopt;
+    return config::pair{e["app_id"].GetString(), e["tld"].GetString()};
+}
+
+}  // namespace
+
 std::string render_progress(const daemon_progress& p) {
     rapidjson::StringBuffer buf;
-    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    json_writer w(buf);
     w.StartObject();
     w.Key("pid");
     w.Int64(p.pid);
@@ -29,10 +51,7 @@ std::string render_progress(const daemon_progress& p) {
     w.StartArray();
     for (const auto& [pair, pp] : p.pairs) {
         w.StartObject();
-        w.Key("app_id");
-        w.String(pair.app_id);
-        w.Key("tld");
-        w.String(pair.tld);
+        write_pair_keys(w, pair);
         w.Key("poll_started_ms");
         w.Int64(pp.poll_started_ms);
         w.Key("slice");
@@ -46,6 +65,16 @@ std::string render_progress(const daemon_progress& p) {
         w.EndObject();
     }
     w.EndArray();
+    if (p.polled) {
+        w.Key("polled");
+        w.StartArray();
+        for (const auto& pair : *p.polled) {
+            w.StartObject();
+            write_pair_keys(w, pair);
+            w.EndObject();
+        }
+        w.EndArray();
+    }
     w.EndObject();
     return std::string(buf.GetString(), buf.GetSize()) + "\n";
 }
@@ -68,16 +97,24 @@ result<daemon_progress> parse_progress(std::string_view json) {
     p.pid = static_cast<long>(*pid);
     p.updated_ms = *updated;
     for (const auto& e : pairs->value.GetArray()) {
-        if (!e.IsObject() || !e.HasMember("app_id") || !e["app_id"].IsString() || !e.HasMember("tld") ||
-            !e["tld"].IsString())
-            return bad();
+        const auto pair = read_pair_keys(e);
+        if (!pair) return bad();
         sync::pair_progress pp;
         pp.poll_started_ms = int_of(e, "poll_started_ms").value_or(0);
         pp.slice = static_cast<int>(int_of(e, "slice").value_or(0));
         pp.slices = static_cast<int>(int_of(e, "slices").value_or(0));
         pp.read = int_of(e, "read").value_or(0);
         pp.window_count = int_of(e, "window_count").value_or(0);
-        p.pairs[{e["app_id"].GetString(), e["tld"].GetString()}] = pp;
+        p.pairs[*pair] = pp;
+    }
+    if (const auto polled = doc.FindMember("polled"); polled != doc.MemberEnd()) {
+        if (!polled->value.IsArray()) return bad();
+        p.polled.emplace();
+        for (const auto& e : polled->value.GetArray()) {
+            const auto pair = read_pair_keys(e);
+            if (!pair) return bad();
+            p.polled->push_back(*pair);
+        }
     }
     return p;
 }

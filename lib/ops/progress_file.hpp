@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace isync::ops {
 
@@ -22,6 +23,9 @@ struct daemon_progress {
     long pid = 0;
     std::int64_t updated_ms = 0;
     std::map<config::pair, sync::pair_progress> pairs;  // polling now
+    // Every pair the daemon polls (sync.pairs and what discovery selected);
+    // nullopt in a file without the key.
+    std::optional<std::vector<config::pair>> polled;
 };
 
 // The progress file of `database_path`.

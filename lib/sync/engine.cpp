@@ -567,16 +567,23 @@ std::map<config::pair, pair_health> engine::stored_health(store::incident_store&
     return out;
 }
 
+void engine::spawn_single_poll(const config::pair& pair) {
+    if (!single_pass_->started.insert(pair).second) return;
+    tasks_.spawn(pair_name(pair),
+                 [](engine* self, config::pair p, std::shared_ptr<single_pass> pass) -> net::awaitable<void> {
+                     pass->results[p] = co_await self->sync_pair(p);
+                 }(this, pair, single_pass_));
+}
+
 net::awaitable<bool> engine::run_once() {
-    auto results = std::make_shared<std::map<config::pair, pair_status>>();
-    for (const auto& pair : current_->settings.sync.pairs) {
-        tasks_.spawn(pair_name(pair),
-                     [](engine* self, config::pair p, std::shared_ptr<std::map<config::pair, pair_status>> out)
-                         -> net::awaitable<void> { (*out)[p] = co_await self->sync_pair(p); }(this, pair, results));
-    }
+    single_pass_ = std::make_shared<single_pass>();
+    discovery_failed_ = false;
+    for (const auto& pair : polled_pairs()) spawn_single_poll(pair);
+    if (current_->settings.sync.discover) tasks_.spawn("discovery", discover_for_single_pass());
     co_await tasks_.wait_all();
-    bool all_ok = results->size() == current_->settings.sync.pairs.size();
-    for (const auto& [pair, status] : *results) all_ok = all_ok && status == pair_status::ok;
+    const auto pass = std::move(single_pass_);
+    bool all_ok = !discovery_failed_ && pass->results.size() == pass->started.size();
+    for (const auto& [pair, status] : pass->results) all_ok = all_ok && status == pair_status::ok;
     co_return all_ok;
 }
 
@@ -601,13 +608,14 @@ void engine::start_pair_loop(const config::pair& pair) {
 
 net::awaitable<void> engine::run() {
     polling_forever_ = true;
-    for (const auto& pair : current_->settings.sync.pairs) start_pair_loop(pair);
+    for (const auto& pair : polled_pairs()) start_pair_loop(pair);
+    restart_discovery();
     co_await tasks_.wait_all();
 }
 
 std::map<config::pair, pair_health> engine::health() const {
     std::map<config::pair, pair_health> out;
-    for (const auto& p : current_->settings.sync.pairs) {
+    for (const auto& p : polled_pairs()) {
         auto it = health_.find(p);
         out[p] = it == health_.end() ? pair_health{} : it->second;
         // Polling (or queued for a slot) is what progress_ holds: one record.
@@ -642,27 +650,10 @@ void engine::reconfigure(engine_settings settings, config::secret token) {
         current_ = make_snapshot(std::move(settings), token);
         return;
     }
-    std::map<config::pair, bool> wanted;
-    for (const auto& p : settings.sync.pairs) wanted[p] = true;
-    for (auto it = pair_tasks_.begin(); it != pair_tasks_.end();) {
-        if (!wanted.contains(it->first)) {
-            spdlog::info("{}: removed from the configuration; stopping its polls", pair_name(it->first));
-            tasks_.cancel(it->second);
-            last_status_.erase(it->first);
-            it = pair_tasks_.erase(it);
-        } else {
-            ++it;
-        }
-    }
     // Polls running now keep the snapshot they started with; the next ones take this.
     current_ = make_snapshot(std::move(settings), token);
-    if (stopping_) return;
-    for (const auto& p : current_->settings.sync.pairs) {
-        if (!pair_tasks_.contains(p)) {
-            spdlog::info("{}: added to the configuration; polling", pair_name(p));
-            start_pair_loop(p);
-        }
-    }
+    apply_pairs("the configuration");
+    if (!stopping_) restart_discovery();
 }
 
 }  // namespace isync::sync

@@ -5,6 +5,7 @@
 // while the engine lives), which writes one while the next is fetched; a
 // slice's watermark commits in the same transaction as its last page.
 
+#include "api/account_settings.hpp"
 #include "api/backoff.hpp"
 #include "api/page_parser.hpp"
 #include "config/config.hpp"
@@ -31,7 +32,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <vector>
 
 namespace isync::sync {
 
@@ -69,7 +72,9 @@ public:
     // `once` does not (the default says nothing).
     void set_retry_hint(std::string hint) { retry_hint_ = std::move(hint); }
 
-    // One pass over every pair. True only when every pair succeeded.
+    // One pass over every pair (with sync.discover, the pairs discovery
+    // finds first, alongside sync.pairs). True only when every pair succeeded
+    // (and discovery, when on).
     boost::asio::awaitable<bool> run_once();
 
     // From now on a poll re-reads [from_ms, to_ms) instead of the window
@@ -77,7 +82,8 @@ public:
     void set_range(slice range) { range_ = range; }
 
     // Polls every pair: the first at once, then every `sync.interval` (plus
-    // up to 10% jitter), until stop().
+    // up to 10% jitter), until stop(). With sync.discover, the pairs
+    // discovery finds join as it finds them, and leave when it no longer does.
     boost::asio::awaitable<void> run();
 
     ~engine();
@@ -94,7 +100,8 @@ public:
     boost::asio::awaitable<void> drain();
 
     // Applies a reloaded configuration and token (SIGHUP): pairs added start
-    // polling, pairs removed stop, new intervals apply from the next wait.
+    // polling, pairs removed stop, new intervals apply from the next wait;
+    // with sync.discover, discovery runs again at once.
     // During run_once() it only replaces the settings for a later pass: the
     // pass ends with the pairs and settings it began with.
     void reconfigure(engine_settings settings, config::secret token);
@@ -103,6 +110,11 @@ public:
     // The API source's counters: the adaptive limit, requests in flight, bytes.
     source_stats source() const { return current_->source->stats(); }
     const std::map<config::pair, pair_status>& last_status() const { return last_status_; }
+    // What is polled: sync.pairs and, with sync.discover, the pairs the last
+    // successful discovery selected. Sorted, without repeats.
+    std::vector<config::pair> polled_pairs() const;
+    // The applications the last successful discovery listed (nullopt before one).
+    const std::optional<std::vector<api::application>>& applications() const { return applications_; }
     // Every configured pair's health (pairs never polled have empty fields).
     std::map<config::pair, pair_health> health() const;
     const engine_settings& settings() const { return current_->settings; }
@@ -211,6 +223,23 @@ private:
     boost::asio::awaitable<result<void>> settle(std::shared_ptr<store_writer::write_ticket> ticket,
                                                 store::slice_report& report, std::shared_ptr<poll_state> poll);
     boost::asio::awaitable<void> poll_forever(config::pair pair);
+    // Pair discovery (engine_discovery.cpp). One GET /v1/account-settings
+    // with the retry policy; on success, the applications it lists replace
+    // applications_ (each change logged); on failure they stay.
+    enum class discovery_outcome { ok, failed, cancelled };
+    boost::asio::awaitable<discovery_outcome> discover(std::shared_ptr<const snapshot> snap);
+    // run(): discovers at once and then every sync.discover_interval (sooner
+    // after a failure), starting and stopping pair loops to match.
+    boost::asio::awaitable<void> discovery_loop();
+    // run_once(): discovers once, then polls what it found beside sync.pairs.
+    boost::asio::awaitable<void> discover_for_single_pass();
+    // (Re)starts or ends discovery_loop as the current settings say.
+    void restart_discovery();
+    // Starts loops for polled pairs without one, stops those of pairs no
+    // longer polled (their data stays). `cause` ends the log lines.
+    void apply_pairs(std::string_view cause);
+    // run_once(): one poll of `pair` as a task, its status into single_pass_.
+    void spawn_single_poll(const config::pair& pair);
     // Health facts from the database, so that a restarted daemon knows each
     // pair's last success and error before its first poll ends. Read in the
     // constructor, before the writer thread owns the store.
@@ -246,7 +275,15 @@ private:
     // one (search backends refuse past a bound: Elasticsearch's default is
     // skip + take <= 10,000). The API's property: kept across polls and SIGHUPs.
     std::optional<std::int64_t> offset_limit_;
-    std::optional<slice> range_;  // set_range()
+    std::optional<slice> range_;                                 // set_range()
+    std::optional<std::vector<api::application>> applications_;  // the last successful discovery's
+    std::optional<std::uint64_t> discovery_task_;                // run(): discovery_loop's task id
+    bool discovery_failed_ = false;                              // run_once(): its discovery failed
+    struct single_pass {
+        std::set<config::pair> started;
+        std::map<config::pair, pair_status> results;
+    };
+    std::shared_ptr<single_pass> single_pass_;  // run_once(): the pass in progress
     // Last: destroyed first, so its thread drains while everything above exists.
     std::unique_ptr<store_writer> writer_;
 };

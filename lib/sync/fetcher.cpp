@@ -28,13 +28,12 @@ bool is_json(std::string_view content_type) {
 
 // One attempt's verdict.
 struct attempt_result {
-    std::optional<fetched_page> page;
-    std::optional<error> failure;
+    std::optional<error> failure;  // none: the body was accepted
     bool retryable = true;
     std::optional<std::chrono::milliseconds> wait;  // Retry-After
 };
 
-attempt_result judge(result<http::response>& res, fetch_context& ctx, bool parse) {
+attempt_result judge(result<http::response>& res, fetch_context& ctx, const body_acceptor& accept) {
     if (!res) {
         ++ctx.stats.transport_failures;
         // A refused certificate or a name that does not exist will be the same
@@ -43,7 +42,7 @@ attempt_result judge(result<http::response>& res, fetch_context& ctx, bool parse
         const errc code = res.error().code;
         const bool retryable = code != errc::cancelled && code != errc::tls_refused && code != errc::no_such_host &&
                                code != errc::proxy_refused;
-        return {std::nullopt, res.error(), retryable, std::nullopt};
+        return {res.error(), retryable, std::nullopt};
     }
     ++ctx.stats.responses_by_status[res->status];
     // The server's clock only matters for a Retry-After date: no Date parse per page.
@@ -53,49 +52,64 @@ attempt_result judge(result<http::response>& res, fetch_context& ctx, bool parse
     switch (verdict.kind) {
         case api::outcome_kind::success: {
             if (!is_json(res->content_type))
-                return {std::nullopt,
-                        make_error(errc::parse,
+                return {make_error(errc::parse,
                                    fmt::format("HTTP 200 with Content-Type \"{}\" instead of JSON: \"{}\"",
                                                util::printable(res->content_type, 60), util::printable(res->body, 80))),
                         true, std::nullopt};
-            if (!parse) return {fetched_page(std::move(res->body)), std::nullopt, false, std::nullopt};
-            auto page = api::parse_page(res->body, ctx.mode);
-            if (!page) return {std::nullopt, page.error(), true, std::nullopt};
-            return {fetched_page(std::move(*page)), std::nullopt, false, std::nullopt};
+            if (auto accepted = accept(std::move(res->body)); !accepted) return {accepted.error(), true, std::nullopt};
+            return {std::nullopt, false, std::nullopt};
         }
         case api::outcome_kind::auth:
-            return {std::nullopt, make_error(errc::auth, verdict.message), false, std::nullopt};
+            return {make_error(errc::auth, verdict.message), false, std::nullopt};
         case api::outcome_kind::bad_request:
-            return {std::nullopt, make_error(errc::bad_request, verdict.message), false, std::nullopt};
+            return {make_error(errc::bad_request, verdict.message), false, std::nullopt};
         case api::outcome_kind::rate_limited:
-            return {std::nullopt, make_error(errc::http_status, verdict.message), true, verdict.retry_after};
+            return {make_error(errc::http_status, verdict.message), true, verdict.retry_after};
         case api::outcome_kind::transient:
             break;
     }
-    return {std::nullopt, make_error(errc::http_status, verdict.message), true, std::nullopt};
+    return {make_error(errc::http_status, verdict.message), true, std::nullopt};
 }
 
 }  // namespace
 
-net::awaitable<result<fetched_page>> fetch_page_or_body(fetch_context ctx, api::incidents_query query, bool parse) {
-    const std::string target = api::incidents_target(ctx.endpoint, query);
+net::awaitable<result<int>> fetch_with_retries(fetch_context ctx, std::string target, body_acceptor accept,
+                                               retry_logger on_retry) {
     for (int attempt = 1;; ++attempt) {
         ++ctx.stats.requests;
         spdlog::trace("GET {} (Authorization: Bearer ***), attempt {}", target, attempt);
         auto res = co_await ctx.source.get(target);
-        attempt_result verdict = judge(res, ctx, parse);
-        if (verdict.page) {
-            ++(attempt == 1 ? ctx.stats.fetches_ok : ctx.stats.fetches_retried);
-            co_return std::move(*verdict.page);
-        }
+        attempt_result verdict = judge(res, ctx, accept);
+        if (!verdict.failure) co_return attempt;
         error failure = std::move(*verdict.failure);
         if (!verdict.retryable || ctx.backoff.exhausted(attempt)) {
-            if (failure.code != errc::cancelled) ++ctx.stats.fetches_failed;
             if (!verdict.retryable) co_return failure;
             co_return make_error(failure.code, fmt::format("gave up after {} attempts: {}", attempt, failure.message));
         }
 
         const auto delay = verdict.wait ? *verdict.wait : ctx.backoff.delay(attempt);
+        on_retry(attempt, failure, delay);
+        ++ctx.stats.retries;
+        net::steady_timer timer(co_await net::this_coro::executor, delay);
+        auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+        if (ec) co_return make_error(errc::cancelled, "cancelled while waiting to retry");
+    }
+}
+
+net::awaitable<result<fetched_page>> fetch_page_or_body(fetch_context ctx, api::incidents_query query, bool parse) {
+    std::optional<fetched_page> got;
+    const api::parse_mode mode = ctx.mode;
+    auto accept = [&got, parse, mode](std::string body) -> result<void> {
+        if (!parse) {
+            got.emplace(std::move(body));
+            return {};
+        }
+        auto page = api::parse_page(body, mode);
+        if (!page) return page.error();
+        got.emplace(std::move(*page));
+        return {};
+    };
+    auto log_retry = [&ctx, &query](int attempt, const error& failure, std::chrono::milliseconds delay) {
         const log::scoped_fields fields(
             {log::scoped_fields::text("pair", query.pair.app_id + "/" + query.pair.tld),
              log::scoped_fields::number("slice_from", query.from_ms),
@@ -104,11 +118,14 @@ net::awaitable<result<fetched_page>> fetch_page_or_body(fetch_context ctx, api::
              log::scoped_fields::text("error", failure.message)});
         spdlog::warn("{}/{} skip={}: attempt {} of {} failed: {}; retrying in {} ms", query.pair.app_id, query.pair.tld,
                      query.skip, attempt, ctx.backoff.policy().max_attempts, failure.message, delay.count());
-        ++ctx.stats.retries;
-        net::steady_timer timer(co_await net::this_coro::executor, delay);
-        auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
-        if (ec) co_return make_error(errc::cancelled, "cancelled while waiting to retry");
+    };
+    auto attempts = co_await fetch_with_retries(ctx, api::incidents_target(ctx.endpoint, query), accept, log_retry);
+    if (!attempts) {
+        if (attempts.error().code != errc::cancelled) ++ctx.stats.fetches_failed;
+        co_return attempts.error();
     }
+    ++(*attempts == 1 ? ctx.stats.fetches_ok : ctx.stats.fetches_retried);
+    co_return std::move(*got);
 }
 
 }  // namespace isync::sync

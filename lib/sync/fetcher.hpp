@@ -12,6 +12,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -36,6 +37,18 @@ struct fetch_context {
 // errc::auth / errc::bad_request at once, or errc::cancelled when the
 // coroutine was cancelled.
 using fetched_page = std::variant<model::page, std::string>;
+
+// Takes a 200 JSON body; an error means the body is broken and is retried
+// like a truncated one.
+using body_acceptor = std::function<result<void>(std::string body)>;
+// Told before each retry's wait: which attempt failed, why, and the wait.
+using retry_logger = std::function<void(int attempt, const error& failure, std::chrono::milliseconds delay)>;
+
+// GET `target` under the retry policy until `accept` takes a body; the
+// attempts it took. The same errors as below.
+boost::asio::awaitable<result<int>> fetch_with_retries(fetch_context ctx, std::string target, body_acceptor accept,
+                                                       retry_logger on_retry);
+
 boost::asio::awaitable<result<fetched_page>> fetch_page_or_body(fetch_context ctx, api::incidents_query query,
                                                                 bool parse);
 

@@ -26,6 +26,10 @@ struct sync_stats {
     std::uint64_t fetches_ok = 0;
     std::uint64_t fetches_retried = 0;
     std::uint64_t fetches_failed = 0;
+    // Pair discovery (sync.discover): GET /v1/account-settings by outcome.
+    std::uint64_t discoveries_ok = 0;
+    std::uint64_t discoveries_failed = 0;
+    std::optional<std::int64_t> last_discovery_ms;  // wall clock of the last successful discovery
 
     // Duration of a pair's poll, as a Prometheus histogram.
     static constexpr std::array<double, 9> duration_buckets{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};

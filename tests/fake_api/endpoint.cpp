@@ -162,9 +162,10 @@ reply refusal_reply(std::string_view app_id, app_refusal refusal) {
 reply handle_request(std::string_view method, std::string_view target, std::string_view authorization,
                      const dataset& data, const endpoint_config& config, std::int64_t now_ms) {
     const auto path = target.substr(0, target.find('?'));
-    if (path != "/v1/incidents") return {404, message_body("Not Found")};
+    if (path != "/v1/incidents" && path != "/v1/account-settings") return {404, message_body("Not Found")};
     if (method != "GET") return {405, message_body("Method Not Allowed")};
     if (authorization != "Bearer " + config.token) return {401, message_body("Unauthorized")};
+    if (path == "/v1/account-settings") return {200, config.account_settings};
     auto q = parse_incidents_query(target, now_ms, config.take_cap);
     if (!q) return {422, message_body(q.error().message)};
     for (const auto& app : q->app_ids)

@@ -38,6 +38,8 @@ struct endpoint_config {
     // above it gets 400 with Elasticsearch's words ("Result window is too
     // large ..."). 0: no bound.
     std::uint64_t max_result_window = 0;
+    // The body of GET /v1/account-settings (fake_api/account.hpp).
+    std::string account_settings = "{\"applications\":[]}";
 };
 
 struct incidents_query {
@@ -71,7 +73,8 @@ std::string message_body(std::string_view message);
 // The reply that refuses `app_id`: the status and its `{"message":...}` body.
 reply refusal_reply(std::string_view app_id, app_refusal refusal);
 
-// The whole exchange: 404 for another path, 405 for another method, 401 for a
+// The whole exchange: GET /v1/account-settings answers config.account_settings
+// (after the token check); for /v1/incidents: 404 for another path, 405 for another method, 401 for a
 // missing or wrong `Authorization: Bearer <token>`, 422 for bad parameters,
 // the refusal of the first requested appId in `refused_app_ids`, 400 past
 // `max_result_window`, else 200 with the page.

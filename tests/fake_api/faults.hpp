@@ -21,6 +21,7 @@ struct faults {
     std::chrono::milliseconds delay{0};              // wait this long before every answer
     bool never_answer = false;                       // read requests, answer none
     std::uint32_t live_changes_per_request = 0;      // live mode: M changed + M new incidents per request
+    unsigned account_settings_status = 0;            // GET /v1/account-settings answers this status (0: normally)
 };
 
 enum class fault_action { none, fail, rate_limit, truncate, malformed, reset, never_answer, wrong_content_type };

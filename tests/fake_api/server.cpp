@@ -19,6 +19,8 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <fstream>
+#include <sstream>
 
 #include <atomic>
 #include <condition_variable>
@@ -129,7 +131,7 @@ struct connection {
     net::steady_timer timer;
 };
 
-endpoint_config make_endpoint(const server_options& o) {
+endpoint_config make_endpoint(const server_options& o, const dataset& data) {
     endpoint_config config{.token = o.token,
                            .take_cap = o.take_cap,
                            .paging_base_url = o.paging_base_url,
@@ -137,6 +139,7 @@ endpoint_config make_endpoint(const server_options& o) {
                            .max_result_window = o.max_result_window};
     // The older list means 401; an explicit refusal of the same appId wins.
     for (const auto& app : o.unauthorized_app_ids) config.refused_app_ids.emplace(app, app_refusal::unauthorized);
+    config.account_settings = render_account_settings(o.applications ? *o.applications : applications_of(data.pairs()));
     return config;
 }
 
@@ -146,7 +149,7 @@ struct server::impl {
     explicit impl(server_options opts)
         : options(std::move(opts)),
           data(options.shared_data ? options.shared_data : std::make_shared<dataset>(options.data)),
-          endpoint(make_endpoint(options)),
+          endpoint(make_endpoint(options, *data)),
           active_faults(options.faults),
           gate(options.link.max_in_flight),
           rate(options.link.rate_limit, options.link.rate_window),
@@ -431,6 +434,27 @@ struct server::impl {
     // fault when it is a 200 (a fault due on an error reply is skipped). Caller holds the lock.
     void respond(answer& a, std::string_view method, std::string_view target, std::string_view authorization,
                  std::int64_t now) {
+        if (target.substr(0, target.find('?')) == "/v1/account-settings") {
+            ++stats.account_settings_requests;
+            if (active_faults.account_settings_status != 0) {
+                a.status = active_faults.account_settings_status;
+                a.body = message_body(a.status == 401 ? "Unauthorized" : "account settings unavailable");
+                a.action = fault_action::none;
+                return;
+            }
+            if (!options.account_file.empty()) {
+                std::ifstream in(options.account_file, std::ios::binary);
+                std::ostringstream text;
+                text << in.rdbuf();
+                endpoint.account_settings = in ? text.str() : std::string();
+                if (!in) {
+                    a.status = 500;
+                    a.body = message_body("the sim could not read " + options.account_file.string());
+                    a.action = fault_action::none;
+                    return;
+                }
+            }
+        }
         auto r = handle_request(method, target, authorization, *data, endpoint, now);
         a.status = r.status;
         a.body = std::move(r.body);
@@ -528,6 +552,11 @@ void server::set_faults(const faults& f) {
 faults server::current_faults() const {
     const std::lock_guard lock(impl_->mutex);
     return impl_->active_faults;
+}
+
+void server::set_applications(const std::vector<application>& apps) {
+    const std::lock_guard lock(impl_->mutex);
+    impl_->endpoint.account_settings = render_account_settings(apps);
 }
 
 void server::set_now_ms(std::optional<std::int64_t> now_ms) { impl_->fixed_now = now_ms.value_or(real_time); }

@@ -6,6 +6,7 @@
 // io_context on one background thread, so a test can drive a blocking client
 // on its own thread; every public member function is thread-safe.
 
+#include "fake_api/account.hpp"
 #include "fake_api/dataset.hpp"
 #include "fake_api/endpoint.hpp"
 #include "fake_api/faults.hpp"
@@ -62,6 +63,11 @@ struct server_options {
     fake_api::faults faults{};
     link_options link{};                   // latency, max in flight, compression
     std::optional<std::int64_t> now_ms{};  // the sim clock; unset: real time
+    // GET /v1/account-settings: these applications; unset: applications_of(the dataset's pairs).
+    std::optional<std::vector<application>> applications{};
+    // When set, GET /v1/account-settings answers this file's bytes, read at
+    // every request (so a person can edit it while the sim runs).
+    std::filesystem::path account_file{};
 };
 
 struct server_stats {
@@ -75,6 +81,7 @@ struct server_stats {
     std::uint64_t malformed = 0;                      // malformed_every_kth (also counted as 200)
     std::uint64_t wrong_content_type = 0;             // wrong_content_type_every_kth (also counted as 200)
     std::uint64_t incidents_served = 0;               // in 200 pages, truncated and malformed ones included
+    std::uint64_t account_settings_requests = 0;      // GET /v1/account-settings admitted
     std::uint64_t live_changed = 0;
     std::uint64_t live_added = 0;
     // Response bodies as written (after compression and truncation), and the
@@ -109,6 +116,9 @@ public:
     // Replaces the faults and restarts their every-Kth count.
     void set_faults(const faults& f);
     faults current_faults() const;
+
+    // What GET /v1/account-settings lists from now on.
+    void set_applications(const std::vector<application>& apps);
 
     void set_now_ms(std::optional<std::int64_t> now_ms);
     std::int64_t now_ms() const;  // the sim clock

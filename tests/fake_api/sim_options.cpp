@@ -91,6 +91,9 @@ with a CA made at start-up. Runs until SIGTERM or SIGINT.
   --wrong-content-type-every K  send an HTML page instead of every Kth 200
   --delay-ms N          wait N ms before every answer
   --live M              before each request, change M incidents and add M new ones
+  --account-file F      answer GET /v1/account-settings with F's bytes, read at every request
+                        (edit it while the sim runs; default: one application per appId of
+                        the pairs served, their tlds as domains, plus a disabled PXsimoff)
   --help                this text
 
 On SIGTERM or SIGINT it stops and prints its stats as one JSON line on stdout:
@@ -217,6 +220,8 @@ isync::result<sim_options> parse_sim_args(std::span<const std::string_view> args
         } else if (flag == "--delay-ms") {
             if (auto e = need_count()) return *e;
             o.server.faults.delay = std::chrono::milliseconds(*count);
+        } else if (flag == "--account-file") {
+            o.server.account_file = std::string(value);
         } else if (flag == "--live") {
             if (auto e = need_count()) return *e;
             o.server.faults.live_changes_per_request = *count;

@@ -3,6 +3,7 @@
 #include "store/incident_store.hpp"
 #include "support/connect_proxy.hpp"
 #include "support/daemon_fixture.hpp"
+#include "support/daemon_probe.hpp"
 #include "support/db_reader.hpp"
 #include "util/base64.hpp"
 #include "util/timestamp.hpp"
@@ -31,6 +32,10 @@
 
 using test_support::daemon_fixture;
 using test_support::daemon_options;
+using test_support::http_get;
+using test_support::metrics_port;
+using test_support::sample;
+using test_support::wait_until;
 
 namespace {
 
@@ -93,51 +98,6 @@ std::string missing_deferred_indexes(SQLite::Database& db) {
     });
     if (!problem.empty()) return ::testing::AssertionFailure() << problem;
     return ::testing::AssertionSuccess() << checked << " incidents below watermarks checked";
-}
-
-// Polls a condition until it holds or the deadline passes. The pause between
-// polls only spares the CPU for the daemon; correctness never depends on it.
-bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (done()) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return done();
-}
-
-struct http_result {
-    unsigned status;
-    std::string body;
-};
-
-http_result http_get(std::uint16_t port, const std::string& target) {
-    namespace http = boost::beast::http;
-    boost::asio::io_context ioc;
-    boost::beast::tcp_stream stream(ioc);
-    stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
-    http::request<http::empty_body> req{http::verb::get, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    http::write(stream, req);
-    boost::beast::flat_buffer buffer;
-    http::response<http::string_body> res;
-    http::read(stream, buffer, res);
-    return {res.result_int(), res.body()};
-}
-
-// The value of one sample line, e.g. `incident_sync_pages_total 12`.
-double sample(const std::string& metrics, const std::string& series) {
-    const auto at = metrics.find("\n" + series + " ");
-    if (at == std::string::npos) throw std::runtime_error("no sample " + series);
-    return std::stod(metrics.substr(at + series.size() + 2));
-}
-
-std::optional<std::uint16_t> metrics_port(const test_support::subprocess& daemon) {
-    static const std::regex line("metrics on http://127\\.0\\.0\\.1:([0-9]+)/metrics");
-    std::smatch m;
-    const std::string err = daemon.stderr_text();
-    if (!std::regex_search(err, m, line)) return std::nullopt;
-    return static_cast<std::uint16_t>(std::stoi(m[1]));
 }
 
 }  // namespace

@@ -804,3 +804,47 @@ TEST(IncidentSim, RejectsUnknownFlags) {
 }
 
 }  // namespace
+
+// ------------------------------------------------------------ GET /v1/account-settings
+
+TEST(FakeApi, AccountSettingsListTheDatasetsPairsADisabledAppAndFollowChanges) {
+    auto options = small_server();
+    options.data.pairs = {{"PXa", "one.example"}, {"PXa", "two.example"}, {"PXb", "three.example"}};
+    fake_api::server s(options);
+    client c(s);
+    auto r = c.get("/v1/account-settings");
+    ASSERT_EQ(r.result_int(), 200u);
+    auto apps = isync::api::parse_account_settings(r.body());
+    ASSERT_TRUE(apps) << apps.error().message;
+    EXPECT_EQ(*apps, (std::vector<fake_api::application>{{"PXa", "Simulated PXa", true, {"one.example", "two.example"}},
+                                                         {"PXb", "Simulated PXb", true, {"three.example"}},
+                                                         {"PXsimoff", "Switched off", false, {"disabled.example"}}}));
+    EXPECT_EQ(c.get("/v1/account-settings", "wrong").result_int(), 401u);
+
+    s.set_applications({{"PXc", "C", true, {"four.example"}}});
+    apps = isync::api::parse_account_settings(c.get("/v1/account-settings").body());
+    ASSERT_TRUE(apps) << apps.error().message;
+    EXPECT_EQ(*apps, (std::vector<fake_api::application>{{"PXc", "C", true, {"four.example"}}}));
+
+    s.set_faults({.account_settings_status = 503});
+    EXPECT_EQ(c.get("/v1/account-settings").result_int(), 503u);
+    EXPECT_EQ(c.get("/v1/incidents?appId=PXa&tld=one.example" + window_query).result_int(), 200u)
+        << "only discovery is refused";
+    EXPECT_EQ(s.stats().account_settings_requests, 4u);
+}
+
+TEST(FakeApi, AnAccountFileIsServedAsItIsAndReadAtEveryRequest) {
+    isync::test::temp_dir dir;
+    const std::string file = dir.file("account.json");
+    std::ofstream(file) << R"({"applications":[{"app_id":"PXfile","hostDomains":[{"domain":"f.example"}]}]})";
+    auto options = small_server();
+    options.account_file = file;
+    fake_api::server s(options);
+    client c(s);
+    EXPECT_EQ(c.get("/v1/account-settings").body(),
+              R"({"applications":[{"app_id":"PXfile","hostDomains":[{"domain":"f.example"}]}]})");
+    std::ofstream(file, std::ios::trunc) << R"({"applications":[]})";
+    EXPECT_EQ(c.get("/v1/account-settings").body(), R"({"applications":[]})");
+    std::filesystem::remove(file);
+    EXPECT_EQ(c.get("/v1/account-settings").result_int(), 500u);
+}

@@ -191,6 +191,20 @@ TEST_F(StatusTest, PairsOnlyTheDatabaseKnowsAreReportedToo) {
     EXPECT_TRUE(find(*reports, failing));
 }
 
+TEST_F(StatusTest, WithDiscoveryAndNoDaemonEveryStoredPairIsJudgedNoneRemoved) {
+    cfg_.sync.pairs = {never};
+    cfg_.sync.discover = true;  // the pairs polled are the API's: without a daemon, judge all the database knows
+    const auto reports = read_status(cfg_, t0);
+    ASSERT_TRUE(reports) << reports.error().message;
+    ASSERT_TRUE(find(*reports, synced));
+    EXPECT_TRUE(find(*reports, synced)->configured);
+    EXPECT_TRUE(find(*reports, failing)->configured);
+    cfg_.sync.discover = false;
+    const auto without = read_status(cfg_, t0);
+    ASSERT_TRUE(without) << without.error().message;
+    EXPECT_FALSE(find(*without, synced)->configured) << "without discovery, a pair not in sync.pairs is removed";
+}
+
 TEST_F(StatusTest, JsonIsValidAndCarriesEveryField) {
     const auto reports = read_status(cfg_, t0);
     ASSERT_TRUE(reports) << reports.error().message;

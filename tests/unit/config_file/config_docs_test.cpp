@@ -106,6 +106,13 @@ std::string size_default(std::uint64_t bytes) {
     return std::to_string(bytes);
 }
 
+// A list of strings as YAML's flow style writes it.
+std::string list_default(const std::vector<std::string>& items) {
+    std::string out = "[";
+    for (const auto& item : items) out += (out.size() > 1 ? ", \"" : "\"") + item + "\"";
+    return out + "]";
+}
+
 // Every key's value in `d`, as a config file could write it (durations by
 // util::format_duration). A key the loader gains must be added here: the
 // test says so.
@@ -132,6 +139,10 @@ std::map<std::string, std::string> describe(const isync::config::config& d) {
         {"sync.max_window", format_duration(d.sync.max_window)},
         {"sync.slice_incidents", std::to_string(d.sync.slice_incidents)},
         {"sync.concurrency", std::to_string(d.sync.concurrency)},
+        {"sync.discover", d.sync.discover ? "true" : "false"},
+        {"sync.discover_interval", format_duration(d.sync.discover_interval)},
+        {"sync.include", list_default(d.sync.include)},
+        {"sync.exclude", list_default(d.sync.exclude)},
         {"sync.pairs", "(required)"},  // no default: the file must list them
         {"database.path", text_default(d.database.path)},
         {"database.busy_timeout", format_duration(d.database.busy_timeout)},

@@ -423,11 +423,35 @@ TEST_F(Config, ProxyNeedsHttpSchemeAndPort) {
 TEST_F(Config, MissingPairs) {
     const std::string expected_tail =
         "sync.pairs: at least one {app_id, tld} pair is required; "
-        "add a list under sync: (e.g. pairs: [{ app_id: PXabc123, tld: example.com }])";
+        "add a list under sync: (e.g. pairs: [{ app_id: PXabc123, tld: example.com }]), or set sync.discover: true "
+        "to poll every pair the account lists";
     EXPECT_EQ(error_for("log:\n  level: info\n"), "/etc/x.yaml:1:1: " + expected_tail);
     EXPECT_EQ(error_for(""), "/etc/x.yaml:1:1: " + expected_tail);
     EXPECT_EQ(error_for("log:\n  level: info\nsync:\n  interval: 5m\n"), "/etc/x.yaml:3:1: " + expected_tail);
     EXPECT_EQ(error_for("sync:\n  pairs: []\n"), "/etc/x.yaml:2:10: " + expected_tail);
+}
+
+TEST_F(Config, DiscoveryNeedsNoPairsAndReadsItsKeys) {
+    const auto cfg = load_ok(
+        "sync:\n  discover: true\n  discover_interval: 10m\n  include: [\"PXa*/*\", \"*/shop.example\"]\n"
+        "  exclude:\n    - \"*/staging.*\"\n");
+    EXPECT_TRUE(cfg.sync.discover);
+    EXPECT_TRUE(cfg.sync.pairs.empty());
+    EXPECT_EQ(cfg.sync.discover_interval, 10min);
+    EXPECT_EQ(cfg.sync.include, (std::vector<std::string>{"PXa*/*", "*/shop.example"}));
+    EXPECT_EQ(cfg.sync.exclude, (std::vector<std::string>{"*/staging.*"}));
+    // Off, pairs are required as ever.
+    EXPECT_TRUE(error_for("sync:\n  discover: false\n").find("sync.pairs: at least one") != std::string::npos);
+}
+
+TEST_F(Config, ABrokenPairPatternNamesItsPlace) {
+    EXPECT_EQ(error_for("sync:\n  discover: true\n  exclude: [\"*/ok.example\", \"staging.example\"]\n"),
+              "/etc/x.yaml:3:29: sync.exclude[1]: a pattern is APP/DOMAIN (e.g. PXabc123/* or */*.example.com); "
+              "this one has no '/'; write a list of APP/DOMAIN globs (e.g. [\"PXabc123/*\", \"*/*.example.com\"])");
+    EXPECT_TRUE(error_for("sync:\n  discover: true\n  include: PXa/*\n").find("sync.include: expected a list") !=
+                std::string::npos);
+    EXPECT_TRUE(error_for("sync:\n  discover: true\n  discover_interval: 0s\n").find("sync.discover_interval") !=
+                std::string::npos);
 }
 
 TEST_F(Config, PairNeedsAppIdAndTld) {
@@ -514,7 +538,8 @@ TEST_F(Config, ReportsEveryErrorInDocumentOrder) {
               "/etc/x.yaml:4:3: log.levle: unknown key; did you mean \"level\"?\n"
               "/etc/x.yaml:5:11: log.format: \"xml\" is not a log format; write one of text, json\n"
               "/etc/x.yaml:1:1: sync.pairs: at least one {app_id, tld} pair is required; "
-              "add a list under sync: (e.g. pairs: [{ app_id: PXabc123, tld: example.com }])");
+              "add a list under sync: (e.g. pairs: [{ app_id: PXabc123, tld: example.com }]), or set "
+              "sync.discover: true to poll every pair the account lists");
 }
 
 }  // namespace
