@@ -10,12 +10,15 @@ packages=(
   libspdlog-dev libfmt-dev libyaml-cpp-dev libgtest-dev libsystemd-dev libxxhash-dev zlib1g-dev
   python3 python3-requests clang-format-14
 )
-# Extra groups, asked for by name: `install-deps.sh systemd` adds the unit checks.
+# Extra groups, asked for by name: `install-deps.sh systemd` adds the unit
+# checks, `monitoring` promtool (Debian's prometheus package; its server is
+# not started).
 for extra in "$@"; do
   case "$extra" in
     systemd) packages+=(systemd) ;;
     fuzz)    packages+=(clang-14 libclang-rt-14-dev) ;;
-    *) echo "install-deps.sh: unknown group '$extra' (known: systemd, fuzz)" >&2; exit 64 ;;
+    monitoring) packages+=(prometheus) ;;  # promtool, for contrib/'s checks
+    *) echo "install-deps.sh: unknown group '$extra' (known: systemd, fuzz, monitoring)" >&2; exit 64 ;;
   esac
 done
 

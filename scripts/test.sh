@@ -15,7 +15,7 @@ quick=0
 step() { printf '\n==== %s\n' "$*"; }
 
 step "dependencies"
-bash scripts/install-deps.sh systemd
+bash scripts/install-deps.sh systemd monitoring
 step "debug build and the whole suite"
 bash scripts/build.sh debug
 ctest --preset debug -j2 --timeout 1800

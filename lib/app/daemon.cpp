@@ -52,16 +52,17 @@ ops::http_reply answer_ops_request(const sync::engine& engine, const std::string
     const std::string_view path = target.substr(0, target.find('?'));
     const std::int64_t now = wall_now_ms();
     const auto health = engine.health();
+    const auto& sync = engine.settings().sync;
     if (path == "/metrics") {
+        const auto verdict = ops::judge_health(engine_facts(engine), now, {sync.interval, sync.settle});
         const ops::metrics_input in{
-            engine.stats(),    health,         now, file_size(db_path), file_size(db_path + "-wal"),
-            engine.progress(), engine.source()};
+            engine.stats(),    health,          now,     file_size(db_path), file_size(db_path + "-wal"),
+            engine.progress(), engine.source(), &verdict};
         return {200, "text/plain; version=0.0.4; charset=utf-8", ops::render_metrics(in)};
     }
     // Answering at all proves the event loop turns.
     if (path == "/healthz") return {200, "application/json", "{\"status\":\"ok\"}\n"};
     if (path == "/readyz") {
-        const auto& sync = engine.settings().sync;
         const auto verdict = ops::judge_health(engine_facts(engine), now, {sync.interval, sync.settle});
         const auto r = ops::render_readiness(verdict);
         return {r.ready ? 200u : 503u, "application/json", r.reason + "\n"};

@@ -94,6 +94,13 @@ std::string render_metrics(const metrics_input& in) {
     for (const auto& [p, h] : in.pairs)
         out += fmt::format("incident_sync_last_success_timestamp_seconds{{{}}} {:.3f}\n", pair_labels(p),
                            h.last_success_ms ? static_cast<double>(*h.last_success_ms) / 1000.0 : 0.0);
+    header(out, "incident_sync_pair_healthy", "gauge",
+           "1 while the pair synced within three sync.interval or is backfilling: the rule of /readyz and "
+           "`status --check`.");
+    if (in.health)
+        for (const auto& v : in.health->pairs)
+            if (v.state != pair_state::removed)
+                out += fmt::format("incident_sync_pair_healthy{{{}}} {}\n", pair_labels(v.pair), v.healthy ? 1 : 0);
     header(out, "incident_sync_pair_auth_failing", "gauge", "1 while the API refuses the token for the pair.");
     for (const auto& [p, h] : in.pairs)
         out += fmt::format("incident_sync_pair_auth_failing{{{}}} {}\n", pair_labels(p), h.auth_failing ? 1 : 0);

@@ -22,6 +22,7 @@ struct metrics_input {
     std::optional<std::uint64_t> wal_bytes;
     const std::map<config::pair, sync::pair_progress>& progress;  // pairs polling now
     sync::source_stats source{};                                  // the API connection pool
+    const health_verdict* health = nullptr;  // per pair, as /readyz judges it (no samples when null)
 };
 
 // The Prometheus text exposition format (version 0.0.4).

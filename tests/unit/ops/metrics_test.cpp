@@ -84,6 +84,21 @@ TEST(Metrics, RendersEveryFamilyWithItsValues) {
     EXPECT_EQ(text.find("incident_sync_watermark_lag_seconds{app_id=\"PXb\""), std::string::npos);
 }
 
+TEST(Metrics, PairHealthyIsTheReadinessRulePerPairAndLeavesRemovedPairsOut) {
+    isync::sync::sync_stats s;
+    const std::map<pair, pair_health> pairs;
+    const std::int64_t now = 10'000'000;
+    const std::vector<isync::ops::pair_facts> facts{
+        {{"PXa", "fresh.example"}, true, now - 60'000, std::nullopt, now - 60'000, false, std::nullopt},
+        {{"PXa", "stale.example"}, true, now - 3'600'000, std::nullopt, now - 3'600'000, false, std::nullopt},
+        {{"PXa", "gone.example"}, false, now - 3'600'000, std::nullopt, now - 3'600'000, false, std::nullopt}};
+    const auto verdict = isync::ops::judge_health(facts, now, {5min, 0ms});
+    const auto text = isync::ops::render_metrics({s, pairs, now, 0, 0, no_progress, {}, &verdict});
+    EXPECT_NE(text.find("incident_sync_pair_healthy{app_id=\"PXa\",tld=\"fresh.example\"} 1\n"), std::string::npos);
+    EXPECT_NE(text.find("incident_sync_pair_healthy{app_id=\"PXa\",tld=\"stale.example\"} 0\n"), std::string::npos);
+    EXPECT_EQ(text.find("gone.example"), std::string::npos) << "a removed pair is not judged";
+}
+
 TEST(Readiness, FlipsTo503WhenAPairHasNotSucceededForThreeIntervals) {
     const auto interval = 5min;
     const std::int64_t t0 = 1'700'000'000'000;
