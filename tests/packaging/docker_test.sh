@@ -50,17 +50,9 @@ exec 9>/var/lib/containers/.incident-sync-docker-test.lock
 flock 9
 
 # ---------------------------------------------------------------- tools
-missing=()
-for pair in buildah:buildah podman:podman mmdebstrap:mmdebstrap mmtarfilter:mmdebstrap sqlite3:sqlite3; do
-  command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
-done
-if ((${#missing[@]})); then
-  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-  step "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=container_base.sh
+source "$(dirname "$0")/container_base.sh"
+install_container_tools
 
 # ---------------------------------------------------------------- work area, clean-up
 work=$(mktemp -d /tmp/incident-sync-docker.XXXXXX)
@@ -77,44 +69,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- base image
-if buildah inspect --type image "$base" >/dev/null 2>&1; then
-  echo "base image $base: present"
-else
-  step "making $base with mmdebstrap (no registry needed)"
-  t0=$(date +%s)
-  # Like the official slim image: minbase, merged /usr without the usrmerge
-  # package (which drags in perl), no man pages, docs or locales, apt keeping
-  # no package caches (the official image's docker-clean; with it, mmdebstrap's
-  # own clean-up no longer finds the *.bin caches, so they go here), no /dev nodes.
-  mirror=()
-  [[ -n ${DOCKER_TEST_MIRROR:-} ]] && mirror=("$DOCKER_TEST_MIRROR")
-  # shellcheck disable=SC2016 # $1 is expanded by mmdebstrap's hook shell
-  mmdebstrap --quiet --variant=minbase \
-    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
-    --dpkgopt='path-exclude=/usr/share/man/*' \
-    --dpkgopt='path-exclude=/usr/share/locale/*' \
-    --dpkgopt='path-include=/usr/share/locale/locale.alias' \
-    --dpkgopt='path-exclude=/usr/share/doc/*' \
-    --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-    --dpkgopt='path-exclude=/usr/share/info/*' \
-    --customize-hook='rm -f "$1/etc/hostname"; : > "$1/etc/resolv.conf"' \
-    --customize-hook='printf "%s\n" \
-        "DPkg::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true\"; };" \
-        "APT::Update::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true\"; };" \
-        "Dir::Cache::pkgcache \"\";" "Dir::Cache::srcpkgcache \"\";" > "$1/etc/apt/apt.conf.d/docker-clean"
-        rm -f "$1"/var/cache/apt/*.bin' \
-    --customize-hook='echo "Acquire::Languages \"none\";" > "$1/etc/apt/apt.conf.d/docker-no-languages"' \
-    bookworm - "${mirror[@]}" </dev/null 2>"$work/mmdebstrap.log" |
-    mmtarfilter --path-exclude='/dev/*' > "$work/rootfs.tar" || {
-    tail -n 30 "$work/mmdebstrap.log"
-    die "mmdebstrap could not make the base image (is the Debian archive reachable?)"
-  }
-  podman import --quiet --change 'CMD ["bash"]' "$work/rootfs.tar" "$base" >/dev/null ||
-    die "podman import $base"
-  rm -f "$work/rootfs.tar"
-  buildah inspect --type image "$base" >/dev/null 2>&1 || die "$base not resolvable after podman import"
-  echo "base image $base: made in $(elapsed "$t0") s"
-fi
+ensure_base_image
 
 # ---------------------------------------------------------------- build
 step "buildah bud -t $image $src"
