@@ -3,6 +3,29 @@
 # lacks it (there may be no registry access). The caller defines step, die,
 # elapsed, $work and $base.
 
+# One container test at a time on this machine (the base image and the
+# image tag are shared), then the tools. Sets up the work area $work
+# (prefix $1) and a clean-up that stops $sim_pid and removes $ctr.
+begin_container_test() {
+  mkdir -p /var/lib/containers
+  exec 9>/var/lib/containers/.incident-sync-docker-test.lock
+  flock 9
+  install_container_tools
+  work=$(mktemp -d "/tmp/$1.XXXXXX")
+  sim_pid=
+  ctr=
+  trap end_container_test EXIT
+  trap 'exit 130' INT TERM
+}
+
+end_container_test() {
+  local rc=$?
+  if [[ -n $sim_pid ]]; then kill "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; fi
+  if [[ -n $ctr ]]; then buildah rm "$ctr" >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+  exit "$rc"
+}
+
 # Installs buildah, podman, mmdebstrap and sqlite3 when missing (root, apt).
 install_container_tools() {
   missing=()

@@ -28,25 +28,9 @@ step() { echo "== $* ($(date +%T))"; }
 elapsed() { echo $(($(date +%s) - $1)); }
 
 [[ $(id -u) -eq 0 ]] || { echo "SKIP: must run as root (buildah --isolation chroot)"; exit 77; }
-mkdir -p /var/lib/containers
-exec 9>/var/lib/containers/.incident-sync-docker-test.lock  # one container test at a time (shared base image)
-flock 9
 # shellcheck source=container_base.sh
 source "$(dirname "$0")/container_base.sh"
-install_container_tools
-
-work=$(mktemp -d /tmp/incident-sync-deb.XXXXXX)
-sim_pid=
-ctr=
-cleanup() {
-  local rc=$?
-  if [[ -n $sim_pid ]]; then kill "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; fi
-  if [[ -n $ctr ]]; then buildah rm "$ctr" >/dev/null 2>&1 || true; fi
-  rm -rf "$work"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+begin_container_test incident-sync-deb
 
 # ---------------------------------------------------------------- the package
 step "cpack -G DEB in $build"

@@ -44,29 +44,10 @@ elapsed() { echo $(($(date +%s) - $1)); }
 [[ -x $sim_bin ]] || die "incident-sim not executable: $sim_bin"
 [[ -f $src/Dockerfile ]] || die "no Dockerfile in $src"
 
-# One run at a time on this machine: the image tag and the base image are shared.
-mkdir -p /var/lib/containers
-exec 9>/var/lib/containers/.incident-sync-docker-test.lock
-flock 9
-
 # ---------------------------------------------------------------- tools
 # shellcheck source=container_base.sh
 source "$(dirname "$0")/container_base.sh"
-install_container_tools
-
-# ---------------------------------------------------------------- work area, clean-up
-work=$(mktemp -d /tmp/incident-sync-docker.XXXXXX)
-sim_pid=
-ctr=
-cleanup() {
-  local rc=$?
-  if [[ -n $sim_pid ]]; then kill "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; fi
-  if [[ -n $ctr ]]; then buildah rm "$ctr" >/dev/null 2>&1 || true; fi
-  rm -rf "$work"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+begin_container_test incident-sync-docker
 
 # ---------------------------------------------------------------- base image
 ensure_base_image
