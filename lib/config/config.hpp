@@ -35,7 +35,10 @@ struct api_config {
     std::optional<proxy_endpoint> proxy_address;  // proxy, parsed (nullopt when empty)
     std::string proxy_password_file;              // the proxy user's password (empty: not configured)
     bool insecure_skip_tls_verify = false;        // for tests only; warns at every start
-    int max_in_flight = 16;  // requests in flight to the API at most (the adaptive limit's ceiling)
+    // Requests in flight to the API at most (the adaptive limit's ceiling).
+    // 8: a common gateway cap, where each refusal pauses every request for
+    // its Retry-After; above it, the cap has to be learned by a refusal.
+    int max_in_flight = 8;
 };
 
 struct retry_config {

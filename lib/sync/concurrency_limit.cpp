@@ -17,7 +17,7 @@ bool concurrency_controller::on_probation(time_point now, std::chrono::milliseco
            responses_at_limit_ < confirm_rounds * limit_ && now - last_increase_ < confirm_rounds * window;
 }
 
-void concurrency_controller::decrease(time_point now, std::chrono::milliseconds window) {
+void concurrency_controller::decrease(time_point now, std::chrono::milliseconds window, response_signal signal) {
     const int floor_limit = std::max(1, settings_.min);
     if (on_probation(now, window)) {
         // The request the increase let out was one too many: undo it, and
@@ -25,6 +25,12 @@ void concurrency_controller::decrease(time_point now, std::chrono::milliseconds 
         ceiling_ = limit_;
         limit_ = std::max(floor_limit, before_increase_);
         probe_rounds_ = std::min(probe_rounds_ * 2, max_probe_rounds);
+    } else if (signal == response_signal::backpressure && responses_at_limit_ >= held_rounds * limit_) {
+        // A refusal at a limit that held (in slow start too, when it stopped
+        // at api.max_in_flight): the edge of a hard cap, touched by timing.
+        // One less, and one above it is a probe again.
+        ceiling_ = limit_;
+        limit_ = std::max(floor_limit, limit_ - 1);
     } else if (slow_start_) {
         // Doubling overshot: the limit before it worked; one above is a probe.
         limit_ = std::max(floor_limit, static_cast<int>(std::floor(limit_ * settings_.decrease)));
@@ -48,7 +54,7 @@ void concurrency_controller::on_response(response_signal signal, std::chrono::mi
     const bool may_decrease = last_decrease_ == time_point{} || now - last_decrease_ >= window;
 
     if (signal != response_signal::ok) {
-        if (may_decrease) decrease(now, window);
+        if (may_decrease) decrease(now, window, signal);
         return;
     }
     const bool spike = average_ms_ > 0 && ms > settings_.spike * average_ms_ &&
@@ -57,7 +63,7 @@ void concurrency_controller::on_response(response_signal signal, std::chrono::mi
     // the bar it is judged by.
     if (!spike) average_ms_ = average_ms_ == 0 ? ms : 0.8 * average_ms_ + 0.2 * ms;
     if (spike) {
-        if (may_decrease) decrease(now, window);
+        if (may_decrease) decrease(now, window, response_signal::timeout);
         return;
     }
     // Only answers to requests sent with the limit in use count: an idle

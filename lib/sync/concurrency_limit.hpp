@@ -19,6 +19,12 @@
 //    when the doubling overshoots, the limit halves to the last one that
 //    worked, which is most likely the gateway's cap: going one above it is
 //    then a probe like any other;
+//  - a 429 at a limit that held (answered ten rounds at it without a
+//    complaint) steps down by one, not by half: against a gateway's hard
+//    cap, a request sent the moment another's answer arrives can reach it
+//    before it counted that answer done, so a long-held limit equal to the
+//    cap earns a rare 429 that says "at the edge", not "congested". A second
+//    refusal before ten more rounds halves as usual;
 //  - probes, rare and rarer: one above the limit where back-pressure last
 //    came is tried only after 10 round trips there, and after each refused
 //    probe the wait doubles (up to 160): each 429 pauses every request for its
@@ -74,10 +80,11 @@ private:
     // Back-pressure within `confirm_rounds` (rounds at the limit, or round
     // trips of time) of an additive increase is taken as the increase's fault.
     bool on_probation(time_point now, std::chrono::milliseconds window) const;
-    void decrease(time_point now, std::chrono::milliseconds window);
+    void decrease(time_point now, std::chrono::milliseconds window, response_signal signal);
     static constexpr int first_probe_rounds = 10;
     static constexpr int max_probe_rounds = 160;
     static constexpr int confirm_rounds = 3;
+    static constexpr int held_rounds = 10;  // a limit answered this many rounds at has held
 
     concurrency_settings settings_;
     int limit_;

@@ -119,7 +119,7 @@ TEST_F(Config, DefaultsWhenKeysOmitted) {
     EXPECT_EQ(c.sync.settle, 1min);
     EXPECT_EQ(c.sync.max_window, 31 * 24h);  // an upper bound now: slices are planned by sync.slice_incidents
     EXPECT_EQ(c.sync.slice_incidents, 5000);
-    EXPECT_EQ(c.api.max_in_flight, 16);
+    EXPECT_EQ(c.api.max_in_flight, 8);
     EXPECT_EQ(c.sync.concurrency, 4);
     EXPECT_EQ(c.database.path, "/var/lib/incident-sync/incidents.db");
     EXPECT_EQ(c.database.busy_timeout, 5s);

@@ -150,6 +150,44 @@ TEST(ConcurrencyLimit, BackPressureLongAfterAnIncreaseHalves) {
     EXPECT_EQ(c.limit(), 5);
 }
 
+// A gateway with a hard cap of 8: the limit sits at 8 for many rounds, then
+// one 429 (a request that reached the gateway before it counted an answer
+// done). One less, not half; a timeout there still halves, and so does a
+// second refusal before the limit held again.
+TEST(ConcurrencyLimit, A429AtALimitThatHeldStepsDownByOneNotByHalf) {
+    concurrency_controller c({.initial = 8, .min = 1, .max = 16});
+    scripted_clock clock;
+    answer_a_round(c, clock);  // 16
+    clock.advance(100ms);
+    c.on_response(response_signal::backpressure, 100ms, 16, clock.now);  // the overshoot: back to 8
+    c.on_pause(1000ms);                                                  // its Retry-After paused everyone
+    ASSERT_EQ(c.limit(), 8);
+    for (int round = 0; round < 12; ++round) answer_a_round(c, clock);  // 8 holds (a probe of 9 waits 10 s)
+    ASSERT_EQ(c.limit(), 8);
+    clock.advance(100ms);
+    c.on_response(response_signal::backpressure, 100ms, 8, clock.now);
+    EXPECT_EQ(c.limit(), 7) << "a 429 at a limit that held is the cap's edge";
+    clock.advance(150ms);
+    c.on_response(response_signal::backpressure, 100ms, 7, clock.now);
+    EXPECT_EQ(c.limit(), 3) << "a second 429 at once is congestion: halve";
+
+    // Slow start stopped at api.max_in_flight (8, the gateway's cap too): no
+    // overshoot ever came, and the edge's 429 steps down by one as well.
+    concurrency_controller capped({.initial = 4, .min = 1, .max = 8});
+    for (int round = 0; round < 12; ++round) answer_a_round(capped, clock);
+    ASSERT_EQ(capped.limit(), 8);
+    clock.advance(100ms);
+    capped.on_response(response_signal::backpressure, 100ms, 8, clock.now);
+    EXPECT_EQ(capped.limit(), 7);
+
+    concurrency_controller t({.initial = 8, .min = 1, .max = 8});
+    for (int round = 0; round < 12; ++round) answer_a_round(t, clock);
+    ASSERT_EQ(t.limit(), 8);
+    clock.advance(100ms);
+    t.on_response(response_signal::timeout, 100ms, 8, clock.now);
+    EXPECT_EQ(t.limit(), 4) << "a timeout at a limit that held still halves";
+}
+
 TEST(ConcurrencyLimit, ARoundTripSpikeIsBackPressureButDoesNotMoveTheAverage) {
     concurrency_controller c({.initial = 8, .min = 1, .max = 8});
     scripted_clock clock;
