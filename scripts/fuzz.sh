@@ -17,7 +17,7 @@ if ! [[ $seconds =~ ^[1-9][0-9]*$ ]]; then
   echo "fuzz.sh: seconds-per-target must be a positive integer, not '$seconds'" >&2
   exit 64
 fi
-read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_page_parser fuzz_timestamp fuzz_retry_after fuzz_config}"
+read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_page_parser fuzz_timestamp fuzz_retry_after fuzz_config fuzz_account_settings}"
 
 bash scripts/install-deps.sh fuzz
 
@@ -40,7 +40,7 @@ for target in "${targets[@]}"; do
   artifacts=$build/fuzz/artifacts/$target
   log=$build/fuzz/logs/$target.log
   if [[ ! -x $bin || ! -d fuzz/corpus/$target ]]; then
-    echo "fuzz.sh: no fuzz target '$target' (known: fuzz_page_parser fuzz_timestamp fuzz_retry_after fuzz_config)" >&2
+    echo "fuzz.sh: no fuzz target '$target' (known: fuzz_page_parser fuzz_timestamp fuzz_retry_after fuzz_config fuzz_account_settings)" >&2
     exit 64
   fi
   mkdir -p "$work" "$artifacts" "$(dirname "$log")"

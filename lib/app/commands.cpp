@@ -124,7 +124,7 @@ result<prepared> prepare(const config::config& cfg) {
     p.settings.connection.verify_peer = !cfg.api.insecure_skip_tls_verify;
     p.settings.connection.user_agent = "incident-syncd/" INCIDENT_SYNC_VERSION;
     p.settings.limits.max = cfg.api.max_in_flight;
-    p.settings.limits.initial = std::min(4, cfg.api.max_in_flight);
+    p.settings.limits.initial = std::min(8, cfg.api.max_in_flight);
     return p;
 }
 
