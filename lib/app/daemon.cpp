@@ -6,7 +6,7 @@
 #include "ops/metrics_text.hpp"
 #include "ops/ops_server.hpp"
 #include "ops/progress_file.hpp"
-#include "store/incident_store.hpp"
+#include "store/sync_store.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -86,8 +86,8 @@ auto log_escape(const char* what) {
 
 }  // namespace
 
-daemon::daemon(daemon_options options, net::ssl::context& tls, store::incident_store& store,
-               sync::engine_settings settings, config::secret token, reload_function reload)
+daemon::daemon(daemon_options options, net::ssl::context& tls, store::sync_store& store, sync::engine_settings settings,
+               config::secret token, reload_function reload)
     : options_(std::move(options)),
       reload_(std::move(reload)),
       engine_(std::make_unique<sync::engine>(ioc_.get_executor(), tls, store, std::move(settings), std::move(token),

@@ -38,7 +38,7 @@
 #include <string>
 
 namespace isync::store {
-class incident_store;
+class sync_store;
 }
 namespace isync::ops {
 class ops_server;
@@ -67,7 +67,7 @@ using reload_function = std::function<result<reloaded>()>;
 
 class daemon {
 public:
-    daemon(daemon_options options, boost::asio::ssl::context& tls, store::incident_store& store,
+    daemon(daemon_options options, boost::asio::ssl::context& tls, store::sync_store& store,
            sync::engine_settings settings, config::secret token, reload_function reload);
     ~daemon();
 

@@ -148,4 +148,6 @@ void incident_store::checkpoint() {
     }
 }
 
+void incident_store::interrupt_waits() noexcept { store::interrupt_waits(db_); }
+
 }  // namespace isync::store

@@ -26,6 +26,7 @@
 #include "store/statements.hpp"
 #include "store/sync_log.hpp"
 #include "store/sync_state.hpp"
+#include "store/sync_store.hpp"
 #include "util/error.hpp"
 
 #include <SQLiteCpp/Database.h>
@@ -40,7 +41,7 @@
 
 namespace isync::store {
 
-class incident_store {
+class incident_store final : public sync_store {
 public:
     // `db` must outlive the store; `path` is only used in error messages.
     incident_store(SQLite::Database& db, std::string path);
@@ -61,36 +62,41 @@ public:
     // write_page() adds a page as commit_page() would, commit() makes them all
     // durable at once. A failed write_page() or commit() rolls the whole
     // transaction back (every page since begin()) before returning the error.
-    result<void> begin();
+    result<void> begin() override;
     result<upsert_counts> write_page(std::span<const model::incident> incidents, std::int64_t now_ms,
                                      const slice_report* finish = nullptr,
-                                     std::span<const model::unknown_field> unknown_fields = {});
-    result<void> commit();
-    void rollback() noexcept;
+                                     std::span<const model::unknown_field> unknown_fields = {}) override;
+    result<void> commit() override;
+    void rollback() noexcept override;
     // The content hash stored for incident `id` (nullopt when not stored).
     // Inside a transaction from begin(); a failure rolls it back.
-    result<std::optional<std::int64_t>> stored_content_hash(const std::string& id);
-    bool in_transaction() const { return in_transaction_; }
-    // The connection, for store::interrupt_waits (thread-safe) only.
-    SQLite::Database& database() { return db_; }
+    result<std::optional<std::int64_t>> stored_content_hash(const std::string& id) override;
+    bool in_transaction() const override { return in_transaction_; }
+    // store::interrupt_waits on the connection (thread-safe).
+    void interrupt_waits() noexcept override;
 
     // Records a slice that failed: a `failed` sync_runs row and the pair's
     // last error, in a transaction of its own. The watermark is not touched.
     // On failure nothing is written and the error names the file.
     result<void> record_failure(const slice_report& report, std::string_view error_text, std::int64_t now_ms,
-                                bool auth_failure);
+                                bool auth_failure) override;
 
     // The pair's watermark (epoch ms), nullopt before its first finished
     // slice; an error naming the file when it cannot be read.
-    result<std::optional<std::int64_t>> watermark(const config::pair& pair);
+    result<std::optional<std::int64_t>> watermark(const config::pair& pair) override;
 
     // Every pair's stored state (store/sync_state.hpp), without incident counts.
-    result<std::vector<stored_pair_state>> sync_states();
+    result<std::vector<stored_pair_state>> sync_states() override;
 
     // A passive WAL checkpoint, for idle moments: copies committed pages into
     // the database without waiting for readers; with journal_size_limit the
     // log file then shrinks once no reader needs it. Errors are only logged.
     void checkpoint();
+    // Idle: build_deferred_indexes(), then checkpoint().
+    void on_idle() override {
+        build_deferred_indexes();
+        checkpoint();
+    }
 
     // Bulk load (store/reader_indexes.hpp). On an empty database, drops the
     // secondary indexes that no write reads (deferred_indexes) and the

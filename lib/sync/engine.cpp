@@ -1,5 +1,7 @@
 #include "sync/engine.hpp"
 
+#include "store/hashing.hpp"
+
 #include "log/logging.hpp"
 #include "sync/fetcher.hpp"
 #include "sync/http_page_source.hpp"
@@ -55,7 +57,7 @@ clock_source system_clock_source() {
     };
 }
 
-engine::engine(net::any_io_executor executor, net::ssl::context& tls, store::incident_store& store,
+engine::engine(net::any_io_executor executor, net::ssl::context& tls, store::sync_store& store,
                engine_settings settings, config::secret token, clock_source clock, source_factory make_source)
     : executor_(executor),
       tls_(tls),
@@ -101,7 +103,7 @@ net::awaitable<error> engine::fail_slice(store::slice_report report, error e) {
 net::awaitable<void> engine::record_failure(store::slice_report report, error e) {
     report.moves_watermark = !range_.has_value();  // a resync's failure is not the pair's
     const std::int64_t now = clock_.now_ms();
-    auto task = [report, e, now](store::incident_store& store) {
+    auto task = [report, e, now](store::sync_store& store) {
         return store.record_failure(report, e.message, now, e.code == errc::auth);
     };
     auto r = co_await writer_->call(std::move(task));
@@ -359,10 +361,7 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
             // Not on the way out: a stop should not build indexes (the next
             // start does) or checkpoint behind another process's lock.
             if (--self->active_pairs_ == 0 && !self->stopping_)
-                self->writer_->post([](store::incident_store& s) {
-                    s.build_deferred_indexes();
-                    s.checkpoint();
-                });
+                self->writer_->post([](store::sync_store& s) { s.on_idle(); });
         }
     } idle_work{this, pair, alive_};
     if (polls_changed_) polls_changed_();
@@ -393,7 +392,7 @@ void engine::record_outcome(const config::pair& pair, pair_status status, double
 }
 
 net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_ptr<const snapshot> snap) {
-    auto read_watermark = [pair](store::incident_store& s) { return s.watermark(pair); };
+    auto read_watermark = [pair](store::sync_store& s) { return s.watermark(pair); };
     auto watermark = co_await writer_->call(std::move(read_watermark));
     if (!watermark) {
         if (watermark.error().code == errc::cancelled) co_return pair_status::cancelled;
@@ -550,7 +549,7 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
     co_return status;
 }
 
-std::map<config::pair, pair_health> engine::stored_health(store::incident_store& store) {
+std::map<config::pair, pair_health> engine::stored_health(store::sync_store& store) {
     std::map<config::pair, pair_health> out;
     auto states = store.sync_states();
     if (!states) {
@@ -633,7 +632,7 @@ void engine::stop() {
 }
 
 net::awaitable<void> engine::drain() {
-    co_await writer_->call([](store::incident_store&) -> result<void> { return {}; });
+    co_await writer_->call([](store::sync_store&) -> result<void> { return {}; });
 }
 
 void engine::interrupt_writes() {

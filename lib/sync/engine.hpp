@@ -11,7 +11,7 @@
 #include "config/config.hpp"
 #include "config/secret.hpp"
 #include "http/connection.hpp"
-#include "store/incident_store.hpp"
+#include "store/sync_store.hpp"
 #include "sync/concurrency_limit.hpp"
 #include "sync/fetcher.hpp"
 #include "sync/page_source.hpp"
@@ -65,7 +65,7 @@ clock_source system_clock_source();
 class engine {
 public:
     // Without `make_source`, polls talk to the API through an http_page_source.
-    engine(boost::asio::any_io_executor executor, boost::asio::ssl::context& tls, store::incident_store& store,
+    engine(boost::asio::any_io_executor executor, boost::asio::ssl::context& tls, store::sync_store& store,
            engine_settings settings, config::secret token, clock_source clock, source_factory make_source = {});
 
     // How a failure's log line ends: `run` retries at the next interval,
@@ -243,7 +243,7 @@ private:
     // Health facts from the database, so that a restarted daemon knows each
     // pair's last success and error before its first poll ends. Read in the
     // constructor, before the writer thread owns the store.
-    static std::map<config::pair, pair_health> stored_health(store::incident_store& store);
+    static std::map<config::pair, pair_health> stored_health(store::sync_store& store);
     void start_pair_loop(const config::pair& pair);
     boost::asio::awaitable<void> record_failure(store::slice_report report, error e);
     // Records the slice's failure (unless it was cancelled) and returns the error.

@@ -16,7 +16,7 @@
 namespace isync::sync {
 namespace net = boost::asio;
 
-store_writer::store_writer(net::any_io_executor loop, store::incident_store& store, writer_limits l)
+store_writer::store_writer(net::any_io_executor loop, store::sync_store& store, writer_limits l)
     : loop_(std::move(loop)),
       store_(store),
       limits_(l),
@@ -85,15 +85,15 @@ std::shared_ptr<store_writer::write_ticket> store_writer::enqueue_page(std::shar
 net::awaitable<result<void>> store_writer::flush(std::shared_ptr<ledger> owner) {
     // The barrier commits everything written before; the ledger then knows
     // whether all of its pages made it.
-    return call([owner](store::incident_store&) -> result<void> {
+    return call([owner](store::sync_store&) -> result<void> {
         if (owner->failure) return *owner->failure;
         return {};
     });
 }
 
-void store_writer::interrupt() { store::interrupt_waits(store_.database()); }
+void store_writer::interrupt() { store_.interrupt_waits(); }
 
-void store_writer::post(std::function<void(store::incident_store&)> task) {
+void store_writer::post(std::function<void(store::sync_store&)> task) {
     enqueue(true, [this, task = std::move(task)] { task(store_); });
 }
 

@@ -14,7 +14,7 @@
 // commit without every page of that slice.
 
 #include "model/incident.hpp"
-#include "store/incident_store.hpp"
+#include "store/sync_store.hpp"
 #include "util/error.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -91,7 +91,7 @@ public:
 
     using write_ticket = one_shot<result<store::upsert_counts>>;
 
-    store_writer(boost::asio::any_io_executor loop, store::incident_store& store, writer_limits l = {});
+    store_writer(boost::asio::any_io_executor loop, store::sync_store& store, writer_limits l = {});
     ~store_writer();  // commits what was written, then joins the thread
     store_writer(const store_writer&) = delete;
     store_writer& operator=(const store_writer&) = delete;
@@ -130,8 +130,8 @@ public:
     // Not a coroutine itself: GCC 12 destroys a temporary lambda bound to a
     // coroutine parameter twice.
     template <class F>
-    auto call(F task) -> boost::asio::awaitable<std::invoke_result_t<F, store::incident_store&>> {
-        using R = std::invoke_result_t<F, store::incident_store&>;
+    auto call(F task) -> boost::asio::awaitable<std::invoke_result_t<F, store::sync_store&>> {
+        using R = std::invoke_result_t<F, store::sync_store&>;
         auto ticket = std::make_shared<one_shot<R>>(loop_);
         enqueue(true, [this, task = std::move(task), ticket, work = tracked_loop()]() mutable {
             deliver_on(work, ticket, task(store_));
@@ -140,7 +140,7 @@ public:
     }
 
     // Runs `task(store)` on the writer thread between transactions; nobody waits.
-    void post(std::function<void(store::incident_store&)> task);
+    void post(std::function<void(store::sync_store&)> task);
 
 private:
     struct job {
@@ -186,7 +186,7 @@ private:
     boost::asio::any_io_executor tracked_loop() const;
 
     boost::asio::any_io_executor loop_;
-    store::incident_store& store_;
+    store::sync_store& store_;
     writer_limits limits_;
     // Shared: a place is given back from a handler posted to the loop, which
     // may run after this writer is gone.

@@ -249,7 +249,7 @@ TEST_F(StoreWriter, TypedAndUntypedPagesOfTwoLedgersAllLand) {
         flushes.push_back(settled(co_await writer.flush(b)));
 
         // The same untyped page again: every incident is looked up, none typed or written.
-        auto total_changes = [db = db_.get()](incident_store&) -> result<std::int64_t> {
+        auto total_changes = [db = db_.get()](isync::store::sync_store&) -> result<std::int64_t> {
             return sqlite3_total_changes64(db->getHandle());
         };
         changes_before = (co_await writer.call(total_changes)).value();
@@ -335,7 +335,7 @@ TEST_F(StoreWriter, AFailedTransactionFailsEveryLedgerInItAndTheWriterRecovers) 
     outcome c_ticket, c_flush;
 
     auto body = [&]() -> net::awaitable<void> {
-        writer.post([&blocked](incident_store&) { blocked.wait(); });
+        writer.post([&blocked](isync::store::sync_store&) { blocked.wait(); });
         auto a1 = writer.submit(a, page(0, 2), t1, std::nullopt);
         auto b1 = writer.submit(b, page(2, 2), t1, std::nullopt);
         auto a2 = writer.submit(a, page(4, 2), t1, std::nullopt);
@@ -412,13 +412,13 @@ const slice_report two_page_slice{.pair = pair_a,
 net::awaitable<void> write_two_page_slice(store_writer& writer, gate* held, std::shared_ptr<store_writer::ledger> owner,
                                           const isync::model::page& first, const isync::model::page& last,
                                           std::int64_t now_ms, slice_run& out) {
-    if (held) writer.post([held](incident_store&) { held->wait(); });
+    if (held) writer.post([held](isync::store::sync_store&) { held->wait(); });
     const std::vector<ticket_ptr> queued{writer.submit(owner, first, now_ms, std::nullopt),
                                          writer.submit(owner, last, now_ms, two_page_slice)};
     if (held) held->open();
     for (const auto& t : queued) out.tickets.push_back(settled(co_await t->wait()));
     out.flush = settled(co_await writer.flush(owner));
-    auto read = [](incident_store& s) { return s.watermark(pair_a); };
+    auto read = [](isync::store::sync_store& s) { return s.watermark(pair_a); };
     auto wm = co_await writer.call(read);
     out.watermark_read = wm.has_value();
     if (wm) out.watermark = *wm;
@@ -584,7 +584,7 @@ TEST_P(StoreWriterLimits, CommitsAtTheLimitsOrWhenTheQueueIsEmpty) {
     outcome flushed;
 
     auto body = [&]() -> net::awaitable<void> {
-        writer.post([&blocked](incident_store&) { blocked.wait(); });
+        writer.post([&blocked](isync::store::sync_store&) { blocked.wait(); });
         auto p1 = writer.submit(a, page(0, 2), t1, std::nullopt);
         auto p2 = writer.submit(a, page(2, 2), t1, std::nullopt);
         auto p3 = writer.submit(a, page(4, 2), t1, std::nullopt);
@@ -631,7 +631,7 @@ TEST_F(StoreWriter, UnchangedIncidentsDoNotCountTowardsTheIncidentLimit) {
         got.push_back(settled(co_await writer.flush(a)));
         commits_before = hook.commit_steps.load();
         // Three pages of stored, unchanged incidents: nothing written, no limit reached.
-        writer.post([&blocked](incident_store&) { blocked.wait(); });
+        writer.post([&blocked](isync::store::sync_store&) { blocked.wait(); });
         auto p1 = writer.submit(a, page(0, 2, parse_mode::untyped), t2, std::nullopt);
         auto p2 = writer.submit(a, page(2, 2, parse_mode::untyped), t2, std::nullopt);
         auto p3 = writer.submit(a, page(4, 2), t2, std::nullopt);
@@ -660,10 +660,10 @@ TEST_F(StoreWriter, CallRunsOnTheWriterThreadAfterCommittingWhatWasWritten) {
     outcome written;
 
     auto body = [&]() -> net::awaitable<void> {
-        writer.post([&blocked](incident_store&) { blocked.wait(); });
+        writer.post([&blocked](isync::store::sync_store&) { blocked.wait(); });
         auto p1 = writer.submit(a, page(0, 5), t1, std::nullopt);
         // Queued behind the page, with nothing after it to keep the transaction open.
-        auto probe = [&](incident_store& s) -> result<std::int64_t> {
+        auto probe = [&](isync::store::sync_store& s) -> result<std::int64_t> {
             in_transaction = s.in_transaction();
             on_writer_thread = std::this_thread::get_id() != test_thread;
             return count_rows("SELECT COUNT(*) FROM incidents");  // another connection: committed rows only
@@ -741,7 +741,7 @@ TEST_F(StoreWriter, AMomentaryEmptyQueueDoesNotCommit) {
         auto second = writer.submit(a, page(4, 4), t1, std::nullopt);
         got.push_back(settled(co_await second->wait()));
         visible_after_second = stored_ids();
-        auto count_commits = [&](incident_store&) -> result<int> { return commits; };
+        auto count_commits = [&](isync::store::sync_store&) -> result<int> { return commits; };
         commits_before_flush = (co_await writer.call(count_commits)).value();  // call() is a barrier: it commits first
         got.push_back(settled(co_await writer.flush(a)));
     };
@@ -763,7 +763,7 @@ TEST_F(StoreWriter, DestructorWritesAndCommitsEverythingQueued) {
         store_writer writer(io_.get_executor(), *store_, no_age_limit);
         open_on_exit opener{blocked};
         auto a = writer.open_ledger();
-        writer.post([&blocked](incident_store&) { blocked.wait(); });
+        writer.post([&blocked](isync::store::sync_store&) { blocked.wait(); });
         pending.push_back(writer.submit(a, page(0, 3), t1, std::nullopt));
         pending.push_back(writer.submit(a, page(3, 3, parse_mode::untyped), t1, std::nullopt));
         pending.push_back(writer.submit(a, page(6, 3), t1, std::nullopt));
@@ -809,7 +809,8 @@ TEST_F(StoreWriter, SubmitWhenRoomWaitsWhileMaxQueuedPagesWaitForTheWriter) {
     std::vector<outcome> got;
 
     auto body = [&]() -> net::awaitable<void> {
-        writer.post([&blocked](incident_store&) { blocked.wait(); });  // the writer takes nothing from its queue
+        writer.post(
+            [&blocked](isync::store::sync_store&) { blocked.wait(); });  // the writer takes nothing from its queue
         auto p1 = co_await writer.submit_when_room(a, page(0, 10), t1, std::nullopt);
         auto p2 = co_await writer.submit_when_room(a, page(10, 10), t1, std::nullopt);
         ticket_ptr p3;

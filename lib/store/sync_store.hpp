@@ -1,0 +1,68 @@
+#pragma once
+// What the sync engine and its writer thread need from a database, and all
+// they may use: the seam between syncing and storing. SQLite's
+// incident_store implements it today; a second backend (PostgreSQL, issue
+// 14) implements the same and the engine does not change.
+//
+// The contract every backend keeps:
+//  - write_page() adds a page to the transaction begin() opened; when
+//    `finish` is given, the same transaction moves the pair's watermark to
+//    finish->to_ms (never backwards; not at all when !finish->moves_watermark)
+//    and records an `ok` sync_runs row. Data and watermark commit together or
+//    not at all;
+//  - a failed write_page() or commit() has rolled the whole transaction back
+//    (every page since begin()) before it returns;
+//  - errors name the database and say what to do; errc::database_busy when
+//    another writer holds it;
+//  - one thread uses a store at a time (the writer thread while an engine
+//    lives), except interrupt_waits(), which any thread may call.
+
+#include "config/config.hpp"
+#include "model/incident.hpp"
+#include "store/slice_report.hpp"
+#include "store/sync_state.hpp"
+#include "util/error.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace isync::store {
+
+class sync_store {
+public:
+    virtual ~sync_store() = default;
+
+    // A write transaction: begin, pages, commit (or rollback).
+    virtual result<void> begin() = 0;
+    virtual result<upsert_counts> write_page(std::span<const model::incident> incidents, std::int64_t now_ms,
+                                             const slice_report* finish = nullptr,
+                                             std::span<const model::unknown_field> unknown_fields = {}) = 0;
+    virtual result<void> commit() = 0;
+    virtual void rollback() noexcept = 0;
+    virtual bool in_transaction() const = 0;
+    // The content hash stored for incident `id` (nullopt when not stored),
+    // inside a transaction; a failure rolls it back.
+    virtual result<std::optional<std::int64_t>> stored_content_hash(const std::string& id) = 0;
+
+    // A slice that failed: a `failed` sync_runs row and the pair's last
+    // error, in a transaction of its own; the watermark is not touched.
+    virtual result<void> record_failure(const slice_report& report, std::string_view error_text, std::int64_t now_ms,
+                                        bool auth_failure) = 0;
+    // The pair's watermark (epoch ms), nullopt before its first finished slice.
+    virtual result<std::optional<std::int64_t>> watermark(const config::pair& pair) = 0;
+    // Every pair's stored state, without incident counts.
+    virtual result<std::vector<stored_pair_state>> sync_states() = 0;
+
+    // No poll is running: do what was put off for readers (indexes a first
+    // backfill left out, a WAL checkpoint). Errors are only logged.
+    virtual void on_idle() = 0;
+    // Any thread: make waits on other processes' locks (and the slow disk)
+    // end now, so that a stop that takes too long rolls back instead.
+    virtual void interrupt_waits() noexcept = 0;
+};
+
+}  // namespace isync::store
