@@ -18,8 +18,8 @@ sync_log::sync_log(statement_registry& statements)
                           "last_error_at = ?3, last_error = ?4, auth_failing = ?5")),
       insert_run_(statements.make(
           "INSERT INTO sync_runs (app_id, tld, from_ms, to_ms, pages, incidents_seen, incidents_new, "
-          "incidents_changed, drift_corrections, started_at, finished_at, status, error, from_at, to_at) "
-          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")),
+          "incidents_changed, drift_corrections, started_at, finished_at, status, error, from_at, to_at, kind) "
+          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")),
       select_watermark_(statements.make("SELECT watermark_ms FROM sync_state WHERE app_id = ? AND tld = ?")) {}
 
 void sync_log::finish_slice(const slice_report& report, const upsert_counts& page, const std::string& now_text) {
@@ -71,6 +71,7 @@ void sync_log::write_run(const slice_report& report, std::int64_t pages, const u
         insert_run_.bind(13);
     insert_run_.bind(14, util::format_iso8601_ms(report.from_ms));
     insert_run_.bind(15, util::format_iso8601_ms(report.to_ms));
+    insert_run_.bind(16, report.moves_watermark ? "poll" : "resync");
     run(insert_run_);
 }
 

@@ -411,6 +411,9 @@ TEST(Daemon, ResyncReReadsARangeWithoutMovingAWatermarkAndWaitsForNoDaemon) {
                                  "' AND to_at <= '" + to + "'")
                       .getInt64(),
                   3);  // one slice for the one pair, one per pair for --all
+        // Told apart from the polls (schema 006): exactly those three are resyncs.
+        EXPECT_EQ(db->execAndGet("SELECT COUNT(*) FROM sync_runs WHERE kind = 'resync'").getInt64(), 3);
+        EXPECT_GT(db->execAndGet("SELECT COUNT(*) FROM sync_runs WHERE kind = 'poll'").getInt64(), 0);
     }
 
     EXPECT_EQ(f.run("resync", "not-a-pair", {"PXnone/none.example", "--from", "1d"}), 64);

@@ -296,3 +296,24 @@ TEST(Migrations, ANewDatabaseGets16KiBPagesAndAnOldOneKeepsItsOwn) {
     EXPECT_EQ(user_version(**old), latest_schema_version());
     EXPECT_EQ((*old)->execAndGet("PRAGMA integrity_check").getString(), "ok");
 }
+
+TEST(Migrations, SyncRunsOfAVersion5DatabaseReadAsPollsAndKindTakesOnlyItsTwoValues) {
+    temp_dir dir;
+    const std::string path = dir.file("v5.db");
+    {
+        SQLite::Database old(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+        for (const auto& m : embedded_migrations())
+            if (m.version <= 5) old.exec(std::string(m.sql));
+        old.exec("PRAGMA user_version=5");
+        old.exec(
+            "INSERT INTO sync_runs (app_id, tld, from_ms, to_ms, pages, incidents_seen, incidents_new, "
+            "incidents_changed, drift_corrections, started_at, finished_at, status) "
+            "VALUES ('PXa', 'a.example', 1, 2, 1, 0, 0, 0, 0, 'x', 'x', 'ok')");
+    }
+    auto db = open_database({.path = path});
+    ASSERT_TRUE(db.has_value()) << db.error().message;
+    EXPECT_EQ(user_version(**db), latest_schema_version());
+    EXPECT_EQ((*db)->execAndGet("SELECT kind FROM sync_runs").getString(), "poll");
+    EXPECT_THROW((*db)->exec("UPDATE sync_runs SET kind = 'other'"), SQLite::Exception);
+    EXPECT_NO_THROW((*db)->exec("UPDATE sync_runs SET kind = 'resync'"));
+}

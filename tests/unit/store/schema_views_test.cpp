@@ -207,10 +207,11 @@ TEST_F(SchemaViews, ExistingColumnsKeepTheirNamesAndOrderAndNewOnesComeLast) {
     EXPECT_EQ(columns_of(*db_, "vulnerable_packages"),
               (std::vector<std::string>{"package", "version", "vulnerability_id", "incidents", "last_seen"}));
     const auto runs = columns_of(*db_, "sync_runs");
-    ASSERT_GE(runs.size(), 2u);
-    EXPECT_EQ(runs[runs.size() - 2], "from_at");
-    EXPECT_EQ(runs.back(), "to_at");
-    EXPECT_EQ(runs[3], "from_ms");  // the columns before stay where they were
+    ASSERT_GE(runs.size(), 3u);
+    EXPECT_EQ(runs[runs.size() - 3], "from_at");  // migration 004
+    EXPECT_EQ(runs[runs.size() - 2], "to_at");
+    EXPECT_EQ(runs.back(), "kind");  // migration 006
+    EXPECT_EQ(runs[3], "from_ms");   // the columns before stay where they were
     EXPECT_EQ(runs[4], "to_ms");
 }
 
