@@ -297,14 +297,16 @@ TEST(Migrations, ANewDatabaseGets16KiBPagesAndAnOldOneKeepsItsOwn) {
     EXPECT_EQ((*old)->execAndGet("PRAGMA integrity_check").getString(), "ok");
 }
 
-TEST(Migrations, SyncRunsOfAVersion5DatabaseReadAsPollsAndKindTakesOnlyItsTwoValues) {
+TEST(Migrations, SyncRunsWrittenBeforeVersion6ReadAsPollsAndKindTakesOnlyItsTwoValues) {
     temp_dir dir;
-    const std::string path = dir.file("v5.db");
+    const std::string path = dir.file("old.db");
     {
+        // Version 2 by its own migrations (003 needs the daemon's SQL
+        // functions, which open_database registers when it upgrades).
         SQLite::Database old(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
         for (const auto& m : embedded_migrations())
-            if (m.version <= 5) old.exec(std::string(m.sql));
-        old.exec("PRAGMA user_version=5");
+            if (m.version <= 2) old.exec(std::string(m.sql));
+        old.exec("PRAGMA user_version=2");
         old.exec(
             "INSERT INTO sync_runs (app_id, tld, from_ms, to_ms, pages, incidents_seen, incidents_new, "
             "incidents_changed, drift_corrections, started_at, finished_at, status) "
