@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 
 namespace isync::app {
 namespace {
@@ -79,11 +78,6 @@ std::optional<std::int64_t> parse_since(const std::string& text, std::int64_t no
 }
 
 result<export_summary> export_jsonl(const export_options& options, std::FILE* out) {
-    std::error_code ec;
-    if (!std::filesystem::exists(options.database_path, ec))
-        return make_error(errc::database, fmt::format("no database at {}: run `incident-syncd once` (or start the "
-                                                      "service) to make it",
-                                                      options.database_path));
     auto db = store::open_database({options.database_path, options.busy_timeout, /*read_only=*/true});
     if (!db) return db.error();
     export_summary summary;

@@ -9,7 +9,6 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <map>
 
 namespace isync::app {
@@ -41,11 +40,6 @@ status_options status_options_for(const config::config& cfg) {
 }
 
 result<status_result> read_status(const status_options& options, std::int64_t now_ms) {
-    std::error_code ec;
-    if (options.database_path != ":memory:" && !std::filesystem::exists(options.database_path, ec))
-        return make_error(errc::database, fmt::format("no database yet at {}: run `incident-syncd once` (or start "
-                                                      "the service) to make it",
-                                                      options.database_path));
     auto db = store::open_database({options.database_path, options.busy_timeout, /*read_only=*/true});
     if (!db) return db.error();
     auto stored = store::read_sync_states(**db, options.database_path, /*count_incidents=*/true);

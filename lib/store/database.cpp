@@ -226,6 +226,12 @@ result<std::unique_ptr<SQLite::Database>> open_database(const open_options& opti
         // The child rows' INSERTs now need no statement journal at all (see
         // incident_writer), which saves those writes without the risk.
     });
+    // A reader (status, export) never creates the file: say how one is made.
+    if (std::error_code ec;
+        options.read_only && options.path != ":memory:" && !std::filesystem::exists(options.path, ec))
+        return make_error(errc::database, fmt::format("no database yet at {}: run `incident-syncd once` (or start the "
+                                                      "service) to make it",
+                                                      options.path));
     try {
         // NOMUTEX: a connection is used by one thread at a time (the engine
         // hands it to its writer thread), so SQLite need not lock each call.

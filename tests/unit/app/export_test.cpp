@@ -247,3 +247,15 @@ TEST(ResyncArguments, TakeOnePairOrAllAndAStart) {
         }
     }
 }
+
+TEST(ExportArguments, AMissingDatabaseSaysHowOneIsMadeAndCreatesNothing) {
+    isync::test::temp_dir dir;
+    isync::app::export_options options;
+    options.database_path = dir.file("no-such.db");
+    const auto r = isync::app::export_jsonl(options, stdout);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, isync::errc::database);
+    EXPECT_NE(r.error().message.find("no database yet at " + options.database_path), std::string::npos)
+        << r.error().message;
+    EXPECT_FALSE(std::filesystem::exists(options.database_path)) << "export must never create the database";
+}
