@@ -63,7 +63,13 @@ ops::http_reply answer_ops_request(const sync::engine& engine, const std::string
     // Answering at all proves the event loop turns.
     if (path == "/healthz") return {200, "application/json", "{\"status\":\"ok\"}\n"};
     if (path == "/readyz") {
-        const auto verdict = ops::judge_health(engine_facts(engine), now, {sync.interval, sync.settle});
+        auto verdict = ops::judge_health(engine_facts(engine), now, {sync.interval, sync.settle});
+        // Discovery alone, and it never answered: nothing is polled, which is
+        // not "every pair healthy".
+        if (sync.discover && !engine.applications() && health.empty()) {
+            verdict.healthy = false;
+            verdict.summary = "not ready: pair discovery has not succeeded yet, so there is nothing to poll";
+        }
         const auto r = ops::render_readiness(verdict);
         return {r.ready ? 200u : 503u, "application/json", r.reason + "\n"};
     }

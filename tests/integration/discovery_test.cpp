@@ -194,3 +194,28 @@ TEST(Discovery, CheckConfigOnlineShowsWhatDiscoveryFindsAndWhatItSkips) {
     EXPECT_NE(f.output("check-failed").find("discovery: FAILED: HTTP 500"), std::string::npos)
         << f.output("check-failed");
 }
+
+TEST(Discovery, ADaemonWithOnlyDiscoveryIsNotReadyUntilDiscoveryAnswers) {
+    auto options = discovering(2, "  discover_interval: 1h\n");
+    options.faults.account_settings_status = 503;
+    daemon_fixture f(options);
+    f.pairs().clear();
+    f.write_config();
+    auto daemon = f.start("run", "run");
+    std::optional<std::uint16_t> port;
+    ASSERT_TRUE(wait_until([&] { return (port = test_support::metrics_port(*daemon)).has_value(); }, 20s));
+    // Failed (after its retries), it knows no pair: 503 with the reason.
+    ASSERT_TRUE(wait_until(
+        [&] { return daemon->stderr_text().find("no pairs to poll until it answers") != std::string::npos; }, 30s))
+        << daemon->stderr_text();
+    const auto not_ready = test_support::http_get(*port, "/readyz");
+    EXPECT_EQ(not_ready.status, 503u);
+    EXPECT_NE(not_ready.body.find("pair discovery has not succeeded yet"), std::string::npos) << not_ready.body;
+    // It answers again: discovery is retried within sync.interval (1 s here),
+    // its pairs sync, and the daemon is ready.
+    f.server().set_faults({});
+    ASSERT_TRUE(wait_until([&] { return test_support::http_get(*port, "/readyz").status == 200; }, 60s))
+        << test_support::http_get(*port, "/readyz").body << daemon->stderr_text();
+    daemon->signal(SIGTERM);
+    EXPECT_EQ(daemon->wait(10s), 0);
+}
