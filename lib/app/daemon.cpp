@@ -208,6 +208,7 @@ net::awaitable<void> daemon::handle_signals() {
             spdlog::error("SIGHUP: configuration not reloaded, keeping the running one: {}", fresh.error().message);
             continue;
         }
+        const char* discovery = fresh->settings.sync.discover ? " and discovery, asked again now" : "";
         engine_->reconfigure(std::move(fresh->settings), std::move(fresh->token));
         if (options_.once)
             spdlog::info(
@@ -215,8 +216,8 @@ net::awaitable<void> daemon::handle_signals() {
                 "finishes with the settings it began with",
                 fresh->pairs, fresh->token_source);
         else
-            spdlog::info("SIGHUP: configuration and token reloaded ({} pair(s), token from {})", fresh->pairs,
-                         fresh->token_source);
+            spdlog::info("SIGHUP: configuration and token reloaded ({} pair(s){}, token from {})", fresh->pairs,
+                         discovery, fresh->token_source);
     }
 }
 
