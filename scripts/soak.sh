@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Soak: incident-syncd `run` against incident-sim in live mode (the account
-# changes on every request) with mixed faults, polling every 2 s, for a
+# changes on every request) with mixed faults, polling every 2 s (and
+# discovering pairs every 2 s), for a
 # bounded time. Samples open file descriptors, RSS and WAL size and fails if
 # they do not stay flat after warm-up; then SIGTERM must exit 0 and the
 # database must pass integrity_check.
@@ -25,7 +26,7 @@ umask 077; echo "soak-token" > "$work/token"; umask 022
 
 "$bin/tests/incident-sim" --port 0 --port-file "$work/port" --ca-out "$work/ca.pem" --incidents 5000 --pairs 5 \
   --span 2h --token-file "$work/token" --live 2 --fail-every 7 --truncate-every 23 --rate-limit-every 31 \
-  --reset-every 37 > "$work/sim.log" 2>&1 &
+  --reset-every 37 --stats-file "$work/sim_stats.json" > "$work/sim.log" 2>&1 &
 sim_pid=$!
 for _ in $(seq 1 600); do [[ -s $work/port ]] && break; sleep 0.1; done
 cat > "$work/config.yaml" <<YAML
@@ -35,6 +36,10 @@ sync:
   interval: 2s
   initial_lookback: 3h
   settle: 0s
+  # Discovery every 2 s under the same faults: it finds the pairs listed
+  # below (and a disabled application), fails now and then and keeps them.
+  discover: true
+  discover_interval: 2s
   pairs:
 $(for i in 0 1 2 3 4; do printf '    - { app_id: PXsim%03d, tld: site%03d.example }\n' "$i" "$i"; done)
 database: { path: incidents.db }
@@ -83,8 +88,15 @@ daemon_pid=""
 (( $(date +%s) - start <= 10 )) || { echo "FAIL: SIGTERM took more than 10 s"; status=1; }
 integrity=$(sqlite3 "$work/incidents.db" "PRAGMA integrity_check")
 [[ $integrity == ok ]] || { echo "FAIL: integrity_check: $integrity"; status=1; }
+# Discovery kept asking all along (every 2 s, retries included): at least one every 4 s.
+kill -TERM "$sim_pid"
+wait "$sim_pid" || true
+sim_pid=""
+discoveries=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["account_settings_requests"])' \
+  "$work/sim_stats.json" 2>/dev/null || echo 0)
+(( discoveries >= duration / 4 )) || { echo "FAIL: only $discoveries discoveries in ${duration}s"; status=1; }
 polls=$(sqlite3 "$work/incidents.db" "SELECT COUNT(*) FROM sync_runs WHERE status = 'ok'")
 failed=$(sqlite3 "$work/incidents.db" "SELECT COUNT(*) FROM sync_runs WHERE status = 'failed'")
-echo "soak: ${duration}s, $polls slices ok, $failed failed (retried next poll), exit $code, integrity $integrity"
+echo "soak: ${duration}s, $polls slices ok, $failed failed (retried next poll), $discoveries discoveries, exit $code, integrity $integrity"
 ((status == 0)) && echo "PASS" || echo "FAIL"
 exit $status

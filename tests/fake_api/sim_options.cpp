@@ -98,7 +98,8 @@ with a CA made at start-up. Runs until SIGTERM or SIGINT.
 
 On SIGTERM or SIGINT it stops and prints its stats as one JSON line on stdout:
 {"requests":N,"status_counts":{"200":N,...},"bytes_sent":N,"body_bytes_uncompressed":N,
- "peak_in_flight":N,"refused_429":N,"rate_limited_429":N,"connections_accepted":N,"incidents_served":N}
+ "peak_in_flight":N,"refused_429":N,"rate_limited_429":N,"connections_accepted":N,"incidents_served":N,
+ "account_settings_requests":N}
 (bytes_sent: response bodies as sent, after compression; refused_429: the 429s for --max-in-flight;
 rate_limited_429: the 429s for --rate-limit).
 )";
@@ -264,6 +265,8 @@ std::string sim_stats_json(const server_stats& stats) {
     w.Uint64(stats.connections_accepted);
     w.Key("incidents_served");
     w.Uint64(stats.incidents_served);
+    w.Key("account_settings_requests");
+    w.Uint64(stats.account_settings_requests);
     w.EndObject();
     return {out.GetString(), out.GetSize()};
 }

@@ -150,6 +150,7 @@ TEST(SimStatsJson, IsOneLineWithEveryCounter) {
     st.rate_limited_429 = 1;
     st.connections_accepted = 5;
     st.incidents_served = 700;
+    st.account_settings_requests = 9;
     const auto json = fake_api::sim_stats_json(st);
     EXPECT_EQ(json.find('\n'), std::string::npos);
 
@@ -165,6 +166,7 @@ TEST(SimStatsJson, IsOneLineWithEveryCounter) {
     EXPECT_EQ(doc["rate_limited_429"].GetUint64(), 1u);
     EXPECT_EQ(doc["connections_accepted"].GetUint64(), 5u);
     EXPECT_EQ(doc["incidents_served"].GetUint64(), 700u);
+    EXPECT_EQ(doc["account_settings_requests"].GetUint64(), 9u);
     const auto& counts = doc["status_counts"];
     ASSERT_TRUE(counts.IsObject());
     EXPECT_EQ(counts.MemberCount(), 3u);
