@@ -212,7 +212,7 @@ int export_command(const arguments& args) {
     }
     options.changes = args.changes;
     if (args.since) {
-        options.since_ms = parse_since(*args.since, wall_now_ms());
+        options.since_ms = util::parse_time_or_ago(*args.since, wall_now_ms());
         if (!options.since_ms) {
             print_error(
                 fmt::format("--since \"{}\" is neither an ISO-8601 time (2026-12-01T00:00:00Z) nor a "
@@ -338,8 +338,9 @@ int resync(const arguments& args) {
         return exit_code_for(cfg.error());
     }
     const std::int64_t now = wall_now_ms();
-    const auto from = parse_since(*args.from, now);
-    auto to = args.to ? parse_since(*args.to, now) : std::optional<std::int64_t>(now - cfg->sync.settle.count());
+    const auto from = util::parse_time_or_ago(*args.from, now);
+    auto to =
+        args.to ? util::parse_time_or_ago(*args.to, now) : std::optional<std::int64_t>(now - cfg->sync.settle.count());
     if (!from || !to) {
         print_error(
             fmt::format("resync: {} \"{}\" is neither an ISO-8601 time (2026-12-01T00:00:00Z) nor a "

@@ -1,7 +1,6 @@
 #include "app/export_jsonl.hpp"
 
 #include "store/database.hpp"
-#include "util/duration.hpp"
 #include "util/timestamp.hpp"
 
 #include <SQLiteCpp/Statement.h>
@@ -70,12 +69,6 @@ void change_line(json_writer& w, SQLite::Statement& st) {
 }
 
 }  // namespace
-
-std::optional<std::int64_t> parse_since(const std::string& text, std::int64_t now_ms) {
-    if (auto at = util::parse_iso8601_ms(text)) return at;
-    if (auto back = util::parse_duration(text)) return now_ms - back->count();
-    return std::nullopt;
-}
 
 result<export_summary> export_jsonl(const export_options& options, std::FILE* out) {
     auto db = store::open_database({options.database_path, options.busy_timeout, /*read_only=*/true});

@@ -33,8 +33,4 @@ struct export_summary {
 // missing or unreadable, errc::io when a line cannot be written.
 result<export_summary> export_jsonl(const export_options& options, std::FILE* out);
 
-// `--since`: an ISO-8601 time (`2026-12-01T00:00:00Z`) or a duration back
-// from `now_ms` (`24h`, `7d`). nullopt when it is neither.
-std::optional<std::int64_t> parse_since(const std::string& text, std::int64_t now_ms);
-
 }  // namespace isync::app

@@ -1,5 +1,7 @@
 #include "util/timestamp.hpp"
 
+#include "util/duration.hpp"
+
 #include <array>
 #include <cstdio>
 
@@ -203,6 +205,12 @@ std::string format_http_date(std::int64_t epoch_ms) {
                   static_cast<long long>(rem / 3600), static_cast<long long>(rem / 60 % 60),
                   static_cast<long long>(rem % 60));
     return buf;
+}
+
+std::optional<std::int64_t> parse_time_or_ago(std::string_view text, std::int64_t now_ms) {
+    if (auto at = parse_iso8601_ms(text)) return at;
+    if (auto back = parse_duration(text)) return now_ms - back->count();
+    return std::nullopt;
 }
 
 }  // namespace isync::util

@@ -26,4 +26,9 @@ std::optional<std::int64_t> parse_http_date_ms(std::string_view text);
 // Formats epoch ms as an IMF-fixdate.
 std::string format_http_date(std::int64_t epoch_ms);
 
+// A time as the commands take it (`export --since`, `resync --from/--to`):
+// ISO 8601 (`2026-12-01T00:00:00Z`) or a duration back from `now_ms`
+// (`24h`, `7d`). nullopt when it is neither.
+std::optional<std::int64_t> parse_time_or_ago(std::string_view text, std::int64_t now_ms);
+
 }  // namespace isync::util

@@ -198,11 +198,11 @@ TEST_F(ExportJsonl, AReaderThatGoesAwayEndsTheExportQuietly) {
 }
 
 TEST(ExportSince, TakesAnIsoTimeOrADurationBackFromNow) {
-    EXPECT_EQ(isync::app::parse_since("2023-01-22T15:00:00Z", 0), t0);
-    EXPECT_EQ(isync::app::parse_since("24h", t0), t0 - 24 * hour);
-    EXPECT_EQ(isync::app::parse_since("7d", t0), t0 - 7 * 24 * hour);
-    EXPECT_FALSE(isync::app::parse_since("yesterday", t0).has_value());
-    EXPECT_FALSE(isync::app::parse_since("2023-01-22", t0).has_value());
+    EXPECT_EQ(isync::util::parse_time_or_ago("2023-01-22T15:00:00Z", 0), t0);
+    EXPECT_EQ(isync::util::parse_time_or_ago("24h", t0), t0 - 24 * hour);
+    EXPECT_EQ(isync::util::parse_time_or_ago("7d", t0), t0 - 7 * 24 * hour);
+    EXPECT_FALSE(isync::util::parse_time_or_ago("yesterday", t0).has_value());
+    EXPECT_FALSE(isync::util::parse_time_or_ago("2023-01-22", t0).has_value());
 }
 
 TEST(ExportArguments, BelongToTheExportCommand) {
