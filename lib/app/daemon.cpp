@@ -54,7 +54,7 @@ ops::http_reply answer_ops_request(const sync::engine& engine, const std::string
     const auto health = engine.health();
     const auto& sync = engine.settings().sync;
     if (path == "/metrics") {
-        const auto verdict = ops::judge_health(engine_facts(engine), now, {sync.interval, sync.settle});
+        const auto verdict = ops::judge_health(engine_facts(engine), now, {sync.interval, sync.settle, sync.discover});
         const ops::metrics_input in{
             engine.stats(),    health,          now,     file_size(db_path), file_size(db_path + "-wal"),
             engine.progress(), engine.source(), &verdict};
@@ -63,7 +63,7 @@ ops::http_reply answer_ops_request(const sync::engine& engine, const std::string
     // Answering at all proves the event loop turns.
     if (path == "/healthz") return {200, "application/json", "{\"status\":\"ok\"}\n"};
     if (path == "/readyz") {
-        auto verdict = ops::judge_health(engine_facts(engine), now, {sync.interval, sync.settle});
+        auto verdict = ops::judge_health(engine_facts(engine), now, {sync.interval, sync.settle, sync.discover});
         // Discovery alone, and it never answered: nothing is polled, which is
         // not "every pair healthy".
         if (sync.discover && !engine.applications() && health.empty()) {

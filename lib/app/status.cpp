@@ -34,7 +34,7 @@ status_options status_options_for(const config::config& cfg) {
     o.database_path = cfg.database.path;
     o.configured = cfg.sync.pairs;
     o.discover = cfg.sync.discover;
-    o.policy = {cfg.sync.interval, cfg.sync.settle};
+    o.policy = {cfg.sync.interval, cfg.sync.settle, cfg.sync.discover};
     o.busy_timeout = cfg.database.busy_timeout;
     return o;
 }

@@ -27,7 +27,11 @@ pair_verdict judge_pair(const pair_facts& f, std::int64_t now_ms, const health_p
     auto verdict = [&](pair_state s, bool healthy, std::string reason) {
         return pair_verdict{f.pair, s, healthy, std::move(reason)};
     };
-    if (!f.configured) return verdict(pair_state::removed, true, "removed from the configuration; its data is kept");
+    if (!f.configured)
+        return verdict(pair_state::removed, true,
+                       policy.discover ? "no longer polled (not in sync.pairs, and discovery does not select it); "
+                                         "its data is kept"
+                                       : "removed from the configuration; its data is kept");
     if (f.auth_failing) return verdict(pair_state::auth_failing, false, "the API refuses the token");
 
     const bool recent_success = f.last_success_ms && now_ms - *f.last_success_ms <= recent_ms;

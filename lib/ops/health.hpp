@@ -45,6 +45,7 @@ struct pair_verdict {
 struct health_policy {
     std::chrono::milliseconds interval;  // sync.interval; "recent" is within three of them
     std::chrono::milliseconds settle{0};
+    bool discover = false;  // sync.discover: a pair no longer polled left discovery's list, not only the file
 };
 
 struct health_verdict {

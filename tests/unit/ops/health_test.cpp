@@ -88,6 +88,12 @@ TEST(Health, RemovedPairsAreListedButNeverMakeTheWholeUnhealthy) {
     EXPECT_EQ(v.summary, "ready");
     ASSERT_EQ(v.pairs.size(), 2u);
     EXPECT_EQ(v.pairs[1].state, pair_state::removed);
+    EXPECT_EQ(v.pairs[1].reason, "removed from the configuration; its data is kept");
+    // With discovery, a pair also leaves when the account stops listing it.
+    auto with_discovery = policy;
+    with_discovery.discover = true;
+    EXPECT_EQ(judge_health({synced(a, t0), gone}, t0 + 1000, with_discovery).pairs[1].reason,
+              "no longer polled (not in sync.pairs, and discovery does not select it); its data is kept");
 }
 
 TEST(Health, OneFailingPairMakesTheWholeUnhealthyAndNamesIt) {
