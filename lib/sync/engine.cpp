@@ -647,10 +647,12 @@ void engine::reconfigure(engine_settings settings, config::secret token) {
         // A single pass (run_once) polls the pairs it started with; the new
         // settings apply to a later pass of this engine, if any.
         current_ = make_snapshot(std::move(settings), token);
+        select_discovered();
         return;
     }
     // Polls running now keep the snapshot they started with; the next ones take this.
     current_ = make_snapshot(std::move(settings), token);
+    select_discovered();
     apply_pairs("the configuration");
     if (!stopping_) restart_discovery();
 }

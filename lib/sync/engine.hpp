@@ -277,8 +277,14 @@ private:
     std::optional<std::int64_t> offset_limit_;
     std::optional<slice> range_;                                 // set_range()
     std::optional<std::vector<api::application>> applications_;  // the last successful discovery's
-    std::optional<std::uint64_t> discovery_task_;                // run(): discovery_loop's task id
-    bool discovery_failed_ = false;                              // run_once(): its discovery failed
+    // applications_ as the current sync.discover/include/exclude select them,
+    // sorted: polled_pairs()' share, kept here because health(), /metrics and
+    // the progress file ask for it far more often than it changes.
+    std::vector<config::pair> discovered_;
+    // Recomputes discovered_ (after a discovery, and after a SIGHUP).
+    void select_discovered();
+    std::optional<std::uint64_t> discovery_task_;  // run(): discovery_loop's task id
+    bool discovery_failed_ = false;                // run_once(): its discovery failed
     struct single_pass {
         std::set<config::pair> started;
         std::map<config::pair, pair_status> results;

@@ -35,9 +35,11 @@ std::vector<config::pair> minus(const std::vector<config::pair>& a, const std::v
 
 }  // namespace
 
+void engine::select_discovered() { discovered_ = selected(applications_, current_->settings.sync); }
+
 std::vector<config::pair> engine::polled_pairs() const {
     const auto& sync = current_->settings.sync;
-    std::vector<config::pair> out = selected(applications_, sync);
+    std::vector<config::pair> out = discovered_;
     out.insert(out.end(), sync.pairs.begin(), sync.pairs.end());
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
@@ -68,7 +70,7 @@ net::awaitable<engine::discovery_outcome> engine::discover(std::shared_ptr<const
         if (e.code == errc::cancelled) co_return discovery_outcome::cancelled;
         ++stats_.discoveries_failed;
         const std::string kept =
-            applications_ ? fmt::format("keeping the last known {} pair(s)", selected(applications_, sync).size())
+            applications_ ? fmt::format("keeping the last known {} pair(s)", discovered_.size())
             : sync.pairs.empty()
                 ? std::string("no pairs to poll until it answers")
                 : fmt::format("polling only the {} pair(s) of sync.pairs until it answers", sync.pairs.size());
@@ -82,10 +84,11 @@ net::awaitable<engine::discovery_outcome> engine::discover(std::shared_ptr<const
         spdlog::error("discovery: GET /v1/account-settings failed: {}{}; {}", e.message, advice, kept);
         co_return discovery_outcome::failed;
     }
-    const auto before = selected(applications_, sync);
+    const auto before = discovered_;
     const bool first = !applications_.has_value();
     applications_ = std::move(got);
-    const auto after = selected(applications_, sync);
+    select_discovered();
+    const auto& after = discovered_;
     ++stats_.discoveries_ok;
     stats_.last_discovery_ms = clock_.now_ms();
     const auto enabled = std::count_if(applications_->begin(), applications_->end(),
