@@ -1,5 +1,5 @@
 # cmake -P helper for EmbedSchema.cmake: writes OUT from the list FILES.
-set(body "// Generated from schema/*.sql by cmake/embed_schema_run.cmake. Do not edit.\n#include \"store/migrations.hpp\"\n\nnamespace isync::store {\n\nconst std::vector<migration>& embedded_migrations() {\n    static const std::vector<migration> all{\n")
+set(body "// Generated from schema/*/*.sql by cmake/embed_schema_run.cmake. Do not edit.\n#include \"store/migrations.hpp\"\n\nnamespace isync::store {\n\nconst std::vector<migration>& ${FUNCTION}() {\n    static const std::vector<migration> all{\n")
 string(REPLACE "|" ";" FILES "${FILES}")
 foreach(f ${FILES})
   get_filename_component(name ${f} NAME_WE)

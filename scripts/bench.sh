@@ -297,7 +297,7 @@ end_to_end() {
     if ((n <= peer_max)); then
       peer_db=$tmp/e2e-$n/peer.db
       peer=(python3 "$root/bench/peer_sync.py" --base-url "$sim_url" --token-file "$tmp/token" --ca-file "$tmp/ca.pem"
-            --schema "$root/schema/001_initial.sql" --db "$peer_db" --pairs "$pairs" --page-size 100
+            --schema "$root/schema/sqlite/001_initial.sql" --db "$peer_db" --pairs "$pairs" --page-size 100
             --initial-lookback 8d --overlap 8d --max-window 6h)
       for ((r = 1; r <= repeat; r++)); do
         remove_db "$peer_db"
@@ -489,7 +489,7 @@ rl_pass() {
   else
     rl_run "rl.$case.peer" "$dir/peer.log" "$db" "the peer" -- \
       python3 "$root/bench/peer_sync.py" --base-url "$sim_url" --token-file "$tmp/token" --ca-file "$tmp/ca.pem" \
-      --schema "$root/schema/001_initial.sql" --db "$db" --pairs "$npairs" --page-size "$peer_page_size" \
+      --schema "$root/schema/sqlite/001_initial.sql" --db "$db" --pairs "$npairs" --page-size "$peer_page_size" \
       --initial-lookback "$rl_span" --max-window "$rl_peer_window"
   fi
   record "rl.$case.incidents" "$incidents"

@@ -15,15 +15,15 @@ quick=0
 step() { printf '\n==== %s\n' "$*"; }
 
 step "dependencies"
-bash scripts/install-deps.sh systemd monitoring
+bash scripts/install-deps.sh systemd monitoring postgresql
 step "debug build and the whole suite"
 bash scripts/build.sh debug
 ctest --preset debug -j2 --timeout 1800
 ((quick)) && exit 0
 
-step "asan build and the unit and integration tests under AddressSanitizer + UBSan"
+step "asan build and the unit, integration and PostgreSQL tests under AddressSanitizer + UBSan"
 bash scripts/build.sh asan
-ctest --preset asan -j2 --timeout 1800 -L 'unit|integration'
+ctest --preset asan -j2 --timeout 1800 -L 'unit|integration|postgresql'
 
 if [[ -x scripts/fuzz.sh ]]; then
   step "fuzzing: each target for 20 s"

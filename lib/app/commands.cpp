@@ -5,6 +5,7 @@
 #include "app/export_jsonl.hpp"
 #include "app/instance_lock.hpp"
 #include "app/online_check.hpp"
+#include "app/postgresql_options.hpp"
 #include "app/status.hpp"
 #include "app/systemd_notify.hpp"
 #include "config_file/loader.hpp"
@@ -16,6 +17,8 @@
 #include "ops/metrics_text.hpp"
 #include "ops/ops_server.hpp"
 #include "ops/progress_file.hpp"
+#include "pgstore/pg_schema.hpp"
+#include "pgstore/pg_store.hpp"
 #include "store/database.hpp"
 #include "store/incident_store.hpp"
 #include "sync/engine.hpp"
@@ -142,8 +145,23 @@ result<startup> check_startup(const config::config& cfg) {
     if (!p) return p.error();
     auto tls = http::make_tls_context({cfg.api.ca_file, cfg.api.insecure_skip_tls_verify});
     if (!tls) return tls.error();
-    if (auto d = store::check_database_path(cfg.database.path); !d) return d.error();
+    if (!config::uses_postgresql(cfg.database))
+        if (auto d = store::check_database_path(cfg.database.path); !d) return d.error();
     return startup{std::move(*p), std::move(*tls)};
+}
+
+// `check-config` with database.url: connects, and checks that the schema is
+// one this build can use (none yet is fine: `run` creates it). Says which
+// database it reached and where the password came from.
+result<std::string> check_postgresql(const config::config& cfg) {
+    auto target = postgresql_options(cfg);
+    if (!target) return target.error();
+    auto conn = pgstore::pg_connection::connect(target->options);
+    if (!conn) return conn.error();
+    auto version = pgstore::check_schema(**conn);
+    if (!version) return version.error();
+    return fmt::format("PostgreSQL {} (schema version {}{}, password from {})", (*conn)->description(), *version,
+                       *version == 0 ? ": none yet, `run` creates it" : "", target->password_source);
 }
 
 int check_config(const arguments& args) {
@@ -158,8 +176,17 @@ int check_config(const arguments& args) {
         print_error(s.error().message);
         return exit_code_for(s.error());
     }
+    std::string database = cfg->database.path;
+    if (config::uses_postgresql(cfg->database)) {
+        auto checked = check_postgresql(*cfg);
+        if (!checked) {
+            print_error(checked.error().message);
+            return exit_code_for(checked.error());
+        }
+        database = *checked;
+    }
     fmt::print("{}: ok ({} pair(s){}, token from {}, database {})\n", cfg->source.string(), cfg->sync.pairs.size(),
-               cfg->sync.discover ? " and discovery" : "", s->p.token_source, cfg->database.path);
+               cfg->sync.discover ? " and discovery" : "", s->p.token_source, database);
     if (!args.online) return exit_ok;
 
     boost::asio::io_context ioc(1);
@@ -185,6 +212,14 @@ int status(const arguments& args) {
             return args.check ? exit_sync_failed : exit_code_for(cfg.error());
         }
         options = status_options_for(*cfg);
+        if (config::uses_postgresql(cfg->database)) {
+            auto target = postgresql_options(*cfg);
+            if (!target) {
+                print_error(target.error().message);
+                return args.check ? exit_sync_failed : exit_code_for(target.error());
+            }
+            options.postgresql = target->options;
+        }
     }
     const std::int64_t now = wall_now_ms();
     auto report = read_status(options, now);
@@ -235,7 +270,8 @@ int export_command(const arguments& args) {
 // Crash-consistency tests abort the process at the Nth store step (begin,
 // each incident, commit, committed). Compiled out of release builds (NDEBUG),
 // so the variable is ignored in production.
-void install_crash_hook([[maybe_unused]] store::incident_store& store) {
+template <class Store>
+void install_crash_hook([[maybe_unused]] Store& store) {
 #ifndef NDEBUG
     const char* at = std::getenv("INCIDENT_SYNC_CRASH_AT_STEP");
     if (!at || !*at) return;
@@ -282,27 +318,50 @@ int sync_with(const arguments& args, result<config::config> cfg, bool once, std:
         spdlog::warn(
             "api.insecure_skip_tls_verify is true: the API's certificate is NOT checked; anyone on the "
             "network path can read the token and forge incidents. Use api.ca_file instead.");
-    auto lock = instance_lock::acquire(cfg->database.path);
-    if (!lock) {
-        spdlog::critical("{}", lock.error().message);
-        return exit_code_for(lock.error());
+    // SQLite: one daemon per file (the lock), and its store. PostgreSQL: no
+    // file lock (several daemons may share one database).
+    std::optional<instance_lock> lock;
+    std::unique_ptr<SQLite::Database> sqlite_db;
+    std::unique_ptr<store::sync_store> store;
+    std::string database_text = cfg->database.path;
+    if (config::uses_postgresql(cfg->database)) {
+        auto target = postgresql_options(*cfg);
+        auto opened = target ? pgstore::pg_store::open(target->options)
+                             : result<std::unique_ptr<pgstore::pg_store>>(target.error());
+        if (!opened) {
+            spdlog::critical("{}", opened.error().message);
+            return exit_code_for(opened.error());
+        }
+        database_text =
+            fmt::format("PostgreSQL {} (password from {})", (*opened)->description(), target->password_source);
+        install_crash_hook(**opened);
+        store = std::move(*opened);
+    } else {
+        auto acquired = instance_lock::acquire(cfg->database.path);
+        if (!acquired) {
+            spdlog::critical("{}", acquired.error().message);
+            return exit_code_for(acquired.error());
+        }
+        lock.emplace(std::move(*acquired));
+        auto db = store::open_database({cfg->database.path, cfg->database.busy_timeout, false});
+        if (!db) {
+            spdlog::critical("{}", db.error().message);
+            return exit_database;
+        }
+        sqlite_db = std::move(*db);
+        auto sqlite_store = std::make_unique<store::incident_store>(*sqlite_db, cfg->database.path);
+        sqlite_store->defer_indexes_while_empty();
+        install_crash_hook(*sqlite_store);
+        store = std::move(sqlite_store);
     }
-    auto db = store::open_database({cfg->database.path, cfg->database.busy_timeout, false});
-    if (!db) {
-        spdlog::critical("{}", db.error().message);
-        return exit_database;
-    }
-    store::incident_store store(**db, cfg->database.path);
-    store.defer_indexes_while_empty();
-    install_crash_hook(store);
     spdlog::info("incident-syncd {} {}: {} pair(s){} from {}, database {}, token from {}", INCIDENT_SYNC_VERSION,
                  once ? "once" : "run", cfg->sync.pairs.size(), cfg->sync.discover ? " and discovery" : "",
-                 p->cfg.api.base_url, cfg->database.path, p->token_source);
+                 p->cfg.api.base_url, database_text, p->token_source);
 
     daemon_options options;
     options.once = once;
     options.range = range;
-    options.database_path = cfg->database.path;
+    options.database_path = config::uses_postgresql(cfg->database) ? "" : cfg->database.path;
     options.metrics_listen = cfg->metrics.address;
     install_stop_deadline_hook(options);
     auto reload = [&args, &cfg]() -> result<reloaded> {
@@ -310,13 +369,15 @@ int sync_with(const arguments& args, result<config::config> cfg, bool once, std:
         if (!fresh) return fresh.error();
         auto np = prepare(*fresh);
         if (!np) return np.error();
-        if (fresh->database.path != cfg->database.path)
-            spdlog::warn("SIGHUP: database.path changed; the new path takes effect after a restart");
+        if (fresh->database.path != cfg->database.path || fresh->database.url != cfg->database.url)
+            spdlog::warn(
+                "SIGHUP: the database (database.path or database.url) changed; the new one takes effect "
+                "after a restart");
         apply_logging(*fresh);
         report_config_warnings(*fresh, true);
         return reloaded{np->settings, np->token, np->token_source, fresh->sync.pairs.size()};
     };
-    daemon d(options, *tls, store, p->settings, p->token, reload);
+    daemon d(options, *tls, *store, p->settings, p->token, reload);
     return d.run();
 }
 

@@ -31,7 +31,9 @@ std::int64_t wall_now_ms() {
         .count();
 }
 
+// nullopt without a file (PostgreSQL: database_path is empty).
 std::optional<std::uint64_t> file_size(const std::string& path) {
+    if (path.empty() || path.starts_with("-")) return std::nullopt;
     std::error_code ec;
     const auto size = std::filesystem::file_size(path, ec);
     if (ec) return std::nullopt;
@@ -119,7 +121,7 @@ daemon::daemon(daemon_options options, net::ssl::context& tls, store::sync_store
 }
 
 daemon::~daemon() {
-    if (options_.database_path != ":memory:") ops::remove_progress_file(options_.database_path);
+    if (has_progress_file()) ops::remove_progress_file(options_.database_path);
 }
 
 int daemon::run() {
@@ -284,7 +286,7 @@ void daemon::report_progress_once() {
 }
 
 void daemon::write_progress_file() {
-    if (options_.database_path == ":memory:" || finished_) return;
+    if (!has_progress_file() || finished_) return;
     ops::daemon_progress file{static_cast<long>(::getpid()), wall_now_ms(), engine_->progress(),
                               engine_->polled_pairs()};
     if (auto w = ops::write_progress_file(options_.database_path, file); !w)

@@ -48,6 +48,7 @@ namespace isync::app {
 
 struct daemon_options {
     bool once = false;
+    // The SQLite file; empty with PostgreSQL (no progress file, no file sizes).
     std::string database_path;
     std::optional<config::listen_address> metrics_listen;  // nullopt (or `once`): no ops endpoint
     std::chrono::milliseconds interrupt_after{4000};
@@ -83,6 +84,8 @@ private:
     void begin_stop(const char* why);
     void report_progress_once();
     void write_progress_file();
+    // `status` reads a progress file beside a SQLite file; none for :memory: or PostgreSQL.
+    bool has_progress_file() const { return !options_.database_path.empty() && options_.database_path != ":memory:"; }
     void finish();
 
     daemon_options options_;

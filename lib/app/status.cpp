@@ -1,5 +1,7 @@
 #include "app/status.hpp"
 
+#include "pgstore/pg_store.hpp"
+
 #include "store/database.hpp"
 #include "store/sync_state.hpp"
 #include "util/timestamp.hpp"
@@ -39,14 +41,31 @@ status_options status_options_for(const config::config& cfg) {
     return o;
 }
 
-result<status_result> read_status(const status_options& options, std::int64_t now_ms) {
+namespace {
+
+// Every stored pair with its incident count, from SQLite or PostgreSQL
+// (whose description goes to `postgresql`).
+result<std::vector<store::stored_pair_state>> read_stored(const status_options& options, std::string& postgresql) {
+    if (options.postgresql) {
+        auto pg = pgstore::pg_store::open_existing(*options.postgresql);
+        if (!pg) return pg.error();
+        postgresql = (*pg)->description();
+        return (*pg)->sync_states_with_counts();
+    }
     auto db = store::open_database({options.database_path, options.busy_timeout, /*read_only=*/true});
     if (!db) return db.error();
-    auto stored = store::read_sync_states(**db, options.database_path, /*count_incidents=*/true);
+    return store::read_sync_states(**db, options.database_path, /*count_incidents=*/true);
+}
+
+}  // namespace
+
+result<status_result> read_status(const status_options& options, std::int64_t now_ms) {
+    status_result out;
+    auto stored = read_stored(options, out.postgresql);
     if (!stored) return stored.error();
 
-    status_result out;
-    out.daemon = ops::read_live_progress(options.database_path);
+    // With PostgreSQL there is no progress file: the database says what it knows.
+    if (!options.postgresql) out.daemon = ops::read_live_progress(options.database_path);
     std::map<config::pair, pair_report> by_pair;
     std::map<config::pair, ops::pair_facts> facts;
     std::vector<config::pair> configured = options.configured;
@@ -191,8 +210,15 @@ std::string format_status(const status_result& r, bool json, std::int64_t now_ms
                            r.daemon ? std::to_string(r.daemon->pid) : std::string("null"));
         return out;
     }
-    std::string out = r.daemon ? fmt::format("daemon: running (pid {})\n", r.daemon->pid)
-                               : std::string("daemon: not running (no live progress file)\n");
+    std::string out;
+    if (!r.postgresql.empty())
+        out = fmt::format(
+            "database: PostgreSQL {}\ndaemon: not tracked here (daemons sharing a PostgreSQL database keep no progress "
+            "file; see each one's /metrics)\n",
+            r.postgresql);
+    else
+        out = r.daemon ? fmt::format("daemon: running (pid {})\n", r.daemon->pid)
+                       : std::string("daemon: not running (no live progress file)\n");
     out += "health: " + r.health.summary + "\n\n";
     out += format_status_table(r.pairs);
     for (const auto& p : r.pairs)

@@ -6,6 +6,7 @@
 #include "config/config.hpp"
 #include "ops/health.hpp"
 #include "ops/progress_file.hpp"
+#include "pgstore/pg_connection.hpp"
 #include "util/error.hpp"
 
 #include <chrono>
@@ -33,6 +34,8 @@ struct pair_report {
 
 struct status_options {
     std::string database_path;
+    // database.url's connection (with its password): PostgreSQL instead of the file.
+    std::optional<pgstore::connect_options> postgresql;
     std::vector<config::pair> configured;  // empty: judge every pair the database knows
     // sync.discover: the pairs polled are the running daemon's (its progress
     // file says which); with no daemon running, every pair the database knows.
@@ -48,6 +51,7 @@ struct status_result {
     std::vector<pair_report> pairs;
     std::optional<ops::daemon_progress> daemon;  // the running daemon, if any
     ops::health_verdict health;
+    std::string postgresql;  // "user@host:port/db" when the store is PostgreSQL
 };
 
 // Reads every configured pair (and pairs only the database knows). Fails with

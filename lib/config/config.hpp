@@ -68,6 +68,11 @@ struct sync_config {
 
 struct database_config {
     std::string path = "/var/lib/incident-sync/incidents.db";
+    // A PostgreSQL connection URI (postgresql://user@host/db?sslmode=...):
+    // when set, the store is PostgreSQL and `path` is not used. Never holds a
+    // password (the loader refuses one): see password_file.
+    std::string url;
+    std::string password_file;  // the PostgreSQL password (empty: not configured)
     duration busy_timeout = std::chrono::seconds(5);
 };
 
@@ -80,6 +85,9 @@ struct metrics_config {
     std::string listen = "127.0.0.1:9464";                                      // host:port; empty: no metrics endpoint
     std::optional<listen_address> address = listen_address{"127.0.0.1", 9464};  // listen, parsed
 };
+
+// Whether the store is PostgreSQL (database.url) rather than SQLite.
+inline bool uses_postgresql(const database_config& d) { return !d.url.empty(); }
 
 struct config {
     std::filesystem::path source;  // the file it was loaded from

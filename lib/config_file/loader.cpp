@@ -222,6 +222,7 @@ private:
     void read_size(const field& f, std::uint64_t& out);
     void read_base_url(const field& f, std::string& out, endpoint& typed);
     void read_proxy(const field& f, std::string& out, std::optional<proxy_endpoint>& typed);
+    void read_database_url(const field& f, std::string& out);
     void read_ca_file(const field& f, std::string& out);
     void read_listen(const field& f, std::string& out, std::optional<listen_address>& typed);
     void read_pairs(const field& f, std::vector<pair>& out);
@@ -306,6 +307,8 @@ std::vector<key_rule> reader::database_rules(database_config& database) {
     return {
         {"path", [&](const field& f) { read_path(f, database.path, empty::refused); }},
         {"busy_timeout", [&](const field& f) { read_duration(f, database.busy_timeout, zero::allowed); }},
+        {"url", [&](const field& f) { read_database_url(f, database.url); }},
+        {"password_file", [&](const field& f) { read_path(f, database.password_file, empty::allowed); }},
     };
 }
 
@@ -497,6 +500,32 @@ void reader::read_base_url(const field& f, std::string& out, endpoint& typed) {
     while (!text->empty() && text->back() == '/') text->pop_back();
     out = std::move(*text);
     typed = std::move(*parsed);
+}
+
+// A libpq connection URI without a password: the configuration file is
+// readable by more people than the password should be.
+void reader::read_database_url(const field& f, std::string& out) {
+    auto text = scalar(f, "a URL", "write postgresql://user@host:5432/dbname, or leave it out for SQLite");
+    if (!text || text->empty()) return;
+    const std::string_view url(*text);
+    const auto scheme_end = url.find("://");
+    const auto scheme = url.substr(0, scheme_end);
+    if (scheme_end == std::string_view::npos || (scheme != "postgresql" && scheme != "postgres"))
+        return fail(f.mark(), f.path, "is not a postgresql:// URL",
+                    "write postgresql://user@host:5432/dbname?sslmode=verify-full (libpq's URI form)");
+    const auto rest = url.substr(scheme_end + 3);
+    const auto authority = rest.substr(0, rest.find_first_of("/?"));
+    const auto at = authority.rfind('@');
+    const bool password_in_userinfo =
+        at != std::string_view::npos && authority.substr(0, at).find(':') != std::string_view::npos;
+    const auto query = rest.find('?') == std::string_view::npos ? std::string_view() : rest.substr(rest.find('?'));
+    const bool password_in_query =
+        query.find("?password=") != std::string_view::npos || query.find("&password=") != std::string_view::npos;
+    if (password_in_userinfo || password_in_query)
+        return fail(f.mark(), f.path, "holds a password",
+                    "the password never goes in the configuration file: put it in database.password_file (mode "
+                    "600), a systemd credential (database-password), PGPASSFILE or ~/.pgpass, and remove it here");
+    out = std::move(*text);
 }
 
 void reader::read_proxy(const field& f, std::string& out, std::optional<proxy_endpoint>& typed) {

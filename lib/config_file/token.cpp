@@ -159,13 +159,15 @@ result<loaded_token> load_token(const config& cfg, const std::function<const cha
                                         "; put the token in one of these (a token file must be mode 600 or 400)");
 }
 
-result<secret> load_proxy_password(const std::filesystem::path& file) {
-    const std::string kind = "proxy password file";
-    auto text = read_token_file(file, {}, kind);
+namespace {
+
+// A password file's one line (the trailing newline is not part of it), under
+// the token file's rules; nullopt when the file does not exist.
+result<std::optional<secret>> read_password_file(const fs::path& file, const std::string& kind,
+                                                 std::string_view extra_fix = {}) {
+    auto text = read_token_file(file, extra_fix, kind);
     if (!text) return text.error();
-    if (!*text)
-        return make_error(errc::config, kind + " " + file.string() + " does not exist (api.proxy_password_file)");
-    // One line: the password alone (a trailing newline is not part of it).
+    if (!*text) return std::optional<secret>();
     std::string_view password = **text;
     while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) password.remove_suffix(1);
     if (password.empty())
@@ -173,7 +175,46 @@ result<secret> load_proxy_password(const std::filesystem::path& file) {
     if (password.find_first_of("\r\n") != std::string_view::npos)
         return make_error(errc::config,
                           kind + " " + file.string() + " holds more than one line; write the password alone");
-    return secret(std::string(password));
+    return std::optional<secret>(secret(std::string(password)));
+}
+
+}  // namespace
+
+result<secret> load_proxy_password(const std::filesystem::path& file) {
+    const std::string kind = "proxy password file";
+    auto password = read_password_file(file, kind);
+    if (!password) return password.error();
+    if (!*password)
+        return make_error(errc::config, kind + " " + file.string() + " does not exist (api.proxy_password_file)");
+    return std::move(**password);
+}
+
+result<std::optional<loaded_password>> load_database_password(const config& cfg,
+                                                              const std::function<const char*(const char*)>& getenv,
+                                                              const std::filesystem::path& docker_secret) {
+    const std::string kind = "database password file";
+    if (!cfg.database.password_file.empty()) {
+        auto password = read_password_file(cfg.database.password_file, kind);
+        if (!password) return password.error();
+        if (!*password)
+            return make_error(errc::config,
+                              kind + " " + cfg.database.password_file + " does not exist (database.password_file)");
+        return std::optional<loaded_password>(
+            loaded_password{std::move(**password), "database.password_file " + cfg.database.password_file});
+    }
+    if (const char* credentials = getenv(credentials_env); credentials && *credentials) {
+        auto password = read_password_file(fs::path(credentials) / "database-password", kind);
+        if (!password) return password.error();
+        if (*password)
+            return std::optional<loaded_password>(
+                loaded_password{std::move(**password), "$CREDENTIALS_DIRECTORY/database-password"});
+    }
+    auto password = read_password_file(docker_secret, kind,
+                                       " (for a Docker secret, set mode: 0400 in the service's secrets entry)");
+    if (!password) return password.error();
+    if (*password)
+        return std::optional<loaded_password>(loaded_password{std::move(**password), docker_secret.string()});
+    return std::optional<loaded_password>();
 }
 
 }  // namespace isync::config

@@ -39,4 +39,24 @@ result<loaded_token> load_token(const config& cfg, const std::function<const cha
 // newline dropped. The password never appears in a returned message.
 result<secret> load_proxy_password(const std::filesystem::path& file);
 
+struct loaded_password {
+    secret password;
+    std::string source;  // for the log, e.g. "database.password_file /etc/incident-sync/db-password"
+};
+
+// Where Docker mounts a secret named database_password.
+inline const std::filesystem::path default_docker_database_secret = "/run/secrets/database_password";
+
+// The PostgreSQL password, from the first of these that has one:
+//   1. database.password_file (it must exist when set);
+//   2. $CREDENTIALS_DIRECTORY/database-password (systemd LoadCredential=);
+//   3. `docker_secret` (Docker secrets).
+// nullopt when none has one: libpq then looks itself (PGPASSWORD, PGPASSFILE,
+// ~/.pgpass), or the server needs none. The token file's rules apply (a
+// regular file, mode 600 or 400, one line); the password never appears in a
+// returned message.
+result<std::optional<loaded_password>> load_database_password(
+    const config& cfg, const std::function<const char*(const char*)>& getenv = ::getenv,
+    const std::filesystem::path& docker_secret = default_docker_database_secret);
+
 }  // namespace isync::config

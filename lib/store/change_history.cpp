@@ -11,7 +11,18 @@
 namespace isync::store {
 namespace {
 
-// A set as history shows it: sorted, distinct, joined by `separator`.
+std::optional<std::string> bool_text(const std::optional<bool>& b) {
+    if (!b) return std::nullopt;
+    return *b ? "true" : "false";
+}
+
+std::optional<std::string> column_text(SQLite::Statement& st, int i) {
+    if (st.getColumn(i).isNull()) return std::nullopt;
+    return st.getColumn(i).getString();
+}
+
+}  // namespace
+
 std::string set_text(std::vector<std::string> items, std::string_view separator) {
     std::sort(items.begin(), items.end());
     items.erase(std::unique(items.begin(), items.end()), items.end());
@@ -27,18 +38,6 @@ std::string action_item(std::string_view type, std::string_view subtype) {
 std::string vulnerability_item(std::string_view package, std::string_view version, std::string_view ids) {
     return std::string(package) + "@" + std::string(version) + " (" + std::string(ids) + ")";
 }
-
-std::optional<std::string> bool_text(const std::optional<bool>& b) {
-    if (!b) return std::nullopt;
-    return *b ? "true" : "false";
-}
-
-std::optional<std::string> column_text(SQLite::Statement& st, int i) {
-    if (st.getColumn(i).isNull()) return std::nullopt;
-    return st.getColumn(i).getString();
-}
-
-}  // namespace
 
 std::string action_set(const model::incident& inc) {
     std::vector<std::string> items;

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -51,6 +52,13 @@ private:
     std::unordered_map<std::string, bool> unknown_fields_recorded_;  // path -> committed
     std::vector<std::string> pending_warnings_;                      // logged once the page commits
 };
+
+// A set as history shows it: sorted (by bytes), distinct, joined by `separator`.
+std::string set_text(std::vector<std::string> items, std::string_view separator);
+// One action of the actions set: `type/subtype`.
+std::string action_item(std::string_view type, std::string_view subtype);
+// One vulnerability of the vulnerabilities set: `package@version (ids)`.
+std::string vulnerability_item(std::string_view package, std::string_view version, std::string_view ids);
 
 // The set of an incident's actions as history shows it: sorted, distinct
 // `type/subtype`, comma separated ("" when none).

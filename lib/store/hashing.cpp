@@ -77,4 +77,10 @@ std::int64_t substance_hash(const model::incident& inc) {
     return h.value();
 }
 
+std::optional<std::string> script_share_key(const model::script& s) {
+    if (s.key) return *s.key;
+    if (s.id) return "id:" + *s.id;
+    return std::nullopt;
+}
+
 }  // namespace isync::store

@@ -6,6 +6,8 @@
 #include "model/incident.hpp"
 
 #include <cstdint>
+#include <optional>
+#include <string>
 
 namespace isync::store {
 
@@ -15,6 +17,10 @@ std::int64_t substance_hash(const model::incident& inc);
 
 // The hash over every field of a script.
 std::int64_t script_hash(const model::script& s);
+
+// The key a script is shared by across incidents: its `key`, else "id:" +
+// its id; nullopt when it has neither (it cannot be shared safely).
+std::optional<std::string> script_share_key(const model::script& s);
 
 // All three hashes of an incident (what upsert compares).
 model::incident_hashes hashes_of(const model::incident& inc);

@@ -151,14 +151,9 @@ void incident_writer::upsert(const model::incident& inc, const std::string& now_
 }
 
 std::optional<std::int64_t> incident_writer::upsert_script(const model::script& s, std::int64_t hash) {
-    // A script without a key cannot be shared safely; fall back to its id.
-    std::string key;
-    if (s.key)
-        key = *s.key;
-    else if (s.id)
-        key = "id:" + *s.id;
-    else
-        return std::nullopt;
+    auto share_key = script_share_key(s);
+    if (!share_key) return std::nullopt;
+    const std::string& key = *share_key;
 
     auto cached = script_cache_.find(key);
     if (cached != script_cache_.end() && cached->second.content_hash == hash) return cached->second.script_key;

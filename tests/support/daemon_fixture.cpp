@@ -71,13 +71,15 @@ void daemon_fixture::write_config() {
         "database:\n"
         "  path: {}\n"
         "  busy_timeout: {}\n"
+        "{}"
         "log:\n"
         "  level: {}\n"
         "  format: {}\n"
         "metrics:\n"
         "  listen: 127.0.0.1:0\n",
         server_->base_url(), token_path(), dir_.file("ca.pem"), options_.extra_api_yaml, options_.interval,
-        options_.extra_sync_yaml, pairs, db_path(), options_.busy_timeout, options_.log_level, options_.log_format);
+        options_.extra_sync_yaml, pairs, db_path(), options_.busy_timeout, options_.extra_database_yaml,
+        options_.log_level, options_.log_format);
     std::ofstream out(config_path(), std::ios::trunc);
     out << yaml;
 }

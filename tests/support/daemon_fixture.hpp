@@ -23,6 +23,7 @@ struct daemon_options {
     std::string extra_sync_yaml;      // more `sync:` keys, indented by 2
     std::string extra_api_yaml;       // more `api:` keys, indented by 2
     std::string busy_timeout = "5s";  // database.busy_timeout
+    std::string extra_database_yaml;  // more `database:` keys, indented by 2 (url: for PostgreSQL)
     std::string log_level = "info";
     std::string log_format = "text";
     std::string interval = "1s";

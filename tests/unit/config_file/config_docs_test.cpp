@@ -146,6 +146,8 @@ std::map<std::string, std::string> describe(const isync::config::config& d) {
         {"sync.pairs", "(required)"},  // no default: the file must list them
         {"database.path", text_default(d.database.path)},
         {"database.busy_timeout", format_duration(d.database.busy_timeout)},
+        {"database.url", text_default(d.database.url)},
+        {"database.password_file", text_default(d.database.password_file)},
         {"log.level", text_default(d.log.level)},
         {"log.format", text_default(d.log.format)},
         {"metrics.listen", text_default(d.metrics.listen)},

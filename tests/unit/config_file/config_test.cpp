@@ -543,3 +543,26 @@ TEST_F(Config, ReportsEveryErrorInDocumentOrder) {
 }
 
 }  // namespace
+
+// database.url: a postgresql:// URI, never with a password (nor its value in the error).
+TEST_F(Config, DatabaseUrlIsAPostgresqlUriWithoutAPassword) {
+    const auto cfg = load_ok("database:\n  url: postgresql://isync@db.internal:5432/incidents?sslmode=verify-full\n" +
+                             std::string(one_pair));
+    EXPECT_EQ(cfg.database.url, "postgresql://isync@db.internal:5432/incidents?sslmode=verify-full");
+    EXPECT_TRUE(isync::config::uses_postgresql(cfg.database));
+    EXPECT_FALSE(isync::config::uses_postgresql(load_ok(std::string(one_pair)).database));
+
+    for (const std::string url :
+         {"postgresql://isync:pw-canary@db/incidents", "postgres://db/incidents?sslmode=require&password=pw-canary",
+          "postgresql://db/incidents?password=pw-canary"}) {
+        const auto message = error_for("database:\n  url: " + url + "\n" + std::string(one_pair));
+        EXPECT_NE(message.find("database.url: holds a password"), std::string::npos) << message;
+        EXPECT_NE(message.find("database.password_file"), std::string::npos) << message;
+        EXPECT_EQ(message.find("pw-canary"), std::string::npos) << message;
+    }
+    EXPECT_NE(error_for("database:\n  url: mysql://db/x\n" + std::string(one_pair)).find("is not a postgresql:// URL"),
+              std::string::npos);
+    // A user name with no password, and an '@' in the path, are fine.
+    EXPECT_EQ(load_ok("database:\n  url: postgresql://isync@db/inc@dents\n" + std::string(one_pair)).database.url,
+              "postgresql://isync@db/inc@dents");
+}

@@ -305,3 +305,40 @@ TEST_F(Token, AProxyPasswordFileIsReadUnderTheTokenFilesRules) {
     ASSERT_FALSE(missing);
     EXPECT_NE(missing.error().message.find("does not exist"), std::string::npos) << missing.error().message;
 }
+
+// The PostgreSQL password: database.password_file, then the systemd
+// credential, then the Docker secret, then none (libpq looks itself); the
+// token file's rules everywhere, and never the password in a message.
+TEST_F(Token, TheDatabasePasswordComesFromTheFileThenTheCredentialThenTheDockerSecret) {
+    using isync::config::load_database_password;
+    const std::string canary = "db-canary-91x";
+    const fs::path docker = dir_ / "docker/database_password";
+    const auto getenv = [this](const char* name) -> const char* {
+        const auto it = env_.find(name);
+        return it == env_.end() ? nullptr : it->second.c_str();
+    };
+    const auto source = [&]() -> std::string {
+        auto p = load_database_password(cfg_, getenv, docker);
+        if (!p) return "error: " + p.error().message;
+        if (!*p) return "none";
+        EXPECT_EQ((*p)->password.reveal(), canary);
+        return (*p)->source;
+    };
+    EXPECT_EQ(source(), "none");
+    write("docker/database_password", canary + "\n", fs::perms(0400));
+    EXPECT_EQ(source(), docker.string());
+    write("creds/database-password", canary + "\n");
+    env_["CREDENTIALS_DIRECTORY"] = (dir_ / "creds").string();
+    EXPECT_EQ(source(), "$CREDENTIALS_DIRECTORY/database-password");
+    cfg_.database.password_file = write("pw", canary + "\n").string();
+    EXPECT_EQ(source(), "database.password_file " + cfg_.database.password_file);
+
+    // A configured file that is wrong ends the search, saying what to fix.
+    fs::permissions(cfg_.database.password_file, fs::perms(0644), fs::perm_options::replace);
+    const auto open = source();
+    EXPECT_NE(open.find("chmod 600"), std::string::npos) << open;
+    EXPECT_NE(open.find("database password file"), std::string::npos) << open;
+    EXPECT_EQ(open.find(canary), std::string::npos) << open;
+    cfg_.database.password_file = (dir_ / "nope").string();
+    EXPECT_NE(source().find("does not exist (database.password_file)"), std::string::npos) << source();
+}

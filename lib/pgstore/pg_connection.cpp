@@ -1,0 +1,177 @@
+#include "pgstore/pg_connection.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <charconv>
+
+namespace isync::pgstore {
+namespace {
+
+// "user@host:port/dbname" from a connection string's parsed options: never
+// the password, whatever the string holds.
+std::string describe(const std::string& url) {
+    char* parse_error = nullptr;
+    PQconninfoOption* parsed = PQconninfoParse(url.c_str(), &parse_error);
+    if (!parsed) {
+        PQfreemem(parse_error);
+        return "(a database.url libpq cannot parse)";
+    }
+    std::string user, host, port, dbname;
+    for (PQconninfoOption* o = parsed; o->keyword; ++o) {
+        if (!o->val) continue;
+        const std::string_view k(o->keyword);
+        if (k == "user") user = o->val;
+        if (k == "host" || (k == "hostaddr" && host.empty())) host = o->val;
+        if (k == "port") port = o->val;
+        if (k == "dbname") dbname = o->val;
+    }
+    PQconninfoFree(parsed);
+    return fmt::format("{}{}{}{}/{}", user.empty() ? "" : user + "@", host.empty() ? "(local socket)" : host,
+                       port.empty() ? "" : ":", port, dbname);
+}
+
+std::string connected_description(PGconn* conn) {
+    const char* host = PQhost(conn);
+    return fmt::format("{}@{}:{}/{}", PQuser(conn), host && *host ? host : "(local socket)", PQport(conn), PQdb(conn));
+}
+
+std::string trimmed(std::string_view text) {
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+    return std::string(text);
+}
+
+std::string connect_hint(std::string_view message) {
+    if (message.find("password authentication failed") != std::string_view::npos ||
+        message.find("no password supplied") != std::string_view::npos)
+        return "; check database.password_file (or PGPASSFILE, ~/.pgpass, PGPASSWORD) and the user in database.url";
+    if (message.find("does not exist") != std::string_view::npos)
+        return "; create it first (createdb -O <user> <name>) or fix database.url";
+    if (message.find("Connection refused") != std::string_view::npos ||
+        message.find("No such file or directory") != std::string_view::npos)
+        return "; is PostgreSQL running and listening there? (check host and port in database.url)";
+    if (message.find("timeout expired") != std::string_view::npos)
+        return "; the server did not answer in 10 s: check the host, the firewall and the network";
+    return "";
+}
+
+}  // namespace
+
+std::int64_t pg_result::int64(int row, int col) const {
+    if (is_null(row, col)) return 0;
+    const auto t = text(row, col);
+    std::int64_t v = 0;
+    std::from_chars(t.data(), t.data() + t.size(), v);
+    return v;
+}
+
+result<std::unique_ptr<pg_connection>> pg_connection::connect(const connect_options& options) {
+    // Ours first, so that the URL's own settings override them; the password
+    // after it, so that database.password_file wins over libpq's sources.
+    std::vector<const char*> keys{"application_name",    "connect_timeout",  "keepalives",       "keepalives_idle",
+                                  "keepalives_interval", "keepalives_count", "tcp_user_timeout", "dbname"};
+    std::vector<const char*> values{
+        options.application_name.c_str(), "10", "1", "30", "10", "3", "60000", options.url.c_str()};
+    if (options.password) {
+        keys.push_back("password");
+        values.push_back(options.password->reveal().c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    PGconn* conn = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
+    if (!conn) return make_error(errc::database, "PostgreSQL: out of memory while connecting");
+    if (PQstatus(conn) != CONNECTION_OK) {
+        const std::string message = trimmed(PQerrorMessage(conn));
+        PQfinish(conn);
+        return make_error(errc::database, fmt::format("PostgreSQL database {}: connecting failed: {}{}",
+                                                      describe(options.url), message, connect_hint(message)));
+    }
+    auto c = std::unique_ptr<pg_connection>(new pg_connection(conn));
+    try {
+        // Every timestamp the store formats or extracts is UTC, whatever the
+        // server's or the role's default.
+        c->exec("SET TIME ZONE 'UTC'");
+    } catch (const std::exception& e) {
+        return pg_error(e, c->description(), "setting up the session", false);
+    }
+    return c;
+}
+
+pg_connection::pg_connection(PGconn* conn) : conn_(conn), description_(connected_description(conn)) {
+    cancel_ = PQgetCancel(conn_);
+}
+
+pg_connection::~pg_connection() {
+    if (cancel_) PQfreeCancel(cancel_);
+    PQfinish(conn_);
+}
+
+bool pg_connection::reconnect() {
+    PQreset(conn_);
+    std::lock_guard lock(cancel_mutex_);
+    if (cancel_) PQfreeCancel(cancel_);
+    cancel_ = PQgetCancel(conn_);
+    if (broken()) return false;
+    try {
+        exec("SET TIME ZONE 'UTC'");
+    } catch (const std::exception&) {
+        return false;
+    }
+    return true;
+}
+
+void pg_connection::cancel() noexcept {
+    std::lock_guard lock(cancel_mutex_);
+    if (!cancel_) return;
+    std::array<char, 256> err{};
+    PQcancel(cancel_, err.data(), static_cast<int>(err.size()));
+}
+
+pg_result pg_connection::exec(const std::string& sql) {
+    PGresult* r = PQexec(conn_, sql.c_str());
+    const auto status = PQresultStatus(r);
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail(r, sql);
+    return pg_result(r);
+}
+
+pg_result pg_connection::exec(const std::string& sql, const params& values) {
+    std::vector<const char*> raw;
+    raw.reserve(values.size());
+    for (const auto& v : values) raw.push_back(v ? v->c_str() : nullptr);
+    PGresult* r =
+        PQexecParams(conn_, sql.c_str(), static_cast<int>(raw.size()), nullptr, raw.data(), nullptr, nullptr, 0);
+    const auto status = PQresultStatus(r);
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail(r, sql);
+    return pg_result(r);
+}
+
+void pg_connection::fail(PGresult* r, std::string_view sql) {
+    std::string message = trimmed(r ? PQresultErrorMessage(r) : PQerrorMessage(conn_));
+    if (message.empty()) message = trimmed(PQerrorMessage(conn_));
+    const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+    std::string sqlstate = state ? state : "";
+    PQclear(r);
+    // The statement's first words say which one failed; its values (which may
+    // hold incident data) never go in the message.
+    const auto head = sql.substr(0, std::min<std::size_t>(sql.find_first_of("(\n"), 60));
+    throw pg_exception(fmt::format("{} (in: {}...)", message, trimmed(head)), std::move(sqlstate));
+}
+
+error pg_error(const std::exception& e, std::string_view database, std::string_view doing, bool stopping) {
+    if (const auto* ee = dynamic_cast<const error_exception*>(&e)) return ee->get();
+    std::string state;
+    if (const auto* pe = dynamic_cast<const pg_exception*>(&e)) state = pe->sqlstate();
+    if (state == "57014" || (stopping && state.empty()))
+        return make_error(errc::cancelled,
+                          fmt::format("PostgreSQL database {}: {} stopped: the daemon is stopping", database, doing));
+    // 40001 serialization failure, 40P01 deadlock, 55P03 lock not available.
+    const bool busy = state == "40001" || state == "40P01" || state == "55P03";
+    std::string hint;
+    if (state == "42501") hint = "; the role lacks a privilege: grant the daemon's role the writer role's rights";
+    if (state == "53100") hint = "; the database server's disk is full: free space there";
+    if (state.empty() || state.starts_with("08")) hint = "; the connection was lost: the next attempt reconnects";
+    return make_error(busy ? errc::database_busy : errc::database,
+                      fmt::format("PostgreSQL database {}: {} failed: {}{}", database, doing, e.what(), hint));
+}
+
+}  // namespace isync::pgstore

@@ -1,0 +1,105 @@
+#pragma once
+// One libpq connection and the few calls the PostgreSQL store makes on it:
+// statements with text parameters (NULL as nullopt), results that free
+// themselves, errors that name the database (never its password) and say
+// what to do, and a cancel that any thread may send.
+
+#include "config/secret.hpp"
+#include "util/error.hpp"
+
+#include <libpq-fe.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace isync::pgstore {
+
+// A statement's parameters, in text form; nullopt is SQL NULL.
+using params = std::vector<std::optional<std::string>>;
+
+// A result that clears itself. Rows and columns from 0.
+class pg_result {
+public:
+    explicit pg_result(PGresult* r) : result_(r, &PQclear) {}
+    int rows() const { return PQntuples(result_.get()); }
+    int columns() const { return PQnfields(result_.get()); }
+    bool is_null(int row, int col) const { return PQgetisnull(result_.get(), row, col) != 0; }
+    std::string_view text(int row, int col) const {
+        return {PQgetvalue(result_.get(), row, col), static_cast<std::size_t>(PQgetlength(result_.get(), row, col))};
+    }
+    std::optional<std::string> optional_text(int row, int col) const {
+        if (is_null(row, col)) return std::nullopt;
+        return std::string(text(row, col));
+    }
+    std::int64_t int64(int row, int col) const;  // 0 for NULL
+    std::optional<std::int64_t> optional_int64(int row, int col) const {
+        if (is_null(row, col)) return std::nullopt;
+        return int64(row, col);
+    }
+
+private:
+    std::unique_ptr<PGresult, decltype(&PQclear)> result_;
+};
+
+// Thrown by pg_connection's calls; pg_error() turns it into an `error`.
+class pg_exception : public std::runtime_error {
+public:
+    pg_exception(std::string message, std::string sqlstate)
+        : std::runtime_error(std::move(message)), sqlstate_(std::move(sqlstate)) {}
+    const std::string& sqlstate() const { return sqlstate_; }
+
+private:
+    std::string sqlstate_;
+};
+
+struct connect_options {
+    std::string url;                         // a libpq URI or key=value string (database.url)
+    std::optional<config::secret> password;  // database.password_file; else libpq's own PGPASSFILE/PGPASSWORD
+    std::string application_name = "incident-syncd";
+};
+
+class pg_connection {
+public:
+    // Connects (TCP keepalives and a user timeout on, so that a connection a
+    // dead peer left is noticed in about a minute, not after the kernel's
+    // two hours). Fails with errc::database saying what to do.
+    static result<std::unique_ptr<pg_connection>> connect(const connect_options& options);
+    ~pg_connection();
+    pg_connection(const pg_connection&) = delete;
+    pg_connection& operator=(const pg_connection&) = delete;
+
+    // Runs `sql` (one statement, or several without parameters); throws
+    // pg_exception on failure.
+    pg_result exec(const std::string& sql);
+    pg_result exec(const std::string& sql, const params& values);
+
+    // Where it is connected, for messages: "user@host:port/dbname".
+    const std::string& description() const { return description_; }
+    // Whether the connection is still usable; reconnect() tries once.
+    bool broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+    bool reconnect();
+    // Any thread: asks the server to cancel the statement running now.
+    void cancel() noexcept;
+
+private:
+    explicit pg_connection(PGconn* conn);
+    [[noreturn]] void fail(PGresult* r, std::string_view sql);
+
+    PGconn* conn_;
+    std::string description_;
+    std::mutex cancel_mutex_;
+    PGcancel* cancel_ = nullptr;
+};
+
+// An exception from the store's PostgreSQL calls as an `error` naming the
+// database: errc::database_busy for a deadlock, a lock timeout or a
+// serialization failure (try again), errc::cancelled for a statement cancelled
+// by a stop, errc::database otherwise, with a hint where one helps.
+error pg_error(const std::exception& e, std::string_view database, std::string_view doing, bool stopping);
+
+}  // namespace isync::pgstore

@@ -1,0 +1,385 @@
+#include "pgstore/pg_incident_writer.hpp"
+
+#include "pgstore/pg_array.hpp"
+#include "store/change_history.hpp"
+#include "store/hashing.hpp"
+#include "util/hash.hpp"
+#include "util/timestamp.hpp"
+
+#include <algorithm>
+#include <iterator>
+
+namespace isync::pgstore {
+namespace {
+
+// A timestamp column's value: the API's text parsed and re-formatted in UTC;
+// NULL when it is not a timestamp (raw_json keeps what was sent).
+std::optional<std::string> timestamp(const std::optional<std::string>& text) {
+    if (!text) return std::nullopt;
+    return util::normalize_iso8601(*text);
+}
+
+std::optional<std::string> flag(const std::optional<bool>& b) {
+    if (!b) return std::nullopt;
+    return *b ? "1" : "0";
+}
+
+std::optional<std::string> bool_text(const std::optional<bool>& b) {
+    if (!b) return std::nullopt;
+    return *b ? "true" : "false";
+}
+
+// A stored timestamptz as the store writes it (util::format_iso8601_ms's form).
+constexpr const char* iso_utc = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
+
+// The columns of arrays of one statement, bound as $1..$n.
+struct columns {
+    std::vector<pg_array> arrays;
+    explicit columns(std::size_t n) : arrays(n) {}
+    params bind() const {
+        params p;
+        for (const auto& a : arrays) p.emplace_back(a.literal());
+        return p;
+    }
+    bool empty() const { return arrays.front().empty(); }
+};
+
+pg_array ids_of(const std::vector<std::int64_t>& keys) {
+    pg_array a;
+    for (auto k : keys) a.add(k);
+    return a;
+}
+
+}  // namespace
+
+std::optional<std::int64_t> pg_incident_writer::stored_content_hash(const std::string& id) {
+    auto r = conn_.exec("SELECT content_hash FROM incidents WHERE id = $1", {id});
+    if (r.rows() == 0) return std::nullopt;
+    return r.int64(0, 0);
+}
+
+pg_incident_writer::stored_map pg_incident_writer::find_incidents(std::span<const model::incident* const> batch) {
+    pg_array ids;
+    for (const auto* inc : batch) ids.add(std::string_view(inc->id));
+    auto r = conn_.exec(std::string("SELECT id, incident_key, content_hash, risk_level, under_review, category, "
+                                    "to_char(ack_updated_at, ") +
+                            iso_utc + "), script_risk_level FROM incidents WHERE id = ANY($1::text[])",
+                        {ids.literal()});
+    stored_map stored;
+    for (int i = 0; i < r.rows(); ++i) {
+        stored_incident s;
+        s.incident_key = r.int64(i, 1);
+        s.content_hash = r.int64(i, 2);
+        s.risk_level = r.optional_text(i, 3);
+        if (!r.is_null(i, 4)) s.under_review = r.int64(i, 4) ? "true" : "false";
+        s.category = r.optional_text(i, 5);
+        s.ack_updated_at = r.optional_text(i, 6);
+        s.script_risk = r.optional_text(i, 7);
+        stored.emplace(std::string(r.text(i, 0)), std::move(s));
+    }
+    return stored;
+}
+
+store::upsert_counts pg_incident_writer::write(std::span<const model::incident* const> batch,
+                                               const std::string& now_text) {
+    store::upsert_counts counts;
+    counts.seen = static_cast<std::int64_t>(batch.size());
+    const stored_map stored = find_incidents(batch);
+
+    std::vector<const model::incident*> to_write, changed;
+    for (const auto* inc : batch) {
+        const std::int64_t content = inc->hashes ? inc->hashes->content : util::hash_bytes(inc->raw_json);
+        const auto s = stored.find(inc->id);
+        if (s != stored.end() && s->second.content_hash == content) {
+            ++counts.unchanged;  // byte-identical to what we hold: write nothing
+            continue;
+        }
+        to_write.push_back(inc);
+        if (s != stored.end()) changed.push_back(inc);
+    }
+    counts.changed = static_cast<std::int64_t>(changed.size());
+    counts.inserted = static_cast<std::int64_t>(to_write.size() - changed.size());
+    if (to_write.empty()) return counts;
+
+    std::vector<model::incident_hashes> hashes;
+    hashes.reserve(to_write.size());
+    for (const auto* inc : to_write) hashes.push_back(inc->hashes ? *inc->hashes : store::hashes_of(*inc));
+    upsert_scripts(to_write, hashes);
+    if (!changed.empty()) record_changes(changed, stored, now_text);
+
+    columns c(17);
+    auto& a = c.arrays;
+    for (std::size_t i = 0; i < to_write.size(); ++i) {
+        const auto& inc = *to_write[i];
+        a[0].add(std::string_view(inc.id));
+        a[1].add(inc.app_id);
+        a[2].add(inc.host_domain);
+        a[3].add(inc.category);
+        a[4].add(inc.title);
+        a[5].add(inc.details);
+        a[6].add(inc.initiator);
+        a[7].add(timestamp(inc.first_seen));
+        a[8].add(timestamp(inc.last_seen));
+        a[9].add(timestamp(inc.ack_updated_at));
+        a[10].add(flag(inc.under_review));
+        a[11].add(inc.risk_level);
+        const auto share_key = inc.script ? store::script_share_key(*inc.script) : std::nullopt;
+        if (share_key)
+            a[12].add(script_cache_.at(*share_key).script_key);
+        else
+            a[12].add_null();
+        a[13].add(std::string_view(inc.raw_json));
+        a[14].add(inc.hashes ? inc.hashes->content : hashes[i].content);
+        a[15].add(hashes[i].substance);
+        a[16].add(inc.script ? inc.script->risk_level : std::nullopt);
+    }
+    params p = c.bind();
+    p.emplace_back(now_text);
+    auto r = conn_.exec(
+        "INSERT INTO incidents (id, app_id, host_domain, category, incident, details, initiator, first_seen, "
+        "last_seen, ack_updated_at, under_review, risk_level, script_key, raw_json, content_hash, substance_hash, "
+        "script_risk_level, first_synced_at, last_synced_at, content_changed_at) "
+        "SELECT u.*, $18::timestamptz, $18::timestamptz, $18::timestamptz FROM unnest($1::text[], $2::text[], "
+        "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], "
+        "$10::timestamptz[], $11::smallint[], $12::text[], $13::bigint[], $14::text[], $15::bigint[], "
+        "$16::bigint[], $17::text[]) AS u "
+        "ON CONFLICT (id) DO UPDATE SET app_id = EXCLUDED.app_id, host_domain = EXCLUDED.host_domain, "
+        "category = EXCLUDED.category, incident = EXCLUDED.incident, details = EXCLUDED.details, "
+        "initiator = EXCLUDED.initiator, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen, "
+        "ack_updated_at = EXCLUDED.ack_updated_at, under_review = EXCLUDED.under_review, "
+        "risk_level = EXCLUDED.risk_level, script_key = EXCLUDED.script_key, raw_json = EXCLUDED.raw_json, "
+        "content_hash = EXCLUDED.content_hash, substance_hash = EXCLUDED.substance_hash, "
+        "script_risk_level = EXCLUDED.script_risk_level, last_synced_at = EXCLUDED.last_synced_at, "
+        "content_changed_at = CASE WHEN incidents.substance_hash = EXCLUDED.substance_hash "
+        "THEN incidents.content_changed_at ELSE EXCLUDED.last_synced_at END "
+        "RETURNING id, incident_key",
+        p);
+    std::unordered_map<std::string, std::int64_t> keys;
+    for (int i = 0; i < r.rows(); ++i) keys.emplace(std::string(r.text(i, 0)), r.int64(i, 1));
+
+    if (!changed.empty()) {
+        std::vector<std::int64_t> changed_keys;
+        for (const auto* inc : changed) changed_keys.push_back(stored.at(inc->id).incident_key);
+        delete_children(changed_keys);
+    }
+    insert_children(to_write, keys);
+    return counts;
+}
+
+void pg_incident_writer::upsert_scripts(std::span<const model::incident* const> incidents,
+                                        std::span<const model::incident_hashes> hashes) {
+    // The last version of each script in the batch, as SQLite's writer, which
+    // writes them in order, ends with.
+    struct wanted {
+        const model::script* script;
+        std::int64_t hash;
+    };
+    // Bounds memory on huge accounts (~0.5 MiB); never mid-batch, which reads
+    // every script's key back from the cache.
+    if (script_cache_.size() > 4096) script_cache_.clear();
+    std::unordered_map<std::string, wanted> scripts;
+    for (std::size_t i = 0; i < incidents.size(); ++i) {
+        if (!incidents[i]->script) continue;
+        if (auto key = store::script_share_key(*incidents[i]->script))
+            scripts[*key] = wanted{&*incidents[i]->script, hashes[i].script};
+    }
+    std::vector<std::string> unknown;
+    for (const auto& [key, w] : scripts) {
+        const auto cached = script_cache_.find(key);
+        if (cached == script_cache_.end() || cached->second.content_hash != w.hash) unknown.push_back(key);
+    }
+    if (unknown.empty()) return;
+
+    pg_array keys;
+    for (const auto& k : unknown) keys.add(std::string_view(k));
+    auto found =
+        conn_.exec("SELECT key, script_key, content_hash FROM scripts WHERE key = ANY($1::text[])", {keys.literal()});
+    for (int i = 0; i < found.rows(); ++i)
+        script_cache_[std::string(found.text(i, 0))] = script_row{found.int64(i, 1), found.int64(i, 2)};
+
+    columns c(13);
+    auto& a = c.arrays;
+    for (const auto& key : unknown) {
+        const auto& w = scripts.at(key);
+        const auto cached = script_cache_.find(key);
+        if (cached != script_cache_.end() && cached->second.content_hash == w.hash) continue;
+        const auto& s = *w.script;
+        a[0].add(std::string_view(key));
+        a[1].add(s.id);
+        a[2].add(s.app_id);
+        a[3].add(s.host_domain);
+        a[4].add(s.type);
+        a[5].add(s.vendor);
+        a[6].add(timestamp(s.first_seen));
+        a[7].add(timestamp(s.last_seen));
+        a[8].add(s.users_affected_percentage);
+        a[9].add(flag(s.ack));
+        a[10].add(s.risk_level);
+        a[11].add(s.risk_reason);
+        a[12].add(w.hash);
+    }
+    if (c.empty()) return;
+    auto written = conn_.exec(
+        "INSERT INTO scripts (key, id, app_id, host_domain, type, vendor, first_seen, last_seen, "
+        "users_affected_percentage, ack, risk_level, risk_reason, content_hash) "
+        "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+        "$7::timestamptz[], $8::timestamptz[], $9::float8[], $10::smallint[], $11::text[], $12::text[], "
+        "$13::bigint[]) "
+        "ON CONFLICT (key) DO UPDATE SET id = EXCLUDED.id, app_id = EXCLUDED.app_id, "
+        "host_domain = EXCLUDED.host_domain, type = EXCLUDED.type, vendor = EXCLUDED.vendor, "
+        "first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen, "
+        "users_affected_percentage = EXCLUDED.users_affected_percentage, ack = EXCLUDED.ack, "
+        "risk_level = EXCLUDED.risk_level, risk_reason = EXCLUDED.risk_reason, content_hash = EXCLUDED.content_hash "
+        "RETURNING key, script_key",
+        c.bind());
+
+    std::vector<std::int64_t> written_keys;
+    columns page_types(2);
+    for (int i = 0; i < written.rows(); ++i) {
+        const std::string key(written.text(i, 0));
+        const std::int64_t script_key = written.int64(i, 1);
+        const auto& w = scripts.at(key);
+        written_keys.push_back(script_key);
+        for (const auto& p : w.script->page_types) {
+            page_types.arrays[0].add(script_key);
+            page_types.arrays[1].add(std::string_view(p));
+        }
+        script_cache_[key] = script_row{script_key, w.hash};
+    }
+    conn_.exec("DELETE FROM script_page_types WHERE script_key = ANY($1::bigint[])", {ids_of(written_keys).literal()});
+    if (!page_types.empty())
+        conn_.exec(
+            "INSERT INTO script_page_types (script_key, page_type) SELECT * FROM unnest($1::bigint[], $2::text[]) "
+            "ON CONFLICT DO NOTHING",
+            page_types.bind());
+}
+
+void pg_incident_writer::record_changes(std::span<const model::incident* const> changed, const stored_map& stored,
+                                        const std::string& now_text) {
+    std::vector<std::int64_t> keys;
+    for (const auto* inc : changed) keys.push_back(stored.at(inc->id).incident_key);
+    const std::string key_list = ids_of(keys).literal();
+
+    std::unordered_map<std::int64_t, std::vector<std::string>> old_actions, old_vulns;
+    auto actions = conn_.exec("SELECT incident_key, type, subtype FROM actions WHERE incident_key = ANY($1::bigint[])",
+                              {key_list});
+    for (int i = 0; i < actions.rows(); ++i)
+        old_actions[actions.int64(i, 0)].push_back(store::action_item(actions.text(i, 1), actions.text(i, 2)));
+    // COLLATE "C": the ids in byte order, as set_text() sorts the new ones.
+    auto vulns = conn_.exec(
+        "SELECT v.incident_key, v.package, v.version, (SELECT string_agg(vi.vulnerability_id, ', ' ORDER BY "
+        "vi.vulnerability_id COLLATE \"C\") FROM vulnerability_ids vi WHERE vi.incident_key = v.incident_key AND "
+        "vi.vulnerability_ordinal = v.ordinal) FROM vulnerabilities v WHERE v.incident_key = ANY($1::bigint[])",
+        {key_list});
+    for (int i = 0; i < vulns.rows(); ++i)
+        old_vulns[vulns.int64(i, 0)].push_back(
+            store::vulnerability_item(vulns.text(i, 1), vulns.text(i, 2), vulns.text(i, 3)));
+
+    columns c(4);  // incident_key, field, old_value, new_value
+    const auto add = [&](std::int64_t key, const char* field, const std::optional<std::string>& old_value,
+                         const std::optional<std::string>& new_value) {
+        if (old_value == new_value) return;
+        c.arrays[0].add(key);
+        c.arrays[1].add(std::string_view(field));
+        c.arrays[2].add(old_value);
+        c.arrays[3].add(new_value);
+    };
+    for (const auto* inc : changed) {
+        const auto& s = stored.at(inc->id);
+        const auto key = s.incident_key;
+        add(key, "risk_level", s.risk_level, inc->risk_level);
+        add(key, "under_review", s.under_review, bool_text(inc->under_review));
+        add(key, "category", s.category, inc->category);
+        add(key, "ack_updated_at", s.ack_updated_at, timestamp(inc->ack_updated_at));
+        add(key, "script_risk", s.script_risk, inc->script ? inc->script->risk_level : std::nullopt);
+        add(key, "actions", store::set_text(std::move(old_actions[key]), ", "), store::action_set(*inc));
+        add(key, "vulnerabilities", store::set_text(std::move(old_vulns[key]), "; "), store::vulnerability_set(*inc));
+    }
+    if (c.empty()) return;
+    params p = c.bind();
+    p.emplace_back(now_text);
+    conn_.exec(
+        "INSERT INTO incident_changes (incident_key, observed_at, field, old_value, new_value) "
+        "SELECT u.k, $5::timestamptz, u.f, u.o, u.n FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) "
+        "AS u(k, f, o, n)",
+        p);
+}
+
+void pg_incident_writer::delete_children(const std::vector<std::int64_t>& incident_keys) {
+    const std::string keys = ids_of(incident_keys).literal();
+    // Children before parents: nothing is left for ON DELETE CASCADE to find.
+    for (const char* table : {"incident_page_types", "action_args", "actions", "vulnerability_ids", "vulnerabilities"})
+        conn_.exec(std::string("DELETE FROM ") + table + " WHERE incident_key = ANY($1::bigint[])", {keys});
+}
+
+void pg_incident_writer::insert_children(std::span<const model::incident* const> incidents,
+                                         const std::unordered_map<std::string, std::int64_t>& keys) {
+    columns page_types(4), actions(5), args(4), vulns(4), vuln_ids(6);
+    for (const auto* inc : incidents) {
+        const std::int64_t key = keys.at(inc->id);
+        for (const auto& p : inc->page_types) {
+            page_types.arrays[0].add(key);
+            page_types.arrays[1].add(std::string_view(p.name));
+            page_types.arrays[2].add(std::int64_t{p.listed ? 1 : 0});
+            page_types.arrays[3].add(p.percentage);
+        }
+        for (std::size_t i = 0; i < inc->actions.size(); ++i) {
+            const auto& a = inc->actions[i];
+            const auto ordinal = static_cast<std::int64_t>(i);
+            actions.arrays[0].add(key);
+            actions.arrays[1].add(ordinal);
+            actions.arrays[2].add(a.type);
+            actions.arrays[3].add(a.subtype);
+            actions.arrays[4].add(timestamp(a.last_seen));
+            for (auto arg = a.args.begin(); arg != a.args.end(); ++arg) {
+                // A repeated name: the last one counts, as in SQLite's store.
+                const auto same_name = [&](const auto& later) { return later.first == arg->first; };
+                if (std::any_of(std::next(arg), a.args.end(), same_name)) continue;
+                args.arrays[0].add(key);
+                args.arrays[1].add(ordinal);
+                args.arrays[2].add(std::string_view(arg->first));
+                args.arrays[3].add(std::string_view(arg->second));
+            }
+        }
+        const auto last_seen = timestamp(inc->last_seen);
+        for (std::size_t i = 0; i < inc->vulnerabilities.size(); ++i) {
+            const auto& v = inc->vulnerabilities[i];
+            const auto ordinal = static_cast<std::int64_t>(i);
+            vulns.arrays[0].add(key);
+            vulns.arrays[1].add(ordinal);
+            vulns.arrays[2].add(v.package);
+            vulns.arrays[3].add(v.version);
+            for (const auto& id : v.ids) {
+                vuln_ids.arrays[0].add(key);
+                vuln_ids.arrays[1].add(ordinal);
+                vuln_ids.arrays[2].add(std::string_view(id));
+                vuln_ids.arrays[3].add(v.package);
+                vuln_ids.arrays[4].add(v.version);
+                vuln_ids.arrays[5].add(last_seen);
+            }
+        }
+    }
+    // Parents' tables first. ON CONFLICT DO NOTHING: the first of a repeated
+    // page type or CVE id counts, as with SQLite's INSERT OR IGNORE.
+    const auto insert = [&](const columns& rows, const char* sql) {
+        if (!rows.empty()) conn_.exec(sql, rows.bind());
+    };
+    insert(page_types,
+           "INSERT INTO incident_page_types (incident_key, page_type, listed, percentage) SELECT * FROM "
+           "unnest($1::bigint[], $2::text[], $3::smallint[], $4::float8[]) ON CONFLICT DO NOTHING");
+    insert(actions,
+           "INSERT INTO actions (incident_key, ordinal, type, subtype, last_seen) SELECT * FROM unnest($1::bigint[], "
+           "$2::int[], $3::text[], $4::text[], $5::timestamptz[]) ON CONFLICT DO NOTHING");
+    insert(args,
+           "INSERT INTO action_args (incident_key, action_ordinal, name, value) SELECT * FROM unnest($1::bigint[], "
+           "$2::int[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING");
+    insert(vulns,
+           "INSERT INTO vulnerabilities (incident_key, ordinal, package, version) SELECT * FROM "
+           "unnest($1::bigint[], $2::int[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING");
+    insert(vuln_ids,
+           "INSERT INTO vulnerability_ids (incident_key, vulnerability_ordinal, vulnerability_id, package, version, "
+           "incident_last_seen) SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], "
+           "$6::timestamptz[]) ON CONFLICT DO NOTHING");
+}
+
+}  // namespace isync::pgstore

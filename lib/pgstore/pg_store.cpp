@@ -1,0 +1,268 @@
+#include "pgstore/pg_store.hpp"
+
+#include "pgstore/pg_array.hpp"
+#include "pgstore/pg_schema.hpp"
+#include "util/timestamp.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <iterator>
+#include <unordered_set>
+
+namespace isync::pgstore {
+namespace {
+
+// Epoch milliseconds of a timestamptz column, in SQL.
+std::string epoch_ms(std::string_view column) { return fmt::format("(extract(epoch FROM {}) * 1000)::bigint", column); }
+
+}  // namespace
+
+result<std::unique_ptr<pg_store>> pg_store::open(const connect_options& options) {
+    auto conn = pg_connection::connect(options);
+    if (!conn) return conn.error();
+    if (auto m = migrate(**conn); !m) return m.error();
+    return std::unique_ptr<pg_store>(new pg_store(std::move(*conn)));
+}
+
+result<std::unique_ptr<pg_store>> pg_store::open_existing(const connect_options& options) {
+    auto conn = pg_connection::connect(options);
+    if (!conn) return conn.error();
+    auto version = check_schema(**conn);
+    if (!version) return version.error();
+    if (*version == 0)
+        return make_error(errc::database,
+                          fmt::format("PostgreSQL database {}: no incident-sync schema yet: no daemon has synced into "
+                                      "it (start `incident-syncd run` with this database.url)",
+                                      (*conn)->description()));
+    return std::unique_ptr<pg_store>(new pg_store(std::move(*conn)));
+}
+
+pg_store::pg_store(std::unique_ptr<pg_connection> conn) : conn_(std::move(conn)), writer_(*conn_) {}
+
+error pg_store::failed(const std::exception& e, std::string_view doing) {
+    return pg_error(e, conn_->description(), doing, stopping_.load());
+}
+
+result<void> pg_store::begin() {
+    try {
+        step("begin");
+        // A connection the server or the network dropped since the last
+        // transaction: one reconnect, then the error (the slice is retried).
+        if (conn_->broken() && !conn_->reconnect())
+            throw pg_exception("the connection is lost and reconnecting failed", "08006");
+        conn_->exec("BEGIN");
+        in_transaction_ = true;
+        return {};
+    } catch (const std::exception& e) {
+        abandon_transaction();
+        return failed(e, "writing a page of incidents");
+    }
+}
+
+result<store::upsert_counts> pg_store::write_page(std::span<const model::incident> incidents, std::int64_t now_ms,
+                                                  const store::slice_report* finish,
+                                                  std::span<const model::unknown_field> unknown_fields) {
+    const std::string now_text = util::format_iso8601_ms(now_ms);
+    try {
+        store::upsert_counts counts;
+        // Batches of distinct ids: a page that repeats an id (the API's order
+        // shifted under the walk) writes the later copy after the earlier, as
+        // SQLite's row-by-row writer does, and no statement touches a key twice.
+        std::vector<const model::incident*> batch;
+        std::unordered_set<std::string_view> ids;
+        const auto flush = [&] {
+            if (batch.empty()) return;
+            counts += writer_.write(batch, now_text);
+            batch.clear();
+            ids.clear();
+        };
+        for (const auto& inc : incidents) {
+            step("incident");
+            if (ids.contains(inc.id)) flush();
+            ids.insert(inc.id);
+            batch.push_back(&inc);
+        }
+        flush();
+        record_unknown_fields(unknown_fields, now_text);
+        if (finish) finish_slice(*finish, counts, now_text);
+        return counts;
+    } catch (const std::exception& e) {
+        abandon_transaction();
+        return failed(e, "writing a page of incidents");
+    }
+}
+
+result<void> pg_store::commit() {
+    try {
+        step("commit");
+        conn_->exec("COMMIT");
+        in_transaction_ = false;
+        step("committed");
+        for (auto& [_, committed] : unknown_fields_recorded_) committed = true;
+        for (const auto& w : pending_warnings_) spdlog::warn("{}", w);
+        pending_warnings_.clear();
+        return {};
+    } catch (const std::exception& e) {
+        abandon_transaction();
+        return failed(e, "committing a page of incidents");
+    }
+}
+
+void pg_store::rollback() noexcept { abandon_transaction(); }
+
+void pg_store::abandon_transaction() noexcept {
+    if (in_transaction_ && !conn_->broken()) {
+        try {
+            conn_->exec("ROLLBACK");
+        } catch (const std::exception& e) {
+            spdlog::warn("{}", failed(e, "rolling back").message);
+        }
+    }
+    in_transaction_ = false;
+    writer_.forget_uncommitted();
+    for (auto it = unknown_fields_recorded_.begin(); it != unknown_fields_recorded_.end();)
+        it = it->second ? std::next(it) : unknown_fields_recorded_.erase(it);  // keep only committed ones
+    pending_warnings_.clear();
+}
+
+result<std::optional<std::int64_t>> pg_store::stored_content_hash(const std::string& id) {
+    try {
+        return writer_.stored_content_hash(id);
+    } catch (const std::exception& e) {
+        abandon_transaction();
+        return failed(e, "looking up a stored incident");
+    }
+}
+
+void pg_store::record_unknown_fields(std::span<const model::unknown_field> fields, const std::string& now_text) {
+    pg_array paths, examples;
+    for (const auto& f : fields) {
+        if (unknown_fields_recorded_.contains(f.json_path)) continue;
+        paths.add(std::string_view(f.json_path));
+        examples.add(std::string_view(f.incident_id));
+        unknown_fields_recorded_[f.json_path] = false;  // until the transaction commits
+    }
+    if (paths.empty()) return;
+    auto r = conn_->exec(
+        "INSERT INTO unknown_fields (json_path, first_seen_at, example_incident_id) "
+        "SELECT u.p, $3::timestamptz, u.e FROM unnest($1::text[], $2::text[]) AS u(p, e) "
+        "ON CONFLICT DO NOTHING RETURNING json_path, example_incident_id",
+        {paths.literal(), examples.literal(), now_text});
+    for (int i = 0; i < r.rows(); ++i)
+        pending_warnings_.push_back(fmt::format(
+            "the API sent a field the schema does not know: {} (e.g. incident {}); it is kept in raw_json and "
+            "listed in the unknown_fields table",
+            r.text(i, 0), r.text(i, 1)));
+}
+
+void pg_store::finish_slice(const store::slice_report& report, const store::upsert_counts& page,
+                            const std::string& now_text) {
+    store::upsert_counts totals = report.counts;
+    totals += page;
+    if (report.moves_watermark) {
+        // Never backwards: GREATEST keeps a later watermark another pass wrote.
+        conn_->exec(
+            "INSERT INTO sync_state (app_id, tld, watermark_ms, watermark, last_success_at, auth_failing) "
+            "VALUES ($1, $2, $3::bigint, $4::timestamptz, $5::timestamptz, 0) "
+            "ON CONFLICT (app_id, tld) DO UPDATE SET "
+            "watermark_ms = GREATEST(COALESCE(sync_state.watermark_ms, EXCLUDED.watermark_ms), "
+            "EXCLUDED.watermark_ms), "
+            "watermark = CASE WHEN COALESCE(sync_state.watermark_ms, EXCLUDED.watermark_ms) > EXCLUDED.watermark_ms "
+            "THEN sync_state.watermark ELSE EXCLUDED.watermark END, "
+            "last_success_at = EXCLUDED.last_success_at, auth_failing = 0",
+            {report.pair.app_id, report.pair.tld, std::to_string(report.to_ms), util::format_iso8601_ms(report.to_ms),
+             now_text});
+    }
+    write_run(report, report.pages + 1, totals, now_text, nullptr);
+}
+
+void pg_store::write_run(const store::slice_report& report, std::int64_t pages, const store::upsert_counts& totals,
+                         const std::string& now_text, const std::string* error_text) {
+    conn_->exec(
+        "INSERT INTO sync_runs (app_id, tld, from_ms, to_ms, pages, incidents_seen, incidents_new, "
+        "incidents_changed, drift_corrections, started_at, finished_at, status, error, from_at, to_at, kind) "
+        "VALUES ($1, $2, $3::bigint, $4::bigint, $5::bigint, $6::bigint, $7::bigint, $8::bigint, $9::bigint, "
+        "$10::timestamptz, $11::timestamptz, $12, $13, $14::timestamptz, $15::timestamptz, $16)",
+        {report.pair.app_id, report.pair.tld, std::to_string(report.from_ms), std::to_string(report.to_ms),
+         std::to_string(pages), std::to_string(totals.seen), std::to_string(totals.inserted),
+         std::to_string(totals.changed), std::to_string(report.drift_corrections),
+         util::format_iso8601_ms(report.started_ms), now_text, std::string(error_text ? "failed" : "ok"),
+         error_text ? std::optional<std::string>(*error_text) : std::nullopt, util::format_iso8601_ms(report.from_ms),
+         util::format_iso8601_ms(report.to_ms), std::string(report.moves_watermark ? "poll" : "resync")});
+}
+
+result<void> pg_store::record_failure(const store::slice_report& report, std::string_view error_text,
+                                      std::int64_t now_ms, bool auth_failure) {
+    const std::string now_text = util::format_iso8601_ms(now_ms);
+    const std::string error_copy(error_text);
+    try {
+        if (conn_->broken() && !conn_->reconnect())
+            throw pg_exception("the connection is lost and reconnecting failed", "08006");
+        conn_->exec("BEGIN");
+        in_transaction_ = true;
+        if (report.moves_watermark)  // a resync's failure leaves the pair's own state alone
+            conn_->exec(
+                "INSERT INTO sync_state (app_id, tld, last_error_at, last_error, auth_failing) "
+                "VALUES ($1, $2, $3::timestamptz, $4, $5::smallint) ON CONFLICT (app_id, tld) DO UPDATE SET "
+                "last_error_at = EXCLUDED.last_error_at, last_error = EXCLUDED.last_error, "
+                "auth_failing = EXCLUDED.auth_failing",
+                {report.pair.app_id, report.pair.tld, now_text, error_copy, std::string(auth_failure ? "1" : "0")});
+        write_run(report, report.pages, report.counts, now_text, &error_copy);
+        conn_->exec("COMMIT");
+        in_transaction_ = false;
+        return {};
+    } catch (const std::exception& e) {
+        abandon_transaction();
+        return failed(e, "recording a failed sync");
+    }
+}
+
+result<std::optional<std::int64_t>> pg_store::watermark(const config::pair& pair) {
+    try {
+        auto r =
+            conn_->exec("SELECT watermark_ms FROM sync_state WHERE app_id = $1 AND tld = $2", {pair.app_id, pair.tld});
+        if (r.rows() == 0) return std::optional<std::int64_t>();
+        return r.optional_int64(0, 0);
+    } catch (const std::exception& e) {
+        return failed(e, "reading the watermark");
+    }
+}
+
+result<std::vector<store::stored_pair_state>> pg_store::sync_states() { return read_states(false); }
+
+result<std::vector<store::stored_pair_state>> pg_store::sync_states_with_counts() { return read_states(true); }
+
+result<std::vector<store::stored_pair_state>> pg_store::read_states(bool count_incidents) {
+    try {
+        const std::string count =
+            count_incidents ? "(SELECT COUNT(*) FROM incidents i WHERE i.app_id = s.app_id AND i.host_domain = s.tld)"
+                            : "0";
+        auto r =
+            conn_->exec(fmt::format("SELECT app_id, tld, watermark_ms, {}, {}, last_error, auth_failing, {} "
+                                    "FROM sync_state s ORDER BY app_id, tld",
+                                    epoch_ms("last_success_at"), epoch_ms("last_error_at"), count));
+        std::vector<store::stored_pair_state> out;
+        for (int i = 0; i < r.rows(); ++i) {
+            store::stored_pair_state s;
+            s.pair = {std::string(r.text(i, 0)), std::string(r.text(i, 1))};
+            s.watermark_ms = r.optional_int64(i, 2);
+            s.last_success_ms = r.optional_int64(i, 3);
+            s.last_error_ms = r.optional_int64(i, 4);
+            s.last_error = r.optional_text(i, 5);
+            s.auth_failing = r.int64(i, 6) != 0;
+            s.incidents = r.int64(i, 7);
+            out.push_back(std::move(s));
+        }
+        return out;
+    } catch (const std::exception& e) {
+        return failed(e, "reading the sync state");
+    }
+}
+
+void pg_store::interrupt_waits() noexcept {
+    stopping_.store(true);
+    conn_->cancel();
+}
+
+}  // namespace isync::pgstore

@@ -1,0 +1,79 @@
+#pragma once
+// The PostgreSQL store: store::sync_store over one libpq connection, with the
+// SQLite store's contract (store/sync_store.hpp): a page's incidents, child
+// rows, history, the watermark and the sync_runs row commit in one
+// transaction or not at all.
+//   pg_connection.hpp      the connection, statements, errors
+//   pg_incident_writer.hpp incidents, scripts and child rows, a batch at a time
+//   pg_schema.hpp          migrations from schema/postgresql/
+
+#include "pgstore/pg_connection.hpp"
+#include "pgstore/pg_incident_writer.hpp"
+#include "store/sync_store.hpp"
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace isync::pgstore {
+
+class pg_store final : public store::sync_store {
+public:
+    // Connects and migrates. Fails with errc::database saying what to do.
+    static result<std::unique_ptr<pg_store>> open(const connect_options& options);
+    // Connects to a database that has a schema this build can read, and
+    // changes nothing (for `status`): errc::database when it has none yet.
+    static result<std::unique_ptr<pg_store>> open_existing(const connect_options& options);
+
+    result<void> begin() override;
+    result<store::upsert_counts> write_page(std::span<const model::incident> incidents, std::int64_t now_ms,
+                                            const store::slice_report* finish = nullptr,
+                                            std::span<const model::unknown_field> unknown_fields = {}) override;
+    result<void> commit() override;
+    void rollback() noexcept override;
+    bool in_transaction() const override { return in_transaction_; }
+    result<std::optional<std::int64_t>> stored_content_hash(const std::string& id) override;
+    result<void> record_failure(const store::slice_report& report, std::string_view error_text, std::int64_t now_ms,
+                                bool auth_failure) override;
+    result<std::optional<std::int64_t>> watermark(const config::pair& pair) override;
+    result<std::vector<store::stored_pair_state>> sync_states() override;
+    void on_idle() override {}  // PostgreSQL's autovacuum does what SQLite's idle work does
+    void interrupt_waits() noexcept override;
+
+    // Every pair's state with its incident count, for `status`.
+    result<std::vector<store::stored_pair_state>> sync_states_with_counts();
+
+    // "user@host:port/dbname", for messages.
+    const std::string& description() const { return conn_->description(); }
+    pg_connection& connection() { return *conn_; }
+
+    // Test hook, called at each store step ("begin", "incident", "commit",
+    // "committed"), as incident_store's; a throwing hook simulates a failure.
+    void set_step_hook(std::function<void(std::string_view step)> hook) { step_hook_ = std::move(hook); }
+
+private:
+    explicit pg_store(std::unique_ptr<pg_connection> conn);
+    void step(std::string_view name) {
+        if (step_hook_) step_hook_(name);
+    }
+    void finish_slice(const store::slice_report& report, const store::upsert_counts& page, const std::string& now_text);
+    void write_run(const store::slice_report& report, std::int64_t pages, const store::upsert_counts& totals,
+                   const std::string& now_text, const std::string* error_text);
+    void record_unknown_fields(std::span<const model::unknown_field> fields, const std::string& now_text);
+    error failed(const std::exception& e, std::string_view doing);
+    void abandon_transaction() noexcept;
+    result<std::vector<store::stored_pair_state>> read_states(bool count_incidents);
+
+    std::unique_ptr<pg_connection> conn_;
+    pg_incident_writer writer_;
+    bool in_transaction_ = false;
+    std::atomic<bool> stopping_{false};
+    std::function<void(std::string_view)> step_hook_;
+    std::unordered_map<std::string, bool> unknown_fields_recorded_;  // path -> committed
+    std::vector<std::string> pending_warnings_;                      // logged once the page commits
+};
+
+}  // namespace isync::pgstore

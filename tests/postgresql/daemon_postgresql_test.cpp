@@ -1,0 +1,153 @@
+// The daemon as a process with database.url: `once` syncs the fake API into
+// PostgreSQL, `status` and `check-config` read it, and the database password
+// never appears in any output, at trace, on the success and error paths.
+
+#include "app/arguments.hpp"
+#include "pgstore/pg_schema.hpp"
+#include "postgresql/pg_test_server.hpp"
+#include "support/daemon_fixture.hpp"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <string>
+
+using test_support::daemon_fixture;
+using test_support::daemon_options;
+
+namespace {
+
+std::string write_password_file(const daemon_fixture& f, const std::string& password, mode_t mode = 0600) {
+    const std::string path = f.dir().file("db-password");
+    {
+        std::ofstream out(path, std::ios::trunc);
+        out << password << "\n";
+    }
+    ::chmod(path.c_str(), mode);
+    return path;
+}
+
+// The URL of `db` as role isync_pw, which must give a password.
+std::string password_role_url(const pg_test::fresh_database& db) {
+    return fmt::format("postgresql://isync_pw@127.0.0.1:{}/{}", pg_test::port(), db.name());
+}
+
+TEST(DaemonOnPostgresql, OnceSyncsEveryPairAndStatusAndCheckConfigReadIt) {
+    pg_test::fresh_database db;
+    daemon_options o;
+    o.interval = "1h";  // `status --check` allows three intervals since the last success
+    o.extra_database_yaml = "  url: " + db.url() + "\n";
+    daemon_fixture f(o);
+    ASSERT_EQ(f.run("once", "once"), 0) << f.output("once");
+    EXPECT_FALSE(std::filesystem::exists(f.db_path())) << "database.url set, yet a SQLite file was made";
+
+    auto conn = db.connect();
+    std::size_t expected = 0, wrong = 0;
+    f.server().with_dataset([&](const fake_api::dataset& data) {
+        for (std::size_t i = 0; i < data.size(); ++i) {
+            ++expected;
+            auto r = conn->exec("SELECT raw_json FROM incidents WHERE id = $1", {data.id(i)});
+            if (r.rows() != 1 || r.text(0, 0) != data.json(i)) ++wrong;
+        }
+    });
+    EXPECT_EQ(expected, 2'000u);
+    EXPECT_EQ(wrong, 0u);
+    EXPECT_EQ(conn->exec("SELECT COUNT(*) FROM incidents").int64(0, 0), 2'000);
+    EXPECT_EQ(conn->exec("SELECT COUNT(*) FROM sync_state WHERE watermark_ms IS NOT NULL").int64(0, 0), 2);
+    EXPECT_EQ(conn->exec("SELECT COUNT(*) FROM sync_runs WHERE status <> 'ok'").int64(0, 0), 0);
+
+    ASSERT_EQ(f.run("status", "status", {"--json"}), 0) << f.output("status");
+    rapidjson::Document doc;
+    doc.Parse(test_support::read_file(f.dir().path() / "status.stdout").c_str());
+    ASSERT_TRUE(doc.IsObject()) << f.output("status");
+    ASSERT_EQ(doc["pairs"].Size(), 2u);
+    std::int64_t total = 0;
+    for (const auto& p : doc["pairs"].GetArray()) {
+        EXPECT_TRUE(p["healthy"].GetBool());
+        total += p["incidents"].GetInt64();
+    }
+    EXPECT_EQ(total, 2'000);
+    EXPECT_EQ(f.run("status", "check", {"--check"}), 0) << f.output("check");
+
+    ASSERT_EQ(f.run("check-config", "check"), 0) << f.output("check");
+    EXPECT_NE(
+        f.output("check").find(fmt::format("schema version {}", isync::pgstore::latest_postgresql_schema_version())),
+        std::string::npos)
+        << f.output("check");
+
+    // A second pass re-reads its overlap and writes no incident.
+    const auto last_run = conn->exec("SELECT MAX(run_id) FROM sync_runs").int64(0, 0);
+    ASSERT_EQ(f.run("once", "again"), 0) << f.output("again");
+    EXPECT_EQ(conn->exec("SELECT COALESCE(SUM(incidents_new + incidents_changed), -1) FROM sync_runs WHERE run_id > $1",
+                         {std::to_string(last_run)})
+                  .int64(0, 0),
+              0);
+}
+
+TEST(DaemonOnPostgresql, ThePasswordNeverAppearsInAnyOutput) {
+    pg_test::fresh_database db;
+    const std::string canary = "canary-Wr0ng-p4ssw0rd-7f3a9";
+    daemon_options o;
+    o.log_level = "trace";
+    o.extra_database_yaml = "  url: " + password_role_url(db) + "\n  password_file: db-password\n";
+    daemon_fixture f(o);
+
+    // Refused: a wrong password says what to check, and not what it was.
+    write_password_file(f, canary);
+    for (const char* verb : {"once", "check-config", "status"}) {
+        const int code = f.run(verb, std::string("wrong-") + verb);
+        EXPECT_NE(code, 0) << verb;
+        const auto out = f.output(std::string("wrong-") + verb);
+        EXPECT_EQ(out.find(canary), std::string::npos) << verb << ": " << out;
+        EXPECT_NE(out.find("password authentication failed"), std::string::npos) << verb << ": " << out;
+        EXPECT_NE(out.find("database.password_file"), std::string::npos) << verb << ": " << out;
+    }
+    EXPECT_EQ(f.run("once", "wrong-exit"), isync::app::exit_database);
+
+    // Accepted: the right password syncs, and appears nowhere either.
+    const std::string password = pg_test::password_role_password();
+    write_password_file(f, password);
+    ASSERT_EQ(f.run("once", "right"), 0) << f.output("right");
+    EXPECT_EQ(f.run("check-config", "right-check"), 0) << f.output("right-check");
+    EXPECT_EQ(f.run("status", "right-status"), 0) << f.output("right-status");
+    for (const char* name : {"right", "right-check", "right-status"}) {
+        EXPECT_EQ(f.output(name).find(password), std::string::npos) << name;
+        EXPECT_NE(f.output(name).find("isync_pw@127.0.0.1"), std::string::npos) << name << ": " << f.output(name);
+    }
+    EXPECT_NE(f.output("right-check").find("password from database.password_file"), std::string::npos)
+        << f.output("right-check");
+    EXPECT_GT(db.connect()->exec("SELECT COUNT(*) FROM incidents").int64(0, 0), 0);
+    // The database holds it nowhere (the token neither).
+    auto conn = db.connect();
+    for (const std::string& secret : {password, std::string("test-token")}) {
+        auto hits = conn->exec(
+            "SELECT (SELECT COUNT(*) FROM sync_runs WHERE error LIKE '%' || $1 || '%') + "
+            "(SELECT COUNT(*) FROM sync_state WHERE last_error LIKE '%' || $1 || '%')",
+            {secret});
+        EXPECT_EQ(hits.int64(0, 0), 0);
+    }
+}
+
+TEST(DaemonOnPostgresql, APasswordInTheUrlOrAnOpenPasswordFileIsRefused) {
+    pg_test::fresh_database db;
+    const std::string canary = "canary-in-url-5521";
+    daemon_options o;
+    o.extra_database_yaml =
+        fmt::format("  url: postgresql://isync_pw:{}@127.0.0.1:{}/{}\n", canary, pg_test::port(), db.name());
+    daemon_fixture f(o);
+    EXPECT_EQ(f.run("check-config", "url"), isync::app::exit_config);
+    EXPECT_NE(f.output("url").find("database.url: holds a password"), std::string::npos) << f.output("url");
+    EXPECT_EQ(f.output("url").find(canary), std::string::npos) << f.output("url");
+
+    daemon_options open;
+    open.extra_database_yaml = "  url: " + password_role_url(db) + "\n  password_file: db-password\n";
+    daemon_fixture g(open);
+    write_password_file(g, pg_test::password_role_password(), 0644);
+    EXPECT_EQ(g.run("once", "open"), isync::app::exit_config);
+    EXPECT_NE(g.output("open").find("chmod 600"), std::string::npos) << g.output("open");
+}
+
+}  // namespace
