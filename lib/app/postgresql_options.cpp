@@ -7,6 +7,7 @@ namespace isync::app {
 result<postgresql_target> postgresql_options(const config::config& cfg) {
     postgresql_target t;
     t.options.url = cfg.database.url;
+    t.options.lease_ttl = cfg.database.lease_ttl;
     auto password = config::load_database_password(cfg);
     if (!password) return password.error();
     if (*password) {

@@ -73,6 +73,9 @@ struct database_config {
     // password (the loader refuses one): see password_file.
     std::string url;
     std::string password_file;  // the PostgreSQL password (empty: not configured)
+    // PostgreSQL: how long a daemon's claim on a pair lasts unless renewed
+    // (every third of it); a daemon that dies loses its pairs after this.
+    duration lease_ttl = std::chrono::seconds(30);
     duration busy_timeout = std::chrono::seconds(5);
 };
 

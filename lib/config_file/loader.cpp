@@ -309,6 +309,13 @@ std::vector<key_rule> reader::database_rules(database_config& database) {
         {"busy_timeout", [&](const field& f) { read_duration(f, database.busy_timeout, zero::allowed); }},
         {"url", [&](const field& f) { read_database_url(f, database.url); }},
         {"password_file", [&](const field& f) { read_path(f, database.password_file, empty::allowed); }},
+        {"lease_ttl",
+         [&](const field& f) {
+             read_duration(f, database.lease_ttl, zero::refused);
+             if (database.lease_ttl < std::chrono::seconds(3))
+                 fail(f.mark(), f.path, "is shorter than 3s",
+                      "write 3s or more (30s is the default): a lease is renewed every third of it");
+         }},
     };
 }
 

@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -61,6 +62,8 @@ struct connect_options {
     std::string url;                         // a libpq URI or key=value string (database.url)
     std::optional<config::secret> password;  // database.password_file; else libpq's own PGPASSFILE/PGPASSWORD
     std::string application_name = "incident-syncd";
+    // How long a lease on a pair lasts unless renewed (database.lease_ttl).
+    std::chrono::milliseconds lease_ttl{30000};
 };
 
 class pg_connection {

@@ -7,7 +7,11 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <array>
 #include <iterator>
+#include <random>
 #include <unordered_set>
 
 namespace isync::pgstore {
@@ -22,7 +26,15 @@ result<std::unique_ptr<pg_store>> pg_store::open(const connect_options& options)
     auto conn = pg_connection::connect(options);
     if (!conn) return conn.error();
     if (auto m = migrate(**conn); !m) return m.error();
-    return std::unique_ptr<pg_store>(new pg_store(std::move(*conn)));
+    try {
+        // A transaction left open longer than a lease (the process stopped,
+        // SIGSTOP, a debugger) is ended by the server, so the lease row it
+        // locks cannot keep the pair from the daemon that takes it over.
+        (*conn)->exec(fmt::format("SET idle_in_transaction_session_timeout = {}", options.lease_ttl.count()));
+    } catch (const std::exception& e) {
+        return pg_error(e, (*conn)->description(), "setting up the session", false);
+    }
+    return std::unique_ptr<pg_store>(new pg_store(std::move(*conn), options.lease_ttl, true));
 }
 
 result<std::unique_ptr<pg_store>> pg_store::open_existing(const connect_options& options) {
@@ -35,10 +47,29 @@ result<std::unique_ptr<pg_store>> pg_store::open_existing(const connect_options&
                           fmt::format("PostgreSQL database {}: no incident-sync schema yet: no daemon has synced into "
                                       "it (start `incident-syncd run` with this database.url)",
                                       (*conn)->description()));
-    return std::unique_ptr<pg_store>(new pg_store(std::move(*conn)));
+    return std::unique_ptr<pg_store>(new pg_store(std::move(*conn), options.lease_ttl, false));
 }
 
-pg_store::pg_store(std::unique_ptr<pg_connection> conn) : conn_(std::move(conn)), writer_(*conn_) {}
+pg_store::pg_store(std::unique_ptr<pg_connection> conn, std::chrono::milliseconds lease_ttl, bool leasing)
+    : conn_(std::move(conn)), writer_(*conn_), lease_ttl_(lease_ttl), leasing_(leasing) {
+    std::array<char, 256> host{};
+    ::gethostname(host.data(), host.size() - 1);
+    std::random_device random;
+    owner_ = fmt::format("{}:{}:{:08x}", host.data(), ::getpid(), random());
+}
+
+pg_store::~pg_store() {
+    if (!leasing_ || conn_->broken()) return;
+    try {
+        if (in_transaction_) conn_->exec("ROLLBACK");
+        conn_->exec("UPDATE sync_state SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = $1",
+                    {owner_});
+        conn_->exec("DELETE FROM sync_daemons WHERE owner = $1", {owner_});
+    } catch (const std::exception& e) {
+        spdlog::warn("{} (its leases end by themselves within database.lease_ttl)",
+                     failed(e, "ending this daemon's leases").message);
+    }
+}
 
 error pg_store::failed(const std::exception& e, std::string_view doing) {
     return pg_error(e, conn_->description(), doing, stopping_.load());
@@ -181,15 +212,15 @@ void pg_store::write_run(const store::slice_report& report, std::int64_t pages, 
                          const std::string& now_text, const std::string* error_text) {
     conn_->exec(
         "INSERT INTO sync_runs (app_id, tld, from_ms, to_ms, pages, incidents_seen, incidents_new, "
-        "incidents_changed, drift_corrections, started_at, finished_at, status, error, from_at, to_at, kind) "
+        "incidents_changed, drift_corrections, started_at, finished_at, status, error, from_at, to_at, kind, daemon) "
         "VALUES ($1, $2, $3::bigint, $4::bigint, $5::bigint, $6::bigint, $7::bigint, $8::bigint, $9::bigint, "
-        "$10::timestamptz, $11::timestamptz, $12, $13, $14::timestamptz, $15::timestamptz, $16)",
+        "$10::timestamptz, $11::timestamptz, $12, $13, $14::timestamptz, $15::timestamptz, $16, $17)",
         {report.pair.app_id, report.pair.tld, std::to_string(report.from_ms), std::to_string(report.to_ms),
          std::to_string(pages), std::to_string(totals.seen), std::to_string(totals.inserted),
          std::to_string(totals.changed), std::to_string(report.drift_corrections),
          util::format_iso8601_ms(report.started_ms), now_text, std::string(error_text ? "failed" : "ok"),
          error_text ? std::optional<std::string>(*error_text) : std::nullopt, util::format_iso8601_ms(report.from_ms),
-         util::format_iso8601_ms(report.to_ms), std::string(report.moves_watermark ? "poll" : "resync")});
+         util::format_iso8601_ms(report.to_ms), std::string(report.moves_watermark ? "poll" : "resync"), owner_});
 }
 
 result<void> pg_store::record_failure(const store::slice_report& report, std::string_view error_text,
@@ -263,6 +294,141 @@ result<std::vector<store::stored_pair_state>> pg_store::read_states(bool count_i
 void pg_store::interrupt_waits() noexcept {
     stopping_.store(true);
     conn_->cancel();
+}
+
+std::pair<std::int64_t, std::int64_t> pg_store::heartbeat(const config::pair* except) {
+    std::array<char, 256> host{};
+    ::gethostname(host.data(), host.size() - 1);
+    conn_->exec(
+        "INSERT INTO sync_daemons (owner, host, pid, started_at, last_seen_at) VALUES ($1, $2, $3::int, now(), now()) "
+        "ON CONFLICT (owner) DO UPDATE SET last_seen_at = now()",
+        {owner_, std::string(host.data()), std::to_string(::getpid())});
+    auto r = conn_->exec(
+        "SELECT (SELECT COUNT(*) FROM sync_daemons WHERE last_seen_at > now() - $2::bigint * interval '1 "
+        "millisecond'), "
+        "(SELECT COUNT(*) FROM sync_state WHERE lease_owner = $1 AND lease_expires_at > now() "
+        "AND NOT (app_id = $3 AND tld = $4))",
+        {owner_, std::to_string(lease_ttl_.count()), except ? except->app_id : std::string(),
+         except ? except->tld : std::string()});
+    return {std::max<std::int64_t>(1, r.int64(0, 0)), r.int64(0, 1)};
+}
+
+void pg_store::give_up(const config::pair& pair) {
+    conn_->exec(
+        "UPDATE sync_state SET lease_owner = NULL, lease_expires_at = NULL "
+        "WHERE app_id = $1 AND tld = $2 AND lease_owner = $3",
+        {pair.app_id, pair.tld, owner_});
+    if (epochs_.erase(pair) > 0)
+        spdlog::info("{}/{}: lease given up: this daemon holds its share of the pairs; another takes it", pair.app_id,
+                     pair.tld);
+}
+
+result<bool> pg_store::claim_pair(const config::pair& pair, std::size_t pairs_total) {
+    try {
+        if (conn_->broken() && !conn_->reconnect())
+            throw pg_exception("the connection is lost and reconnecting failed", "08006");
+        const auto [alive, held] = heartbeat(&pair);
+        const auto share = (static_cast<std::int64_t>(std::max<std::size_t>(1, pairs_total)) + alive - 1) / alive;
+        if (held >= share) {
+            give_up(pair);
+            return false;
+        }
+        conn_->exec("INSERT INTO sync_state (app_id, tld) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    {pair.app_id, pair.tld});
+        // SKIP LOCKED: a row locked by another daemon's write is that
+        // daemon's (its fence holds it until the write commits).
+        auto r = conn_->exec(
+            "UPDATE sync_state s SET lease_owner = $3, "
+            "lease_expires_at = now() + $4::bigint * interval '1 millisecond', "
+            "lease_epoch = CASE WHEN s.lease_owner = $3 THEN s.lease_epoch ELSE s.lease_epoch + 1 END "
+            "FROM (SELECT app_id, tld, lease_owner, lease_expires_at > now() AS live FROM sync_state "
+            "WHERE app_id = $1 AND tld = $2 FOR UPDATE SKIP LOCKED) old "
+            "WHERE s.app_id = old.app_id AND s.tld = old.tld "
+            "AND (old.lease_owner IS NULL OR old.lease_owner = $3 OR NOT old.live) "
+            "RETURNING s.lease_epoch, old.lease_owner",
+            {pair.app_id, pair.tld, owner_, std::to_string(lease_ttl_.count())});
+        if (r.rows() == 0) {
+            epochs_.erase(pair);
+            return false;
+        }
+        const std::int64_t epoch = r.int64(0, 0);
+        const auto previous = r.optional_text(0, 1);
+        const auto known = epochs_.find(pair);
+        if (known == epochs_.end() || known->second != epoch) {
+            if (previous && *previous != owner_)
+                spdlog::info("{}/{}: lease taken over from {} (its lease had ended; epoch {})", pair.app_id, pair.tld,
+                             *previous, epoch);
+            else
+                spdlog::debug("{}/{}: lease taken (epoch {})", pair.app_id, pair.tld, epoch);
+        }
+        epochs_[pair] = epoch;
+        return true;
+    } catch (const std::exception& e) {
+        return failed(e, "claiming a pair's lease");
+    }
+}
+
+void pg_store::renew_leases(std::span<const config::pair> busy, std::size_t pairs_total) {
+    try {
+        if (conn_->broken() && !conn_->reconnect()) return;
+        const auto [alive, held] = heartbeat(nullptr);
+        const auto share = (static_cast<std::int64_t>(std::max<std::size_t>(1, pairs_total)) + alive - 1) / alive;
+        // Beyond its share (another daemon started): give up idle pairs.
+        auto extra = held - share;
+        for (auto it = epochs_.begin(); extra > 0 && it != epochs_.end();) {
+            const config::pair pair = it->first;
+            ++it;
+            if (std::find(busy.begin(), busy.end(), pair) != busy.end()) continue;
+            give_up(pair);
+            --extra;
+        }
+        auto r = conn_->exec(
+            "UPDATE sync_state SET lease_expires_at = now() + $2::bigint * interval '1 millisecond' "
+            "WHERE lease_owner = $1 RETURNING app_id, tld, lease_epoch",
+            {owner_, std::to_string(lease_ttl_.count())});
+        std::map<config::pair, std::int64_t> renewed;
+        for (int i = 0; i < r.rows(); ++i)
+            renewed[config::pair{std::string(r.text(i, 0)), std::string(r.text(i, 1))}] = r.int64(i, 2);
+        for (const auto& [pair, epoch] : epochs_) {
+            const auto now = renewed.find(pair);
+            if (now == renewed.end() || now->second != epoch)
+                spdlog::warn(
+                    "{}/{}: this daemon's lease ended (another daemon took the pair over while this one "
+                    "could not renew it); it polls the pair again only once it holds the lease",
+                    pair.app_id, pair.tld);
+        }
+        epochs_ = std::move(renewed);
+    } catch (const std::exception& e) {
+        spdlog::warn("{} (the leases stay valid until they expire)", failed(e, "renewing the leases").message);
+    }
+}
+
+result<void> pg_store::fence(const config::pair& pair) {
+    try {
+        const auto epoch = epochs_.find(pair);
+        std::int64_t rows = 0;
+        if (epoch != epochs_.end())
+            rows = conn_
+                       ->exec(
+                           "UPDATE sync_state SET lease_expires_at = now() + $5::bigint * interval '1 millisecond' "
+                           "WHERE app_id = $1 AND tld = $2 AND lease_owner = $3 AND lease_epoch = $4::bigint "
+                           "RETURNING 1",
+                           {pair.app_id, pair.tld, owner_, std::to_string(epoch->second),
+                            std::to_string(lease_ttl_.count())})
+                       .rows();
+        if (rows == 0) {
+            epochs_.erase(pair);
+            throw pg_exception(fmt::format("this daemon's lease on {}/{} ended (another daemon took the pair over, or "
+                                           "the lease expired while this one was stopped or cut off); nothing of "
+                                           "this write is kept",
+                                           pair.app_id, pair.tld),
+                               "lease");
+        }
+        return {};
+    } catch (const std::exception& e) {
+        abandon_transaction();
+        return failed(e, "writing a page of incidents");
+    }
 }
 
 }  // namespace isync::pgstore

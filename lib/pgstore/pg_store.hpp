@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -43,6 +44,20 @@ public:
     void on_idle() override {}  // PostgreSQL's autovacuum does what SQLite's idle work does
     void interrupt_waits() noexcept override;
 
+    // Leases (schema/postgresql/002_leases.sql): each pair is polled by the
+    // daemon holding its lease; the daemons alive share the pairs evenly.
+    bool shares_work() const override { return true; }
+    std::chrono::milliseconds lease_renew_every() const override { return lease_ttl_ / 3; }
+    result<bool> claim_pair(const config::pair& pair, std::size_t pairs_total) override;
+    void renew_leases(std::span<const config::pair> busy, std::size_t pairs_total) override;
+    result<void> fence(const config::pair& pair) override;
+    // This daemon's name in sync_state.lease_owner and sync_runs.daemon: host:pid:random.
+    const std::string& owner() const { return owner_; }
+
+    // A clean stop: the leases held end now (others take the pairs at once),
+    // and the heartbeat row goes.
+    ~pg_store() override;
+
     // Every pair's state with its incident count, for `status`.
     result<std::vector<store::stored_pair_state>> sync_states_with_counts();
 
@@ -55,7 +70,11 @@ public:
     void set_step_hook(std::function<void(std::string_view step)> hook) { step_hook_ = std::move(hook); }
 
 private:
-    explicit pg_store(std::unique_ptr<pg_connection> conn);
+    pg_store(std::unique_ptr<pg_connection> conn, std::chrono::milliseconds lease_ttl, bool leasing);
+    // Upserts this daemon's heartbeat; returns {daemons alive, pairs this one
+    // holds besides `except`}.
+    std::pair<std::int64_t, std::int64_t> heartbeat(const config::pair* except);
+    void give_up(const config::pair& pair);
     void step(std::string_view name) {
         if (step_hook_) step_hook_(name);
     }
@@ -72,6 +91,10 @@ private:
     bool in_transaction_ = false;
     std::atomic<bool> stopping_{false};
     std::function<void(std::string_view)> step_hook_;
+    std::chrono::milliseconds lease_ttl_;
+    bool leasing_;  // opened by a daemon (not by `status`): has a heartbeat and leases to end
+    std::string owner_;
+    std::map<config::pair, std::int64_t> epochs_;                    // the leases this daemon holds, by epoch
     std::unordered_map<std::string, bool> unknown_fields_recorded_;  // path -> committed
     std::vector<std::string> pending_warnings_;                      // logged once the page commits
 };

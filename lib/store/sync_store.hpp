@@ -23,6 +23,7 @@
 #include "store/sync_state.hpp"
 #include "util/error.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -56,6 +57,27 @@ public:
     virtual result<std::optional<std::int64_t>> watermark(const config::pair& pair) = 0;
     // Every pair's stored state, without incident counts.
     virtual result<std::vector<stored_pair_state>> sync_states() = 0;
+
+    // Several daemons sharing one database (PostgreSQL). A backend that
+    // allows one daemon per database (SQLite: the instance lock) keeps these
+    // defaults: every pair is this daemon's.
+    //
+    // Whether it shares: then the engine claims each pair before polling it
+    // and renews its leases every lease_renew_every().
+    virtual bool shares_work() const { return false; }
+    virtual std::chrono::milliseconds lease_renew_every() const { return std::chrono::seconds(10); }
+    // Whether this daemon may poll `pair` now: claims (or renews) its lease.
+    // False while another daemon holds it, or when this one already holds
+    // its share of `pairs_total` among the daemons alive (it then gives the
+    // pair up, for another to take). Outside a transaction.
+    virtual result<bool> claim_pair(const config::pair& /*pair*/, std::size_t /*pairs_total*/) { return true; }
+    // The heartbeat: renews every lease held, and gives up those beyond this
+    // daemon's share that are not `busy` (being polled). Errors are only logged.
+    virtual void renew_leases(std::span<const config::pair> /*busy*/, std::size_t /*pairs_total*/) {}
+    // Inside the open transaction, before the first page of `pair` in it:
+    // fails (rolling the transaction back) when this daemon's lease on the
+    // pair ended, so that a daemon another one replaced cannot write.
+    virtual result<void> fence(const config::pair& /*pair*/) { return {}; }
 
     // No poll is running: do what was put off for readers (indexes a first
     // backfill left out, a WAL checkpoint). Errors are only logged.

@@ -68,6 +68,8 @@ engine::engine(net::any_io_executor executor, net::ssl::context& tls, store::syn
       slots_(std::make_unique<net::experimental::channel<void(boost::system::error_code)>>(
           executor, static_cast<std::size_t>(std::max(1, current_->settings.sync.concurrency)))),
       health_(stored_health(store)),
+      shares_work_(store.shares_work()),
+      lease_renew_every_(store.lease_renew_every()),
       writer_(std::make_unique<store_writer>(executor, store)) {}
 
 std::shared_ptr<const engine::snapshot> engine::make_snapshot(engine_settings settings, const config::secret& token) {
@@ -370,6 +372,22 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
     if (ec) co_return pair_status::cancelled;
     slot_guard<std::remove_reference_t<decltype(*slots_)>> slot{slots_.get(), alive_};
 
+    // Claimed once a slot is free, not while queued for one: a pair waiting
+    // here is not held, so another daemon with room may take it.
+    if (shares_work_) {
+        const pair_status claimed = co_await claim(pair);
+        if (claimed != pair_status::ok) co_return claimed;
+    }
+    struct busy_guard {
+        engine* self;
+        config::pair pair;
+        std::shared_ptr<bool> engine_alive;
+        ~busy_guard() {
+            if (*engine_alive) self->claimed_busy_.erase(pair);
+        }
+    } busy{this, pair, alive_};
+    if (shares_work_) claimed_busy_.insert(pair);
+
     const auto started = std::chrono::steady_clock::now();
     const pair_status status = co_await poll_slices(pair, current_);
     if (status != pair_status::cancelled) {
@@ -377,6 +395,39 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
         record_outcome(pair, status, elapsed.count());
     }
     co_return status;
+}
+
+net::awaitable<pair_status> engine::claim(config::pair pair) {
+    const std::size_t total = polled_pairs().size();
+    // A named lambda: GCC 12 destroys a temporary one in a co_await twice.
+    auto claim_it = [pair, total](store::sync_store& s) { return s.claim_pair(pair, total); };
+    auto claimed = co_await writer_->call(std::move(claim_it));
+    if (!claimed) {
+        if (claimed.error().code == errc::cancelled) co_return pair_status::cancelled;
+        spdlog::error("{}: {}", pair_name(pair), claimed.error().message);
+        record_outcome(pair, pair_status::failed, 0);
+        co_return pair_status::failed;
+    }
+    if (!*claimed) {
+        if (leased_elsewhere_.insert(pair).second)
+            spdlog::info("{}: polled by another daemon sharing the database (it holds the pair's lease)",
+                         pair_name(pair));
+        co_return pair_status::elsewhere;
+    }
+    if (leased_elsewhere_.erase(pair) > 0) spdlog::info("{}: this daemon holds the pair's lease now", pair_name(pair));
+    co_return pair_status::ok;
+}
+
+net::awaitable<void> engine::keep_leases() {
+    net::steady_timer timer(executor_);
+    for (;;) {
+        timer.expires_after(lease_renew_every_);
+        auto [ec] = co_await timer.async_wait(use_tuple);
+        if (ec || stopping_) co_return;
+        std::vector<config::pair> busy(claimed_busy_.begin(), claimed_busy_.end());
+        const std::size_t total = polled_pairs().size();
+        writer_->post([busy = std::move(busy), total](store::sync_store& s) { s.renew_leases(busy, total); });
+    }
 }
 
 void engine::record_outcome(const config::pair& pair, pair_status status, double seconds) {
@@ -411,7 +462,7 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
 
     pair_status status = pair_status::ok;
     const auto started = std::chrono::steady_clock::now();
-    const auto ledger = writer_->open_ledger();
+    const auto ledger = writer_->open_ledger(pair);
     // A pair's first sync is a backfill: start typed (see settle()).
     const auto poll = std::make_shared<poll_state>();
     poll->mode = *watermark ? api::parse_mode::untyped : api::parse_mode::typed;
@@ -582,7 +633,8 @@ net::awaitable<bool> engine::run_once() {
     co_await tasks_.wait_all();
     const auto pass = std::move(single_pass_);
     bool all_ok = !discovery_failed_ && pass->results.size() == pass->started.size();
-    for (const auto& [pair, status] : pass->results) all_ok = all_ok && status == pair_status::ok;
+    for (const auto& [pair, status] : pass->results)
+        all_ok = all_ok && (status == pair_status::ok || status == pair_status::elsewhere);
     co_return all_ok;
 }
 
@@ -591,8 +643,13 @@ net::awaitable<void> engine::poll_forever(config::pair pair) {
     for (;;) {
         const pair_status status = co_await sync_pair(pair);
         if (status == pair_status::cancelled || stopping_) co_return;
-        // Jitter keeps pairs from moving in lock-step against the API.
-        const auto interval = current_->settings.sync.interval;
+        // Jitter keeps pairs from moving in lock-step against the API. A pair
+        // another daemon holds is tried again at every lease renewal, so
+        // that it is taken over soon after that daemon dies.
+        const auto interval =
+            status == pair_status::elsewhere
+                ? std::min<std::chrono::milliseconds>(current_->settings.sync.interval, lease_renew_every_)
+                : current_->settings.sync.interval;
         const auto jitter = std::chrono::milliseconds(
             static_cast<std::int64_t>(clock_.uniform01() * static_cast<double>(interval.count()) * 0.1));
         timer.expires_after(interval + jitter);
@@ -608,6 +665,7 @@ void engine::start_pair_loop(const config::pair& pair) {
 net::awaitable<void> engine::run() {
     polling_forever_ = true;
     for (const auto& pair : polled_pairs()) start_pair_loop(pair);
+    if (shares_work_) tasks_.spawn("leases", keep_leases());
     restart_discovery();
     co_await tasks_.wait_all();
 }
@@ -615,6 +673,7 @@ net::awaitable<void> engine::run() {
 std::map<config::pair, pair_health> engine::health() const {
     std::map<config::pair, pair_health> out;
     for (const auto& p : polled_pairs()) {
+        if (leased_elsewhere_.contains(p)) continue;
         auto it = health_.find(p);
         out[p] = it == health_.end() ? pair_health{} : it->second;
         // Polling (or queued for a slot) is what progress_ holds: one record.

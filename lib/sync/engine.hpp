@@ -52,7 +52,9 @@ using source_factory =
     std::function<std::shared_ptr<page_source>(const engine_settings& settings, const config::secret& token)>;
 
 // How a pair's last poll ended.
-enum class pair_status { ok, failed, auth_failed, cancelled };
+// How a pair's last poll ended; `elsewhere`: not polled, another daemon
+// sharing the database holds the pair's lease.
+enum class pair_status { ok, failed, auth_failed, cancelled, elsewhere };
 
 struct clock_source {
     std::function<std::int64_t()> now_ms;  // wall clock, epoch milliseconds
@@ -115,8 +117,12 @@ public:
     std::vector<config::pair> polled_pairs() const;
     // The applications the last successful discovery listed (nullopt before one).
     const std::optional<std::vector<api::application>>& applications() const { return applications_; }
-    // Every configured pair's health (pairs never polled have empty fields).
+    // Every configured pair's health (pairs never polled have empty fields),
+    // except the pairs another daemon sharing the database polls (their
+    // health is that daemon's to report).
     std::map<config::pair, pair_health> health() const;
+    // Sharing a database: the pairs another daemon held at this one's last try.
+    const std::set<config::pair>& leased_elsewhere() const { return leased_elsewhere_; }
     const engine_settings& settings() const { return current_->settings; }
     // What each pair polling right now has done so far (for logs, status and metrics).
     const std::map<config::pair, pair_progress>& progress() const { return progress_; }
@@ -127,8 +133,14 @@ public:
     void on_polls_changed(std::function<void()> f) { polls_changed_ = std::move(f); }
 
 private:
-    // One poll of a pair: takes a concurrency slot, walks its slices, records the outcome.
+    // One poll of a pair: takes a concurrency slot, claims the pair when the
+    // database is shared, walks its slices, records the outcome.
     boost::asio::awaitable<pair_status> sync_pair(config::pair pair);
+    // Sharing a database: whether this daemon may poll `pair` now (its lease).
+    boost::asio::awaitable<pair_status> claim(config::pair pair);
+    // Sharing a database: renews this daemon's leases every
+    // lease_renew_every_, giving up idle pairs beyond its share.
+    boost::asio::awaitable<void> keep_leases();
     // What one poll of a pair carries from slice to slice and page to page.
     struct poll_state {
         api::parse_mode mode = api::parse_mode::typed;  // how the next page is parsed
@@ -271,6 +283,11 @@ private:
     // the io_context, after a stop that hit its deadline) must not touch it.
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     int active_pairs_ = 0;  // pairs polling or waiting for a concurrency slot
+    // Sharing a database (store::sync_store::shares_work): the leases.
+    bool shares_work_ = false;
+    std::chrono::milliseconds lease_renew_every_{10000};
+    std::set<config::pair> leased_elsewhere_;  // another daemon held them at the last try
+    std::set<config::pair> claimed_busy_;      // held by this daemon and being polled now
     // The deepest offset the API accepts, as learned from a 4xx at a deeper
     // one (search backends refuse past a bound: Elasticsearch's default is
     // skip + take <= 10,000). The API's property: kept across polls and SIGHUPs.

@@ -109,6 +109,15 @@ void store_writer::write(const std::shared_ptr<ledger>& owner, const model::page
         }
         batch_started_ = std::chrono::steady_clock::now();
     }
+    const bool first_in_batch = std::find(batch_ledgers_.begin(), batch_ledgers_.end(), owner) == batch_ledgers_.end();
+    if (first_in_batch && owner->pair) {
+        if (auto fenced = store_.fence(*owner->pair); !fenced) {
+            // The store rolled the whole transaction back: every page in it is lost.
+            fail_batch(fenced.error());
+            owner->failure = fenced.error();
+            return deliver(fenced.error());
+        }
+    }
     auto counts = page.untyped.empty() ? write_typed(page, now_ms, finish) : write_untyped(page, now_ms, finish);
     if (!counts) {
         // The store rolled the whole transaction back: every page in it is lost.
@@ -116,8 +125,7 @@ void store_writer::write(const std::shared_ptr<ledger>& owner, const model::page
         owner->failure = counts.error();
         return deliver(counts.error());
     }
-    if (std::find(batch_ledgers_.begin(), batch_ledgers_.end(), owner) == batch_ledgers_.end())
-        batch_ledgers_.push_back(owner);
+    if (first_in_batch) batch_ledgers_.push_back(owner);
     batch_incidents_ += counts->inserted + counts->changed;
     deliver(*counts);
 }

@@ -87,6 +87,10 @@ public:
     // One pair's poll, as the writer sees it. Writer thread only.
     struct ledger {
         std::optional<error> failure;  // set when a transaction holding its pages failed
+        // The pair whose pages it writes: each transaction fences it first
+        // (sync_store::fence), so that a daemon that lost the pair's lease
+        // writes nothing of it. nullopt: no fence (tests of the writer alone).
+        std::optional<config::pair> pair;
     };
 
     using write_ticket = one_shot<result<store::upsert_counts>>;
@@ -96,7 +100,11 @@ public:
     store_writer(const store_writer&) = delete;
     store_writer& operator=(const store_writer&) = delete;
 
-    std::shared_ptr<ledger> open_ledger() { return std::make_shared<ledger>(); }
+    std::shared_ptr<ledger> open_ledger(std::optional<config::pair> pair = std::nullopt) {
+        auto l = std::make_shared<ledger>();
+        l->pair = std::move(pair);
+        return l;
+    }
 
     // Hands a page over; the ticket completes once the page is written into
     // the open transaction (not yet committed), or refused with the error.

@@ -148,6 +148,7 @@ std::map<std::string, std::string> describe(const isync::config::config& d) {
         {"database.busy_timeout", format_duration(d.database.busy_timeout)},
         {"database.url", text_default(d.database.url)},
         {"database.password_file", text_default(d.database.password_file)},
+        {"database.lease_ttl", format_duration(d.database.lease_ttl)},
         {"log.level", text_default(d.log.level)},
         {"log.format", text_default(d.log.format)},
         {"metrics.listen", text_default(d.metrics.listen)},
