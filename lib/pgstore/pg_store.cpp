@@ -237,8 +237,11 @@ result<void> pg_store::record_failure(const store::slice_report& report, std::st
                 "INSERT INTO sync_state (app_id, tld, last_error_at, last_error, auth_failing) "
                 "VALUES ($1, $2, $3::timestamptz, $4, $5::smallint) ON CONFLICT (app_id, tld) DO UPDATE SET "
                 "last_error_at = EXCLUDED.last_error_at, last_error = EXCLUDED.last_error, "
-                "auth_failing = EXCLUDED.auth_failing",
-                {report.pair.app_id, report.pair.tld, now_text, error_copy, std::string(auth_failure ? "1" : "0")});
+                "auth_failing = EXCLUDED.auth_failing "
+                // A daemon that lost the pair's lease does not speak for it.
+                "WHERE sync_state.lease_owner IS NULL OR sync_state.lease_owner = $6",
+                {report.pair.app_id, report.pair.tld, now_text, error_copy, std::string(auth_failure ? "1" : "0"),
+                 owner_});
         write_run(report, report.pages, report.counts, now_text, &error_copy);
         conn_->exec("COMMIT");
         in_transaction_ = false;
@@ -333,8 +336,12 @@ result<bool> pg_store::claim_pair(const config::pair& pair, std::size_t pairs_to
             give_up(pair);
             return false;
         }
-        conn_->exec("INSERT INTO sync_state (app_id, tld) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                    {pair.app_id, pair.tld});
+        // NOT EXISTS first: ON CONFLICT alone would wait for a write in flight
+        // on the existing row to learn whether it conflicts.
+        conn_->exec(
+            "INSERT INTO sync_state (app_id, tld) SELECT $1, $2 "
+            "WHERE NOT EXISTS (SELECT 1 FROM sync_state WHERE app_id = $1 AND tld = $2) ON CONFLICT DO NOTHING",
+            {pair.app_id, pair.tld});
         // SKIP LOCKED: a row locked by another daemon's write is that
         // daemon's (its fence holds it until the write commits).
         auto r = conn_->exec(

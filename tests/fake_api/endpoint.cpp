@@ -164,7 +164,9 @@ reply handle_request(std::string_view method, std::string_view target, std::stri
     const auto path = target.substr(0, target.find('?'));
     if (path != "/v1/incidents" && path != "/v1/account-settings") return {404, message_body("Not Found")};
     if (method != "GET") return {405, message_body("Method Not Allowed")};
-    if (authorization != "Bearer " + config.token) return {401, message_body("Unauthorized")};
+    const auto accepted = [&](const std::string& t) { return authorization == "Bearer " + t; };
+    if (!accepted(config.token) && std::none_of(config.other_tokens.begin(), config.other_tokens.end(), accepted))
+        return {401, message_body("Unauthorized")};
     if (path == "/v1/account-settings") return {200, config.account_settings};
     auto q = parse_incidents_query(target, now_ms, config.take_cap);
     if (!q) return {422, message_body(q.error().message)};

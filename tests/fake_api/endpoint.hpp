@@ -24,6 +24,7 @@ enum class app_refusal : unsigned {
 
 struct endpoint_config {
     std::string token = "test-token";
+    std::vector<std::string> other_tokens{};  // accepted too (one per replica, to tell them apart)
     // A `take` above this is clamped to it, and the paging URLs show the
     // clamped value. The real API's maximum is undocumented; 1000 keeps a page
     // under ~2 MB.

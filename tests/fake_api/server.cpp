@@ -1,5 +1,7 @@
 #include "fake_api/server.hpp"
 
+#include <boost/url/parse.hpp>
+
 #include "fake_api/random.hpp"
 #include "util/timestamp.hpp"
 
@@ -116,6 +118,8 @@ struct answer {
     std::string body;
     std::string retry_after;
     std::optional<rate_window_counter::decision> rate;  // stated as X-RateLimit-* when the link has a rate limit
+    std::string pair_key;  // "appId tld" of an admitted incident request, with its token: in flight until answered
+    std::string client;
 };
 
 struct connection {
@@ -133,6 +137,7 @@ struct connection {
 
 endpoint_config make_endpoint(const server_options& o, const dataset& data) {
     endpoint_config config{.token = o.token,
+                           .other_tokens = o.other_tokens,
                            .take_cap = o.take_cap,
                            .paging_base_url = o.paging_base_url,
                            .refused_app_ids = o.refused_app_ids,
@@ -256,7 +261,7 @@ struct server::impl {
                               {authorization.data(), authorization.size()});
             // Held until this answer is written (or the session ends): a
             // request waiting out its latency counts as in flight.
-            const in_flight_slot slot(a.admitted ? this : nullptr);
+            const in_flight_slot slot(a.admitted ? this : nullptr, a.pair_key, a.client);
 
             if (a.delay > 0ms) {
                 c->timer.expires_after(a.delay);
@@ -343,7 +348,8 @@ struct server::impl {
     // it touches only members declared before the io_context).
     class in_flight_slot {
     public:
-        explicit in_flight_slot(impl* owner) : owner_(owner) {}
+        in_flight_slot(impl* owner, std::string pair_key, std::string client)
+            : owner_(owner), pair_key_(std::move(pair_key)), client_(std::move(client)) {}
         in_flight_slot(const in_flight_slot&) = delete;
         in_flight_slot& operator=(const in_flight_slot&) = delete;
         ~in_flight_slot() {
@@ -351,11 +357,14 @@ struct server::impl {
             owner_->update([this](server_stats& s) {
                 owner_->gate.leave();
                 s.in_flight = owner_->gate.current();
+                if (!pair_key_.empty()) --owner_->pair_clients[pair_key_][client_];
             });
         }
 
     private:
         impl* owner_;
+        std::string pair_key_;
+        std::string client_;
     };
 
     // One request: counts it, admits it or refuses it for max_in_flight,
@@ -381,6 +390,7 @@ struct server::impl {
                 stats.in_flight = gate.current();
                 stats.peak_in_flight = std::max(stats.peak_in_flight, stats.in_flight);
                 serve(a, method, target, authorization, now);
+                count_pair_client(a, target, authorization);
             } else {
                 // Refused at the door, as an overloaded front end does: at
                 // once, without reaching the API, so no fault count or live step.
@@ -395,6 +405,23 @@ struct server::impl {
         }
         changed.notify_all();
         return a;
+    }
+
+    // An incident request in flight for its pair, by token; counts an
+    // overlap when another token has one in flight for the same pair.
+    void count_pair_client(answer& a, std::string_view target, std::string_view authorization) {
+        if (!target.starts_with("/v1/incidents?")) return;
+        const auto url = boost::urls::parse_origin_form(target);
+        if (!url) return;
+        std::string key;
+        for (const auto& param : url->params())
+            if (param.key == "appId" || param.key == "tld") key += param.key + "=" + param.value + " ";
+        auto& clients = pair_clients[key];
+        for (const auto& [client, n] : clients)
+            if (n > 0 && client != authorization) ++stats.pair_overlaps;
+        ++clients[std::string(authorization)];
+        a.pair_key = std::move(key);
+        a.client = authorization;
     }
 
     // An admitted request: applies live changes and faults, and builds the
@@ -510,6 +537,7 @@ struct server::impl {
     std::uint64_t fault_seq = 0;
     server_stats stats;
     in_flight_gate gate;
+    std::map<std::string, std::map<std::string, int>> pair_clients;  // pair -> token -> requests in flight
     rate_window_counter rate;
     rng jitter;
     std::atomic<std::int64_t> fixed_now;

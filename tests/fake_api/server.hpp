@@ -52,6 +52,7 @@ struct server_options {
     dataset_options data{};                  // generated at start-up unless `shared_data` is set
     std::shared_ptr<dataset> shared_data{};  // served instead (and mutated in live mode, under the server's lock)
     std::string token = "test-token";
+    std::vector<std::string> other_tokens{};               // accepted too; requests for a pair are told apart by token
     std::map<std::string, app_refusal> refused_app_ids{};  // refused with their status, whatever the token
     std::vector<std::string> unauthorized_app_ids{};       // shorthand: refused_app_ids entries with 401
     std::string address = "127.0.0.1";
@@ -88,10 +89,14 @@ struct server_stats {
     // same bodies before either.
     std::uint64_t bytes_sent = 0;
     std::uint64_t body_bytes_uncompressed = 0;
-    std::uint32_t in_flight = 0;           // requests admitted and not yet answered (their latency included)
-    std::uint32_t peak_in_flight = 0;      // the most at once since the stats were reset
-    std::uint64_t refused_429 = 0;         // 429s for link.max_in_flight (also in status_counts)
-    std::uint64_t rate_limited_429 = 0;    // 429s for link.rate_limit (also in status_counts)
+    std::uint32_t in_flight = 0;         // requests admitted and not yet answered (their latency included)
+    std::uint32_t peak_in_flight = 0;    // the most at once since the stats were reset
+    std::uint64_t refused_429 = 0;       // 429s for link.max_in_flight (also in status_counts)
+    std::uint64_t rate_limited_429 = 0;  // 429s for link.rate_limit (also in status_counts)
+    // Incident requests for a pair (appId and tld) that arrived while a
+    // request for the same pair with another token was in flight: two
+    // clients polling one pair at once.
+    std::uint64_t pair_overlaps = 0;
     std::deque<std::string> targets;       // the last 10,000 request targets, oldest first
     std::deque<std::string> server_names;  // SNI of the last 1,000 handshakes ("" when none was sent)
 };

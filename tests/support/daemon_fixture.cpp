@@ -29,6 +29,7 @@ daemon_fixture::daemon_fixture(daemon_options options) : options_(std::move(opti
     data_end_ms_ = so.data.end_ms;
     so.faults = options_.faults;
     so.token = options_.token;
+    so.other_tokens = options_.other_tokens;
     so.unauthorized_app_ids = options_.unauthorized_app_ids;
     so.refused_app_ids = options_.refused_app_ids;
     server_ = std::make_unique<fake_api::server>(so);

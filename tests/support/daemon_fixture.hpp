@@ -27,7 +27,8 @@ struct daemon_options {
     std::string log_level = "info";
     std::string log_format = "text";
     std::string interval = "1s";
-    std::string token = "test-token";  // the token the fake API accepts
+    std::string token = "test-token";         // the token the fake API accepts
+    std::vector<std::string> other_tokens{};  // accepted too (replicas, each with its own, via HUMAN_API_TOKEN)
     std::vector<std::string> unauthorized_app_ids{};
     std::map<std::string, fake_api::app_refusal> refused_app_ids{};  // 401, 403 or 422 by appId
 };
