@@ -57,9 +57,15 @@ ops::http_reply answer_ops_request(const sync::engine& engine, const std::string
     const auto& sync = engine.settings().sync;
     if (path == "/metrics") {
         const auto verdict = ops::judge_health(engine_facts(engine), now, {sync.interval, sync.settle, sync.discover});
-        const ops::metrics_input in{
-            engine.stats(),    health,          now,     file_size(db_path), file_size(db_path + "-wal"),
-            engine.progress(), engine.source(), &verdict};
+        const ops::metrics_input in{engine.stats(),
+                                    health,
+                                    now,
+                                    file_size(db_path),
+                                    file_size(db_path + "-wal"),
+                                    engine.progress(),
+                                    engine.source(),
+                                    &verdict,
+                                    engine.shares_work() ? &engine.leased_elsewhere() : nullptr};
         return {200, "text/plain; version=0.0.4; charset=utf-8", ops::render_metrics(in)};
     }
     // Answering at all proves the event loop turns.

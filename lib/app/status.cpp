@@ -88,6 +88,7 @@ result<status_result> read_status(const status_options& options, std::int64_t no
             r.last_error = s.last_error;
         r.auth_failing = s.auth_failing;
         r.incidents = s.incidents;
+        r.lease_owner = s.lease_owner;
         auto& f = facts[s.pair];
         f.pair = s.pair;
         f.last_success_ms = s.last_success_ms;
@@ -178,6 +179,7 @@ std::string format_status_json(const std::vector<pair_report>& reports) {
         w.String(r.reason);
         w.Key("healthy");
         w.Bool(r.healthy);
+        opt("lease_owner", r.lease_owner);
         if (r.progress) {
             w.Key("progress");
             w.StartObject();
@@ -221,6 +223,10 @@ std::string format_status(const status_result& r, bool json, std::int64_t now_ms
                        : std::string("daemon: not running (no live progress file)\n");
     out += "health: " + r.health.summary + "\n\n";
     out += format_status_table(r.pairs);
+    if (!r.postgresql.empty())
+        for (const auto& p : r.pairs)
+            out += fmt::format("  {}/{}: {}\n", p.pair.app_id, p.pair.tld,
+                               p.lease_owner ? "polled by " + *p.lease_owner : std::string("no daemon holds it now"));
     for (const auto& p : r.pairs)
         if (p.progress)
             out += fmt::format("  {}/{} polling: {}\n", p.pair.app_id, p.pair.tld, progress_text(*p.progress, now_ms));

@@ -30,6 +30,7 @@ struct pair_report {
     std::string reason;  // the health rule's words
     bool healthy = false;
     std::optional<sync::pair_progress> progress;  // while the running daemon polls it
+    std::optional<std::string> lease_owner;       // PostgreSQL: the daemon polling it (holding its lease)
 };
 
 struct status_options {

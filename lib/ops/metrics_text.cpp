@@ -101,6 +101,15 @@ std::string render_metrics(const metrics_input& in) {
         for (const auto& v : in.health->pairs)
             if (v.state != pair_state::removed)
                 out += fmt::format("incident_sync_pair_healthy{{{}}} {}\n", pair_labels(v.pair), v.healthy ? 1 : 0);
+    if (in.leased_elsewhere) {
+        header(out, "incident_sync_pair_lease_held", "gauge",
+               "Daemons sharing a database: 1 for each pair this daemon holds the lease of (polls), 0 for a pair "
+               "another daemon holds.");
+        for (const auto& [p, h] : in.pairs)
+            out += fmt::format("incident_sync_pair_lease_held{{{}}} 1\n", pair_labels(p));
+        for (const auto& p : *in.leased_elsewhere)
+            out += fmt::format("incident_sync_pair_lease_held{{{}}} 0\n", pair_labels(p));
+    }
     header(out, "incident_sync_pair_auth_failing", "gauge", "1 while the API refuses the token for the pair.");
     for (const auto& [p, h] : in.pairs)
         out += fmt::format("incident_sync_pair_auth_failing{{{}}} {}\n", pair_labels(p), h.auth_failing ? 1 : 0);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 namespace isync::ops {
@@ -23,6 +24,9 @@ struct metrics_input {
     const std::map<config::pair, sync::pair_progress>& progress;  // pairs polling now
     sync::source_stats source{};                                  // the API connection pool
     const health_verdict* health = nullptr;  // per pair, as /readyz judges it (no samples when null)
+    // Sharing a database (PostgreSQL): the pairs another daemon holds; `pairs`
+    // are this one's. Null: not shared (no lease samples).
+    const std::set<config::pair>* leased_elsewhere = nullptr;
 };
 
 // The Prometheus text exposition format (version 0.0.4).

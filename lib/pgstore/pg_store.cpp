@@ -273,7 +273,8 @@ result<std::vector<store::stored_pair_state>> pg_store::read_states(bool count_i
             count_incidents ? "(SELECT COUNT(*) FROM incidents i WHERE i.app_id = s.app_id AND i.host_domain = s.tld)"
                             : "0";
         auto r =
-            conn_->exec(fmt::format("SELECT app_id, tld, watermark_ms, {}, {}, last_error, auth_failing, {} "
+            conn_->exec(fmt::format("SELECT app_id, tld, watermark_ms, {}, {}, last_error, auth_failing, {}, "
+                                    "CASE WHEN lease_expires_at > now() THEN lease_owner END "
                                     "FROM sync_state s ORDER BY app_id, tld",
                                     epoch_ms("last_success_at"), epoch_ms("last_error_at"), count));
         std::vector<store::stored_pair_state> out;
@@ -286,6 +287,7 @@ result<std::vector<store::stored_pair_state>> pg_store::read_states(bool count_i
             s.last_error = r.optional_text(i, 5);
             s.auth_failing = r.int64(i, 6) != 0;
             s.incidents = r.int64(i, 7);
+            s.lease_owner = r.optional_text(i, 8);
             out.push_back(std::move(s));
         }
         return out;

@@ -24,6 +24,9 @@ struct stored_pair_state {
     std::optional<std::string> last_error;
     bool auth_failing = false;
     std::int64_t incidents = 0;  // rows in `incidents` for the pair
+    // Daemons sharing a database (PostgreSQL): the daemon holding the pair's
+    // lease now (host:pid:random), nullopt when none does.
+    std::optional<std::string> lease_owner;
 };
 
 // Every row of sync_state, oldest pair first; `path` names the file in errors.

@@ -123,6 +123,7 @@ public:
     std::map<config::pair, pair_health> health() const;
     // Sharing a database: the pairs another daemon held at this one's last try.
     const std::set<config::pair>& leased_elsewhere() const { return leased_elsewhere_; }
+    bool shares_work() const { return shares_work_; }
     const engine_settings& settings() const { return current_->settings; }
     // What each pair polling right now has done so far (for logs, status and metrics).
     const std::map<config::pair, pair_progress>& progress() const { return progress_; }

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
 
 #include <csignal>
 #include <functional>
@@ -86,6 +87,18 @@ TEST(Replicas, ThreeDaemonsShareThePairsSurviveAKillAndAStopAndEndExact) {
         60s))
         << "d0's pairs were not taken over\n"
         << f.output("d1") << f.output("d2");
+
+    // `status` says which daemon polls which pair.
+    ASSERT_EQ(f.run("status", "status", {"--json"}), 0) << f.output("status");
+    rapidjson::Document doc;
+    doc.Parse(test_support::read_file(f.dir().path() / "status.stdout").c_str());
+    ASSERT_TRUE(doc.IsObject()) << f.output("status");
+    ASSERT_EQ(doc["pairs"].Size(), 6u);
+    for (const auto& p : doc["pairs"].GetArray()) {
+        ASSERT_TRUE(p.HasMember("lease_owner")) << f.output("status");
+        const std::string owner = p["lease_owner"].GetString();
+        EXPECT_TRUE(owner == d1 || owner == d2) << owner;
+    }
 
     // Until now no pair was requested by two daemons at once. (From here on
     // it may be: d1, woken, still reads the pages its poll had asked for

@@ -99,6 +99,20 @@ TEST(Metrics, PairHealthyIsTheReadinessRulePerPairAndLeavesRemovedPairsOut) {
     EXPECT_EQ(text.find("gone.example"), std::string::npos) << "a removed pair is not judged";
 }
 
+// Daemons sharing a database: which pairs this one holds (1) and which
+// another does (0); no samples at all when the database is not shared.
+TEST(Metrics, LeaseHeldSaysWhichPairsThisDaemonPolls) {
+    isync::sync::sync_stats s;
+    const std::map<pair, pair_health> mine{{{"PXa", "a.example"}, {}}};
+    const std::set<pair> elsewhere{{"PXb", "b.example"}};
+    const auto shared = isync::ops::render_metrics({s, mine, 0, 0, 0, no_progress, {}, nullptr, &elsewhere});
+    EXPECT_NE(shared.find("# TYPE incident_sync_pair_lease_held gauge\n"), std::string::npos);
+    EXPECT_NE(shared.find("incident_sync_pair_lease_held{app_id=\"PXa\",tld=\"a.example\"} 1\n"), std::string::npos);
+    EXPECT_NE(shared.find("incident_sync_pair_lease_held{app_id=\"PXb\",tld=\"b.example\"} 0\n"), std::string::npos);
+    const auto alone = isync::ops::render_metrics({s, mine, 0, 0, 0, no_progress, {}});
+    EXPECT_EQ(alone.find("incident_sync_pair_lease_held"), std::string::npos);
+}
+
 TEST(Readiness, FlipsTo503WhenAPairHasNotSucceededForThreeIntervals) {
     const auto interval = 5min;
     const std::int64_t t0 = 1'700'000'000'000;
