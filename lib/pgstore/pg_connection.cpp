@@ -108,6 +108,7 @@ pg_connection::~pg_connection() {
 
 bool pg_connection::reconnect() {
     PQreset(conn_);
+    prepared_.clear();  // a new session has none
     std::lock_guard lock(cancel_mutex_);
     if (cancel_) PQfreeCancel(cancel_);
     cancel_ = PQgetCancel(conn_);
@@ -138,8 +139,16 @@ pg_result pg_connection::exec(const std::string& sql, const params& values) {
     std::vector<const char*> raw;
     raw.reserve(values.size());
     for (const auto& v : values) raw.push_back(v ? v->c_str() : nullptr);
+    auto name = prepared_.find(sql);
+    if (name == prepared_.end()) {
+        const std::string fresh = "isync_" + std::to_string(prepared_.size());
+        PGresult* p = PQprepare(conn_, fresh.c_str(), sql.c_str(), static_cast<int>(raw.size()), nullptr);
+        if (PQresultStatus(p) != PGRES_COMMAND_OK) fail(p, sql);
+        PQclear(p);
+        name = prepared_.emplace(sql, fresh).first;
+    }
     PGresult* r =
-        PQexecParams(conn_, sql.c_str(), static_cast<int>(raw.size()), nullptr, raw.data(), nullptr, nullptr, 0);
+        PQexecPrepared(conn_, name->second.c_str(), static_cast<int>(raw.size()), raw.data(), nullptr, nullptr, 0);
     const auto status = PQresultStatus(r);
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail(r, sql);
     return pg_result(r);

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace isync::pgstore {
@@ -77,7 +78,8 @@ public:
     pg_connection& operator=(const pg_connection&) = delete;
 
     // Runs `sql` (one statement, or several without parameters); throws
-    // pg_exception on failure.
+    // pg_exception on failure. A statement with parameters is prepared on
+    // its first use and reused after (parsed and planned once per connection).
     pg_result exec(const std::string& sql);
     pg_result exec(const std::string& sql, const params& values);
 
@@ -95,6 +97,7 @@ private:
 
     PGconn* conn_;
     std::string description_;
+    std::unordered_map<std::string, std::string> prepared_;  // SQL -> statement name, on this connection
     std::mutex cancel_mutex_;
     PGcancel* cancel_ = nullptr;
 };

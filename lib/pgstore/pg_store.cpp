@@ -166,6 +166,15 @@ result<std::optional<std::int64_t>> pg_store::stored_content_hash(const std::str
     }
 }
 
+result<std::vector<std::optional<std::int64_t>>> pg_store::stored_content_hashes(std::span<const std::string> ids) {
+    try {
+        return writer_.stored_content_hashes(ids);
+    } catch (const std::exception& e) {
+        abandon_transaction();
+        return failed(e, "looking up stored incidents");
+    }
+}
+
 void pg_store::record_unknown_fields(std::span<const model::unknown_field> fields, const std::string& now_text) {
     pg_array paths, examples;
     for (const auto& f : fields) {

@@ -37,6 +37,7 @@ public:
     void rollback() noexcept override;
     bool in_transaction() const override { return in_transaction_; }
     result<std::optional<std::int64_t>> stored_content_hash(const std::string& id) override;
+    result<std::vector<std::optional<std::int64_t>>> stored_content_hashes(std::span<const std::string> ids) override;
     result<void> record_failure(const store::slice_report& report, std::string_view error_text, std::int64_t now_ms,
                                 bool auth_failure) override;
     result<std::optional<std::int64_t>> watermark(const config::pair& pair) override;

@@ -10,7 +10,8 @@
 # runs as the unprivileged user `nobody`. Role `isync_pw` needs a password
 # (scram-sha-256, its password in DIR/pw_password) for the tests of password
 # handling; every other role is trusted on 127.0.0.1. fsync is off: the data
-# is thrown away, and the tests check transactions, not the disk.
+# is thrown away, and the tests check transactions, not the disk; with
+# PG_DURABLE=1 (the benchmark) the server keeps PostgreSQL's defaults.
 set -euo pipefail
 action=${1:?start|stop}
 dir=${2:?directory}
@@ -41,11 +42,14 @@ start)
   # First match wins: the password role must authenticate; all others are trusted.
   as_server_user sh -c "printf '%s\n' 'host all isync_pw 127.0.0.1/32 scram-sha-256' \
     'host all all 127.0.0.1/32 trust' 'local all all trust' > '$dir/data/pg_hba.conf'"
+  settings="-c max_connections=200"
+  if [[ ${PG_DURABLE:-0} != 1 ]]; then
+    settings+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  fi
   for attempt in $(seq 1 20); do
     port=$((20000 + RANDOM % 30000))
     if as_server_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-            -c full_page_writes=off -c max_connections=200" start >/dev/null; then
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $settings" start >/dev/null; then
       break
     fi
     port=""

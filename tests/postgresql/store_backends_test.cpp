@@ -333,6 +333,34 @@ TEST_F(StoreBackends, APageThatRepeatsAnIdWritesBothCopiesInOrder) {
     expect_same_tables(sqlite, pg);
 }
 
+// Repeats inside one incident (a page type, a CVE id, a script's page type)
+// keep the first, as SQLite's INSERT OR IGNORE does; no statement fails.
+TEST_F(StoreBackends, RepeatsInsideAnIncidentKeepTheFirst) {
+    auto data = make_dataset(40);
+    std::vector<incident> page;
+    for (std::size_t i = 0; i < 40; ++i) {
+        incident inc = data.expected_incident(i);
+        if (!inc.page_types.empty()) {
+            auto again = inc.page_types.front();
+            again.percentage = 99.5;  // a later copy with other values: ignored
+            inc.page_types.push_back(again);
+        }
+        for (auto& v : inc.vulnerabilities)
+            if (!v.ids.empty()) v.ids.push_back(v.ids.front());
+        if (inc.script && !inc.script->page_types.empty())
+            inc.script->page_types.push_back(inc.script->page_types.front());
+        inc.hashes.reset();
+        page.push_back(std::move(inc));
+    }
+    std::vector<page_plan> pages{{page, std::nullopt}};
+    const auto a = write_pages(sqlite.store(), pages, t0);
+    const auto b = write_pages(pg.store(), pages, t0);
+    expect_same_counts(a, b);
+    EXPECT_EQ(b.inserted, 40);
+    expect_same_tables(sqlite, pg);
+    EXPECT_GT(pg.count("vulnerability_ids"), 0);
+}
+
 // Seen again (only last_seen moved): the row is rewritten, content_changed_at stays.
 TEST_F(StoreBackends, ASeenAgainIsNotAContentChange) {
     auto data = make_dataset(20);
