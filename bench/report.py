@@ -11,6 +11,7 @@ reduced to its median. Keys (N = incidents):
   e2e.N.{wall_s,maxrss_kib,cpu_s,sim_cpu_s,wchar_bytes}   incident-syncd once, fresh database
   steady.N.{wall_s,maxrss_kib,cpu_s,sim_cpu_s,rows,seen,wchar_bytes,wal_bytes}
   export.N.{wall_s,maxrss_kib,cpu_s}  incident-syncd export of the fresh database to /dev/null
+  pg_e2e.N.* / pg_steady.N.{wall_s,maxrss_kib,cpu_s,sim_cpu_s,rows,seen}   the same two with database.url (PostgreSQL)
   peer.N.* / peer_reread.N.{wall_s,maxrss_kib,cpu_s,sim_cpu_s}
   idle.{seconds,cpu_s,rss_kib}       incident-syncd run, idling at interval 5m
   pairs1000.{incidents,wall_s,maxrss_kib,max_sockets,concurrency,ok}
@@ -193,6 +194,18 @@ def main():
             secs(wall), mib(r.num(p + ".maxrss_kib")),
             f"{cpu(p)}, incidents written {rate(r.num(p + '.rows'))}, WAL {mib(r.num(p + '.wal_bytes'), True)}, "
             f"write(2) {mib(r.num(p + '.wchar_bytes'), True)}")
+    pg_sizes = sorted({int(k.split(".")[1]) for k in r.raw if k.startswith("pg_e2e.")})
+    for n in pg_sizes:
+        p = f"pg_e2e.{n}"
+        wall = r.num(p + ".wall_s")
+        row("PostgreSQL 15 (same machine, fsync on): `once`, fresh", f"{n:,}", per_second(n, wall), secs(wall),
+            mib(r.num(p + ".maxrss_kib")), f"{cpu(p)} (target ≥ 10,000/s)")
+        p = f"pg_steady.{n}"
+        wall = r.num(p + ".wall_s")
+        if wall is not None:
+            row("PostgreSQL: `once` re-reading only unchanged incidents", f"{n:,}",
+                per_second(r.num(p + ".seen"), wall), secs(wall), mib(r.num(p + ".maxrss_kib")),
+                f"{cpu(p)}, incidents written {rate(r.num(p + '.rows'))} (target ≥ 50,000/s, 0 written)")
     for n in sizes:
         p = f"export.{n}"
         wall = r.num(p + ".wall_s")

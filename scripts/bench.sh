@@ -90,7 +90,7 @@ log() { printf '== %s\n' "$*" >&2; }
 die() { echo "bench.sh: $*" >&2; exit 1; }
 
 # --- build ------------------------------------------------------------------
-if ((deps)); then bash scripts/install-deps.sh >&2; fi
+if ((deps)); then bash scripts/install-deps.sh postgresql >&2; fi
 targets=(incident-syncd incident-sim)
 ((main_table)) && targets+=(incident-bench)
 if [[ -n $build_dir ]]; then
@@ -350,6 +350,48 @@ end_to_end() {
   done
 }
 
+# --- PostgreSQL (issue 14) --------------------------------------------------------
+# The same end-to-end runs with database.url: a PostgreSQL 15 on this machine
+# with its default durability (fsync on), started for the run by the test
+# suite's script as an unprivileged user. The database and the daemon share
+# the two cores with the simulator.
+postgresql_rows() {
+  local n=${size_list[0]} pg_dir=$tmp/pg url psql_bin
+  psql_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)/psql
+  PG_DURABLE=1 bash "$root/tests/postgresql/pg_server.sh" start "$pg_dir" >"$tmp/pg-start.log" 2>&1 ||
+    { cat "$tmp/pg-start.log" >&2; die "could not start PostgreSQL (scripts/install-deps.sh postgresql)"; }
+  log "PostgreSQL: $(cat "$tmp/pg-start.log")"
+  url=$(sed 's|/postgres$|/bench|' "$pg_dir/url")
+  start_sim "$n" "$pairs"
+  mkdir -p "$tmp/pg-e2e"
+  write_config "$tmp/pg-e2e/incident-sync.yaml" "$tmp/pg-e2e/unused.db" "$pairs" 8d
+  echo "  url: $url" >>"$tmp/pg-e2e/incident-sync.yaml"
+  for ((r = 1; r <= repeat; r++)); do
+    "$psql_bin" -q "$(cat "$pg_dir/url")" -c "DROP DATABASE IF EXISTS bench" -c "CREATE DATABASE bench"
+    log "PostgreSQL, end to end, fresh: $n incidents, run $r/$repeat"
+    measured "pg_e2e.$n" -- "$syncd" once --config "$tmp/pg-e2e/incident-sync.yaml" 2>>"$tmp/pg-e2e/daemon.log"
+    succeeded "$tmp/pg-e2e/daemon.log" "incident-syncd once (PostgreSQL)"
+    got=$("$psql_bin" -qAt "$url" -c "SELECT COUNT(*) FROM incidents")
+    [[ $got == "$n" ]] || die "the daemon stored $got incidents in PostgreSQL, expected $n"
+    record "pg_e2e.$n.wall_s" "$(metric "$tmp/m" wall_s)"
+    record "pg_e2e.$n.maxrss_kib" "$(metric "$tmp/m" maxrss_kib)"
+    record "pg_e2e.$n.cpu_s" "$(metric "$tmp/m" cpu_s)"
+    log "PostgreSQL, steady state (re-read, unchanged): $n incidents, run $r/$repeat"
+    last_run=$("$psql_bin" -qAt "$url" -c "SELECT COALESCE(MAX(run_id), 0) FROM sync_runs")
+    measured "pg_steady.$n" -- "$syncd" once --config "$tmp/pg-e2e/incident-sync.yaml" 2>>"$tmp/pg-e2e/daemon.log"
+    succeeded "$tmp/pg-e2e/daemon.log" "incident-syncd once (PostgreSQL, re-read)"
+    IFS='|' read -r seen written < <("$psql_bin" -qAt "$url" -c \
+      "SELECT SUM(incidents_seen), SUM(incidents_new + incidents_changed) FROM sync_runs WHERE run_id > $last_run")
+    record "pg_steady.$n.seen" "$seen"
+    record "pg_steady.$n.rows" "${written:-0}"
+    record "pg_steady.$n.wall_s" "$(metric "$tmp/m" wall_s)"
+    record "pg_steady.$n.maxrss_kib" "$(metric "$tmp/m" maxrss_kib)"
+    record "pg_steady.$n.cpu_s" "$(metric "$tmp/m" cpu_s)"
+  done
+  stop_sim
+  bash "$root/tests/postgresql/pg_server.sh" stop "$pg_dir" >/dev/null 2>&1 || true
+}
+
 # --- 1,000 pairs in one process -------------------------------------------------
 pairs_1000() {
   big_incidents=$((big_pairs * big_per_pair))
@@ -559,7 +601,7 @@ real_link_table() {
   rl_churn "$daemon_db"
 }
 
-((main_table)) && { parse_store; end_to_end; pairs_1000; }
+((main_table)) && { parse_store; end_to_end; postgresql_rows; pairs_1000; }
 ((real_link)) && real_link_table
 
 # --- the table ------------------------------------------------------------------
