@@ -644,11 +644,12 @@ net::awaitable<void> engine::poll_forever(config::pair pair) {
         const pair_status status = co_await sync_pair(pair);
         if (status == pair_status::cancelled || stopping_) co_return;
         // Jitter keeps pairs from moving in lock-step against the API. A pair
-        // another daemon holds is tried again at every lease renewal, so
-        // that it is taken over soon after that daemon dies.
+        // another daemon holds is tried again three times per lease renewal
+        // (a ninth of database.lease_ttl), so that it is taken over soon
+        // after that daemon's lease lapses.
         const auto interval =
             status == pair_status::elsewhere
-                ? std::min<std::chrono::milliseconds>(current_->settings.sync.interval, lease_renew_every_)
+                ? std::min<std::chrono::milliseconds>(current_->settings.sync.interval, lease_renew_every_ / 3)
                 : current_->settings.sync.interval;
         const auto jitter = std::chrono::milliseconds(
             static_cast<std::int64_t>(clock_.uniform01() * static_cast<double>(interval.count()) * 0.1));
