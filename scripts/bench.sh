@@ -356,7 +356,9 @@ end_to_end() {
 # suite's script as an unprivileged user. The database and the daemon share
 # the two cores with the simulator.
 postgresql_rows() {
-  local n=${size_list[0]} pg_dir=$tmp/pg url psql_bin
+  # Under /tmp itself: the server runs as `nobody` when this runs as root,
+  # and cannot enter the benchmark's own (mode 700) scratch directory.
+  local n=${size_list[0]} pg_dir=/tmp/isync-bench-pg.$$ url psql_bin
   psql_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)/psql
   PG_DURABLE=1 bash "$root/tests/postgresql/pg_server.sh" start "$pg_dir" >"$tmp/pg-start.log" 2>&1 ||
     { cat "$tmp/pg-start.log" >&2; die "could not start PostgreSQL (scripts/install-deps.sh postgresql)"; }

@@ -36,7 +36,14 @@ start)
   if [[ -f "$dir/data/postmaster.pid" ]]; then "$0" stop "$dir" || true; fi
   rm -rf "$dir"
   mkdir -p "$dir"
-  if [[ $(id -u) == 0 ]]; then chown nobody "$dir"; fi
+  if [[ $(id -u) == 0 ]]; then
+    chown nobody "$dir"
+    if ! runuser -u nobody -- test -w "$dir"; then
+      echo "pg_server.sh: the user nobody, who runs the server when this runs as root, cannot reach $dir" \
+           "(a parent directory is private); use a directory under /tmp" >&2
+      exit 1
+    fi
+  fi
   as_server_user "$bindir/initdb" -D "$dir/data" -U postgres --auth-local=trust --auth-host=trust \
     -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
   # First match wins: the password role must authenticate; all others are trusted.
