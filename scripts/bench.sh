@@ -358,7 +358,8 @@ end_to_end() {
 postgresql_rows() {
   # Under /tmp itself: the server runs as `nobody` when this runs as root,
   # and cannot enter the benchmark's own (mode 700) scratch directory.
-  local n=${size_list[0]} pg_dir=/tmp/isync-bench-pg.$$ url psql_bin
+  local n=${size_list[0]} s pg_dir=/tmp/isync-bench-pg.$$ url psql_bin
+  for s in "${size_list[@]}"; do ((s <= 100000)) && n=$s; done  # the largest up to 100k (the targets' size)
   psql_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)/psql
   PG_DURABLE=1 bash "$root/tests/postgresql/pg_server.sh" start "$pg_dir" >"$tmp/pg-start.log" 2>&1 ||
     { cat "$tmp/pg-start.log" >&2; die "could not start PostgreSQL (scripts/install-deps.sh postgresql)"; }

@@ -12,9 +12,9 @@ namespace {
 // the password, whatever the string holds.
 std::string describe(const std::string& url) {
     char* parse_error = nullptr;
-    PQconninfoOption* parsed = PQconninfoParse(url.c_str(), &parse_error);
+    PQconninfoOption* parsed = pq().conninfo_parse(url.c_str(), &parse_error);
     if (!parsed) {
-        PQfreemem(parse_error);
+        pq().freemem(parse_error);
         return "(a database.url libpq cannot parse)";
     }
     std::string user, host, port, dbname;
@@ -26,14 +26,15 @@ std::string describe(const std::string& url) {
         if (k == "port") port = o->val;
         if (k == "dbname") dbname = o->val;
     }
-    PQconninfoFree(parsed);
+    pq().conninfo_free(parsed);
     return fmt::format("{}{}{}{}/{}", user.empty() ? "" : user + "@", host.empty() ? "(local socket)" : host,
                        port.empty() ? "" : ":", port, dbname);
 }
 
 std::string connected_description(PGconn* conn) {
-    const char* host = PQhost(conn);
-    return fmt::format("{}@{}:{}/{}", PQuser(conn), host && *host ? host : "(local socket)", PQport(conn), PQdb(conn));
+    const char* host = pq().host(conn);
+    return fmt::format("{}@{}:{}/{}", pq().user(conn), host && *host ? host : "(local socket)", pq().port(conn),
+                       pq().db(conn));
 }
 
 std::string trimmed(std::string_view text) {
@@ -66,6 +67,7 @@ std::int64_t pg_result::int64(int row, int col) const {
 }
 
 result<std::unique_ptr<pg_connection>> pg_connection::connect(const connect_options& options) {
+    if (auto loaded = load_libpq(); !loaded) return loaded.error();
     // Ours first, so that the URL's own settings override them; the password
     // after it, so that database.password_file wins over libpq's sources.
     std::vector<const char*> keys{"application_name",    "connect_timeout",  "keepalives",       "keepalives_idle",
@@ -78,11 +80,11 @@ result<std::unique_ptr<pg_connection>> pg_connection::connect(const connect_opti
     }
     keys.push_back(nullptr);
     values.push_back(nullptr);
-    PGconn* conn = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
+    PGconn* conn = pq().connectdb_params(keys.data(), values.data(), /*expand_dbname=*/1);
     if (!conn) return make_error(errc::database, "PostgreSQL: out of memory while connecting");
-    if (PQstatus(conn) != CONNECTION_OK) {
-        const std::string message = trimmed(PQerrorMessage(conn));
-        PQfinish(conn);
+    if (pq().status(conn) != CONNECTION_OK) {
+        const std::string message = trimmed(pq().error_message(conn));
+        pq().finish(conn);
         return make_error(errc::database, fmt::format("PostgreSQL database {}: connecting failed: {}{}",
                                                       describe(options.url), message, connect_hint(message)));
     }
@@ -98,20 +100,20 @@ result<std::unique_ptr<pg_connection>> pg_connection::connect(const connect_opti
 }
 
 pg_connection::pg_connection(PGconn* conn) : conn_(conn), description_(connected_description(conn)) {
-    cancel_ = PQgetCancel(conn_);
+    cancel_ = pq().get_cancel(conn_);
 }
 
 pg_connection::~pg_connection() {
-    if (cancel_) PQfreeCancel(cancel_);
-    PQfinish(conn_);
+    if (cancel_) pq().free_cancel(cancel_);
+    pq().finish(conn_);
 }
 
 bool pg_connection::reconnect() {
-    PQreset(conn_);
+    pq().reset(conn_);
     prepared_.clear();  // a new session has none
     std::lock_guard lock(cancel_mutex_);
-    if (cancel_) PQfreeCancel(cancel_);
-    cancel_ = PQgetCancel(conn_);
+    if (cancel_) pq().free_cancel(cancel_);
+    cancel_ = pq().get_cancel(conn_);
     if (broken()) return false;
     try {
         exec("SET TIME ZONE 'UTC'");
@@ -125,12 +127,12 @@ void pg_connection::cancel() noexcept {
     std::lock_guard lock(cancel_mutex_);
     if (!cancel_) return;
     std::array<char, 256> err{};
-    PQcancel(cancel_, err.data(), static_cast<int>(err.size()));
+    pq().cancel(cancel_, err.data(), static_cast<int>(err.size()));
 }
 
 pg_result pg_connection::exec(const std::string& sql) {
-    PGresult* r = PQexec(conn_, sql.c_str());
-    const auto status = PQresultStatus(r);
+    PGresult* r = pq().exec(conn_, sql.c_str());
+    const auto status = pq().result_status(r);
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail(r, sql);
     return pg_result(r);
 }
@@ -142,24 +144,24 @@ pg_result pg_connection::exec(const std::string& sql, const params& values) {
     auto name = prepared_.find(sql);
     if (name == prepared_.end()) {
         const std::string fresh = "isync_" + std::to_string(prepared_.size());
-        PGresult* p = PQprepare(conn_, fresh.c_str(), sql.c_str(), static_cast<int>(raw.size()), nullptr);
-        if (PQresultStatus(p) != PGRES_COMMAND_OK) fail(p, sql);
-        PQclear(p);
+        PGresult* p = pq().prepare(conn_, fresh.c_str(), sql.c_str(), static_cast<int>(raw.size()), nullptr);
+        if (pq().result_status(p) != PGRES_COMMAND_OK) fail(p, sql);
+        pq().clear(p);
         name = prepared_.emplace(sql, fresh).first;
     }
     PGresult* r =
-        PQexecPrepared(conn_, name->second.c_str(), static_cast<int>(raw.size()), raw.data(), nullptr, nullptr, 0);
-    const auto status = PQresultStatus(r);
+        pq().exec_prepared(conn_, name->second.c_str(), static_cast<int>(raw.size()), raw.data(), nullptr, nullptr, 0);
+    const auto status = pq().result_status(r);
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail(r, sql);
     return pg_result(r);
 }
 
 void pg_connection::fail(PGresult* r, std::string_view sql) {
-    std::string message = trimmed(r ? PQresultErrorMessage(r) : PQerrorMessage(conn_));
-    if (message.empty()) message = trimmed(PQerrorMessage(conn_));
-    const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+    std::string message = trimmed(r ? pq().result_error_message(r) : pq().error_message(conn_));
+    if (message.empty()) message = trimmed(pq().error_message(conn_));
+    const char* state = r ? pq().result_error_field(r, PG_DIAG_SQLSTATE) : nullptr;
     std::string sqlstate = state ? state : "";
-    PQclear(r);
+    pq().clear(r);
     // The statement's first words say which one failed; its values (which may
     // hold incident data) never go in the message.
     const auto head = sql.substr(0, std::min<std::size_t>(sql.find_first_of("(\n"), 60));

@@ -5,9 +5,8 @@
 // what to do, and a cancel that any thread may send.
 
 #include "config/secret.hpp"
+#include "pgstore/libpq_loader.hpp"
 #include "util/error.hpp"
-
-#include <libpq-fe.h>
 
 #include <chrono>
 #include <cstdint>
@@ -27,12 +26,13 @@ using params = std::vector<std::optional<std::string>>;
 // A result that clears itself. Rows and columns from 0.
 class pg_result {
 public:
-    explicit pg_result(PGresult* r) : result_(r, &PQclear) {}
-    int rows() const { return PQntuples(result_.get()); }
-    int columns() const { return PQnfields(result_.get()); }
-    bool is_null(int row, int col) const { return PQgetisnull(result_.get(), row, col) != 0; }
+    explicit pg_result(PGresult* r) : result_(r, pq().clear) {}
+    int rows() const { return pq().ntuples(result_.get()); }
+    int columns() const { return pq().nfields(result_.get()); }
+    bool is_null(int row, int col) const { return pq().getisnull(result_.get(), row, col) != 0; }
     std::string_view text(int row, int col) const {
-        return {PQgetvalue(result_.get(), row, col), static_cast<std::size_t>(PQgetlength(result_.get(), row, col))};
+        return {pq().getvalue(result_.get(), row, col),
+                static_cast<std::size_t>(pq().getlength(result_.get(), row, col))};
     }
     std::optional<std::string> optional_text(int row, int col) const {
         if (is_null(row, col)) return std::nullopt;
@@ -45,7 +45,7 @@ public:
     }
 
 private:
-    std::unique_ptr<PGresult, decltype(&PQclear)> result_;
+    std::unique_ptr<PGresult, decltype(&::PQclear)> result_;
 };
 
 // Thrown by pg_connection's calls; pg_error() turns it into an `error`.
@@ -86,7 +86,7 @@ public:
     // Where it is connected, for messages: "user@host:port/dbname".
     const std::string& description() const { return description_; }
     // Whether the connection is still usable; reconnect() tries once.
-    bool broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+    bool broken() const { return pq().status(conn_) != CONNECTION_OK; }
     bool reconnect();
     // Any thread: asks the server to cancel the statement running now.
     void cancel() noexcept;

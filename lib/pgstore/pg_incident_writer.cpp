@@ -76,7 +76,8 @@ pg_incident_writer::stored_map pg_incident_writer::find_incidents(std::span<cons
     // ack_updated_at in util::format_iso8601_ms's form, as history compares it.
     auto r = conn_.exec(
         "SELECT id, incident_key, content_hash, risk_level, under_review, category, "
-        "to_char(ack_updated_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), script_risk_level FROM incidents "
+        "to_char(ack_updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), script_risk_level FROM "
+        "incidents "
         "WHERE id = ANY($1::text[])",
         {ids.literal()});
     stored_map stored;

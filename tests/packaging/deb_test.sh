@@ -43,6 +43,9 @@ depends=$(dpkg-deb -f "$deb" Depends)
 for lib in libssl3 libsqlite3-0 libyaml-cpp0.7 libsystemd0 zlib1g ca-certificates; do
   if [[ $depends == *"$lib"* ]]; then pass "Depends names $lib"; else fail "Depends lacks $lib: $depends"; fi
 done
+# libpq is dlopen'ed for database.url only: recommended, not a shared-library dependency.
+if [[ $(dpkg-deb -f "$deb" Recommends) == *libpq5* ]]; then pass "Recommends names libpq5"; else
+  fail "Recommends lacks libpq5: $(dpkg-deb -f "$deb" Recommends)"; fi
 dpkg-deb -e "$deb" "$work/control"
 if [[ $(cat "$work/control/conffiles") == /etc/incident-sync/incident-sync.yaml ]]; then
   pass "conffiles: /etc/incident-sync/incident-sync.yaml"
