@@ -12,6 +12,7 @@ reduced to its median. Keys (N = incidents):
   steady.N.{wall_s,maxrss_kib,cpu_s,sim_cpu_s,rows,seen,wchar_bytes,wal_bytes}
   export.N.{wall_s,maxrss_kib,cpu_s}  incident-syncd export of the fresh database to /dev/null
   pg_e2e.N.* / pg_steady.N.{wall_s,maxrss_kib,cpu_s,sim_cpu_s,rows,seen}   the same two with database.url (PostgreSQL)
+  failover.{takeover_s,lease_ttl_s,victim_pairs,incidents_at_kill,incidents,expected,ahead}   3 daemons, one SIGKILLed
   peer.N.* / peer_reread.N.{wall_s,maxrss_kib,cpu_s,sim_cpu_s}
   idle.{seconds,cpu_s,rss_kib}       incident-syncd run, idling at interval 5m
   pairs1000.{incidents,wall_s,maxrss_kib,max_sockets,concurrency,ok}
@@ -162,12 +163,13 @@ def main():
         return rate(n / wall if n and wall else None)
 
     n_parse = r.num("parse.incidents")
-    row("parse only (`api::parse_page`, pages of 100)", rate(n_parse), rate(r.num("parse.incidents_per_s")), "", "",
-        f"{r.num('parse.mib_per_s') or 0:.0f} MiB/s of JSON")
-    row("parse: RapidJSON DOM alone, same pages (the floor)", rate(n_parse), rate(r.num("parse.dom_incidents_per_s")),
-        "", "", "no typed model, no raw spans")
-    row("parse untyped: a re-read's cut into id, bytes and hash", rate(n_parse),
-        rate(r.num("parse.untyped_incidents_per_s")), "", "", "what the event loop does per page of a re-read")
+    if n_parse is not None:  # absent with --postgresql
+        row("parse only (`api::parse_page`, pages of 100)", rate(n_parse), rate(r.num("parse.incidents_per_s")), "",
+            "", f"{r.num('parse.mib_per_s') or 0:.0f} MiB/s of JSON")
+        row("parse: RapidJSON DOM alone, same pages (the floor)", rate(n_parse),
+            rate(r.num("parse.dom_incidents_per_s")), "", "", "no typed model, no raw spans")
+        row("parse untyped: a re-read's cut into id, bytes and hash", rate(n_parse),
+            rate(r.num("parse.untyped_incidents_per_s")), "", "", "what the event loop does per page of a re-read")
     n_store = r.num("store.incidents")
     for mode, label in (("fresh", "store only: fresh database"), ("unchanged", "store only: all unchanged"),
                         ("changed10", "store only: 10% changed")):
@@ -206,6 +208,13 @@ def main():
             row("PostgreSQL: `once` re-reading only unchanged incidents", f"{n:,}",
                 per_second(r.num(p + ".seen"), wall), secs(wall), mib(r.num(p + ".maxrss_kib")),
                 f"{cpu(p)}, incidents written {rate(r.num(p + '.rows'))} (target ≥ 50,000/s, 0 written)")
+    if r.num("failover.takeover_s") is not None:
+        row("PostgreSQL failover: 3 daemons `run`, one killed with SIGKILL mid-backfill",
+            f"{int(r.num('failover.expected')):,}", "", secs(r.num("failover.takeover_s")), "",
+            f"its {r.text('failover.victim_pairs')} pair(s) resumed on another daemon "
+            f"**{r.num('failover.takeover_s'):.1f} s** after the kill (lease_ttl {r.text('failover.lease_ttl_s')} s; "
+            f"target: within it); at the end {r.text('failover.incidents')} of {r.text('failover.expected')} "
+            f"incidents, {r.text('failover.ahead')} watermark(s) ahead of now")
     for n in sizes:
         p = f"export.{n}"
         wall = r.num(p + ".wall_s")

@@ -29,6 +29,7 @@
 #                       default: on loopback the simulator's gzip and the client's
 #                       inflate share this machine's cores, which a real API's
 #                       gateway does not; the real-link table always compresses)
+#   --postgresql        only the PostgreSQL rows (fresh, re-read) and the failover row
 #   --no-deps           do not run scripts/install-deps.sh
 #   --keep              keep the temporary directory (databases, logs, configs)
 # Environment: BENCH_TMPDIR (default $TMPDIR or /tmp) is where the databases go:
@@ -57,6 +58,7 @@ deps=1
 loopback_gzip=0
 main_table=1
 real_link=0
+postgresql_only=0
 keep=0
 pairs=10
 concurrency=4
@@ -69,6 +71,7 @@ while (($#)); do
     --sizes) sizes=$2; shift 2 ;;
     --full) full=1; shift ;;
     --real-link) main_table=0; real_link=1; shift ;;
+    --postgresql) main_table=0; postgresql_only=1; shift ;;
     --repeat) repeat=$2; shift 2 ;;
     --idle) idle_seconds=$2; shift 2 ;;
     --quick) idle_seconds=10; repeat=1; store_incidents=10000; shift ;;
@@ -395,6 +398,65 @@ postgresql_rows() {
   bash "$root/tests/postgresql/pg_server.sh" stop "$pg_dir" >/dev/null 2>&1 || true
 }
 
+# --- failover (issue 14) -----------------------------------------------------------
+# Three daemons `run` against one PostgreSQL (lease_ttl 5s) and one simulator;
+# once each has committed a slice, one is killed with SIGKILL mid-backfill.
+# Measured: the seconds from the kill until another daemon has committed a
+# slice of one of its pairs; then the database must hold every incident once.
+failover_row() {
+  local n=100000 ttl_s=5 pg_dir=/tmp/isync-bench-failover-pg.$$ url psql_bin i pids=() owners=() victim pairs_of t0 t1 got
+  psql_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)/psql
+  PG_DURABLE=1 bash "$root/tests/postgresql/pg_server.sh" start "$pg_dir" >"$tmp/failover-pg.log" 2>&1 ||
+    { cat "$tmp/failover-pg.log" >&2; die "could not start PostgreSQL"; }
+  url=$(sed 's|/postgres$|/failover|' "$pg_dir/url")
+  "$psql_bin" -q "$(cat "$pg_dir/url")" -c "CREATE DATABASE failover"
+  start_sim "$n" "$pairs"
+  mkdir -p "$tmp/failover"
+  write_config "$tmp/failover/incident-sync.yaml" "$tmp/failover/unused.db" "$pairs" 15m 1s
+  { echo "  url: $url"; echo "  lease_ttl: ${ttl_s}s"; echo "metrics:"; echo "  listen: \"\""; } \
+    >>"$tmp/failover/incident-sync.yaml"
+  log "failover: 3 daemons, $n incidents, $pairs pairs, lease_ttl ${ttl_s}s; SIGKILL one mid-backfill"
+  for i in 0 1 2; do
+    "$syncd" run --config "$tmp/failover/incident-sync.yaml" 2>"$tmp/failover/d$i.log" &
+    pids+=($!)
+    started_pids+=($!)
+  done
+  q() { "$psql_bin" -qAt "$url" -c "$1" 2>/dev/null; }
+  for ((w = 0; w < 1200; w++)); do
+    [[ $(q "SELECT COUNT(DISTINCT daemon) FROM sync_runs WHERE status = 'ok'") == 3 ]] && break
+    sleep 0.05
+  done
+  victim=$(q "SELECT owner FROM sync_daemons WHERE pid = ${pids[0]}")
+  pairs_of=$(q "SELECT COUNT(*) FROM sync_state WHERE lease_owner = '$victim'")
+  got=$(q "SELECT COUNT(*) FROM incidents")
+  kill -KILL "${pids[0]}"
+  t0=$(date +%s.%N)
+  for ((w = 0; w < 1200; w++)); do
+    # one of the victim's pairs has a slice committed by another daemon since the kill
+    [[ $(q "SELECT COUNT(*) FROM sync_runs r JOIN sync_state s USING (app_id, tld) WHERE r.status = 'ok'
+            AND r.daemon <> '$victim' AND r.finished_at > to_timestamp($t0)
+            AND s.lease_owner IS DISTINCT FROM '$victim' AND (r.app_id, r.tld) IN
+            (SELECT app_id, tld FROM sync_runs WHERE daemon = '$victim')") -gt 0 ]] && break
+    sleep 0.05
+  done
+  t1=$(date +%s.%N)
+  for ((w = 0; w < 2400; w++)); do
+    [[ $(q "SELECT COUNT(*) FROM incidents") == "$n" ]] && break
+    sleep 0.05
+  done
+  for i in 1 2; do kill -TERM "${pids[$i]}" 2>/dev/null; done
+  for i in 1 2; do wait "${pids[$i]}" 2>/dev/null; done
+  record failover.lease_ttl_s "$ttl_s"
+  record failover.victim_pairs "$pairs_of"
+  record failover.incidents_at_kill "$got"
+  record failover.takeover_s "$(awk -v a="$t1" -v b="$t0" 'BEGIN { printf "%.2f", a - b }')"
+  record failover.incidents "$(q "SELECT COUNT(*) FROM incidents")"
+  record failover.expected "$n"
+  record failover.ahead "$(q "SELECT COUNT(*) FROM sync_state WHERE watermark_ms > (extract(epoch FROM now()) * 1000)::bigint")"
+  stop_sim
+  bash "$root/tests/postgresql/pg_server.sh" stop "$pg_dir" >/dev/null 2>&1 || true
+}
+
 # --- 1,000 pairs in one process -------------------------------------------------
 pairs_1000() {
   big_incidents=$((big_pairs * big_per_pair))
@@ -604,13 +666,14 @@ real_link_table() {
   rl_churn "$daemon_db"
 }
 
-((main_table)) && { parse_store; end_to_end; postgresql_rows; pairs_1000; }
+((main_table)) && { parse_store; end_to_end; postgresql_rows; failover_row; pairs_1000; }
+((postgresql_only)) && { postgresql_rows; failover_row; }
 ((real_link)) && real_link_table
 
 # --- the table ------------------------------------------------------------------
 echo "incident-sync benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $revision"
 echo "machine: $machine"
-if ((main_table)); then
+if ((main_table || postgresql_only)); then
   compressed="no gzip (--gzip to compress)"
   ((loopback_gzip)) && compressed="gzip"
   echo "dataset: incident-sim, $pairs pairs, 7-day span, pages of 100, 6h slices, sync.concurrency $concurrency," \
