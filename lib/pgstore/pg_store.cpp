@@ -386,9 +386,14 @@ result<bool> pg_store::claim_pair(const config::pair& pair, std::size_t pairs_to
     }
 }
 
-void pg_store::renew_leases(std::span<const config::pair> busy, std::size_t pairs_total) {
+std::vector<config::pair> pg_store::renew_leases(std::span<const config::pair> busy, std::size_t pairs_total) {
+    const auto held_pairs = [this] {
+        std::vector<config::pair> out;
+        for (const auto& [pair, _] : epochs_) out.push_back(pair);
+        return out;
+    };
     try {
-        if (conn_->broken() && !conn_->reconnect()) return;
+        if (conn_->broken() && !conn_->reconnect()) return {};
         const auto [alive, held] = heartbeat(nullptr);
         const auto share = (static_cast<std::int64_t>(std::max<std::size_t>(1, pairs_total)) + alive - 1) / alive;
         // Beyond its share (another daemon started): give up idle pairs.
@@ -416,8 +421,10 @@ void pg_store::renew_leases(std::span<const config::pair> busy, std::size_t pair
                     pair.app_id, pair.tld);
         }
         epochs_ = std::move(renewed);
+        return held_pairs();
     } catch (const std::exception& e) {
         spdlog::warn("{} (the leases stay valid until they expire)", failed(e, "renewing the leases").message);
+        return {};
     }
 }
 

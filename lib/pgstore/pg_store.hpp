@@ -50,7 +50,8 @@ public:
     bool shares_work() const override { return true; }
     std::chrono::milliseconds lease_renew_every() const override { return lease_ttl_ / 3; }
     result<bool> claim_pair(const config::pair& pair, std::size_t pairs_total) override;
-    void renew_leases(std::span<const config::pair> busy, std::size_t pairs_total) override;
+    std::vector<config::pair> renew_leases(std::span<const config::pair> busy, std::size_t pairs_total) override;
+    std::chrono::milliseconds lease_ttl() const override { return lease_ttl_; }
     result<void> fence(const config::pair& pair) override;
     // This daemon's name in sync_state.lease_owner and sync_runs.daemon: host:pid:random.
     const std::string& owner() const { return owner_; }

@@ -84,8 +84,15 @@ public:
     // pair up, for another to take). Outside a transaction.
     virtual result<bool> claim_pair(const config::pair& /*pair*/, std::size_t /*pairs_total*/) { return true; }
     // The heartbeat: renews every lease held, and gives up those beyond this
-    // daemon's share that are not `busy` (being polled). Errors are only logged.
-    virtual void renew_leases(std::span<const config::pair> /*busy*/, std::size_t /*pairs_total*/) {}
+    // daemon's share that are not `busy` (being polled). Errors are only
+    // logged (the leases then held are those renewed before).
+    // Returns the pairs whose leases it holds afterwards.
+    virtual std::vector<config::pair> renew_leases(std::span<const config::pair> /*busy*/,
+                                                   std::size_t /*pairs_total*/) {
+        return {};
+    }
+    // How long a lease lasts unless renewed (database.lease_ttl).
+    virtual std::chrono::milliseconds lease_ttl() const { return std::chrono::seconds(30); }
     // Inside the open transaction, before the first page of `pair` in it:
     // fails (rolling the transaction back) when this daemon's lease on the
     // pair ended, so that a daemon another one replaced cannot write.

@@ -70,6 +70,7 @@ engine::engine(net::any_io_executor executor, net::ssl::context& tls, store::syn
       health_(stored_health(store)),
       shares_work_(store.shares_work()),
       lease_renew_every_(store.lease_renew_every()),
+      lease_ttl_(store.lease_ttl()),
       writer_(std::make_unique<store_writer>(executor, store)) {}
 
 std::shared_ptr<const engine::snapshot> engine::make_snapshot(engine_settings settings, const config::secret& token) {
@@ -144,6 +145,9 @@ net::awaitable<std::vector<result<fetched_page>>> engine::fetch_pages(config::pa
     using op = decltype(net::co_spawn(executor_, std::declval<net::awaitable<result<fetched_page>>>(), net::deferred));
     std::vector<op> ops;
     ops.reserve(skips.size());
+    if (auto leased = still_leased(pair); !leased) {
+        co_return std::vector<result<fetched_page>>(skips.size(), leased.error());
+    }
     for (const std::int64_t skip : skips) {
         fetch_context ctx{*snap->source, snap->settings.connection.endpoint, snap->backoff, clock_.now_ms, stats_,
                           poll->mode};
@@ -197,6 +201,10 @@ std::shared_ptr<engine::page_ahead> engine::fetch_ahead(config::pair pair, slice
                                                         std::shared_ptr<poll_state> poll,
                                                         std::shared_ptr<const snapshot> snap) {
     auto ahead = std::make_shared<page_ahead>(executor_);
+    if (auto leased = still_leased(pair); !leased) {
+        ahead->arrived.set(leased.error());
+        return ahead;
+    }
     auto fetch = [](engine* self, config::pair p, slice sl, std::int64_t at, std::shared_ptr<poll_state> ps,
                     std::shared_ptr<const snapshot> sn, std::shared_ptr<page_ahead> out) -> net::awaitable<void> {
         fetch_context ctx{*sn->source, sn->settings.connection.endpoint, sn->backoff, self->clock_.now_ms, self->stats_,
@@ -399,6 +407,7 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
 
 net::awaitable<pair_status> engine::claim(config::pair pair) {
     const std::size_t total = polled_pairs().size();
+    const std::int64_t sent_ms = clock_.now_ms();
     // A named lambda: GCC 12 destroys a temporary one in a co_await twice.
     auto claim_it = [pair, total](store::sync_store& s) { return s.claim_pair(pair, total); };
     auto claimed = co_await writer_->call(std::move(claim_it));
@@ -415,7 +424,19 @@ net::awaitable<pair_status> engine::claim(config::pair pair) {
         co_return pair_status::elsewhere;
     }
     if (leased_elsewhere_.erase(pair) > 0) spdlog::info("{}: this daemon holds the pair's lease now", pair_name(pair));
+    lease_until_ms_[pair] = sent_ms + lease_ttl_.count();
     co_return pair_status::ok;
+}
+
+result<void> engine::still_leased(const config::pair& pair) const {
+    if (!shares_work_) return {};
+    const auto until = lease_until_ms_.find(pair);
+    if (until != lease_until_ms_.end() && clock_.now_ms() < until->second) return {};
+    return make_error(errc::database,
+                      pair_name(pair) +
+                          ": this daemon could not renew the pair's lease for database.lease_ttl (it was stopped, or "
+                          "cut off from the database), so another daemon may poll it by now: no more requests for it "
+                          "until it holds the lease again");
 }
 
 net::awaitable<void> engine::keep_leases() {
@@ -426,7 +447,16 @@ net::awaitable<void> engine::keep_leases() {
         if (ec || stopping_) co_return;
         std::vector<config::pair> busy(claimed_busy_.begin(), claimed_busy_.end());
         const std::size_t total = polled_pairs().size();
-        writer_->post([busy = std::move(busy), total](store::sync_store& s) { s.renew_leases(busy, total); });
+        const std::int64_t sent_ms = clock_.now_ms();
+        // A named lambda: GCC 12 destroys a temporary one in a co_await twice.
+        auto renew = [busy = std::move(busy), total](store::sync_store& s) -> result<std::vector<config::pair>> {
+            return s.renew_leases(busy, total);
+        };
+        auto held = co_await writer_->call(std::move(renew));
+        if (!held || stopping_) continue;
+        // Only the renewed ones move: a pair claimed while this was on its
+        // way keeps its claim's time, and one lost lapses by itself.
+        for (const auto& pair : *held) lease_until_ms_[pair] = sent_ms + lease_ttl_.count();
     }
 }
 

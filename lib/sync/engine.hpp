@@ -289,6 +289,14 @@ private:
     std::chrono::milliseconds lease_renew_every_{10000};
     std::set<config::pair> leased_elsewhere_;  // another daemon held them at the last try
     std::set<config::pair> claimed_busy_;      // held by this daemon and being polled now
+    // When each lease this daemon holds lapses at the latest, by its own
+    // clock: the time a claim or renewal was sent plus the lease's length. A
+    // daemon that was stopped or cut off past it sends no more requests for
+    // the pair (another daemon may poll it by now) and claims it again.
+    std::map<config::pair, std::int64_t> lease_until_ms_;
+    std::chrono::milliseconds lease_ttl_{30000};
+    // errc::database when sharing a database and `pair`'s lease may have lapsed.
+    result<void> still_leased(const config::pair& pair) const;
     // The deepest offset the API accepts, as learned from a 4xx at a deeper
     // one (search backends refuse past a bound: Elasticsearch's default is
     // skip + take <= 10,000). The API's property: kept across polls and SIGHUPs.

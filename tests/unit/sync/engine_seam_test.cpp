@@ -93,8 +93,8 @@ protected:
         const isync::sync::clock_source clock{[this] { return clock_ms_; }, [] { return 0.5; }};
         if (!body) body = [](isync::sync::engine& e) { return e.run_once(); };
         {
-            isync::sync::engine engine(ioc_->get_executor(), unused, *store_, settings_, isync::config::secret("token"),
-                                       clock, std::move(make_source));
+            isync::sync::engine engine(ioc_->get_executor(), unused, engine_store_ ? *engine_store_ : *store_,
+                                       settings_, isync::config::secret("token"), clock, std::move(make_source));
             engine_ = &engine;
             // Parameters, not captures: the frame outlives this lambda expression.
             auto main = [](isync::sync::engine* e, main_task b, engine_run* o) -> boost::asio::awaitable<void> {
@@ -166,8 +166,49 @@ protected:
     isync::sync::engine* engine_ = nullptr;         // while run_engine runs
     std::unique_ptr<SQLite::Database> db_;
     std::unique_ptr<isync::store::incident_store> store_;
+    isync::store::sync_store* engine_store_ = nullptr;  // what the engine writes to, when not store_
     isync::sync::engine_settings settings_;
     fake_account account_;
+};
+
+// store_ as a database shared by several daemons (PostgreSQL's leases): every
+// claim is granted and every lease renewed; the rest is store_'s.
+class sharing_store final : public isync::store::sync_store {
+public:
+    explicit sharing_store(isync::store::sync_store& inner) : inner_(inner) {}
+    int claims = 0;
+
+    bool shares_work() const override { return true; }
+    std::chrono::milliseconds lease_ttl() const override { return 30s; }
+    isync::result<bool> claim_pair(const isync::config::pair&, std::size_t) override {
+        ++claims;
+        return true;
+    }
+    isync::result<void> begin() override { return inner_.begin(); }
+    isync::result<isync::store::upsert_counts> write_page(
+        std::span<const isync::model::incident> incidents, std::int64_t now, const isync::store::slice_report* finish,
+        std::span<const isync::model::unknown_field> unknown) override {
+        return inner_.write_page(incidents, now, finish, unknown);
+    }
+    isync::result<void> commit() override { return inner_.commit(); }
+    void rollback() noexcept override { inner_.rollback(); }
+    bool in_transaction() const override { return inner_.in_transaction(); }
+    isync::result<std::optional<std::int64_t>> stored_content_hash(const std::string& id) override {
+        return inner_.stored_content_hash(id);
+    }
+    isync::result<void> record_failure(const isync::store::slice_report& report, std::string_view error_text,
+                                       std::int64_t now, bool auth_failure) override {
+        return inner_.record_failure(report, error_text, now, auth_failure);
+    }
+    isync::result<std::optional<std::int64_t>> watermark(const isync::config::pair& pair) override {
+        return inner_.watermark(pair);
+    }
+    isync::result<std::vector<isync::store::stored_pair_state>> sync_states() override { return inner_.sync_states(); }
+    void on_idle() override { inner_.on_idle(); }
+    void interrupt_waits() noexcept override { inner_.interrupt_waits(); }
+
+private:
+    isync::store::sync_store& inner_;
 };
 
 // A query's window, as the scripted source saw it.
@@ -260,6 +301,25 @@ TEST_F(EngineSeamDistant, TheNextSlicesFirstPageGoesOutWhileTheSliceBeforeIsStil
     EXPECT_GT(r.source->in_flight_at_send[firsts[2]], 1u);
     EXPECT_GT(r.source->in_flight_at_send[firsts[3]], 1u);
     EXPECT_LE(r.source->max_in_flight, 8u);  // the pair's pages ahead include it
+}
+
+// Sharing a database: a daemon whose clock shows its lease may have lapsed
+// (stopped or cut off past database.lease_ttl since its claim) sends no more
+// requests for the pair, and its poll fails without moving the watermark.
+TEST_F(EngineSeam, NoRequestForAPairWhoseLeaseMayHaveLapsed) {
+    fill(1000);
+    sharing_store shared(*store_);
+    engine_store_ = &shared;
+    const auto r = run([this](const std::string& target, std::size_t n) -> isync::result<isync::http::response> {
+        if (n == 1) clock_ms_ += 31'000;  // frozen past the 30 s lease while the first page was out
+        return account_.answer(test_support::parse_target(target));
+    });
+    EXPECT_TRUE(r.finished);
+    EXPECT_FALSE(r.all_ok);
+    EXPECT_EQ(shared.claims, 1);
+    EXPECT_EQ(r.source->targets.size(), 1u) << "requests went out for a pair whose lease may have lapsed";
+    EXPECT_EQ(watermark(), std::nullopt);
+    EXPECT_EQ(runs("failed"), 1);
 }
 
 TEST_F(EngineSeam, AWindowWithFewIncidentsCostsOneRequest) {
