@@ -244,6 +244,14 @@ int export_command(const arguments& args) {
         }
         options.database_path = cfg->database.path;
         options.busy_timeout = cfg->database.busy_timeout;
+        if (config::uses_postgresql(cfg->database)) {
+            auto target = postgresql_options(*cfg);
+            if (!target) {
+                print_error(target.error().message);
+                return exit_code_for(target.error());
+            }
+            options.postgresql = target->options;
+        }
     }
     options.changes = args.changes;
     if (args.since) {

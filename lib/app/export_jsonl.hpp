@@ -5,6 +5,7 @@
 // so memory stays flat whatever the database holds, and a running daemon
 // keeps writing meanwhile (the export reads one snapshot).
 
+#include "pgstore/pg_connection.hpp"
 #include "util/error.hpp"
 
 #include <chrono>
@@ -17,6 +18,9 @@ namespace isync::app {
 
 struct export_options {
     std::string database_path;
+    // database.url's connection: PostgreSQL instead of the file (a cursor in
+    // one read-only snapshot, 1,000 rows at a time).
+    std::optional<pgstore::connect_options> postgresql;
     std::chrono::milliseconds busy_timeout{5000};
     // Incidents whose last_synced_at (a new version received), or changes
     // whose observed_at, is at or after this time; everything when unset.

@@ -5,6 +5,7 @@
 // promises (atomic watermark, an abort at any step leaves nothing, a re-read
 // writes nothing) on its own.
 
+#include "app/export_jsonl.hpp"
 #include "fake_api/dataset.hpp"
 #include "pgstore/pg_schema.hpp"
 #include "pgstore/pg_store.hpp"
@@ -124,6 +125,7 @@ public:
           store_(*db_, dir_.file("incidents.db")) {}
     sync_store& store() override { return store_; }
     isync::store::incident_store& sqlite_store() { return store_; }
+    std::string path() const { return dir_.file("incidents.db"); }
     bool postgresql() const override { return false; }
     table read(const std::string& sql) override {
         SQLite::Statement st(*db_, sql);
@@ -495,6 +497,54 @@ TEST(PostgresqlSchema, StatusRefusesADatabaseWithoutASchemaAndChangesNothing) {
     EXPECT_TRUE(isync::test::contains(s.error().message, "no incident-sync schema yet"));
     auto conn = db.connect();
     EXPECT_EQ(conn->exec("SELECT to_regclass('schema_migrations') IS NULL").text(0, 0), "t");
+}
+
+}  // namespace
+
+namespace {
+
+// `incident-syncd export`'s lines from a backend's database.
+std::vector<std::string> exported(isync::app::export_options options) {
+    std::FILE* out = std::tmpfile();
+    auto done = isync::app::export_jsonl(options, out);
+    EXPECT_TRUE(done) << (done ? "" : done.error().message);
+    std::rewind(out);
+    std::vector<std::string> lines;
+    char* line = nullptr;
+    std::size_t cap = 0;
+    while (::getline(&line, &cap, out) > 0) lines.emplace_back(line);
+    std::free(line);
+    std::fclose(out);
+    std::sort(lines.begin(), lines.end());
+    return lines;
+}
+
+// The export reads PostgreSQL as it reads SQLite: the same lines, with
+// --since and --changes too.
+TEST_F(StoreBackends, ExportGivesTheSameLinesFromBothBackends) {
+    auto data = make_dataset();
+    auto first = plan_pages(data, 40, data.options().start_ms, t0, t0 - 5000);
+    write_pages(sqlite.store(), first, t0);
+    write_pages(pg.store(), first, t0);
+    data.step_live(30, t0 + 1000);
+    auto second = plan_pages(data, 40, t0 - 60'000, t0 + 2000, t0 + 1500);
+    write_pages(sqlite.store(), second, t0 + 3000);
+    write_pages(pg.store(), second, t0 + 3000);
+
+    for (const bool changes : {false, true}) {
+        for (const std::optional<std::int64_t> since : {std::optional<std::int64_t>(), std::optional(t0 + 3000)}) {
+            isync::app::export_options from_sqlite{
+                .database_path = sqlite.path(), .since_ms = since, .changes = changes};
+            isync::app::export_options from_pg{
+                .postgresql = isync::pgstore::connect_options{pg.database().url(), std::nullopt, "t"},
+                .since_ms = since,
+                .changes = changes};
+            const auto a = exported(from_sqlite);
+            const auto b = exported(from_pg);
+            EXPECT_FALSE(a.empty()) << changes;
+            EXPECT_EQ(a, b) << "changes=" << changes << " since=" << since.value_or(0);
+        }
+    }
 }
 
 }  // namespace
