@@ -418,7 +418,12 @@ net::awaitable<pair_status> engine::claim(config::pair pair) {
         co_return pair_status::failed;
     }
     if (!*claimed) {
-        if (leased_elsewhere_.insert(pair).second)
+        if (range_)
+            spdlog::error(
+                "{}: not re-read: another daemon sharing the database polls it (it holds the pair's lease); "
+                "run resync where no daemon runs, or when this pair's daemon is stopped",
+                pair_name(pair));
+        else if (leased_elsewhere_.insert(pair).second)
             spdlog::info("{}: polled by another daemon sharing the database (it holds the pair's lease)",
                          pair_name(pair));
         co_return pair_status::elsewhere;
@@ -663,8 +668,10 @@ net::awaitable<bool> engine::run_once() {
     co_await tasks_.wait_all();
     const auto pass = std::move(single_pass_);
     bool all_ok = !discovery_failed_ && pass->results.size() == pass->started.size();
+    // A pair another daemon polls is not this pass's to poll; but a resync
+    // (range_) that could not re-read it did not do what it was asked.
     for (const auto& [pair, status] : pass->results)
-        all_ok = all_ok && (status == pair_status::ok || status == pair_status::elsewhere);
+        all_ok = all_ok && (status == pair_status::ok || (status == pair_status::elsewhere && !range_));
     co_return all_ok;
 }
 

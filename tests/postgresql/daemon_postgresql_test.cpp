@@ -4,6 +4,7 @@
 
 #include "app/arguments.hpp"
 #include "pgstore/pg_schema.hpp"
+#include "pgstore/pg_store.hpp"
 #include "postgresql/pg_test_server.hpp"
 #include "support/daemon_fixture.hpp"
 
@@ -148,6 +149,36 @@ TEST(DaemonOnPostgresql, APasswordInTheUrlOrAnOpenPasswordFileIsRefused) {
     write_password_file(g, pg_test::password_role_password(), 0644);
     EXPECT_EQ(g.run("once", "open"), isync::app::exit_config);
     EXPECT_NE(g.output("open").find("chmod 600"), std::string::npos) << g.output("open");
+}
+
+}  // namespace
+
+namespace {
+
+// resync moves no watermark, but it writes the pairs' incidents: it needs
+// their leases, and says which pairs a running daemon holds.
+TEST(DaemonOnPostgresql, ResyncNeedsTheLeasesOfThePairsItReReads) {
+    pg_test::fresh_database db;
+    daemon_options o;
+    o.extra_database_yaml = "  url: " + db.url() + "\n";
+    daemon_fixture f(o);
+    ASSERT_EQ(f.run("once", "once"), 0) << f.output("once");
+    {
+        // Another daemon, holding both pairs.
+        auto holder = isync::pgstore::pg_store::open({db.url(), std::nullopt, "another daemon"});
+        ASSERT_TRUE(holder) << holder.error().message;
+        for (const auto& p : f.pairs()) {
+            auto claimed = (*holder)->claim_pair(p, f.pairs().size());
+            ASSERT_TRUE(claimed && *claimed);
+        }
+        EXPECT_EQ(f.run("resync", "held", {"--all", "--from", "2d"}), isync::app::exit_sync_failed) << f.output("held");
+        EXPECT_NE(f.output("held").find("not re-read: another daemon sharing the database polls it"), std::string::npos)
+            << f.output("held");
+    }
+    // Its clean stop ended the leases: now the resync runs.
+    EXPECT_EQ(f.run("resync", "free", {"--all", "--from", "2d"}), 0) << f.output("free");
+    EXPECT_GT(db.connect()->exec("SELECT COUNT(*) FROM sync_runs WHERE kind = 'resync' AND status = 'ok'").int64(0, 0),
+              0);
 }
 
 }  // namespace
