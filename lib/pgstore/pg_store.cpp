@@ -405,6 +405,9 @@ std::vector<config::pair> pg_store::renew_leases(std::span<const config::pair> b
             give_up(pair);
             --extra;
         }
+        // Daemons gone for ten leases (killed, never stopped cleanly) leave the list.
+        conn_->exec("DELETE FROM sync_daemons WHERE last_seen_at < now() - $1::bigint * interval '10 milliseconds'",
+                    {std::to_string(lease_ttl_.count())});
         auto r = conn_->exec(
             "UPDATE sync_state SET lease_expires_at = now() + $2::bigint * interval '1 millisecond' "
             "WHERE lease_owner = $1 RETURNING app_id, tld, lease_epoch",

@@ -162,3 +162,22 @@ TEST(Leases, AStoreThatStopsCleanlyHandsItsPairsOverAtOnce) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Leases, ADaemonGoneForTenLeasesLeavesTheList) {
+    pg_test::fresh_database db;
+    auto a = open_store(db);
+    auto b = open_store(db);
+    ASSERT_TRUE(claim(*a, p, 2));
+    ASSERT_TRUE(claim(*b, q, 2));
+    auto conn = db.connect();
+    conn->exec("UPDATE sync_daemons SET last_seen_at = now() - interval '301 seconds' WHERE owner = $1",
+               {b->owner()});  // ten leases of 30 s and a second
+    a->renew_leases({}, 2);
+    auto left = conn->exec("SELECT owner FROM sync_daemons");
+    ASSERT_EQ(left.rows(), 1);
+    EXPECT_EQ(left.text(0, 0), a->owner());
+}
+
+}  // namespace
