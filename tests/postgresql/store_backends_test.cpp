@@ -363,6 +363,32 @@ TEST_F(StoreBackends, RepeatsInsideAnIncidentKeepTheFirst) {
     EXPECT_GT(pg.count("vulnerability_ids"), 0);
 }
 
+// Child rows go in as array literals (unnest): tabs, line breaks, carriage
+// returns, backslashes, quotes-like "\N" in their text arrive as they were.
+TEST_F(StoreBackends, ChildTextWithTabsLineBreaksAndBackslashesArrivesAsItWas) {
+    auto data = make_dataset(20);
+    std::vector<incident> page;
+    const std::string awkward = "a\tb\nc\rd\\e \\N f\\\\g";
+    for (std::size_t i = 0; i < 20; ++i) {
+        incident inc = data.expected_incident(i);
+        for (auto& a : inc.actions) {
+            a.subtype = awkward;
+            a.args.emplace_back("note", awkward);
+        }
+        for (auto& v : inc.vulnerabilities) v.package = awkward;
+        if (!inc.page_types.empty()) inc.page_types.front().name = awkward;
+        inc.hashes.reset();
+        page.push_back(std::move(inc));
+    }
+    std::vector<page_plan> pages{{page, std::nullopt}};
+    write_pages(sqlite.store(), pages, t0);
+    write_pages(pg.store(), pages, t0);
+    expect_same_tables(sqlite, pg);
+    auto conn = pg.database().connect();
+    auto r = conn->exec("SELECT COUNT(*) FROM action_args WHERE value = $1", {awkward});
+    EXPECT_GT(r.int64(0, 0), 0);
+}
+
 // Seen again (only last_seen moved): the row is rewritten, content_changed_at stays.
 TEST_F(StoreBackends, ASeenAgainIsNotAContentChange) {
     auto data = make_dataset(20);
