@@ -57,6 +57,11 @@ void load_once() {
     ok &= resolve(lib, "PQuser", api.user);
     ok &= resolve(lib, "PQport", api.port);
     ok &= resolve(lib, "PQdb", api.db);
+    ok &= resolve(lib, "PQenterPipelineMode", api.enter_pipeline_mode);
+    ok &= resolve(lib, "PQexitPipelineMode", api.exit_pipeline_mode);
+    ok &= resolve(lib, "PQpipelineSync", api.pipeline_sync);
+    ok &= resolve(lib, "PQsendQueryPrepared", api.send_query_prepared);
+    ok &= resolve(lib, "PQgetResult", api.get_result);
     if (ok) load_error.clear();
 }
 

@@ -39,6 +39,11 @@ struct libpq_api {
     decltype(&::PQuser) user;
     decltype(&::PQport) port;
     decltype(&::PQdb) db;
+    decltype(&::PQenterPipelineMode) enter_pipeline_mode;
+    decltype(&::PQexitPipelineMode) exit_pipeline_mode;
+    decltype(&::PQpipelineSync) pipeline_sync;
+    decltype(&::PQsendQueryPrepared) send_query_prepared;
+    decltype(&::PQgetResult) get_result;
 };
 
 // Loads libpq.so.5 once (thread-safe); errc::database saying what to install

@@ -141,19 +141,70 @@ pg_result pg_connection::exec(const std::string& sql, const params& values) {
     std::vector<const char*> raw;
     raw.reserve(values.size());
     for (const auto& v : values) raw.push_back(v ? v->c_str() : nullptr);
+    const std::string& name = prepared_name(sql, static_cast<int>(raw.size()));
+    PGresult* r =
+        pq().exec_prepared(conn_, name.c_str(), static_cast<int>(raw.size()), raw.data(), nullptr, nullptr, 0);
+    const auto status = pq().result_status(r);
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail(r, sql);
+    return pg_result(r);
+}
+
+const std::string& pg_connection::prepared_name(const std::string& sql, int n_params) {
     auto name = prepared_.find(sql);
     if (name == prepared_.end()) {
         const std::string fresh = "isync_" + std::to_string(prepared_.size());
-        PGresult* p = pq().prepare(conn_, fresh.c_str(), sql.c_str(), static_cast<int>(raw.size()), nullptr);
+        PGresult* p = pq().prepare(conn_, fresh.c_str(), sql.c_str(), n_params, nullptr);
         if (pq().result_status(p) != PGRES_COMMAND_OK) fail(p, sql);
         pq().clear(p);
         name = prepared_.emplace(sql, fresh).first;
     }
-    PGresult* r =
-        pq().exec_prepared(conn_, name->second.c_str(), static_cast<int>(raw.size()), raw.data(), nullptr, nullptr, 0);
-    const auto status = pq().result_status(r);
-    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail(r, sql);
-    return pg_result(r);
+    return name->second;
+}
+
+void pg_connection::exec_pipeline(const std::vector<statement>& batch) {
+    if (batch.empty()) return;
+    if (batch.size() == 1) {
+        exec(batch.front().sql, batch.front().values);
+        return;
+    }
+    // Prepared before the pipeline starts (only the first batch prepares).
+    std::vector<const std::string*> names;
+    for (const auto& st : batch) names.push_back(&prepared_name(st.sql, static_cast<int>(st.values.size())));
+    if (pq().enter_pipeline_mode(conn_) != 1) fail(nullptr, batch.front().sql);
+    bool sent = true;
+    for (std::size_t i = 0; i < batch.size() && sent; ++i) {
+        std::vector<const char*> raw;
+        for (const auto& v : batch[i].values) raw.push_back(v ? v->c_str() : nullptr);
+        sent = pq().send_query_prepared(conn_, names[i]->c_str(), static_cast<int>(raw.size()), raw.data(), nullptr,
+                                        nullptr, 0) == 1;
+    }
+    sent = sent && pq().pipeline_sync(conn_) == 1;
+    // Every result is read, up to the sync, whatever failed: only then is the
+    // connection usable again.
+    PGresult* first_failure = nullptr;
+    std::size_t failed_at = 0;
+    for (std::size_t i = 0; sent && i < batch.size(); ++i) {
+        while (PGresult* r = pq().get_result(conn_)) {
+            const auto status = pq().result_status(r);
+            if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && status != PGRES_PIPELINE_ABORTED &&
+                !first_failure) {
+                first_failure = r;
+                failed_at = i;
+            } else {
+                pq().clear(r);
+            }
+        }
+    }
+    if (sent) {
+        while (PGresult* r = pq().get_result(conn_)) {
+            const bool sync = pq().result_status(r) == PGRES_PIPELINE_SYNC;
+            pq().clear(r);
+            if (sync) break;
+        }
+    }
+    pq().exit_pipeline_mode(conn_);
+    if (first_failure) fail(first_failure, batch[failed_at].sql);
+    if (!sent) fail(nullptr, batch.front().sql);
 }
 
 void pg_connection::fail(PGresult* r, std::string_view sql) {

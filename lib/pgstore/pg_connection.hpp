@@ -82,6 +82,15 @@ public:
     // its first use and reused after (parsed and planned once per connection).
     pg_result exec(const std::string& sql);
     pg_result exec(const std::string& sql, const params& values);
+    // Several statements whose parameters do not depend on each other's
+    // results, sent at once in pipeline mode: one round trip instead of one
+    // each. The first failure throws (the ones after it did not run); the
+    // caller's transaction then rolls back as after any failed statement.
+    struct statement {
+        std::string sql;
+        params values;
+    };
+    void exec_pipeline(const std::vector<statement>& batch);
 
     // Where it is connected, for messages: "user@host:port/dbname".
     const std::string& description() const { return description_; }
@@ -94,6 +103,8 @@ public:
 private:
     explicit pg_connection(PGconn* conn);
     [[noreturn]] void fail(PGresult* r, std::string_view sql);
+    // The prepared statement's name for `sql`, preparing it on first use.
+    const std::string& prepared_name(const std::string& sql, int n_params);
 
     PGconn* conn_;
     std::string description_;

@@ -172,12 +172,15 @@ store::upsert_counts pg_incident_writer::write(std::span<const model::incident* 
     std::unordered_map<std::string, std::int64_t> keys;
     for (int i = 0; i < r.rows(); ++i) keys.emplace(std::string(r.text(i, 0)), r.int64(i, 1));
 
+    // The old child rows go and the new ones come in one round trip.
+    std::vector<pg_connection::statement> pipeline;
     if (!changed.empty()) {
         std::vector<std::int64_t> changed_keys;
         for (const auto* inc : changed) changed_keys.push_back(stored.at(inc->id).incident_key);
-        delete_children(changed_keys);
+        delete_children(changed_keys, pipeline);
     }
-    insert_children(to_write, keys);
+    insert_children(to_write, keys, pipeline);
+    conn_.exec_pipeline(pipeline);
     return counts;
 }
 
@@ -322,15 +325,16 @@ void pg_incident_writer::record_changes(std::span<const model::incident* const> 
         p);
 }
 
-void pg_incident_writer::delete_children(const std::vector<std::int64_t>& incident_keys) {
+void pg_incident_writer::delete_children(const std::vector<std::int64_t>& incident_keys,
+                                         std::vector<pg_connection::statement>& pipeline) {
     const std::string keys = ids_of(incident_keys).literal();
-    // Children before parents: nothing is left for ON DELETE CASCADE to find.
     for (const char* table : {"incident_page_types", "action_args", "actions", "vulnerability_ids", "vulnerabilities"})
-        conn_.exec(std::string("DELETE FROM ") + table + " WHERE incident_key = ANY($1::bigint[])", {keys});
+        pipeline.push_back({std::string("DELETE FROM ") + table + " WHERE incident_key = ANY($1::bigint[])", {keys}});
 }
 
 void pg_incident_writer::insert_children(std::span<const model::incident* const> incidents,
-                                         const std::unordered_map<std::string, std::int64_t>& keys) {
+                                         const std::unordered_map<std::string, std::int64_t>& keys,
+                                         std::vector<pg_connection::statement>& pipeline) {
     columns page_types(4), actions(5), args(4), vulns(4), vuln_ids(6);
     for (const auto* inc : incidents) {
         const std::int64_t key = keys.at(inc->id);
@@ -387,7 +391,7 @@ void pg_incident_writer::insert_children(std::span<const model::incident* const>
     // rewritten incident's rows were deleted first), so plain INSERTs: ON
     // CONFLICT's speculative insertion cost a sixth of a backfill's time.
     const auto insert = [&](const columns& rows, const char* sql) {
-        if (!rows.empty()) conn_.exec(sql, rows.bind());
+        if (!rows.empty()) pipeline.push_back({sql, rows.bind()});
     };
     insert(page_types,
            "INSERT INTO incident_page_types (incident_key, page_type, listed, percentage) SELECT * FROM "

@@ -59,9 +59,12 @@ private:
     // incident_changes rows for the incidents about to be rewritten.
     void record_changes(std::span<const model::incident* const> changed, const stored_map& stored,
                         const std::string& now_text);
-    void delete_children(const std::vector<std::int64_t>& incident_keys);
+    // Add their statements to `pipeline` (sent at once by write()).
+    void delete_children(const std::vector<std::int64_t>& incident_keys,
+                         std::vector<pg_connection::statement>& pipeline);
     void insert_children(std::span<const model::incident* const> incidents,
-                         const std::unordered_map<std::string, std::int64_t>& keys);
+                         const std::unordered_map<std::string, std::int64_t>& keys,
+                         std::vector<pg_connection::statement>& pipeline);
 
     pg_connection& conn_;
     // script key -> row; only holds committed rows (cleared on rollback).

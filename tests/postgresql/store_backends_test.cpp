@@ -389,6 +389,33 @@ TEST_F(StoreBackends, ChildTextWithTabsLineBreaksAndBackslashesArrivesAsItWas) {
     EXPECT_GT(r.int64(0, 0), 0);
 }
 
+// A statement that fails in the middle of the pipelined child rows (made to
+// fail by a trigger): the write fails whole, nothing of the transaction
+// stays, and the connection goes on working for the next one.
+TEST_F(StoreBackends, AFailureInsideThePipelineRollsBackAndTheConnectionGoesOn) {
+    auto data = make_dataset(20);
+    auto conn = pg.database().connect();
+    conn->exec(
+        "CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.subtype = 'boom' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$");
+    conn->exec("CREATE TRIGGER refuse_boom BEFORE INSERT ON actions FOR EACH ROW EXECUTE FUNCTION refuse_boom()");
+    std::vector<incident> page;
+    for (std::size_t i = 0; i < 20; ++i) page.push_back(data.expected_incident(i));
+    const auto before = pg.dump();
+    std::vector<incident> bad = page;
+    for (auto& inc : bad)
+        for (auto& a : inc.actions) a.subtype = "boom";
+    ASSERT_TRUE(pg.store().begin());
+    auto failed = pg.store().write_page(bad, t0);
+    ASSERT_FALSE(failed);
+    EXPECT_TRUE(isync::test::contains(failed.error().message, "refused by the test")) << failed.error().message;
+    EXPECT_FALSE(pg.store().in_transaction());
+    EXPECT_EQ(pg.dump(), before);
+    std::vector<page_plan> good{{page, std::nullopt}};
+    const auto counts = write_pages(pg.store(), good, t0);
+    EXPECT_EQ(counts.inserted, 20);
+}
+
 // Seen again (only last_seen moved): the row is rewritten, content_changed_at stays.
 TEST_F(StoreBackends, ASeenAgainIsNotAContentChange) {
     auto data = make_dataset(20);
