@@ -55,16 +55,17 @@ std::optional<std::int64_t> pg_incident_writer::stored_content_hash(const std::s
     return r.int64(0, 0);
 }
 
-std::vector<std::optional<std::int64_t>> pg_incident_writer::stored_content_hashes(std::span<const std::string> ids) {
+std::vector<std::optional<std::int64_t>> pg_incident_writer::stored_content_hashes(
+    std::span<const model::raw_incident> page) {
     pg_array list;
-    for (const auto& id : ids) list.add(std::string_view(id));
+    for (const auto& raw : page) list.add(std::string_view(raw.id));
     auto r = conn_.exec("SELECT id, content_hash FROM incidents WHERE id = ANY($1::text[])", {list.literal()});
     std::unordered_map<std::string_view, std::int64_t> found;
     for (int i = 0; i < r.rows(); ++i) found.emplace(r.text(i, 0), r.int64(i, 1));
     std::vector<std::optional<std::int64_t>> out;
-    out.reserve(ids.size());
-    for (const auto& id : ids) {
-        const auto f = found.find(id);
+    out.reserve(page.size());
+    for (const auto& raw : page) {
+        const auto f = found.find(raw.id);
         out.push_back(f == found.end() ? std::nullopt : std::optional<std::int64_t>(f->second));
     }
     return out;

@@ -32,8 +32,8 @@ public:
 
     // The content hash stored for incident `id` (nullopt when not stored).
     std::optional<std::int64_t> stored_content_hash(const std::string& id);
-    // The same for each of `ids`, in order, in one statement.
-    std::vector<std::optional<std::int64_t>> stored_content_hashes(std::span<const std::string> ids);
+    // The same for each incident of `page`, in order, in one statement.
+    std::vector<std::optional<std::int64_t>> stored_content_hashes(std::span<const model::raw_incident> page);
 
     // The transaction rolled back: the cached script rows may be undone.
     void forget_uncommitted() noexcept { script_cache_.clear(); }

@@ -54,8 +54,9 @@ pg_store::pg_store(std::unique_ptr<pg_connection> conn, std::chrono::millisecond
     : conn_(std::move(conn)), writer_(*conn_), lease_ttl_(lease_ttl), leasing_(leasing) {
     std::array<char, 256> host{};
     ::gethostname(host.data(), host.size() - 1);
+    host_ = host.data();
     std::random_device random;
-    owner_ = fmt::format("{}:{}:{:08x}", host.data(), ::getpid(), random());
+    owner_ = fmt::format("{}:{}:{:08x}", host_, ::getpid(), random());
 }
 
 pg_store::~pg_store() {
@@ -166,9 +167,10 @@ result<std::optional<std::int64_t>> pg_store::stored_content_hash(const std::str
     }
 }
 
-result<std::vector<std::optional<std::int64_t>>> pg_store::stored_content_hashes(std::span<const std::string> ids) {
+result<std::vector<std::optional<std::int64_t>>> pg_store::stored_content_hashes(
+    std::span<const model::raw_incident> page) {
     try {
-        return writer_.stored_content_hashes(ids);
+        return writer_.stored_content_hashes(page);
     } catch (const std::exception& e) {
         abandon_transaction();
         return failed(e, "looking up stored incidents");
@@ -311,12 +313,10 @@ void pg_store::interrupt_waits() noexcept {
 }
 
 std::pair<std::int64_t, std::int64_t> pg_store::heartbeat(const config::pair* except) {
-    std::array<char, 256> host{};
-    ::gethostname(host.data(), host.size() - 1);
     conn_->exec(
         "INSERT INTO sync_daemons (owner, host, pid, started_at, last_seen_at) VALUES ($1, $2, $3::int, now(), now()) "
         "ON CONFLICT (owner) DO UPDATE SET last_seen_at = now()",
-        {owner_, std::string(host.data()), std::to_string(::getpid())});
+        {owner_, host_, std::to_string(::getpid())});
     auto r = conn_->exec(
         "SELECT (SELECT COUNT(*) FROM sync_daemons WHERE last_seen_at > now() - $2::bigint * interval '1 "
         "millisecond'), "

@@ -37,7 +37,8 @@ public:
     void rollback() noexcept override;
     bool in_transaction() const override { return in_transaction_; }
     result<std::optional<std::int64_t>> stored_content_hash(const std::string& id) override;
-    result<std::vector<std::optional<std::int64_t>>> stored_content_hashes(std::span<const std::string> ids) override;
+    result<std::vector<std::optional<std::int64_t>>> stored_content_hashes(
+        std::span<const model::raw_incident> page) override;
     result<void> record_failure(const store::slice_report& report, std::string_view error_text, std::int64_t now_ms,
                                 bool auth_failure) override;
     result<std::optional<std::int64_t>> watermark(const config::pair& pair) override;
@@ -94,8 +95,9 @@ private:
     std::atomic<bool> stopping_{false};
     std::function<void(std::string_view)> step_hook_;
     std::chrono::milliseconds lease_ttl_;
-    bool leasing_;  // opened by a daemon (not by `status`): has a heartbeat and leases to end
-    std::string owner_;
+    bool leasing_;       // opened by a daemon (not by `status`): has a heartbeat and leases to end
+    std::string host_;   // gethostname(), for sync_daemons
+    std::string owner_;  // host:pid:random
     std::map<config::pair, std::int64_t> epochs_;                    // the leases this daemon holds, by epoch
     std::unordered_map<std::string, bool> unknown_fields_recorded_;  // path -> committed
     std::vector<std::string> pending_warnings_;                      // logged once the page commits

@@ -48,13 +48,14 @@ public:
     // The content hash stored for incident `id` (nullopt when not stored),
     // inside a transaction; a failure rolls it back.
     virtual result<std::optional<std::int64_t>> stored_content_hash(const std::string& id) = 0;
-    // The same for every id of a page, in order: one round trip where the
-    // database is across a connection (the default asks one id at a time).
-    virtual result<std::vector<std::optional<std::int64_t>>> stored_content_hashes(std::span<const std::string> ids) {
+    // The same for every incident of a page, in order: one round trip where
+    // the database is across a connection (the default asks one at a time).
+    virtual result<std::vector<std::optional<std::int64_t>>> stored_content_hashes(
+        std::span<const model::raw_incident> page) {
         std::vector<std::optional<std::int64_t>> out;
-        out.reserve(ids.size());
-        for (const auto& id : ids) {
-            auto h = stored_content_hash(id);
+        out.reserve(page.size());
+        for (const auto& raw : page) {
+            auto h = stored_content_hash(raw.id);
             if (!h) return h.error();
             out.push_back(*h);
         }

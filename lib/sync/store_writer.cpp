@@ -140,10 +140,7 @@ result<store::upsert_counts> store_writer::write_untyped(const model::page& page
     // Only incidents whose bytes differ from the stored copy get typed.
     store::upsert_counts same;
     std::vector<std::string_view> changed;
-    std::vector<std::string> ids;
-    ids.reserve(page.untyped.size());
-    for (const auto& raw : page.untyped) ids.push_back(raw.id);
-    auto hashes = store_.stored_content_hashes(ids);
+    auto hashes = store_.stored_content_hashes(page.untyped);
     if (!hashes) return hashes.error();
     for (std::size_t i = 0; i < page.untyped.size(); ++i) {
         const auto& raw = page.untyped[i];
