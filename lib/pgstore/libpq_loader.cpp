@@ -61,6 +61,8 @@ void load_once() {
     ok &= resolve(lib, "PQexitPipelineMode", api.exit_pipeline_mode);
     ok &= resolve(lib, "PQpipelineSync", api.pipeline_sync);
     ok &= resolve(lib, "PQsendQueryPrepared", api.send_query_prepared);
+    ok &= resolve(lib, "PQsendQueryParams", api.send_query_params);
+    ok &= resolve(lib, "PQtransactionStatus", api.transaction_status);
     ok &= resolve(lib, "PQgetResult", api.get_result);
     if (ok) load_error.clear();
 }

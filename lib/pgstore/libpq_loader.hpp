@@ -43,6 +43,8 @@ struct libpq_api {
     decltype(&::PQexitPipelineMode) exit_pipeline_mode;
     decltype(&::PQpipelineSync) pipeline_sync;
     decltype(&::PQsendQueryPrepared) send_query_prepared;
+    decltype(&::PQsendQueryParams) send_query_params;
+    decltype(&::PQtransactionStatus) transaction_status;
     decltype(&::PQgetResult) get_result;
 };
 

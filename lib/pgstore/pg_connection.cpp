@@ -131,6 +131,8 @@ void pg_connection::cancel() noexcept {
 }
 
 pg_result pg_connection::exec(const std::string& sql) {
+    if (!deferred_.empty()) return exec_after_deferred({sql, {}});
+    ++round_trips_;
     PGresult* r = pq().exec(conn_, sql.c_str());
     const auto status = pq().result_status(r);
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail(r, sql);
@@ -138,10 +140,12 @@ pg_result pg_connection::exec(const std::string& sql) {
 }
 
 pg_result pg_connection::exec(const std::string& sql, const params& values) {
+    if (!deferred_.empty()) return exec_after_deferred({sql, values});
     std::vector<const char*> raw;
     raw.reserve(values.size());
     for (const auto& v : values) raw.push_back(v ? v->c_str() : nullptr);
     const std::string& name = prepared_name(sql, static_cast<int>(raw.size()));
+    ++round_trips_;
     PGresult* r =
         pq().exec_prepared(conn_, name.c_str(), static_cast<int>(raw.size()), raw.data(), nullptr, nullptr, 0);
     const auto status = pq().result_status(r);
@@ -161,39 +165,61 @@ const std::string& pg_connection::prepared_name(const std::string& sql, int n_pa
     return name->second;
 }
 
-void pg_connection::exec_pipeline(const std::vector<statement>& batch) {
-    if (batch.empty()) return;
-    if (batch.size() == 1) {
-        exec(batch.front().sql, batch.front().values);
-        return;
-    }
-    // Prepared before the pipeline starts (only the first batch prepares).
+bool pg_connection::transaction_open() const { return pq().transaction_status(conn_) != PQTRANS_IDLE; }
+
+void pg_connection::flush() {
+    if (deferred_.empty()) return;
+    auto batch = std::move(deferred_);
+    deferred_.clear();
+    run_pipeline(std::move(batch));
+}
+
+pg_result pg_connection::exec_after_deferred(statement last) {
+    auto batch = std::move(deferred_);
+    deferred_.clear();
+    batch.push_back(std::move(last));
+    return run_pipeline(std::move(batch));
+}
+
+pg_result pg_connection::run_pipeline(std::vector<statement> batch) {
+    // Prepared before the pipeline starts (only a connection's first batches
+    // prepare). Statements without parameters (BEGIN, COMMIT) go unprepared.
     std::vector<const std::string*> names;
-    for (const auto& st : batch) names.push_back(&prepared_name(st.sql, static_cast<int>(st.values.size())));
+    for (const auto& st : batch)
+        names.push_back(st.values.empty() ? nullptr : &prepared_name(st.sql, static_cast<int>(st.values.size())));
     if (pq().enter_pipeline_mode(conn_) != 1) fail(nullptr, batch.front().sql);
+    ++round_trips_;
     bool sent = true;
     for (std::size_t i = 0; i < batch.size() && sent; ++i) {
         std::vector<const char*> raw;
         for (const auto& v : batch[i].values) raw.push_back(v ? v->c_str() : nullptr);
-        sent = pq().send_query_prepared(conn_, names[i]->c_str(), static_cast<int>(raw.size()), raw.data(), nullptr,
-                                        nullptr, 0) == 1;
+        if (names[i])
+            sent = pq().send_query_prepared(conn_, names[i]->c_str(), static_cast<int>(raw.size()), raw.data(), nullptr,
+                                            nullptr, 0) == 1;
+        else
+            sent = pq().send_query_params(conn_, batch[i].sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
     }
     sent = sent && pq().pipeline_sync(conn_) == 1;
     // Every result is read, up to the sync, whatever failed: only then is the
     // connection usable again.
+    std::vector<pg_result> results;
     PGresult* first_failure = nullptr;
     std::size_t failed_at = 0;
     for (std::size_t i = 0; sent && i < batch.size(); ++i) {
+        PGresult* kept = nullptr;
         while (PGresult* r = pq().get_result(conn_)) {
             const auto status = pq().result_status(r);
             if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && status != PGRES_PIPELINE_ABORTED &&
                 !first_failure) {
                 first_failure = r;
                 failed_at = i;
+            } else if (!kept && (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)) {
+                kept = r;
             } else {
                 pq().clear(r);
             }
         }
+        results.emplace_back(kept);
     }
     if (sent) {
         while (PGresult* r = pq().get_result(conn_)) {
@@ -204,7 +230,10 @@ void pg_connection::exec_pipeline(const std::vector<statement>& batch) {
     }
     pq().exit_pipeline_mode(conn_);
     if (first_failure) fail(first_failure, batch[failed_at].sql);
-    if (!sent) fail(nullptr, batch.front().sql);
+    if (!sent || results.size() != batch.size()) fail(nullptr, batch.front().sql);
+    for (std::size_t i = 0; i < batch.size(); ++i)
+        if (batch[i].check) batch[i].check(results[i]);
+    return std::move(results.back());
 }
 
 void pg_connection::fail(PGresult* r, std::string_view sql) {

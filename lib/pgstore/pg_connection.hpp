@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -80,17 +81,33 @@ public:
     // Runs `sql` (one statement, or several without parameters); throws
     // pg_exception on failure. A statement with parameters is prepared on
     // its first use and reused after (parsed and planned once per connection).
+    // Statements deferred before it go first, in the same round trip.
     pg_result exec(const std::string& sql);
     pg_result exec(const std::string& sql, const params& values);
-    // Several statements whose parameters do not depend on each other's
-    // results, sent at once in pipeline mode: one round trip instead of one
-    // each. The first failure throws (the ones after it did not run); the
-    // caller's transaction then rolls back as after any failed statement.
+
+    // A statement whose result nobody waits for: it is queued and sent, in
+    // pipeline mode, with the next exec() or flush(), so that a transaction's
+    // writes cost one round trip together instead of one each. `check`, when
+    // set, sees its result once the round trip is over and may throw. The
+    // first failure throws from that exec()/flush() (the statements after it
+    // did not run; the caller's transaction then rolls back as after any
+    // failed statement).
     struct statement {
         std::string sql;
         params values;
+        std::function<void(const pg_result&)> check = {};
     };
-    void exec_pipeline(const std::vector<statement>& batch);
+    void defer(statement s) { deferred_.push_back(std::move(s)); }
+    void flush();
+    // Drops what is queued, unsent (a rollback: it must never run).
+    void discard_deferred() noexcept { deferred_.clear(); }
+    // Whether the server has a transaction open on this connection (a
+    // deferred BEGIN that was never sent does not count).
+    bool transaction_open() const;
+    // How many times this connection has waited for the server, besides
+    // preparing each statement once: the cost of a write on a distant
+    // database, which tests count.
+    std::int64_t round_trips() const { return round_trips_; }
 
     // Where it is connected, for messages: "user@host:port/dbname".
     const std::string& description() const { return description_; }
@@ -103,12 +120,19 @@ public:
 private:
     explicit pg_connection(PGconn* conn);
     [[noreturn]] void fail(PGresult* r, std::string_view sql);
+    // Sends `batch` in pipeline mode, reads every result, runs the checks;
+    // returns the last statement's result.
+    pg_result run_pipeline(std::vector<statement> batch);
+    // Moves the queue into a batch, with `last` at its end.
+    pg_result exec_after_deferred(statement last);
     // The prepared statement's name for `sql`, preparing it on first use.
     const std::string& prepared_name(const std::string& sql, int n_params);
 
     PGconn* conn_;
     std::string description_;
     std::unordered_map<std::string, std::string> prepared_;  // SQL -> statement name, on this connection
+    std::vector<statement> deferred_;
+    std::int64_t round_trips_ = 0;
     std::mutex cancel_mutex_;
     PGcancel* cancel_ = nullptr;
 };

@@ -71,18 +71,26 @@ std::vector<std::optional<std::int64_t>> pg_incident_writer::stored_content_hash
     return out;
 }
 
-pg_incident_writer::stored_map pg_incident_writer::find_incidents(std::span<const model::incident* const> batch) {
+pg_incident_writer::lookup pg_incident_writer::find_incidents(std::span<const model::incident* const> batch) {
     pg_array ids;
     for (const auto* inc : batch) ids.add(std::string_view(inc->id));
+    // A new incident gets its incident_key here, from the column's own
+    // sequence (COALESCE-like: nextval runs only for the ids not stored), so
+    // that its child rows can go in the same round trip as the incident.
     // ack_updated_at in util::format_iso8601_ms's form, as history compares it.
     auto r = conn_.exec(
-        "SELECT id, incident_key, content_hash, risk_level, under_review, category, "
-        "to_char(ack_updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), script_risk_level FROM "
-        "incidents "
-        "WHERE id = ANY($1::text[])",
+        "SELECT u.id, i.incident_key, i.content_hash, i.risk_level, i.under_review, i.category, "
+        "to_char(i.ack_updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), i.script_risk_level, "
+        "CASE WHEN i.incident_key IS NULL THEN nextval('incidents_incident_key_seq') END "
+        "FROM unnest($1::text[]) AS u(id) LEFT JOIN incidents i ON i.id = u.id",
         {ids.literal()});
-    stored_map stored;
+    lookup found;
     for (int i = 0; i < r.rows(); ++i) {
+        std::string id(r.text(i, 0));
+        if (r.is_null(i, 1)) {
+            found.new_keys.emplace(std::move(id), r.int64(i, 8));
+            continue;
+        }
         stored_incident s;
         s.incident_key = r.int64(i, 1);
         s.content_hash = r.int64(i, 2);
@@ -91,16 +99,16 @@ pg_incident_writer::stored_map pg_incident_writer::find_incidents(std::span<cons
         s.category = r.optional_text(i, 5);
         s.ack_updated_at = r.optional_text(i, 6);
         s.script_risk = r.optional_text(i, 7);
-        stored.emplace(std::string(r.text(i, 0)), std::move(s));
+        found.stored.emplace(std::move(id), std::move(s));
     }
-    return stored;
+    return found;
 }
 
 store::upsert_counts pg_incident_writer::write(std::span<const model::incident* const> batch,
                                                const std::string& now_text) {
     store::upsert_counts counts;
     counts.seen = static_cast<std::int64_t>(batch.size());
-    const stored_map stored = find_incidents(batch);
+    const auto [stored, new_keys] = find_incidents(batch);
 
     std::vector<const model::incident*> to_write, changed;
     for (const auto* inc : batch) {
@@ -123,65 +131,71 @@ store::upsert_counts pg_incident_writer::write(std::span<const model::incident* 
     upsert_scripts(to_write, hashes);
     if (!changed.empty()) record_changes(changed, stored, now_text);
 
-    columns c(17);
+    columns c(18);
     auto& a = c.arrays;
+    std::unordered_map<std::string_view, std::int64_t> keys;
     for (std::size_t i = 0; i < to_write.size(); ++i) {
         const auto& inc = *to_write[i];
-        a[0].add(std::string_view(inc.id));
-        a[1].add(inc.app_id);
-        a[2].add(inc.host_domain);
-        a[3].add(inc.category);
-        a[4].add(inc.title);
-        a[5].add(inc.details);
-        a[6].add(inc.initiator);
-        a[7].add(timestamp(inc.first_seen));
-        a[8].add(timestamp(inc.last_seen));
-        a[9].add(timestamp(inc.ack_updated_at));
-        a[10].add(flag(inc.under_review));
-        a[11].add(inc.risk_level);
-        const auto share_key = inc.script ? store::script_share_key(*inc.script) : std::nullopt;
-        if (share_key)
-            a[12].add(script_cache_.at(*share_key).script_key);
-        else
-            a[12].add_null();
-        a[13].add(std::string_view(inc.raw_json));
-        a[14].add(inc.hashes ? inc.hashes->content : hashes[i].content);
-        a[15].add(hashes[i].substance);
-        a[16].add(inc.script ? inc.script->risk_level : std::nullopt);
+        const auto s = stored.find(inc.id);
+        const std::int64_t key = s != stored.end() ? s->second.incident_key : new_keys.at(inc.id);
+        keys.emplace(inc.id, key);
+        a[0].add(key);
+        a[1].add(std::string_view(inc.id));
+        a[2].add(inc.app_id);
+        a[3].add(inc.host_domain);
+        a[4].add(inc.category);
+        a[5].add(inc.title);
+        a[6].add(inc.details);
+        a[7].add(inc.initiator);
+        a[8].add(timestamp(inc.first_seen));
+        a[9].add(timestamp(inc.last_seen));
+        a[10].add(timestamp(inc.ack_updated_at));
+        a[11].add(flag(inc.under_review));
+        a[12].add(inc.risk_level);
+        a[13].add(inc.script ? store::script_share_key(*inc.script) : std::nullopt);
+        a[14].add(std::string_view(inc.raw_json));
+        a[15].add(inc.hashes ? inc.hashes->content : hashes[i].content);
+        a[16].add(hashes[i].substance);
+        a[17].add(inc.script ? inc.script->risk_level : std::nullopt);
     }
     params p = c.bind();
     p.emplace_back(now_text);
-    auto r = conn_.exec(
-        "INSERT INTO incidents (id, app_id, host_domain, category, incident, details, initiator, first_seen, "
-        "last_seen, ack_updated_at, under_review, risk_level, script_key, raw_json, content_hash, substance_hash, "
-        "script_risk_level, first_synced_at, last_synced_at, content_changed_at) "
-        "SELECT u.*, $18::timestamptz, $18::timestamptz, $18::timestamptz FROM unnest($1::text[], $2::text[], "
-        "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], "
-        "$10::timestamptz[], $11::smallint[], $12::text[], $13::bigint[], $14::text[], $15::bigint[], "
-        "$16::bigint[], $17::text[]) AS u "
-        "ON CONFLICT (id) DO UPDATE SET app_id = EXCLUDED.app_id, host_domain = EXCLUDED.host_domain, "
-        "category = EXCLUDED.category, incident = EXCLUDED.incident, details = EXCLUDED.details, "
-        "initiator = EXCLUDED.initiator, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen, "
-        "ack_updated_at = EXCLUDED.ack_updated_at, under_review = EXCLUDED.under_review, "
-        "risk_level = EXCLUDED.risk_level, script_key = EXCLUDED.script_key, raw_json = EXCLUDED.raw_json, "
-        "content_hash = EXCLUDED.content_hash, substance_hash = EXCLUDED.substance_hash, "
-        "script_risk_level = EXCLUDED.script_risk_level, last_synced_at = EXCLUDED.last_synced_at, "
-        "content_changed_at = CASE WHEN incidents.substance_hash = EXCLUDED.substance_hash "
-        "THEN incidents.content_changed_at ELSE EXCLUDED.last_synced_at END "
-        "RETURNING id, incident_key",
-        p);
-    std::unordered_map<std::string, std::int64_t> keys;
-    for (int i = 0; i < r.rows(); ++i) keys.emplace(std::string(r.text(i, 0)), r.int64(i, 1));
+    // The script's key by its share key: the scripts were upserted just
+    // before, in the same round trip.
+    conn_.defer(
+        {"INSERT INTO incidents (incident_key, id, app_id, host_domain, category, incident, details, "
+         "initiator, first_seen, last_seen, ack_updated_at, under_review, risk_level, script_key, raw_json, "
+         "content_hash, substance_hash, script_risk_level, first_synced_at, last_synced_at, "
+         "content_changed_at) "
+         "SELECT u.k, u.id, u.app_id, u.host_domain, u.category, u.incident, u.details, u.initiator, "
+         "u.first_seen, u.last_seen, u.ack_updated_at, u.under_review, u.risk_level, "
+         "(SELECT s.script_key FROM scripts s WHERE s.key = u.share_key), u.raw_json, u.content_hash, "
+         "u.substance_hash, u.script_risk_level, $19::timestamptz, $19::timestamptz, $19::timestamptz "
+         "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], "
+         "$8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::smallint[], "
+         "$13::text[], $14::text[], $15::text[], $16::bigint[], $17::bigint[], $18::text[]) "
+         "AS u(k, id, app_id, host_domain, category, incident, details, initiator, first_seen, last_seen, "
+         "ack_updated_at, under_review, risk_level, share_key, raw_json, content_hash, substance_hash, "
+         "script_risk_level) "
+         "ON CONFLICT (id) DO UPDATE SET app_id = EXCLUDED.app_id, host_domain = EXCLUDED.host_domain, "
+         "category = EXCLUDED.category, incident = EXCLUDED.incident, details = EXCLUDED.details, "
+         "initiator = EXCLUDED.initiator, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen, "
+         "ack_updated_at = EXCLUDED.ack_updated_at, under_review = EXCLUDED.under_review, "
+         "risk_level = EXCLUDED.risk_level, script_key = EXCLUDED.script_key, raw_json = EXCLUDED.raw_json, "
+         "content_hash = EXCLUDED.content_hash, substance_hash = EXCLUDED.substance_hash, "
+         "script_risk_level = EXCLUDED.script_risk_level, last_synced_at = EXCLUDED.last_synced_at, "
+         "content_changed_at = CASE WHEN incidents.substance_hash = EXCLUDED.substance_hash "
+         "THEN incidents.content_changed_at ELSE EXCLUDED.last_synced_at END",
+         std::move(p)});
 
-    // The old child rows go and the new ones come in one round trip.
-    std::vector<pg_connection::statement> pipeline;
+    // The old child rows go and the new ones come, deferred: they are sent
+    // with the transaction's next statement or its COMMIT.
     if (!changed.empty()) {
         std::vector<std::int64_t> changed_keys;
         for (const auto* inc : changed) changed_keys.push_back(stored.at(inc->id).incident_key);
-        delete_children(changed_keys, pipeline);
+        delete_children(changed_keys);
     }
-    insert_children(to_write, keys, pipeline);
-    conn_.exec_pipeline(pipeline);
+    insert_children(to_write, keys);
     return counts;
 }
 
@@ -205,23 +219,18 @@ void pg_incident_writer::upsert_scripts(std::span<const model::incident* const> 
     std::vector<std::string> unknown;
     for (const auto& [key, w] : scripts) {
         const auto cached = script_cache_.find(key);
-        if (cached == script_cache_.end() || cached->second.content_hash != w.hash) unknown.push_back(key);
+        if (cached == script_cache_.end() || cached->second != w.hash) unknown.push_back(key);
     }
     if (unknown.empty()) return;
 
-    pg_array keys;
-    for (const auto& k : unknown) keys.add(std::string_view(k));
-    auto found =
-        conn_.exec("SELECT key, script_key, content_hash FROM scripts WHERE key = ANY($1::text[])", {keys.literal()});
-    for (int i = 0; i < found.rows(); ++i)
-        script_cache_[std::string(found.text(i, 0))] = script_row{found.int64(i, 1), found.int64(i, 2)};
-
-    columns c(13);
+    // Three statements, deferred: the page types of a stored script whose
+    // hash differs go; the script is written where its hash differs (or it
+    // is new); then its page types come (a script that did not change keeps
+    // its rows, and ON CONFLICT leaves them alone).
+    columns c(13), hashes_of_unknown(2), page_types(2);
     auto& a = c.arrays;
     for (const auto& key : unknown) {
         const auto& w = scripts.at(key);
-        const auto cached = script_cache_.find(key);
-        if (cached != script_cache_.end() && cached->second.content_hash == w.hash) continue;
         const auto& s = *w.script;
         a[0].add(std::string_view(key));
         a[1].add(s.id);
@@ -236,43 +245,38 @@ void pg_incident_writer::upsert_scripts(std::span<const model::incident* const> 
         a[10].add(s.risk_level);
         a[11].add(s.risk_reason);
         a[12].add(w.hash);
-    }
-    if (c.empty()) return;
-    auto written = conn_.exec(
-        "INSERT INTO scripts (key, id, app_id, host_domain, type, vendor, first_seen, last_seen, "
-        "users_affected_percentage, ack, risk_level, risk_reason, content_hash) "
-        "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
-        "$7::timestamptz[], $8::timestamptz[], $9::float8[], $10::smallint[], $11::text[], $12::text[], "
-        "$13::bigint[]) "
-        "ON CONFLICT (key) DO UPDATE SET id = EXCLUDED.id, app_id = EXCLUDED.app_id, "
-        "host_domain = EXCLUDED.host_domain, type = EXCLUDED.type, vendor = EXCLUDED.vendor, "
-        "first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen, "
-        "users_affected_percentage = EXCLUDED.users_affected_percentage, ack = EXCLUDED.ack, "
-        "risk_level = EXCLUDED.risk_level, risk_reason = EXCLUDED.risk_reason, content_hash = EXCLUDED.content_hash "
-        "RETURNING key, script_key",
-        c.bind());
-
-    std::vector<std::int64_t> written_keys;
-    columns page_types(2);
-    for (int i = 0; i < written.rows(); ++i) {
-        const std::string key(written.text(i, 0));
-        const std::int64_t script_key = written.int64(i, 1);
-        const auto& w = scripts.at(key);
-        written_keys.push_back(script_key);
-        const auto& types = w.script->page_types;
-        for (auto p = types.begin(); p != types.end(); ++p) {
-            if (std::find(types.begin(), p, *p) != p) continue;  // a repeated page type: once
-            page_types.arrays[0].add(script_key);
+        hashes_of_unknown.arrays[0].add(std::string_view(key));
+        hashes_of_unknown.arrays[1].add(w.hash);
+        for (auto p = s.page_types.begin(); p != s.page_types.end(); ++p) {
+            if (std::find(s.page_types.begin(), p, *p) != p) continue;  // a repeated page type: once
+            page_types.arrays[0].add(std::string_view(key));
             page_types.arrays[1].add(std::string_view(*p));
         }
-        script_cache_[key] = script_row{script_key, w.hash};
+        script_cache_[key] = w.hash;  // forgotten if the transaction rolls back
     }
-    conn_.exec("DELETE FROM script_page_types WHERE script_key = ANY($1::bigint[])", {ids_of(written_keys).literal()});
+    conn_.defer(
+        {"DELETE FROM script_page_types p USING scripts s, unnest($1::text[], $2::bigint[]) AS u(k, h) "
+         "WHERE s.key = u.k AND s.content_hash IS DISTINCT FROM u.h AND p.script_key = s.script_key",
+         hashes_of_unknown.bind()});
+    conn_.defer(
+        {"INSERT INTO scripts (key, id, app_id, host_domain, type, vendor, first_seen, last_seen, "
+         "users_affected_percentage, ack, risk_level, risk_reason, content_hash) "
+         "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+         "$7::timestamptz[], $8::timestamptz[], $9::float8[], $10::smallint[], $11::text[], $12::text[], "
+         "$13::bigint[]) "
+         "ON CONFLICT (key) DO UPDATE SET id = EXCLUDED.id, app_id = EXCLUDED.app_id, "
+         "host_domain = EXCLUDED.host_domain, type = EXCLUDED.type, vendor = EXCLUDED.vendor, "
+         "first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen, "
+         "users_affected_percentage = EXCLUDED.users_affected_percentage, ack = EXCLUDED.ack, "
+         "risk_level = EXCLUDED.risk_level, risk_reason = EXCLUDED.risk_reason, content_hash = EXCLUDED.content_hash "
+         "WHERE scripts.content_hash IS DISTINCT FROM EXCLUDED.content_hash",
+         c.bind()});
     if (!page_types.empty())
-        conn_.exec(
-            "INSERT INTO script_page_types (script_key, page_type) SELECT * FROM unnest($1::bigint[], $2::text[]) "
-            "ON CONFLICT DO NOTHING",
-            page_types.bind());
+        conn_.defer(
+            {"INSERT INTO script_page_types (script_key, page_type) SELECT s.script_key, u.t "
+             "FROM unnest($1::text[], $2::text[]) AS u(k, t) JOIN scripts s ON s.key = u.k "
+             "ON CONFLICT DO NOTHING",
+             page_types.bind()});
 }
 
 void pg_incident_writer::record_changes(std::span<const model::incident* const> changed, const stored_map& stored,
@@ -282,10 +286,14 @@ void pg_incident_writer::record_changes(std::span<const model::incident* const> 
     const std::string key_list = ids_of(keys).literal();
 
     std::unordered_map<std::int64_t, std::vector<std::string>> old_actions, old_vulns;
-    auto actions = conn_.exec("SELECT incident_key, type, subtype FROM actions WHERE incident_key = ANY($1::bigint[])",
-                              {key_list});
-    for (int i = 0; i < actions.rows(); ++i)
-        old_actions[actions.int64(i, 0)].push_back(store::action_item(actions.text(i, 1), actions.text(i, 2)));
+    // Both reads in one round trip.
+    conn_.defer({"SELECT incident_key, type, subtype FROM actions WHERE incident_key = ANY($1::bigint[])",
+                 {key_list},
+                 [&](const pg_result& actions) {
+                     for (int i = 0; i < actions.rows(); ++i)
+                         old_actions[actions.int64(i, 0)].push_back(
+                             store::action_item(actions.text(i, 1), actions.text(i, 2)));
+                 }});
     // COLLATE "C": the ids in byte order, as set_text() sorts the new ones.
     auto vulns = conn_.exec(
         "SELECT v.incident_key, v.package, v.version, (SELECT string_agg(vi.vulnerability_id, ', ' ORDER BY "
@@ -319,23 +327,21 @@ void pg_incident_writer::record_changes(std::span<const model::incident* const> 
     if (c.empty()) return;
     params p = c.bind();
     p.emplace_back(now_text);
-    conn_.exec(
-        "INSERT INTO incident_changes (incident_key, observed_at, field, old_value, new_value) "
-        "SELECT u.k, $5::timestamptz, u.f, u.o, u.n FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) "
-        "AS u(k, f, o, n)",
-        p);
+    conn_.defer(
+        {"INSERT INTO incident_changes (incident_key, observed_at, field, old_value, new_value) "
+         "SELECT u.k, $5::timestamptz, u.f, u.o, u.n FROM unnest($1::bigint[], $2::text[], $3::text[], "
+         "$4::text[]) AS u(k, f, o, n)",
+         std::move(p)});
 }
 
-void pg_incident_writer::delete_children(const std::vector<std::int64_t>& incident_keys,
-                                         std::vector<pg_connection::statement>& pipeline) {
+void pg_incident_writer::delete_children(const std::vector<std::int64_t>& incident_keys) {
     const std::string keys = ids_of(incident_keys).literal();
     for (const char* table : {"incident_page_types", "action_args", "actions", "vulnerability_ids", "vulnerabilities"})
-        pipeline.push_back({std::string("DELETE FROM ") + table + " WHERE incident_key = ANY($1::bigint[])", {keys}});
+        conn_.defer({std::string("DELETE FROM ") + table + " WHERE incident_key = ANY($1::bigint[])", {keys}});
 }
 
 void pg_incident_writer::insert_children(std::span<const model::incident* const> incidents,
-                                         const std::unordered_map<std::string, std::int64_t>& keys,
-                                         std::vector<pg_connection::statement>& pipeline) {
+                                         const std::unordered_map<std::string_view, std::int64_t>& keys) {
     columns page_types(4), actions(5), args(4), vulns(4), vuln_ids(6);
     for (const auto* inc : incidents) {
         const std::int64_t key = keys.at(inc->id);
@@ -392,7 +398,7 @@ void pg_incident_writer::insert_children(std::span<const model::incident* const>
     // rewritten incident's rows were deleted first), so plain INSERTs: ON
     // CONFLICT's speculative insertion cost a sixth of a backfill's time.
     const auto insert = [&](const columns& rows, const char* sql) {
-        if (!rows.empty()) pipeline.push_back({sql, rows.bind()});
+        if (!rows.empty()) conn_.defer({sql, rows.bind()});
     };
     insert(page_types,
            "INSERT INTO incident_page_types (incident_key, page_type, listed, percentage) SELECT * FROM "

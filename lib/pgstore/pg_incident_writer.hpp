@@ -4,9 +4,12 @@
 // the database holds is not written; a changed one has its history recorded,
 // its row updated and its child rows replaced; a script is written when its
 // hash changes), with one statement per table per batch. Each statement reads
-// its rows from unnest() of arrays: one round trip however many rows, and no
-// statement touches a key twice (ids are unique within a batch: the caller
-// splits a page where an id repeats).
+// its rows from unnest() of arrays, and no statement touches a key twice (ids
+// are unique within a batch: the caller splits a page where an id repeats).
+// Only the lookup of the batch's stored rows waits for the server; every
+// write is deferred (pg_connection::defer) and goes with the transaction's
+// next round trip, its COMMIT at the latest: a fresh page costs two round
+// trips on a distant database, not eleven.
 
 #include "model/incident.hpp"
 #include "pgstore/pg_connection.hpp"
@@ -45,30 +48,30 @@ private:
         // The tracked fields as history compares them.
         std::optional<std::string> risk_level, under_review, category, ack_updated_at, script_risk;
     };
-    struct script_row {
-        std::int64_t script_key;
-        std::int64_t content_hash;
-    };
     using stored_map = std::unordered_map<std::string, stored_incident>;
+    struct lookup {
+        stored_map stored;                                       // the batch's stored incidents, by id
+        std::unordered_map<std::string, std::int64_t> new_keys;  // incident_key for each id not stored
+    };
 
-    stored_map find_incidents(std::span<const model::incident* const> batch);
+    lookup find_incidents(std::span<const model::incident* const> batch);
     // Writes the scripts of `incidents` that the database lacks or holds
-    // with another hash; their script_key by script key afterwards.
+    // with another hash (deferred: incidents find theirs by share key).
     void upsert_scripts(std::span<const model::incident* const> incidents,
                         std::span<const model::incident_hashes> hashes);
-    // incident_changes rows for the incidents about to be rewritten.
+    // incident_changes rows for the incidents about to be rewritten (one
+    // round trip to read their old child rows; the rows written deferred).
     void record_changes(std::span<const model::incident* const> changed, const stored_map& stored,
                         const std::string& now_text);
-    // Add their statements to `pipeline` (sent at once by write()).
-    void delete_children(const std::vector<std::int64_t>& incident_keys,
-                         std::vector<pg_connection::statement>& pipeline);
+    // Deferred, sent with the transaction's next round trip.
+    void delete_children(const std::vector<std::int64_t>& incident_keys);
     void insert_children(std::span<const model::incident* const> incidents,
-                         const std::unordered_map<std::string, std::int64_t>& keys,
-                         std::vector<pg_connection::statement>& pipeline);
+                         const std::unordered_map<std::string_view, std::int64_t>& keys);
 
     pg_connection& conn_;
-    // script key -> row; only holds committed rows (cleared on rollback).
-    std::unordered_map<std::string, script_row> script_cache_;
+    // script share key -> the content hash the database holds (or will
+    // once the transaction commits: cleared on rollback).
+    std::unordered_map<std::string, std::int64_t> script_cache_;
 };
 
 }  // namespace isync::pgstore

@@ -62,7 +62,8 @@ pg_store::pg_store(std::unique_ptr<pg_connection> conn, std::chrono::millisecond
 pg_store::~pg_store() {
     if (!leasing_ || conn_->broken()) return;
     try {
-        if (in_transaction_) conn_->exec("ROLLBACK");
+        conn_->discard_deferred();
+        if (conn_->transaction_open()) conn_->exec("ROLLBACK");
         conn_->exec("UPDATE sync_state SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = $1",
                     {owner_});
         conn_->exec("DELETE FROM sync_daemons WHERE owner = $1", {owner_});
@@ -83,7 +84,8 @@ result<void> pg_store::begin() {
         // transaction: one reconnect, then the error (the slice is retried).
         if (conn_->broken() && !conn_->reconnect())
             throw pg_exception("the connection is lost and reconnecting failed", "08006");
-        conn_->exec("BEGIN");
+        // Sent with the transaction's first statement.
+        conn_->defer({"BEGIN", {}});
         in_transaction_ = true;
         return {};
     } catch (const std::exception& e) {
@@ -144,7 +146,8 @@ result<void> pg_store::commit() {
 void pg_store::rollback() noexcept { abandon_transaction(); }
 
 void pg_store::abandon_transaction() noexcept {
-    if (in_transaction_ && !conn_->broken()) {
+    conn_->discard_deferred();  // never sent: nothing to undo
+    if (in_transaction_ && !conn_->broken() && conn_->transaction_open()) {
         try {
             conn_->exec("ROLLBACK");
         } catch (const std::exception& e) {
@@ -186,16 +189,18 @@ void pg_store::record_unknown_fields(std::span<const model::unknown_field> field
         unknown_fields_recorded_[f.json_path] = false;  // until the transaction commits
     }
     if (paths.empty()) return;
-    auto r = conn_->exec(
-        "INSERT INTO unknown_fields (json_path, first_seen_at, example_incident_id) "
-        "SELECT u.p, $3::timestamptz, u.e FROM unnest($1::text[], $2::text[]) AS u(p, e) "
-        "ON CONFLICT DO NOTHING RETURNING json_path, example_incident_id",
-        {paths.literal(), examples.literal(), now_text});
-    for (int i = 0; i < r.rows(); ++i)
-        pending_warnings_.push_back(fmt::format(
-            "the API sent a field the schema does not know: {} (e.g. incident {}); it is kept in raw_json and "
-            "listed in the unknown_fields table",
-            r.text(i, 0), r.text(i, 1)));
+    conn_->defer(
+        {"INSERT INTO unknown_fields (json_path, first_seen_at, example_incident_id) "
+         "SELECT u.p, $3::timestamptz, u.e FROM unnest($1::text[], $2::text[]) AS u(p, e) "
+         "ON CONFLICT DO NOTHING RETURNING json_path, example_incident_id",
+         {paths.literal(), examples.literal(), now_text},
+         [this](const pg_result& r) {
+             for (int i = 0; i < r.rows(); ++i)
+                 pending_warnings_.push_back(
+                     fmt::format("the API sent a field the schema does not know: {} (e.g. incident {}); it is kept in "
+                                 "raw_json and listed in the unknown_fields table",
+                                 r.text(i, 0), r.text(i, 1)));
+         }});
 }
 
 void pg_store::finish_slice(const store::slice_report& report, const store::upsert_counts& page,
@@ -204,34 +209,34 @@ void pg_store::finish_slice(const store::slice_report& report, const store::upse
     totals += page;
     if (report.moves_watermark) {
         // Never backwards: GREATEST keeps a later watermark another pass wrote.
-        conn_->exec(
-            "INSERT INTO sync_state (app_id, tld, watermark_ms, watermark, last_success_at, auth_failing) "
-            "VALUES ($1, $2, $3::bigint, $4::timestamptz, $5::timestamptz, 0) "
-            "ON CONFLICT (app_id, tld) DO UPDATE SET "
-            "watermark_ms = GREATEST(COALESCE(sync_state.watermark_ms, EXCLUDED.watermark_ms), "
-            "EXCLUDED.watermark_ms), "
-            "watermark = CASE WHEN COALESCE(sync_state.watermark_ms, EXCLUDED.watermark_ms) > EXCLUDED.watermark_ms "
-            "THEN sync_state.watermark ELSE EXCLUDED.watermark END, "
-            "last_success_at = EXCLUDED.last_success_at, auth_failing = 0",
-            {report.pair.app_id, report.pair.tld, std::to_string(report.to_ms), util::format_iso8601_ms(report.to_ms),
-             now_text});
+        conn_->defer(
+            {"INSERT INTO sync_state (app_id, tld, watermark_ms, watermark, last_success_at, auth_failing) "
+             "VALUES ($1, $2, $3::bigint, $4::timestamptz, $5::timestamptz, 0) "
+             "ON CONFLICT (app_id, tld) DO UPDATE SET "
+             "watermark_ms = GREATEST(COALESCE(sync_state.watermark_ms, EXCLUDED.watermark_ms), "
+             "EXCLUDED.watermark_ms), "
+             "watermark = CASE WHEN COALESCE(sync_state.watermark_ms, EXCLUDED.watermark_ms) > EXCLUDED.watermark_ms "
+             "THEN sync_state.watermark ELSE EXCLUDED.watermark END, "
+             "last_success_at = EXCLUDED.last_success_at, auth_failing = 0",
+             {report.pair.app_id, report.pair.tld, std::to_string(report.to_ms), util::format_iso8601_ms(report.to_ms),
+              now_text}});
     }
     write_run(report, report.pages + 1, totals, now_text, nullptr);
 }
 
 void pg_store::write_run(const store::slice_report& report, std::int64_t pages, const store::upsert_counts& totals,
                          const std::string& now_text, const std::string* error_text) {
-    conn_->exec(
-        "INSERT INTO sync_runs (app_id, tld, from_ms, to_ms, pages, incidents_seen, incidents_new, "
-        "incidents_changed, drift_corrections, started_at, finished_at, status, error, from_at, to_at, kind, daemon) "
-        "VALUES ($1, $2, $3::bigint, $4::bigint, $5::bigint, $6::bigint, $7::bigint, $8::bigint, $9::bigint, "
-        "$10::timestamptz, $11::timestamptz, $12, $13, $14::timestamptz, $15::timestamptz, $16, $17)",
-        {report.pair.app_id, report.pair.tld, std::to_string(report.from_ms), std::to_string(report.to_ms),
-         std::to_string(pages), std::to_string(totals.seen), std::to_string(totals.inserted),
-         std::to_string(totals.changed), std::to_string(report.drift_corrections),
-         util::format_iso8601_ms(report.started_ms), now_text, std::string(error_text ? "failed" : "ok"),
-         error_text ? std::optional<std::string>(*error_text) : std::nullopt, util::format_iso8601_ms(report.from_ms),
-         util::format_iso8601_ms(report.to_ms), std::string(report.moves_watermark ? "poll" : "resync"), owner_});
+    conn_->defer(
+        {"INSERT INTO sync_runs (app_id, tld, from_ms, to_ms, pages, incidents_seen, incidents_new, "
+         "incidents_changed, drift_corrections, started_at, finished_at, status, error, from_at, to_at, kind, daemon) "
+         "VALUES ($1, $2, $3::bigint, $4::bigint, $5::bigint, $6::bigint, $7::bigint, $8::bigint, $9::bigint, "
+         "$10::timestamptz, $11::timestamptz, $12, $13, $14::timestamptz, $15::timestamptz, $16, $17)",
+         {report.pair.app_id, report.pair.tld, std::to_string(report.from_ms), std::to_string(report.to_ms),
+          std::to_string(pages), std::to_string(totals.seen), std::to_string(totals.inserted),
+          std::to_string(totals.changed), std::to_string(report.drift_corrections),
+          util::format_iso8601_ms(report.started_ms), now_text, std::string(error_text ? "failed" : "ok"),
+          error_text ? std::optional<std::string>(*error_text) : std::nullopt, util::format_iso8601_ms(report.from_ms),
+          util::format_iso8601_ms(report.to_ms), std::string(report.moves_watermark ? "poll" : "resync"), owner_}});
 }
 
 result<void> pg_store::record_failure(const store::slice_report& report, std::string_view error_text,
@@ -241,18 +246,18 @@ result<void> pg_store::record_failure(const store::slice_report& report, std::st
     try {
         if (conn_->broken() && !conn_->reconnect())
             throw pg_exception("the connection is lost and reconnecting failed", "08006");
-        conn_->exec("BEGIN");
+        conn_->defer({"BEGIN", {}});
         in_transaction_ = true;
         if (report.moves_watermark)  // a resync's failure leaves the pair's own state alone
-            conn_->exec(
-                "INSERT INTO sync_state (app_id, tld, last_error_at, last_error, auth_failing) "
-                "VALUES ($1, $2, $3::timestamptz, $4, $5::smallint) ON CONFLICT (app_id, tld) DO UPDATE SET "
-                "last_error_at = EXCLUDED.last_error_at, last_error = EXCLUDED.last_error, "
-                "auth_failing = EXCLUDED.auth_failing "
-                // A daemon that lost the pair's lease does not speak for it.
-                "WHERE sync_state.lease_owner IS NULL OR sync_state.lease_owner = $6",
-                {report.pair.app_id, report.pair.tld, now_text, error_copy, std::string(auth_failure ? "1" : "0"),
-                 owner_});
+            conn_->defer(
+                {"INSERT INTO sync_state (app_id, tld, last_error_at, last_error, auth_failing) "
+                 "VALUES ($1, $2, $3::timestamptz, $4, $5::smallint) ON CONFLICT (app_id, tld) DO UPDATE SET "
+                 "last_error_at = EXCLUDED.last_error_at, last_error = EXCLUDED.last_error, "
+                 "auth_failing = EXCLUDED.auth_failing "
+                 // A daemon that lost the pair's lease does not speak for it.
+                 "WHERE sync_state.lease_owner IS NULL OR sync_state.lease_owner = $6",
+                 {report.pair.app_id, report.pair.tld, now_text, error_copy, std::string(auth_failure ? "1" : "0"),
+                  owner_}});
         write_run(report, report.pages, report.counts, now_text, &error_copy);
         conn_->exec("COMMIT");
         in_transaction_ = false;
@@ -434,29 +439,32 @@ std::vector<config::pair> pg_store::renew_leases(std::span<const config::pair> b
 result<void> pg_store::fence(const config::pair& pair) {
     try {
         const auto epoch = epochs_.find(pair);
-        std::int64_t rows = 0;
-        if (epoch != epochs_.end())
-            rows = conn_
-                       ->exec(
-                           "UPDATE sync_state SET lease_expires_at = now() + $5::bigint * interval '1 millisecond' "
-                           "WHERE app_id = $1 AND tld = $2 AND lease_owner = $3 AND lease_epoch = $4::bigint "
-                           "RETURNING 1",
-                           {pair.app_id, pair.tld, owner_, std::to_string(epoch->second),
-                            std::to_string(lease_ttl_.count())})
-                       .rows();
-        if (rows == 0) {
-            epochs_.erase(pair);
-            throw pg_exception(fmt::format("this daemon's lease on {}/{} ended (another daemon took the pair over, or "
-                                           "the lease expired while this one was stopped or cut off); nothing of "
-                                           "this write is kept",
-                                           pair.app_id, pair.tld),
-                               "lease");
-        }
+        if (epoch == epochs_.end()) throw lease_lost(pair);
+        // Deferred: it goes with the transaction's first lookup, and a lost
+        // lease fails that round trip (then the transaction rolls back whole).
+        conn_->defer(
+            {"UPDATE sync_state SET lease_expires_at = now() + $5::bigint * interval '1 millisecond' "
+             "WHERE app_id = $1 AND tld = $2 AND lease_owner = $3 AND lease_epoch = $4::bigint "
+             "RETURNING 1",
+             {pair.app_id, pair.tld, owner_, std::to_string(epoch->second), std::to_string(lease_ttl_.count())},
+             [this, pair](const pg_result& r) {
+                 if (r.rows() > 0) return;
+                 epochs_.erase(pair);
+                 throw lease_lost(pair);
+             }});
         return {};
     } catch (const std::exception& e) {
         abandon_transaction();
         return failed(e, "writing a page of incidents");
     }
+}
+
+pg_exception pg_store::lease_lost(const config::pair& pair) {
+    return pg_exception(fmt::format("this daemon's lease on {}/{} ended (another daemon took the pair over, or the "
+                                    "lease expired while this one was stopped or cut off); nothing of this write is "
+                                    "kept",
+                                    pair.app_id, pair.tld),
+                        "lease");
 }
 
 }  // namespace isync::pgstore

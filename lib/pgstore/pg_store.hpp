@@ -78,6 +78,7 @@ private:
     // holds besides `except`}.
     std::pair<std::int64_t, std::int64_t> heartbeat(const config::pair* except);
     void give_up(const config::pair& pair);
+    static pg_exception lease_lost(const config::pair& pair);
     void step(std::string_view name) {
         if (step_hook_) step_hook_(name);
     }

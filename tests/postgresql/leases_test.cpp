@@ -115,7 +115,8 @@ TEST(Leases, AClaimNeitherWaitsForNorTakesAPairWhoseWriteIsInFlight) {
     ASSERT_TRUE(claim(*a, p, 1));
     conn->exec("UPDATE sync_daemons SET last_seen_at = now() - interval '1 minute' WHERE owner = $1", {a->owner()});
     ASSERT_TRUE(a->begin());
-    ASSERT_TRUE(a->fence(p));  // holds the lease row until commit
+    ASSERT_TRUE(a->fence(p));
+    ASSERT_TRUE(a->watermark(p));  // sends the deferred BEGIN and fence: A holds the lease row until commit
     EXPECT_FALSE(claim(*b, p, 1)) << "taken from under a write in flight";
     ASSERT_TRUE(a->commit());
     // Once the lease truly lapses, B takes it.

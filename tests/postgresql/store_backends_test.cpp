@@ -406,14 +406,73 @@ TEST_F(StoreBackends, AFailureInsideThePipelineRollsBackAndTheConnectionGoesOn) 
     for (auto& inc : bad)
         for (auto& a : inc.actions) a.subtype = "boom";
     ASSERT_TRUE(pg.store().begin());
-    auto failed = pg.store().write_page(bad, t0);
-    ASSERT_FALSE(failed);
-    EXPECT_TRUE(isync::test::contains(failed.error().message, "refused by the test")) << failed.error().message;
+    // The child rows are deferred to the COMMIT's round trip: the failure is
+    // the commit's (or the page's, were anything read after them).
+    auto written = pg.store().write_page(bad, t0);
+    std::string message = written ? "" : written.error().message;
+    if (written) {
+        auto committed = pg.store().commit();
+        ASSERT_FALSE(committed);
+        message = committed.error().message;
+    }
+    EXPECT_TRUE(isync::test::contains(message, "refused by the test")) << message;
+    EXPECT_TRUE(isync::test::contains(message, "INSERT INTO actions")) << "names the statement: " << message;
     EXPECT_FALSE(pg.store().in_transaction());
     EXPECT_EQ(pg.dump(), before);
     std::vector<page_plan> good{{page, std::nullopt}};
     const auto counts = write_pages(pg.store(), good, t0);
     EXPECT_EQ(counts.inserted, 20);
+}
+
+// Round trips are what a write costs on a database across a network: the
+// lookup of the page's stored rows waits for the server, every write goes
+// with the COMMIT. A fresh page (scripts, child rows, the watermark and the
+// sync_runs row) costs two, a changed one three (its old child rows are read
+// for the history), a re-read two; the lease fence rides along.
+TEST_F(StoreBackends, APageCostsTwoRoundTripsAChangedOneThree) {
+    auto data = make_dataset(300);
+    const auto& pair = data.pairs()[0];
+    const auto claimed = pg.store().claim_pair(pair, 1);
+    ASSERT_TRUE(claimed && *claimed);
+    auto& conn = pg.pg().connection();
+    // One transaction as the writer makes it; its round trips.
+    const auto transaction = [&](page_plan& page, std::int64_t now_ms) {
+        const auto before = conn.round_trips();
+        EXPECT_TRUE(pg.store().begin());
+        EXPECT_TRUE(pg.store().fence(pair));
+        auto counts = pg.store().write_page(page.incidents, now_ms, page.finish ? &*page.finish : nullptr);
+        EXPECT_TRUE(counts) << (counts ? "" : counts.error().message);
+        auto committed = pg.store().commit();
+        EXPECT_TRUE(committed) << (committed ? "" : committed.error().message);
+        return conn.round_trips() - before;
+    };
+    auto pages = plan_pages(data, 25, data.options().start_ms, t0, t0 - 5000);
+    std::erase_if(pages,
+                  [&](const page_plan& p) { return p.incidents.empty() || p.incidents[0].app_id != pair.app_id; });
+    ASSERT_GE(pages.size(), 3u);
+    ASSERT_TRUE(pages.back().finish);
+    std::size_t with_children = 0;
+    for (auto& page : pages) {
+        for (const auto& inc : page.incidents) with_children += !inc.actions.empty() && inc.script ? 1 : 0;
+        EXPECT_EQ(transaction(page, t0), 2) << "a fresh page";
+    }
+    EXPECT_GT(with_children, 0u) << "the pages must have scripts and child rows to write";
+    for (auto& page : pages) EXPECT_EQ(transaction(page, t0 + 1000), 2) << "a re-read page";
+
+    data.step_live(40, t0 + 2000);
+    auto changed = plan_pages(data, 1000, data.options().start_ms, t0 + 3000, t0 + 2500);
+    std::erase_if(changed,
+                  [&](const page_plan& p) { return p.incidents.empty() || p.incidents[0].app_id != pair.app_id; });
+    ASSERT_EQ(changed.size(), 1u);
+    EXPECT_EQ(transaction(changed[0], t0 + 3000), 3) << "a page with changed incidents";
+    EXPECT_GT(pg.count("incident_changes"), 0) << "the live step must change incidents";
+    // The same ones changed again: history recorded, child rows replaced.
+    data.step_live(40, t0 + 4000);
+    changed = plan_pages(data, 1000, data.options().start_ms, t0 + 5000, t0 + 4500);
+    std::erase_if(changed,
+                  [&](const page_plan& p) { return p.incidents.empty() || p.incidents[0].app_id != pair.app_id; });
+    ASSERT_EQ(changed.size(), 1u);
+    EXPECT_EQ(transaction(changed[0], t0 + 5000), 3) << "a page with changed incidents, again";
 }
 
 // Seen again (only last_seen moved): the row is rewritten, content_changed_at stays.
