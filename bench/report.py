@@ -12,6 +12,7 @@ reduced to its median. Keys (N = incidents):
   steady.N.{wall_s,maxrss_kib,cpu_s,sim_cpu_s,rows,seen,wchar_bytes,wal_bytes}
   export.N.{wall_s,maxrss_kib,cpu_s}  incident-syncd export of the fresh database to /dev/null
   pg_e2e.N.* / pg_steady.N.{wall_s,maxrss_kib,cpu_s,sim_cpu_s,rows,seen}   the same two with database.url (PostgreSQL)
+  pg_far.rtt_ms, pg_far_e2e.N.* / pg_far_steady.N.{wall_s,cpu_s}   the same through a latency proxy
   failover.{takeover_s,lease_ttl_s,victim_pairs,incidents_at_kill,incidents,expected,ahead}   3 daemons, one SIGKILLed
   peer.N.* / peer_reread.N.{wall_s,maxrss_kib,cpu_s,sim_cpu_s}
   idle.{seconds,cpu_s,rss_kib}       incident-syncd run, idling at interval 5m
@@ -208,6 +209,13 @@ def main():
             row("PostgreSQL: `once` re-reading only unchanged incidents", f"{n:,}",
                 per_second(r.num(p + ".seen"), wall), secs(wall), mib(r.num(p + ".maxrss_kib")),
                 f"{cpu(p)}, incidents written {rate(r.num(p + '.rows'))} (target ≥ 50,000/s, 0 written)")
+    for n in sorted({int(k.split(".")[1]) for k in r.raw if k.startswith("pg_far_e2e.")}):
+        rtt = r.text("pg_far.rtt_ms")
+        for p, what in ((f"pg_far_e2e.{n}", "fresh"), (f"pg_far_steady.{n}", "re-reading unchanged incidents")):
+            wall = r.num(p + ".wall_s")
+            if wall is not None:
+                row(f"PostgreSQL {rtt} ms away (a latency proxy): `once`, {what}", f"{n:,}", per_second(n, wall),
+                    secs(wall), "", f"{cpu(p)}; a fresh page costs 2 round trips to the database, a re-read 2")
     if r.num("failover.takeover_s") is not None:
         row("PostgreSQL failover: 3 daemons `run`, one killed with SIGKILL mid-backfill",
             f"{int(r.num('failover.expected')):,}", "", secs(r.num("failover.takeover_s")), "",

@@ -57,26 +57,25 @@ std::optional<std::int64_t> pg_incident_writer::stored_content_hash(const std::s
 
 std::vector<std::optional<std::int64_t>> pg_incident_writer::stored_content_hashes(
     std::span<const model::raw_incident> page) {
-    pg_array list;
-    for (const auto& raw : page) list.add(std::string_view(raw.id));
-    auto r = conn_.exec("SELECT id, content_hash FROM incidents WHERE id = ANY($1::text[])", {list.literal()});
-    std::unordered_map<std::string_view, std::int64_t> found;
-    for (int i = 0; i < r.rows(); ++i) found.emplace(r.text(i, 0), r.int64(i, 1));
+    pg_array ids;
+    for (const auto& raw : page) ids.add(std::string_view(raw.id));
+    // The whole lookup that write() needs, kept: the page's new and changed
+    // incidents are written next, and need no second round trip.
+    looked_up_ = look_up(ids);
     std::vector<std::optional<std::int64_t>> out;
     out.reserve(page.size());
     for (const auto& raw : page) {
-        const auto f = found.find(raw.id);
-        out.push_back(f == found.end() ? std::nullopt : std::optional<std::int64_t>(f->second));
+        const auto f = looked_up_.stored.find(raw.id);
+        out.push_back(f == looked_up_.stored.end() ? std::nullopt
+                                                   : std::optional<std::int64_t>(f->second.content_hash));
     }
     return out;
 }
 
-pg_incident_writer::lookup pg_incident_writer::find_incidents(std::span<const model::incident* const> batch) {
-    pg_array ids;
-    for (const auto* inc : batch) ids.add(std::string_view(inc->id));
+pg_incident_writer::lookup pg_incident_writer::look_up(const pg_array& ids) {
     // A new incident gets its incident_key here, from the column's own
-    // sequence (COALESCE-like: nextval runs only for the ids not stored), so
-    // that its child rows can go in the same round trip as the incident.
+    // sequence (nextval runs only for the ids not stored), so that its child
+    // rows can go in the same round trip as the incident.
     // ack_updated_at in util::format_iso8601_ms's form, as history compares it.
     auto r = conn_.exec(
         "SELECT u.id, i.incident_key, i.content_hash, i.risk_level, i.under_review, i.category, "
@@ -101,6 +100,27 @@ pg_incident_writer::lookup pg_incident_writer::find_incidents(std::span<const mo
         s.script_risk = r.optional_text(i, 7);
         found.stored.emplace(std::move(id), std::move(s));
     }
+    return found;
+}
+
+pg_incident_writer::lookup pg_incident_writer::find_incidents(std::span<const model::incident* const> batch) {
+    // What stored_content_hashes() looked up for this page is used once
+    // (a later batch of the page that repeats an id must see the first
+    // batch's write); only the ids it did not cover are asked for.
+    lookup found;
+    pg_array missing;
+    for (const auto* inc : batch) {
+        if (auto s = looked_up_.stored.extract(inc->id))
+            found.stored.insert(std::move(s));
+        else if (auto k = looked_up_.new_keys.extract(inc->id))
+            found.new_keys.insert(std::move(k));
+        else
+            missing.add(std::string_view(inc->id));
+    }
+    if (missing.empty()) return found;
+    auto asked = look_up(missing);
+    found.stored.merge(asked.stored);
+    found.new_keys.merge(asked.new_keys);
     return found;
 }
 

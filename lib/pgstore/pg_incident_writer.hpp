@@ -12,6 +12,7 @@
 // trips on a distant database, not eleven.
 
 #include "model/incident.hpp"
+#include "pgstore/pg_array.hpp"
 #include "pgstore/pg_connection.hpp"
 #include "store/slice_report.hpp"
 
@@ -39,7 +40,12 @@ public:
     std::vector<std::optional<std::int64_t>> stored_content_hashes(std::span<const model::raw_incident> page);
 
     // The transaction rolled back: the cached script rows may be undone.
-    void forget_uncommitted() noexcept { script_cache_.clear(); }
+    void forget_uncommitted() noexcept {
+        script_cache_.clear();
+        looked_up_ = {};
+    }
+    // The transaction committed: what was looked up inside it is not kept.
+    void transaction_ended() noexcept { looked_up_ = {}; }
 
 private:
     struct stored_incident {
@@ -54,6 +60,9 @@ private:
         std::unordered_map<std::string, std::int64_t> new_keys;  // incident_key for each id not stored
     };
 
+    // The stored rows of `ids`, and a new incident_key for each id not stored.
+    lookup look_up(const pg_array& ids);
+    // The same for a batch, from what stored_content_hashes() kept where it can.
     lookup find_incidents(std::span<const model::incident* const> batch);
     // Writes the scripts of `incidents` that the database lacks or holds
     // with another hash (deferred: incidents find theirs by share key).
@@ -69,6 +78,8 @@ private:
                          const std::unordered_map<std::string_view, std::int64_t>& keys);
 
     pg_connection& conn_;
+    // The last page's lookup by stored_content_hashes(), until write() uses it.
+    lookup looked_up_;
     // script share key -> the content hash the database holds (or will
     // once the transaction commits: cleared on rollback).
     std::unordered_map<std::string, std::int64_t> script_cache_;

@@ -132,6 +132,7 @@ result<void> pg_store::commit() {
         step("commit");
         conn_->exec("COMMIT");
         in_transaction_ = false;
+        writer_.transaction_ended();
         step("committed");
         for (auto& [_, committed] : unknown_fields_recorded_) committed = true;
         for (const auto& w : pending_warnings_) spdlog::warn("{}", w);
