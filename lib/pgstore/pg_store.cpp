@@ -27,10 +27,10 @@ result<std::unique_ptr<pg_store>> pg_store::open(const connect_options& options)
     if (!conn) return conn.error();
     if (auto m = migrate(**conn); !m) return m.error();
     try {
-        // A transaction left open longer than a lease (the process stopped,
+        // A transaction left open longer than a lease lasts (the process stopped,
         // SIGSTOP, a debugger) is ended by the server, so the lease row it
         // locks cannot keep the pair from the daemon that takes it over.
-        (*conn)->exec(fmt::format("SET idle_in_transaction_session_timeout = {}", options.lease_ttl.count()));
+        (*conn)->exec(fmt::format("SET idle_in_transaction_session_timeout = {}", (options.lease_ttl * 5 / 6).count()));
     } catch (const std::exception& e) {
         return pg_error(e, (*conn)->description(), "setting up the session", false);
     }
@@ -51,7 +51,11 @@ result<std::unique_ptr<pg_store>> pg_store::open_existing(const connect_options&
 }
 
 pg_store::pg_store(std::unique_ptr<pg_connection> conn, std::chrono::milliseconds lease_ttl, bool leasing)
-    : conn_(std::move(conn)), writer_(*conn_), lease_ttl_(lease_ttl), leasing_(leasing) {
+    : conn_(std::move(conn)),
+      writer_(*conn_),
+      lease_ttl_(lease_ttl),
+      lease_span_(lease_ttl * 5 / 6),
+      leasing_(leasing) {
     std::array<char, 256> host{};
     ::gethostname(host.data(), host.size() - 1);
     host_ = host.data();
@@ -349,6 +353,7 @@ result<bool> pg_store::claim_pair(const config::pair& pair, std::size_t pairs_to
             throw pg_exception("the connection is lost and reconnecting failed", "08006");
         const auto [alive, held] = heartbeat(&pair);
         const auto share = (static_cast<std::int64_t>(std::max<std::size_t>(1, pairs_total)) + alive - 1) / alive;
+        claim_again_in_ = std::chrono::milliseconds(0);
         if (held >= share) {
             give_up(pair);
             return false;
@@ -370,9 +375,15 @@ result<bool> pg_store::claim_pair(const config::pair& pair, std::size_t pairs_to
             "WHERE s.app_id = old.app_id AND s.tld = old.tld "
             "AND (old.lease_owner IS NULL OR old.lease_owner = $3 OR NOT old.live) "
             "RETURNING s.lease_epoch, old.lease_owner",
-            {pair.app_id, pair.tld, owner_, std::to_string(lease_ttl_.count())});
+            {pair.app_id, pair.tld, owner_, std::to_string(lease_span_.count())});
         if (r.rows() == 0) {
             epochs_.erase(pair);
+            // Another daemon holds it: when does its lease lapse?
+            auto left = conn_->exec(
+                "SELECT GREATEST(0, (extract(epoch FROM lease_expires_at - now()) * 1000)::bigint) FROM sync_state "
+                "WHERE app_id = $1 AND tld = $2 AND lease_expires_at IS NOT NULL",
+                {pair.app_id, pair.tld});
+            claim_again_in_ = std::chrono::milliseconds(left.rows() > 0 ? left.int64(0, 0) : 0);
             return false;
         }
         const std::int64_t epoch = r.int64(0, 0);
@@ -417,7 +428,7 @@ std::vector<config::pair> pg_store::renew_leases(std::span<const config::pair> b
         auto r = conn_->exec(
             "UPDATE sync_state SET lease_expires_at = now() + $2::bigint * interval '1 millisecond' "
             "WHERE lease_owner = $1 RETURNING app_id, tld, lease_epoch",
-            {owner_, std::to_string(lease_ttl_.count())});
+            {owner_, std::to_string(lease_span_.count())});
         std::map<config::pair, std::int64_t> renewed;
         for (int i = 0; i < r.rows(); ++i)
             renewed[config::pair{std::string(r.text(i, 0)), std::string(r.text(i, 1))}] = r.int64(i, 2);
@@ -447,7 +458,7 @@ result<void> pg_store::fence(const config::pair& pair) {
             {"UPDATE sync_state SET lease_expires_at = now() + $5::bigint * interval '1 millisecond' "
              "WHERE app_id = $1 AND tld = $2 AND lease_owner = $3 AND lease_epoch = $4::bigint "
              "RETURNING 1",
-             {pair.app_id, pair.tld, owner_, std::to_string(epoch->second), std::to_string(lease_ttl_.count())},
+             {pair.app_id, pair.tld, owner_, std::to_string(epoch->second), std::to_string(lease_span_.count())},
              [this, pair](const pg_result& r) {
                  if (r.rows() > 0) return;
                  epochs_.erase(pair);

@@ -84,6 +84,10 @@ public:
     // its share of `pairs_total` among the daemons alive (it then gives the
     // pair up, for another to take). Outside a transaction.
     virtual result<bool> claim_pair(const config::pair& /*pair*/, std::size_t /*pairs_total*/) { return true; }
+    // After claim_pair() returned false because another daemon holds the
+    // pair: how soon that lease lapses unless renewed (zero: not known), so
+    // that the pair is tried again right then.
+    virtual std::chrono::milliseconds claim_again_in() const { return std::chrono::milliseconds(0); }
     // The heartbeat: renews every lease held, and gives up those beyond this
     // daemon's share that are not `busy` (being polled). Errors are only
     // logged (the leases then held are those renewed before).

@@ -409,7 +409,11 @@ net::awaitable<pair_status> engine::claim(config::pair pair) {
     const std::size_t total = polled_pairs().size();
     const std::int64_t sent_ms = clock_.now_ms();
     // A named lambda: GCC 12 destroys a temporary one in a co_await twice.
-    auto claim_it = [pair, total](store::sync_store& s) { return s.claim_pair(pair, total); };
+    auto claim_it = [pair, total](store::sync_store& s) -> result<std::pair<bool, std::chrono::milliseconds>> {
+        auto held = s.claim_pair(pair, total);
+        if (!held) return held.error();
+        return std::pair{*held, s.claim_again_in()};
+    };
     auto claimed = co_await writer_->call(std::move(claim_it));
     if (!claimed) {
         if (claimed.error().code == errc::cancelled) co_return pair_status::cancelled;
@@ -417,7 +421,8 @@ net::awaitable<pair_status> engine::claim(config::pair pair) {
         record_outcome(pair, pair_status::failed, 0);
         co_return pair_status::failed;
     }
-    if (!*claimed) {
+    if (!claimed->first) {
+        claim_again_in_[pair] = claimed->second;
         if (range_)
             spdlog::error(
                 "{}: not re-read: another daemon sharing the database polls it (it holds the pair's lease); "
@@ -682,14 +687,19 @@ net::awaitable<void> engine::poll_forever(config::pair pair) {
         if (status == pair_status::cancelled || stopping_) co_return;
         // Jitter keeps pairs from moving in lock-step against the API. A pair
         // another daemon holds is tried again three times per lease renewal
-        // (a ninth of database.lease_ttl), so that it is taken over soon
-        // after that daemon's lease lapses.
-        const auto interval =
-            status == pair_status::elsewhere
-                ? std::min<std::chrono::milliseconds>(current_->settings.sync.interval, lease_renew_every_ / 3)
-                : current_->settings.sync.interval;
+        // (a ninth of database.lease_ttl), and right after its lease lapses
+        // when that comes sooner, so that it is taken over at once when that
+        // daemon died (it would have renewed the lease before).
+        auto interval = current_->settings.sync.interval;
+        auto jitter_span = interval / 10;
+        if (status == pair_status::elsewhere) {
+            interval = std::min<std::chrono::milliseconds>(interval, lease_renew_every_ / 3);
+            const auto lapses = claim_again_in_[pair];
+            if (lapses.count() > 0) interval = std::min(interval, lapses + std::chrono::milliseconds(20));
+            jitter_span = std::chrono::milliseconds(std::min<std::int64_t>(jitter_span.count(), 20));
+        }
         const auto jitter = std::chrono::milliseconds(
-            static_cast<std::int64_t>(clock_.uniform01() * static_cast<double>(interval.count()) * 0.1));
+            static_cast<std::int64_t>(clock_.uniform01() * static_cast<double>(jitter_span.count())));
         timer.expires_after(interval + jitter);
         auto [ec] = co_await timer.async_wait(use_tuple);
         if (ec || stopping_) co_return;

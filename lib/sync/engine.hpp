@@ -288,7 +288,9 @@ private:
     bool shares_work_ = false;
     std::chrono::milliseconds lease_renew_every_{10000};
     std::set<config::pair> leased_elsewhere_;  // another daemon held them at the last try
-    std::set<config::pair> claimed_busy_;      // held by this daemon and being polled now
+    // For those: how soon its lease lapsed, as the last claim saw (0: unknown).
+    std::map<config::pair, std::chrono::milliseconds> claim_again_in_;
+    std::set<config::pair> claimed_busy_;  // held by this daemon and being polled now
     // When each lease this daemon holds lapses at the latest, by its own
     // clock: the time a claim or renewal was sent plus the lease's length. A
     // daemon that was stopped or cut off past it sends no more requests for

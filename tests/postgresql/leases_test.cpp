@@ -77,6 +77,39 @@ TEST(Leases, APairIsHeldByOneStoreAtATime) {
     EXPECT_EQ(owners.text(1, 0), b->owner());
 }
 
+// A lease is written to last five sixths of lease_ttl (30 s here), leaving
+// the rest for the takeover; a refused claim says when the other lease lapses,
+// so that the daemon tries again right then, not at its next ninth.
+TEST(Leases, ALeaseLastsFiveSixthsOfTheTtlAndARefusedClaimSaysWhenItLapses) {
+    pg_test::fresh_database db;
+    auto a = open_store(db);
+    auto b = open_store(db);
+    EXPECT_EQ(a->lease_ttl(), std::chrono::seconds(25));
+    ASSERT_TRUE(claim(*a, p, 2));
+    auto conn = db.connect();
+    const auto left_ms = [&] {
+        return conn
+            ->exec(
+                "SELECT (extract(epoch FROM lease_expires_at - now()) * 1000)::bigint FROM sync_state "
+                "WHERE app_id = $1",
+                {p.app_id})
+            .int64(0, 0);
+    };
+    EXPECT_GT(left_ms(), 24'000);
+    EXPECT_LE(left_ms(), 25'000);
+    EXPECT_FALSE(claim(*b, p, 2));
+    EXPECT_GT(b->claim_again_in(), std::chrono::seconds(24));
+    EXPECT_LE(b->claim_again_in(), std::chrono::seconds(25));
+    conn->exec("UPDATE sync_state SET lease_expires_at = now() + interval '2 seconds' WHERE app_id = $1", {p.app_id});
+    EXPECT_FALSE(claim(*b, p, 2));
+    EXPECT_GT(b->claim_again_in(), std::chrono::milliseconds(1000));
+    EXPECT_LE(b->claim_again_in(), std::chrono::milliseconds(2000));
+    // A claim refused because B holds its share says nothing of a lapse.
+    EXPECT_TRUE(claim(*b, q, 2));
+    EXPECT_FALSE(claim(*b, s, 2));
+    EXPECT_EQ(b->claim_again_in(), std::chrono::milliseconds(0));
+}
+
 TEST(Leases, AStoreWhoseLeaseWasTakenOverWritesNothing) {
     pg_test::fresh_database db;
     auto a = open_store(db);
