@@ -322,19 +322,25 @@ void pg_store::interrupt_waits() noexcept {
     conn_->cancel();
 }
 
-std::pair<std::int64_t, std::int64_t> pg_store::heartbeat(const config::pair* except) {
+pg_store::daemons_seen pg_store::heartbeat(const config::pair* except) {
     conn_->exec(
         "INSERT INTO sync_daemons (owner, host, pid, started_at, last_seen_at) VALUES ($1, $2, $3::int, now(), now()) "
         "ON CONFLICT (owner) DO UPDATE SET last_seen_at = now()",
         {owner_, host_, std::to_string(::getpid())});
+    // Alive: a heartbeat within a lease's length (heartbeats come every
+    // third of lease_ttl), so that a dead daemon stops counting, and its
+    // pairs fit the others' shares, when its leases lapse.
     auto r = conn_->exec(
         "SELECT (SELECT COUNT(*) FROM sync_daemons WHERE last_seen_at > now() - $2::bigint * interval '1 "
         "millisecond'), "
         "(SELECT COUNT(*) FROM sync_state WHERE lease_owner = $1 AND lease_expires_at > now() "
-        "AND NOT (app_id = $3 AND tld = $4))",
-        {owner_, std::to_string(lease_ttl_.count()), except ? except->app_id : std::string(),
+        "AND NOT (app_id = $3 AND tld = $4)), "
+        "(SELECT GREATEST(0, (extract(epoch FROM MIN(last_seen_at) + $2::bigint * interval '1 millisecond' - now()) "
+        "* 1000)::bigint) FROM sync_daemons WHERE owner <> $1 AND last_seen_at > now() - $2::bigint * interval '1 "
+        "millisecond')",
+        {owner_, std::to_string(lease_span_.count()), except ? except->app_id : std::string(),
          except ? except->tld : std::string()});
-    return {std::max<std::int64_t>(1, r.int64(0, 0)), r.int64(0, 1)};
+    return {std::max<std::int64_t>(1, r.int64(0, 0)), r.int64(0, 1), std::chrono::milliseconds(r.int64(0, 2))};
 }
 
 void pg_store::give_up(const config::pair& pair) {
@@ -351,11 +357,13 @@ result<bool> pg_store::claim_pair(const config::pair& pair, std::size_t pairs_to
     try {
         if (conn_->broken() && !conn_->reconnect())
             throw pg_exception("the connection is lost and reconnecting failed", "08006");
-        const auto [alive, held] = heartbeat(&pair);
+        const auto [alive, held, next_lapse] = heartbeat(&pair);
         const auto share = (static_cast<std::int64_t>(std::max<std::size_t>(1, pairs_total)) + alive - 1) / alive;
         claim_again_in_ = std::chrono::milliseconds(0);
         if (held >= share) {
             give_up(pair);
+            // Its share grows when another daemon stops counting as alive.
+            claim_again_in_ = next_lapse;
             return false;
         }
         // NOT EXISTS first: ON CONFLICT alone would wait for a write in flight
@@ -411,7 +419,8 @@ std::vector<config::pair> pg_store::renew_leases(std::span<const config::pair> b
     };
     try {
         if (conn_->broken() && !conn_->reconnect()) return {};
-        const auto [alive, held] = heartbeat(nullptr);
+        const auto seen = heartbeat(nullptr);
+        const auto alive = seen.alive, held = seen.held;
         const auto share = (static_cast<std::int64_t>(std::max<std::size_t>(1, pairs_total)) + alive - 1) / alive;
         // Beyond its share (another daemon started): give up idle pairs.
         auto extra = held - share;

@@ -78,9 +78,15 @@ public:
 
 private:
     pg_store(std::unique_ptr<pg_connection> conn, std::chrono::milliseconds lease_ttl, bool leasing);
-    // Upserts this daemon's heartbeat; returns {daemons alive, pairs this one
-    // holds besides `except`}.
-    std::pair<std::int64_t, std::int64_t> heartbeat(const config::pair* except);
+    // Upserts this daemon's heartbeat; returns the daemons alive, the pairs
+    // this one holds besides `except`, and how soon the first other daemon
+    // stops counting as alive unless it beats again (0: none).
+    struct daemons_seen {
+        std::int64_t alive;
+        std::int64_t held;
+        std::chrono::milliseconds next_lapse;
+    };
+    daemons_seen heartbeat(const config::pair* except);
     void give_up(const config::pair& pair);
     static pg_exception lease_lost(const config::pair& pair);
     void step(std::string_view name) {

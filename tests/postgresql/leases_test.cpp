@@ -104,10 +104,15 @@ TEST(Leases, ALeaseLastsFiveSixthsOfTheTtlAndARefusedClaimSaysWhenItLapses) {
     EXPECT_FALSE(claim(*b, p, 2));
     EXPECT_GT(b->claim_again_in(), std::chrono::milliseconds(1000));
     EXPECT_LE(b->claim_again_in(), std::chrono::milliseconds(2000));
-    // A claim refused because B holds its share says nothing of a lapse.
+    // A claim refused because B holds its share: B's share grows when A
+    // stops counting as alive, a lease's length after A's last heartbeat.
     EXPECT_TRUE(claim(*b, q, 2));
     EXPECT_FALSE(claim(*b, s, 2));
-    EXPECT_EQ(b->claim_again_in(), std::chrono::milliseconds(0));
+    EXPECT_GT(b->claim_again_in(), std::chrono::seconds(24));
+    EXPECT_LE(b->claim_again_in(), std::chrono::seconds(25));
+    conn->exec("UPDATE sync_daemons SET last_seen_at = now() - interval '24 seconds' WHERE owner = $1", {a->owner()});
+    EXPECT_FALSE(claim(*b, s, 2));
+    EXPECT_LE(b->claim_again_in(), std::chrono::seconds(1));
 }
 
 TEST(Leases, AStoreWhoseLeaseWasTakenOverWritesNothing) {
