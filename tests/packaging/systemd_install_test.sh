@@ -18,7 +18,15 @@
 # Only the README's own edit (sync.pairs) and what the test needs to reach the
 # simulator (base_url, ca_file) are changed.
 #
+# Last, PostgreSQL as the unit runs it: database.url set in the installed
+# config, the password through the credential drop-in the unit file documents
+# (its commented LoadCredential= line, saved as `systemctl edit` would), and
+# ExecStart's `once` into a fresh database of the fixture's server, counted
+# with psql; the password must appear in no output.
+#
 # Usage: systemd_install_test.sh SOURCE_DIR BUILD_DIR INCIDENT_SIM
+# Environment: ISYNC_TEST_PG_DIR (required: the directory `tests/postgresql/pg_server.sh
+#              start DIR` made; ctest's fixture `postgresql` sets it).
 set -euo pipefail
 src=$1
 build=$2
@@ -29,6 +37,15 @@ fail() { echo "FAIL: $*"; exit 1; }
 [[ $(id -u) -eq 0 ]] || { echo "SKIP: must run as root (it creates the unit's user and switches to it)"; exit 77; }
 command -v setpriv >/dev/null || fail "setpriv (util-linux) is missing"
 command -v sqlite3 >/dev/null || fail "sqlite3 is missing"
+pg_dir=${ISYNC_TEST_PG_DIR:-}
+[[ -n $pg_dir && -s $pg_dir/url && -s $pg_dir/port && -s $pg_dir/pw_password ]] ||
+  fail "no PostgreSQL server: ISYNC_TEST_PG_DIR='$pg_dir' lacks url, port or pw_password (run through ctest," \
+       "whose fixture postgresql starts one, or tests/postgresql/pg_server.sh start DIR and export ISYNC_TEST_PG_DIR=DIR)"
+# psql from the newest server's bin directory (as pg_server.sh picks it), else the PATH's.
+psql_bin=$(printf '%s\n' /usr/lib/postgresql/*/bin/psql | sort -V | tail -n1)
+[[ -x $psql_bin ]] || psql_bin=$(command -v psql) || fail "psql not found (Debian: postgresql-client)"
+pg_admin_url=$(cat "$pg_dir/url")
+pg_db=isync_systemd_$$
 
 root=$(mktemp -d /tmp/isync-install.XXXXXX)
 sim_pid=
@@ -36,6 +53,7 @@ analyst=isync-analyst-test
 cleanup() {
   [[ -n $sim_pid ]] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
   userdel "$analyst" 2>/dev/null || true
+  "$psql_bin" -X -q -d "$pg_admin_url" -c "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$root"
 }
 trap cleanup EXIT
@@ -69,16 +87,23 @@ id "$user" >/dev/null || fail "systemd-sysusers did not create $user"
 work=$root/work
 mkdir -p "$work"
 printf 'install-test-%s\n' "$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')" > "$work/token"
-"$sim_bin" --port 0 --port-file "$work/sim.port" --ca-out "$work/ca.pem" --incidents $incidents --pairs 2 \
-  --span 1d --token-file "$work/token" > "$work/sim.log" 2>&1 &
-sim_pid=$!
-for _ in $(seq 1 600); do
-  [[ -s $work/sim.port ]] && break
-  kill -0 "$sim_pid" 2>/dev/null || { cat "$work/sim.log"; fail "incident-sim did not start"; }
-  sleep 0.1
-done
-port=$(cat "$work/sim.port")
-chmod 644 "$work/ca.pem"
+# start_sim: incident-sim on a free port (again after the failed pass below);
+# sets sim_pid and port.
+start_sim() {
+  rm -f "$work/sim.port"
+  "$sim_bin" --port 0 --port-file "$work/sim.port" --ca-out "$work/ca.pem" --incidents $incidents --pairs 2 \
+    --span 1d --token-file "$work/token" > "$work/sim.log" 2>&1 &
+  sim_pid=$!
+  for _ in $(seq 1 600); do
+    [[ -s $work/sim.port ]] && break
+    kill -0 "$sim_pid" 2>/dev/null || { cat "$work/sim.log"; fail "incident-sim did not start"; }
+    sleep 0.1
+  done
+  [[ -s $work/sim.port ]] || fail "incident-sim did not write its port"
+  port=$(cat "$work/sim.port")
+  chmod 644 "$work/ca.pem"
+}
+start_sim
 
 # ------------------------------------------------------------ the README's steps
 # sudo install -m 600 /dev/stdin /etc/incident-sync/token   (the token pasted on stdin)
@@ -160,7 +185,103 @@ echo "ok: run stopped cleanly on SIGTERM"
 
 # A failed pass: the simulator is gone, so every request fails.
 kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true; sim_pid=
+cp -p "$config" "$work/config.before-failed-pass"
 sed -i -e 's|^  max_attempts: .*|  max_attempts: 1|' "$config"
 if as_unit "${argv[@]}" > "$work/failed.log" 2>&1; then fail "a pass without the API succeeded"; fi
 read_as_analyst "after a failed pass"
+
+# ------------------------------------------------------------ PostgreSQL, as the unit runs it
+# The fixture's server on 127.0.0.1: role isync_pw must give its password
+# (scram-sha-256); the superuser URL (for the checks here) needs none.
+pg_port=$(cat "$pg_dir/port")
+pg_password=$(cat "$pg_dir/pw_password")
+psql_in() { "$psql_bin" -X -qAt -v ON_ERROR_STOP=1 -d "${pg_admin_url%/*}/$pg_db" -c "$1"; }
+PGOPTIONS="-c client_min_messages=warning" "$psql_bin" -X -q -v ON_ERROR_STOP=1 -d "$pg_admin_url" \
+  -c "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" -c "CREATE DATABASE $pg_db OWNER isync_pw" >/dev/null ||
+  fail "cannot create database $pg_db on $pg_admin_url"
+
+# `systemctl edit incident-syncd` with the drop-in the unit file documents in
+# a comment: its LoadCredential= line, taken from the installed unit.
+dropin_line=$(sed -n 's/^#[[:space:]]*\(LoadCredential=.*\)$/\1/p' "$unit")
+[[ -n $dropin_line && $(wc -l <<<"$dropin_line") -eq 1 ]] ||
+  fail "the unit documents no single commented LoadCredential= drop-in line for the database password: '$dropin_line'"
+dropin_dir=$root/etc/systemd/system/incident-syncd.service.d
+mkdir -p "$dropin_dir"
+printf '[Service]\n%s\n' "$dropin_line" > "$dropin_dir/override.conf"
+db_credential=$(awk -F= '/^\[/{s=($0=="[Service]")} s && $1=="LoadCredential" {sub(/^[^=]*=/,""); print}' "$dropin_dir/override.conf")
+db_cred_name=${db_credential%%:*}
+db_cred_source=${db_credential#*:}
+[[ -n $db_cred_name && $db_cred_source == /* ]] || fail "unexpected drop-in credential: $db_credential"
+echo "drop-in: $dropin_line"
+# The password: root's file, mode 600, as the token is.
+printf '%s\n' "$pg_password" | install -m 600 /dev/stdin "$root$db_cred_source"
+
+# The installed config, back to before the failed pass, on a new simulator,
+# with database.url (no password in it) instead of database.path.
+start_sim
+cp -p "$work/config.before-failed-pass" "$config"
+sed -i -e "s|^  base_url: .*|  base_url: https://127.0.0.1:$port|" \
+  -e "s|^  url: \"\"|  url: postgresql://isync_pw@127.0.0.1:$pg_port/$pg_db|" "$config"
+grep -q "^  url: postgresql://isync_pw@127.0.0.1:$pg_port/$pg_db\$" "$config" || fail "could not set database.url in the installed config"
+
+# First without the database credential: the server wants the password, so
+# what passes below passes through the credential.
+if as_unit "${argv[@]}" > "$work/pg-no-credential.log" 2>&1; then
+  fail "once against PostgreSQL succeeded without the database-password credential"
+fi
+grep -q "no password supplied" "$work/pg-no-credential.log" ||
+  { cat "$work/pg-no-credential.log"; fail "once without the credential did not fail for the password"; }
+echo "ok: without the $db_cred_name credential the server refuses the unit's user (no password supplied)"
+
+# What systemd does at start with the drop-in: the credential's private copy.
+install -o "$user" -g "$group" -m 0400 "$root$db_cred_source" "$creds/$db_cred_name"
+cfg_arg=$root/etc/incident-sync/incident-sync.yaml
+if ! as_unit "$root/usr/bin/incident-syncd" check-config --config "$cfg_arg" > "$work/pg-check-config.log" 2>&1; then
+  cat "$work/pg-check-config.log"; fail "check-config as $user against PostgreSQL failed"
+fi
+if ! grep -qF "database PostgreSQL isync_pw@127.0.0.1:$pg_port/$pg_db" "$work/pg-check-config.log" ||
+   ! grep -qF "password from \$CREDENTIALS_DIRECTORY/database-password" "$work/pg-check-config.log"; then
+  cat "$work/pg-check-config.log"; fail "check-config did not connect with the password from the credential"
+fi
+echo "ok: check-config as $user: $(grep -o 'database PostgreSQL.*' "$work/pg-check-config.log")"
+
+if ! as_unit "${argv[@]}" > "$work/pg-once.log" 2>&1; then
+  cat "$work/pg-once.log"; fail "ExecStart (once) as $user against PostgreSQL exited non-zero"
+fi
+grep -qF "database PostgreSQL isync_pw@127.0.0.1:$pg_port/$pg_db (password from \$CREDENTIALS_DIRECTORY/database-password)" \
+  "$work/pg-once.log" || { cat "$work/pg-once.log"; fail "once did not say it used the credential's password"; }
+got=$(psql_in "SELECT count(*) || ' ' || count(DISTINCT (app_id, host_domain)) FROM incidents" 2>&1) || true
+[[ $got == "$incidents 2" ]] || fail "PostgreSQL database $pg_db: incidents and pairs '$got', expected '$incidents 2'"
+echo "ok: ExecStart as $user synced $incidents incidents of 2 pairs into PostgreSQL ($pg_db)"
+
+# The README's check by hand (sudo --preserve-env=HUMAN_API_TOKEN,PGPASSWORD -u
+# USER incident-syncd check-config): no credentials directory, the token and
+# the password in the environment, read from root's files. Without the
+# password it exits 74, as the README says.
+by_hand() {
+  (cd / && exec env -i PATH=/usr/bin:/bin HUMAN_API_TOKEN="$(cat "$root$cred_source")" "$@")
+}
+rc=0
+by_hand setpriv --reuid="$user" --regid="$group" --init-groups \
+  "$root/usr/bin/incident-syncd" check-config --config "$cfg_arg" > "$work/pg-by-hand-no-password.log" 2>&1 || rc=$?
+if [[ $rc -ne 74 ]] || ! grep -q "no password supplied" "$work/pg-by-hand-no-password.log"; then
+  cat "$work/pg-by-hand-no-password.log"; fail "check-config by hand without the password: exit $rc, expected 74"
+fi
+for command in check-config status; do
+  rc=0
+  by_hand PGPASSWORD="$(cat "$root$db_cred_source")" setpriv --reuid="$user" --regid="$group" --init-groups \
+    "$root/usr/bin/incident-syncd" "$command" --config "$cfg_arg" > "$work/pg-by-hand-$command.log" 2>&1 || rc=$?
+  [[ $rc -eq 0 ]] || { cat "$work/pg-by-hand-$command.log"; fail "$command by hand with PGPASSWORD exited $rc"; }
+done
+grep -qF "password from libpq" "$work/pg-by-hand-check-config.log" ||
+  { cat "$work/pg-by-hand-check-config.log"; fail "check-config by hand did not take the password from libpq (PGPASSWORD)"; }
+grep -qE "^PXsim001 +site001\.example .* ok " "$work/pg-by-hand-status.log" ||
+  { cat "$work/pg-by-hand-status.log"; fail "status by hand does not show the pairs synced"; }
+echo "ok: by hand as in the README: without PGPASSWORD exit 74; with it check-config and status as $user work"
+
+# Every output of the daemon in this test (not the simulator's log).
+outputs=("$work"/once.log "$work"/run.log "$work"/failed.log "$work"/pg-*.log)
+leaks=$(grep -lF -e "$pg_password" -e "$(cat "$work/token")" "${outputs[@]}" || true)
+[[ -z $leaks ]] || fail "the database password or the token appears in: $leaks"
+echo "ok: neither the database password nor the token appears in the daemon's output (${#outputs[@]} logs)"
 echo "ok"
