@@ -242,6 +242,9 @@ void pg_incident_writer::upsert_scripts(std::span<const model::incident* const> 
         if (cached == script_cache_.end() || cached->second != w.hash) unknown.push_back(key);
     }
     if (unknown.empty()) return;
+    // In key order: scripts are shared across pairs, so two daemons may write
+    // the same ones; in opposite orders each would wait for the other's row.
+    std::sort(unknown.begin(), unknown.end());
 
     // Three statements, deferred: the page types of a stored script whose
     // hash differs go; the script is written where its hash differs (or it

@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <iterator>
 #include <random>
@@ -186,12 +187,19 @@ result<std::vector<std::optional<std::int64_t>>> pg_store::stored_content_hashes
 }
 
 void pg_store::record_unknown_fields(std::span<const model::unknown_field> fields, const std::string& now_text) {
-    pg_array paths, examples;
+    std::vector<const model::unknown_field*> fresh;
     for (const auto& f : fields) {
         if (unknown_fields_recorded_.contains(f.json_path)) continue;
-        paths.add(std::string_view(f.json_path));
-        examples.add(std::string_view(f.incident_id));
+        fresh.push_back(&f);
         unknown_fields_recorded_[f.json_path] = false;  // until the transaction commits
+    }
+    // In key order: two daemons inserting the same paths in opposite orders
+    // would each wait for the other's row (a deadlock, one page failed).
+    std::sort(fresh.begin(), fresh.end(), [](const auto* a, const auto* b) { return a->json_path < b->json_path; });
+    pg_array paths, examples;
+    for (const auto* f : fresh) {
+        paths.add(std::string_view(f->json_path));
+        examples.add(std::string_view(f->incident_id));
     }
     if (paths.empty()) return;
     conn_->defer(

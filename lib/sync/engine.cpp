@@ -501,6 +501,7 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
     std::deque<slice> todo(windows.begin(), windows.end());
 
     pair_status status = pair_status::ok;
+    bool database_busy = false;  // the poll failed only because the database was busy
     const auto started = std::chrono::steady_clock::now();
     const auto ledger = writer_->open_ledger(pair);
     // A pair's first sync is a backfill: start typed (see settle()).
@@ -590,6 +591,7 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
             }
             default: {
                 status = pair_status::failed;
+                database_busy = r.error().code == errc::database_busy;
                 const log::scoped_fields fields({log::scoped_fields::text("pair", pair_name(pair)),
                                                  log::scoped_fields::text("status", "failed"),
                                                  log::scoped_fields::number("slice_from", s.from_ms),
@@ -611,6 +613,7 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
                 spdlog::error("{}: sync failed, watermark kept at {}: {}", pair_name(pair),
                               *watermark ? util::format_iso8601_ms(**watermark) : "(none)", durable.error().message);
                 status = pair_status::failed;
+                database_busy = durable.error().code == errc::database_busy;
                 const slice& last = windows.back();
                 const store::slice_report lost{pair, last.from_ms, last.to_ms, clock_.now_ms(), 0, {}, 0};
                 co_await record_failure(lost, durable.error());
@@ -619,6 +622,13 @@ net::awaitable<pair_status> engine::poll_slices(config::pair pair, std::shared_p
             health_[pair].watermark_ms = *submitted_to_ms;
         }
     }
+    // A busy database (a deadlock with another daemon, a lock or a
+    // serialization failure: nothing wrong with the data) is tried again
+    // within seconds (1, 2, 4 ... s), not at the next interval.
+    if (status == pair_status::failed && database_busy)
+        ++busy_streak_[pair];
+    else
+        busy_streak_.erase(pair);
     if (status == pair_status::ok) {
         const auto elapsed =
             std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
@@ -691,12 +701,14 @@ net::awaitable<void> engine::poll_forever(config::pair pair) {
         // when that comes sooner, so that it is taken over at once when that
         // daemon died (it would have renewed the lease before).
         auto interval = current_->settings.sync.interval;
+        if (const auto busy = busy_streak_.find(pair); busy != busy_streak_.end())
+            interval = std::min<std::chrono::milliseconds>(interval, busy_retry_delay(busy->second));
         auto jitter_span = interval / 10;
         if (status == pair_status::elsewhere) {
             interval = std::min<std::chrono::milliseconds>(interval, lease_renew_every_ / 3);
             const auto lapses = claim_again_in_[pair];
             if (lapses.count() > 0) interval = std::min(interval, lapses + std::chrono::milliseconds(20));
-            jitter_span = std::chrono::milliseconds(std::min<std::int64_t>(jitter_span.count(), 20));
+            jitter_span = std::min<std::chrono::milliseconds>(interval / 10, std::chrono::milliseconds(20));
         }
         const auto jitter = std::chrono::milliseconds(
             static_cast<std::int64_t>(clock_.uniform01() * static_cast<double>(jitter_span.count())));

@@ -26,6 +26,7 @@
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/ssl/context.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -51,7 +52,14 @@ struct engine_settings {
 using source_factory =
     std::function<std::shared_ptr<page_source>(const engine_settings& settings, const config::secret& token)>;
 
-// How a pair's last poll ended.
+// After `streak` polls in a row that failed only because the database was
+// busy (a deadlock, a lock or serialization failure): how soon the pair is
+// polled again. 1, 2, 4 ... s, at most a minute (sync.interval caps it too).
+inline std::chrono::milliseconds busy_retry_delay(int streak) {
+    const std::chrono::milliseconds doubled(1000LL << std::clamp(streak - 1, 0, 6));  // 1 s .. 64 s
+    return std::min(doubled, std::chrono::milliseconds(60000));
+}
+
 // How a pair's last poll ended; `elsewhere`: not polled, another daemon
 // sharing the database holds the pair's lease.
 enum class pair_status { ok, failed, auth_failed, cancelled, elsewhere };
@@ -287,6 +295,8 @@ private:
     // Sharing a database (store::sync_store::shares_work): the leases.
     bool shares_work_ = false;
     std::chrono::milliseconds lease_renew_every_{10000};
+    // Polls in a row that failed only because the database was busy, by pair.
+    std::map<config::pair, int> busy_streak_;
     std::set<config::pair> leased_elsewhere_;  // another daemon held them at the last try
     // For those: how soon its lease lapsed, as the last claim saw (0: unknown).
     std::map<config::pair, std::chrono::milliseconds> claim_again_in_;

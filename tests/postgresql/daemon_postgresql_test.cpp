@@ -7,12 +7,14 @@
 #include "pgstore/pg_store.hpp"
 #include "postgresql/pg_test_server.hpp"
 #include "support/daemon_fixture.hpp"
+#include "support/daemon_probe.hpp"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 #include <sys/stat.h>
 
+#include <csignal>
 #include <fstream>
 #include <string>
 
@@ -179,6 +181,41 @@ TEST(DaemonOnPostgresql, ResyncNeedsTheLeasesOfThePairsItReReads) {
     EXPECT_EQ(f.run("resync", "free", {"--all", "--from", "2d"}), 0) << f.output("free");
     EXPECT_GT(db.connect()->exec("SELECT COUNT(*) FROM sync_runs WHERE kind = 'resync' AND status = 'ok'").int64(0, 0),
               0);
+}
+
+// A busy database (here a lock held past lock_timeout; in production a
+// deadlock with another daemon writing the same shared scripts) fails the
+// poll, and the pair is polled again within seconds, not at the next interval.
+TEST(DaemonOnPostgresql, APollThatFoundTheDatabaseBusyIsRetriedWithinSeconds) {
+    pg_test::fresh_database db;
+    {
+        auto schema = isync::pgstore::pg_store::open({db.url(), std::nullopt, "schema"});
+        ASSERT_TRUE(schema) << schema.error().message;
+    }
+    auto admin = db.connect();
+    admin->exec("ALTER DATABASE " + db.name() + " SET lock_timeout = '200ms'");
+    auto holder = db.connect();
+    holder->exec("BEGIN");
+    holder->exec("LOCK TABLE incidents IN EXCLUSIVE MODE");  // reads go on, writes wait
+
+    daemon_options o;
+    o.interval = "1h";
+    o.extra_database_yaml = "  url: " + db.url() + "\n";
+    daemon_fixture f(o);
+    auto daemon = f.start("run", "run");
+    const auto count = [&](const std::string& sql) { return admin->exec(sql).int64(0, 0); };
+    ASSERT_TRUE(test_support::wait_until(
+        [&] { return count("SELECT COUNT(*) FROM sync_runs WHERE status = 'failed' AND error LIKE '%lock%'") > 0; },
+        std::chrono::seconds(30)))
+        << daemon->stderr_text();
+    EXPECT_EQ(count("SELECT COUNT(*) FROM incidents"), 0);
+    holder->exec("COMMIT");
+    // Without the retry the next poll would come in an hour.
+    EXPECT_TRUE(test_support::wait_until([&] { return count("SELECT COUNT(*) FROM incidents") == 2'000; },
+                                         std::chrono::seconds(30)))
+        << daemon->stderr_text();
+    daemon->signal(SIGTERM);
+    EXPECT_EQ(daemon->wait(std::chrono::seconds(10)), std::optional<int>(0)) << daemon->stderr_text();
 }
 
 }  // namespace
