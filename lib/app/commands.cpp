@@ -151,7 +151,7 @@ result<startup> check_startup(const config::config& cfg) {
 }
 
 // `check-config` with database.url: connects, and checks that the schema is
-// one this build can use (none yet is fine: `run` creates it). Says which
+// one this build can use (none yet is fine: `run` or `once` creates it). Says which
 // database it reached and where the password came from.
 result<std::string> check_postgresql(const config::config& cfg) {
     auto target = postgresql_options(cfg);
@@ -161,7 +161,7 @@ result<std::string> check_postgresql(const config::config& cfg) {
     auto version = pgstore::check_schema(**conn);
     if (!version) return version.error();
     return fmt::format("PostgreSQL {} (schema version {}{}, password from {})", (*conn)->description(), *version,
-                       *version == 0 ? ": none yet, `run` creates it" : "", target->password_source);
+                       *version == 0 ? ": none yet, `run` or `once` creates it" : "", target->password_source);
 }
 
 int check_config(const arguments& args) {

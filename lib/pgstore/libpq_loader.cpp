@@ -63,6 +63,7 @@ void load_once() {
     ok &= resolve(lib, "PQsendQueryPrepared", api.send_query_prepared);
     ok &= resolve(lib, "PQsendQueryParams", api.send_query_params);
     ok &= resolve(lib, "PQtransactionStatus", api.transaction_status);
+    ok &= resolve(lib, "PQsetNoticeProcessor", api.set_notice_processor);
     ok &= resolve(lib, "PQgetResult", api.get_result);
     if (ok) load_error.clear();
 }

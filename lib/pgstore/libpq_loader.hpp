@@ -45,6 +45,7 @@ struct libpq_api {
     decltype(&::PQsendQueryPrepared) send_query_prepared;
     decltype(&::PQsendQueryParams) send_query_params;
     decltype(&::PQtransactionStatus) transaction_status;
+    decltype(&::PQsetNoticeProcessor) set_notice_processor;
     decltype(&::PQgetResult) get_result;
 };
 

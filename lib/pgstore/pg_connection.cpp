@@ -1,6 +1,7 @@
 #include "pgstore/pg_connection.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <array>
 #include <charconv>
@@ -45,7 +46,9 @@ std::string trimmed(std::string_view text) {
 std::string connect_hint(std::string_view message) {
     if (message.find("password authentication failed") != std::string_view::npos ||
         message.find("no password supplied") != std::string_view::npos)
-        return "; check database.password_file (or PGPASSFILE, ~/.pgpass, PGPASSWORD) and the user in database.url";
+        return "; check the password (database.password_file, the systemd credential database-password, the Docker "
+               "secret /run/secrets/database_password, PGPASSWORD, PGPASSFILE or ~/.pgpass) and the user in "
+               "database.url";
     if (message.find("does not exist") != std::string_view::npos)
         return "; create it first (createdb -O <user> <name>) or fix database.url";
     if (message.find("Connection refused") != std::string_view::npos ||
@@ -54,6 +57,14 @@ std::string connect_hint(std::string_view message) {
     if (message.find("timeout expired") != std::string_view::npos)
         return "; the server did not answer in 10 s: check the host, the firewall and the network";
     return "";
+}
+
+// The server's notices (e.g. "relation ... already exists, skipping" from a
+// migration's IF NOT EXISTS) go to the log at debug, not raw to stderr,
+// where libpq writes them by default and where they broke JSON logs.
+void log_notice(void* arg, const char* message) {
+    const auto* description = static_cast<const std::string*>(arg);
+    spdlog::debug("PostgreSQL database {}: {}", *description, trimmed(message ? message : ""));
 }
 
 }  // namespace
@@ -101,6 +112,7 @@ result<std::unique_ptr<pg_connection>> pg_connection::connect(const connect_opti
 
 pg_connection::pg_connection(PGconn* conn) : conn_(conn), description_(connected_description(conn)) {
     cancel_ = pq().get_cancel(conn_);
+    pq().set_notice_processor(conn_, log_notice, &description_);
 }
 
 pg_connection::~pg_connection() {
