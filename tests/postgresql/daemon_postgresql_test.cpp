@@ -218,4 +218,47 @@ TEST(DaemonOnPostgresql, APollThatFoundTheDatabaseBusyIsRetriedWithinSeconds) {
     EXPECT_EQ(daemon->wait(std::chrono::seconds(10)), std::optional<int>(0)) << daemon->stderr_text();
 }
 
+// SIGHUP and /readyz with database.url: a pair added to the config is
+// polled after the reload, and readiness judges the pairs from PostgreSQL.
+TEST(DaemonOnPostgresql, SighupAddsAPairAndReadyzJudgesThePairs) {
+    pg_test::fresh_database db;
+    daemon_options o;
+    o.extra_database_yaml = "  url: " + db.url() + "\n";
+    daemon_fixture f(o);
+    const auto all_pairs = f.pairs();
+    f.pairs().pop_back();
+    f.write_config();
+    auto daemon = f.start("run", "run");
+    auto conn = db.connect();
+    const auto caught_up = [&](const isync::config::pair& p) {
+        try {
+            auto r =
+                conn->exec("SELECT watermark_ms FROM sync_state WHERE app_id = $1 AND tld = $2", {p.app_id, p.tld});
+            return r.rows() == 1 && r.int64(0, 0) >= f.data_end_ms();
+        } catch (const std::exception&) {
+            return false;  // no schema yet
+        }
+    };
+    ASSERT_TRUE(test_support::wait_until([&] { return caught_up(all_pairs[0]); }, std::chrono::seconds(30)))
+        << daemon->stderr_text();
+    const auto port = test_support::metrics_port(*daemon);
+    ASSERT_TRUE(port) << daemon->stderr_text();
+    EXPECT_TRUE(test_support::wait_until([&] { return test_support::http_get(*port, "/readyz").status == 200; },
+                                         std::chrono::seconds(10)));
+    EXPECT_FALSE(caught_up(all_pairs[1]));
+
+    f.pairs() = all_pairs;
+    f.write_config();
+    daemon->signal(SIGHUP);
+    ASSERT_TRUE(test_support::wait_until([&] { return caught_up(all_pairs[1]); }, std::chrono::seconds(30)))
+        << daemon->stderr_text();
+    const auto ready = test_support::http_get(*port, "/readyz");
+    EXPECT_EQ(ready.status, 200u) << ready.body;
+    EXPECT_NE(ready.body.find(all_pairs[1].app_id), std::string::npos) << ready.body;
+    daemon->signal(SIGTERM);
+    EXPECT_EQ(daemon->wait(std::chrono::seconds(10)), std::optional<int>(0)) << daemon->stderr_text();
+    EXPECT_NE(daemon->stderr_text().find("SIGHUP: configuration and token reloaded"), std::string::npos);
+    EXPECT_EQ(conn->exec("SELECT COUNT(*) FROM incidents").int64(0, 0), 2'000);
+}
+
 }  // namespace
