@@ -55,7 +55,7 @@ public:
     // How long each lease lasts as written: five sixths of database.lease_ttl,
     // so that a dead daemon's pairs are taken over (the lease lapses, another
     // daemon claims it and commits the pair's next slice) within lease_ttl.
-    std::chrono::milliseconds lease_ttl() const override { return lease_span_; }
+    std::chrono::milliseconds lease_span() const override { return lease_span_; }
     std::chrono::milliseconds claim_again_in() const override { return claim_again_in_; }
     result<void> fence(const config::pair& pair) override;
     // This daemon's name in sync_state.lease_owner and sync_runs.daemon: host:pid:random.
@@ -106,7 +106,7 @@ private:
     std::atomic<bool> stopping_{false};
     std::function<void(std::string_view)> step_hook_;
     std::chrono::milliseconds lease_ttl_;   // database.lease_ttl
-    std::chrono::milliseconds lease_span_;  // a lease's length as written (lease_ttl())
+    std::chrono::milliseconds lease_span_;  // a lease's length as written (lease_span())
     std::chrono::milliseconds claim_again_in_{0};
     bool leasing_;       // opened by a daemon (not by `status`): has a heartbeat and leases to end
     std::string host_;   // gethostname(), for sync_daemons

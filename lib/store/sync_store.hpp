@@ -96,8 +96,9 @@ public:
                                                    std::size_t /*pairs_total*/) {
         return {};
     }
-    // How long a lease lasts unless renewed (database.lease_ttl).
-    virtual std::chrono::milliseconds lease_ttl() const { return std::chrono::seconds(30); }
+    // How long a lease lasts as written, unless renewed (PostgreSQL: five
+    // sixths of database.lease_ttl, the rest being the takeover's).
+    virtual std::chrono::milliseconds lease_span() const { return std::chrono::seconds(30); }
     // Inside the open transaction, before the first page of `pair` in it:
     // fails (rolling the transaction back) when this daemon's lease on the
     // pair ended, so that a daemon another one replaced cannot write.

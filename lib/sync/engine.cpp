@@ -70,7 +70,7 @@ engine::engine(net::any_io_executor executor, net::ssl::context& tls, store::syn
       health_(stored_health(store)),
       shares_work_(store.shares_work()),
       lease_renew_every_(store.lease_renew_every()),
-      lease_ttl_(store.lease_ttl()),
+      lease_span_(store.lease_span()),
       writer_(std::make_unique<store_writer>(executor, store)) {}
 
 std::shared_ptr<const engine::snapshot> engine::make_snapshot(engine_settings settings, const config::secret& token) {
@@ -434,7 +434,7 @@ net::awaitable<pair_status> engine::claim(config::pair pair) {
         co_return pair_status::elsewhere;
     }
     if (leased_elsewhere_.erase(pair) > 0) spdlog::info("{}: this daemon holds the pair's lease now", pair_name(pair));
-    lease_until_ms_[pair] = sent_ms + lease_ttl_.count();
+    lease_until_ms_[pair] = sent_ms + lease_span_.count();
     co_return pair_status::ok;
 }
 
@@ -466,7 +466,7 @@ net::awaitable<void> engine::keep_leases() {
         if (!held || stopping_) continue;
         // Only the renewed ones move: a pair claimed while this was on its
         // way keeps its claim's time, and one lost lapses by itself.
-        for (const auto& pair : *held) lease_until_ms_[pair] = sent_ms + lease_ttl_.count();
+        for (const auto& pair : *held) lease_until_ms_[pair] = sent_ms + lease_span_.count();
     }
 }
 

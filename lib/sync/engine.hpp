@@ -306,7 +306,7 @@ private:
     // daemon that was stopped or cut off past it sends no more requests for
     // the pair (another daemon may poll it by now) and claims it again.
     std::map<config::pair, std::int64_t> lease_until_ms_;
-    std::chrono::milliseconds lease_ttl_{30000};
+    std::chrono::milliseconds lease_span_{30000};
     // errc::database when sharing a database and `pair`'s lease may have lapsed.
     result<void> still_leased(const config::pair& pair) const;
     // The deepest offset the API accepts, as learned from a 4xx at a deeper

@@ -84,7 +84,7 @@ TEST(Leases, ALeaseLastsFiveSixthsOfTheTtlAndARefusedClaimSaysWhenItLapses) {
     pg_test::fresh_database db;
     auto a = open_store(db);
     auto b = open_store(db);
-    EXPECT_EQ(a->lease_ttl(), std::chrono::seconds(25));
+    EXPECT_EQ(a->lease_span(), std::chrono::seconds(25));
     ASSERT_TRUE(claim(*a, p, 2));
     auto conn = db.connect();
     const auto left_ms = [&] {

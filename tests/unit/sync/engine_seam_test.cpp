@@ -179,7 +179,7 @@ public:
     int claims = 0;
 
     bool shares_work() const override { return true; }
-    std::chrono::milliseconds lease_ttl() const override { return 30s; }
+    std::chrono::milliseconds lease_span() const override { return 30s; }
     isync::result<bool> claim_pair(const isync::config::pair&, std::size_t) override {
         ++claims;
         return true;
