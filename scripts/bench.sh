@@ -373,30 +373,37 @@ postgresql_rows() {
   write_config "$tmp/pg-e2e/incident-sync.yaml" "$tmp/pg-e2e/unused.db" "$pairs" 8d
   echo "  url: $url" >>"$tmp/pg-e2e/incident-sync.yaml"
   for ((r = 1; r <= repeat; r++)); do
-    "$psql_bin" -q "$(cat "$pg_dir/url")" -c "DROP DATABASE IF EXISTS bench" -c "CREATE DATABASE bench"
-    log "PostgreSQL, end to end, fresh: $n incidents, run $r/$repeat"
-    measured "pg_e2e.$n" -- "$syncd" once --config "$tmp/pg-e2e/incident-sync.yaml" 2>>"$tmp/pg-e2e/daemon.log"
-    succeeded "$tmp/pg-e2e/daemon.log" "incident-syncd once (PostgreSQL)"
-    got=$("$psql_bin" -qAt "$url" -c "SELECT COUNT(*) FROM incidents")
-    [[ $got == "$n" ]] || die "the daemon stored $got incidents in PostgreSQL, expected $n"
-    record "pg_e2e.$n.wall_s" "$(metric "$tmp/m" wall_s)"
-    record "pg_e2e.$n.maxrss_kib" "$(metric "$tmp/m" maxrss_kib)"
-    record "pg_e2e.$n.cpu_s" "$(metric "$tmp/m" cpu_s)"
-    log "PostgreSQL, steady state (re-read, unchanged): $n incidents, run $r/$repeat"
-    last_run=$("$psql_bin" -qAt "$url" -c "SELECT COALESCE(MAX(run_id), 0) FROM sync_runs")
-    measured "pg_steady.$n" -- "$syncd" once --config "$tmp/pg-e2e/incident-sync.yaml" 2>>"$tmp/pg-e2e/daemon.log"
-    succeeded "$tmp/pg-e2e/daemon.log" "incident-syncd once (PostgreSQL, re-read)"
-    IFS='|' read -r seen written < <("$psql_bin" -qAt "$url" -c \
-      "SELECT SUM(incidents_seen), SUM(incidents_new + incidents_changed) FROM sync_runs WHERE run_id > $last_run")
-    record "pg_steady.$n.seen" "$seen"
-    record "pg_steady.$n.rows" "${written:-0}"
-    record "pg_steady.$n.wall_s" "$(metric "$tmp/m" wall_s)"
-    record "pg_steady.$n.maxrss_kib" "$(metric "$tmp/m" maxrss_kib)"
-    record "pg_steady.$n.cpu_s" "$(metric "$tmp/m" cpu_s)"
+    postgresql_pass pg "$n" "$pg_dir" "$psql_bin" "$url" "$tmp/pg-e2e/incident-sync.yaml" "run $r/$repeat"
   done
   postgresql_far_rows "$n" "$pg_dir" "$psql_bin"
   stop_sim
   bash "$root/tests/postgresql/pg_server.sh" stop "$pg_dir" >/dev/null 2>&1 || true
+}
+
+# postgresql_pass PREFIX N PG_DIR PSQL URL CONFIG LABEL: a fresh `once` into a
+# new database `bench` (PREFIX_e2e.N.*), then a re-read of it (PREFIX_steady.N.*).
+postgresql_pass() {
+  local prefix=$1 n=$2 pg_dir=$3 psql_bin=$4 url=$5 config=$6 label=$7 got last_run seen written
+  "$psql_bin" -q "$(cat "$pg_dir/url")" -c "DROP DATABASE IF EXISTS bench" -c "CREATE DATABASE bench"
+  log "PostgreSQL ($label), end to end, fresh: $n incidents"
+  measured "${prefix}_e2e.$n" -- "$syncd" once --config "$config" 2>>"$tmp/pg-e2e/daemon.log"
+  succeeded "$tmp/pg-e2e/daemon.log" "incident-syncd once (PostgreSQL, $label)"
+  got=$("$psql_bin" -qAt "$url" -c "SELECT COUNT(*) FROM incidents")
+  [[ $got == "$n" ]] || die "the daemon stored $got incidents in PostgreSQL, expected $n"
+  record "${prefix}_e2e.$n.wall_s" "$(metric "$tmp/m" wall_s)"
+  record "${prefix}_e2e.$n.maxrss_kib" "$(metric "$tmp/m" maxrss_kib)"
+  record "${prefix}_e2e.$n.cpu_s" "$(metric "$tmp/m" cpu_s)"
+  log "PostgreSQL ($label), steady state (re-read, unchanged): $n incidents"
+  last_run=$("$psql_bin" -qAt "$url" -c "SELECT COALESCE(MAX(run_id), 0) FROM sync_runs")
+  measured "${prefix}_steady.$n" -- "$syncd" once --config "$config" 2>>"$tmp/pg-e2e/daemon.log"
+  succeeded "$tmp/pg-e2e/daemon.log" "incident-syncd once (PostgreSQL, $label, re-read)"
+  IFS='|' read -r seen written < <("$psql_bin" -qAt "$url" -c \
+    "SELECT SUM(incidents_seen), SUM(incidents_new + incidents_changed) FROM sync_runs WHERE run_id > $last_run")
+  record "${prefix}_steady.$n.seen" "$seen"
+  record "${prefix}_steady.$n.rows" "${written:-0}"
+  record "${prefix}_steady.$n.wall_s" "$(metric "$tmp/m" wall_s)"
+  record "${prefix}_steady.$n.maxrss_kib" "$(metric "$tmp/m" maxrss_kib)"
+  record "${prefix}_steady.$n.cpu_s" "$(metric "$tmp/m" cpu_s)"
 }
 
 # The same fresh backfill and re-read with the database a network hop away:
@@ -418,19 +425,7 @@ postgresql_far_rows() {
     "$psql_bin" -q "$far_url" 2>/dev/null | awk '/^Time:/ {print $2}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   record "pg_far.rtt_ms" "$rtt"
   sed "s|^  url: .*|  url: $far_url|" "$tmp/pg-e2e/incident-sync.yaml" >"$tmp/pg-e2e/far.yaml"
-  "$psql_bin" -q "$(cat "$pg_dir/url")" -c "DROP DATABASE IF EXISTS bench" -c "CREATE DATABASE bench"
-  log "PostgreSQL ${rtt} ms away, end to end, fresh: $n incidents"
-  measured "pg_far_e2e.$n" -- "$syncd" once --config "$tmp/pg-e2e/far.yaml" 2>>"$tmp/pg-e2e/daemon.log"
-  succeeded "$tmp/pg-e2e/daemon.log" "incident-syncd once (PostgreSQL, far)"
-  got=$("$psql_bin" -qAt "$far_url" -c "SELECT COUNT(*) FROM incidents")
-  [[ $got == "$n" ]] || die "the daemon stored $got incidents in PostgreSQL, expected $n"
-  record "pg_far_e2e.$n.wall_s" "$(metric "$tmp/m" wall_s)"
-  record "pg_far_e2e.$n.cpu_s" "$(metric "$tmp/m" cpu_s)"
-  log "PostgreSQL ${rtt} ms away, steady state (re-read): $n incidents"
-  measured "pg_far_steady.$n" -- "$syncd" once --config "$tmp/pg-e2e/far.yaml" 2>>"$tmp/pg-e2e/daemon.log"
-  succeeded "$tmp/pg-e2e/daemon.log" "incident-syncd once (PostgreSQL, far, re-read)"
-  record "pg_far_steady.$n.wall_s" "$(metric "$tmp/m" wall_s)"
-  record "pg_far_steady.$n.cpu_s" "$(metric "$tmp/m" cpu_s)"
+  postgresql_pass pg_far "$n" "$pg_dir" "$psql_bin" "$far_url" "$tmp/pg-e2e/far.yaml" "${rtt} ms away"
   kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null || true
 }
 

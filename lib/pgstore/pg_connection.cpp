@@ -179,13 +179,6 @@ const std::string& pg_connection::prepared_name(const std::string& sql, int n_pa
 
 bool pg_connection::transaction_open() const { return pq().transaction_status(conn_) != PQTRANS_IDLE; }
 
-void pg_connection::flush() {
-    if (deferred_.empty()) return;
-    auto batch = std::move(deferred_);
-    deferred_.clear();
-    run_pipeline(std::move(batch));
-}
-
 pg_result pg_connection::exec_after_deferred(statement last) {
     auto batch = std::move(deferred_);
     deferred_.clear();

@@ -86,19 +86,18 @@ public:
     pg_result exec(const std::string& sql, const params& values);
 
     // A statement whose result nobody waits for: it is queued and sent, in
-    // pipeline mode, with the next exec() or flush(), so that a transaction's
-    // writes cost one round trip together instead of one each. `check`, when
-    // set, sees its result once the round trip is over and may throw. The
-    // first failure throws from that exec()/flush() (the statements after it
-    // did not run; the caller's transaction then rolls back as after any
-    // failed statement).
+    // pipeline mode, with the next exec() (a transaction's COMMIT at the
+    // latest), so that a transaction's writes cost one round trip together
+    // instead of one each. `check`, when set, sees its result once the round
+    // trip is over and may throw. The first failure throws from that exec()
+    // (the statements after it did not run; the caller's transaction then
+    // rolls back as after any failed statement).
     struct statement {
         std::string sql;
         params values;
         std::function<void(const pg_result&)> check = {};
     };
     void defer(statement s) { deferred_.push_back(std::move(s)); }
-    void flush();
     // Drops what is queued, unsent (a rollback: it must never run).
     void discard_deferred() noexcept { deferred_.clear(); }
     // Whether the server has a transaction open on this connection (a

@@ -67,8 +67,7 @@ pg_store::pg_store(std::unique_ptr<pg_connection> conn, std::chrono::millisecond
 pg_store::~pg_store() {
     if (!leasing_ || conn_->broken()) return;
     try {
-        conn_->discard_deferred();
-        if (conn_->transaction_open()) conn_->exec("ROLLBACK");
+        abandon_transaction();
         conn_->exec("UPDATE sync_state SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = $1",
                     {owner_});
         conn_->exec("DELETE FROM sync_daemons WHERE owner = $1", {owner_});

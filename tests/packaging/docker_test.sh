@@ -179,25 +179,32 @@ done
 [[ -s $work/sim/port ]] || die "incident-sim did not write its port"
 port=$(cat "$work/sim/port")
 
+# write_config DIR DATABASE_LINES [SYNC_LINES]: DIR/incident-sync.yaml, mounted
+# as /etc/incident-sync beside DIR/ca.pem, for the simulator's pairs.
+write_config() {
+  {
+    echo "api:"
+    echo "  base_url: https://127.0.0.1:$port"
+    echo "  ca_file: /etc/incident-sync/ca.pem"
+    echo "  page_size: 200"
+    echo "sync:"
+    echo "  initial_lookback: $lookback"
+    echo "  settle: 0s"
+    if [[ -n ${3:-} ]]; then echo "$3"; fi
+    echo "  pairs:"
+    for ((i = 0; i < pairs; i++)); do printf '    - { app_id: PXsim%03d, tld: site%03d.example }\n' "$i" "$i"; done
+    echo "database:"
+    echo "$2"
+    echo "metrics:"
+    echo "  listen: \"\""
+  } > "$1/incident-sync.yaml"
+  chmod 755 "$1"
+  chmod 644 "$1/incident-sync.yaml" "$1/ca.pem"
+}
+
 # What the container sees: /etc/incident-sync (config + CA, read-only),
 # /data (owned by the image's user) and the token as a Docker secret, 0400.
-{
-  echo "api:"
-  echo "  base_url: https://127.0.0.1:$port"
-  echo "  ca_file: /etc/incident-sync/ca.pem"
-  echo "  page_size: 200"
-  echo "sync:"
-  echo "  initial_lookback: $lookback"
-  echo "  settle: 0s"
-  echo "  pairs:"
-  for ((i = 0; i < pairs; i++)); do printf '    - { app_id: PXsim%03d, tld: site%03d.example }\n' "$i" "$i"; done
-  echo "database:"
-  echo "  path: /data/incidents.db"
-  echo "metrics:"
-  echo "  listen: \"\""
-} > "$work/cfg/incident-sync.yaml"
-chmod 755 "$work/cfg"
-chmod 644 "$work/cfg/incident-sync.yaml" "$work/cfg/ca.pem"
+write_config "$work/cfg" "  path: /data/incidents.db"
 printf '%s\n' "$token" > "$work/secrets/human_api_token"
 chown "$uid:$gid" "$work/secrets/human_api_token" "$work/data" "$work/empty"
 chmod 0400 "$work/secrets/human_api_token"
@@ -295,25 +302,9 @@ create_database() {
 write_pg_config() {
   mkdir -p "$1"
   cp "$work/cfg/ca.pem" "$1/ca.pem"
-  {
-    echo "api:"
-    echo "  base_url: https://127.0.0.1:$port"
-    echo "  ca_file: /etc/incident-sync/ca.pem"
-    echo "  page_size: 200"
-    echo "sync:"
-    echo "  initial_lookback: $lookback"
-    echo "  settle: 0s"
-    if [[ -n ${3:-} ]]; then echo "$3"; fi
-    echo "  pairs:"
-    for ((i = 0; i < pairs; i++)); do printf '    - { app_id: PXsim%03d, tld: site%03d.example }\n' "$i" "$i"; done
-    echo "database:"
-    echo "  url: postgresql://isync_pw@127.0.0.1:$pg_port/$2"
-    if [[ -n ${4:-} ]]; then echo "$4"; fi
-    echo "metrics:"
-    echo "  listen: \"\""
-  } > "$1/incident-sync.yaml"
-  chmod 755 "$1"
-  chmod 644 "$1/incident-sync.yaml" "$1/ca.pem"
+  local database="  url: postgresql://isync_pw@127.0.0.1:$pg_port/$2"
+  if [[ -n ${4:-} ]]; then database+=$'\n'"$4"; fi
+  write_config "$1" "$database" "${3:-}"
 }
 # run_pg CONFIG_DIR DATA_DIR [--no-db-secret] ARGV...: ARGV in the container
 # with CONFIG_DIR as /etc/incident-sync and both secrets mounted.

@@ -200,10 +200,6 @@ TEST(Leases, AStoreThatStopsCleanlyHandsItsPairsOverAtOnce) {
     EXPECT_EQ(db.connect()->exec("SELECT COUNT(*) FROM sync_daemons").int64(0, 0), 1);
 }
 
-}  // namespace
-
-namespace {
-
 TEST(Leases, ADaemonGoneForTenLeasesLeavesTheList) {
     pg_test::fresh_database db;
     auto a = open_store(db);

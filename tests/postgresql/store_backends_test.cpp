@@ -216,34 +216,26 @@ std::vector<page_plan> plan_pages(const fake_api::dataset& data, std::size_t pag
     return pages;
 }
 
-// Writes the pages, one transaction each, and returns the summed counts.
-upsert_counts write_pages(sync_store& store, std::vector<page_plan>& pages, std::int64_t now_ms,
-                          std::span<const unknown_field> unknown = {}) {
-    upsert_counts total;
-    for (auto& page : pages) {
-        EXPECT_TRUE(store.begin());
-        auto counts = store.write_page(page.incidents, now_ms, page.finish ? &*page.finish : nullptr, unknown);
-        EXPECT_TRUE(counts) << (counts ? "" : counts.error().message);
-        if (!counts) continue;
-        auto committed = store.commit();
-        EXPECT_TRUE(committed) << (committed ? "" : committed.error().message);
-        total += *counts;
-    }
-    return total;
+// A page's incidents as the writer's untyped path sees them.
+std::vector<isync::model::raw_incident> raw_of(const std::vector<incident>& incidents) {
+    std::vector<isync::model::raw_incident> raw;
+    for (const auto& inc : incidents) raw.push_back({inc.id, inc.raw_json, isync::util::hash_bytes(inc.raw_json)});
+    return raw;
 }
 
-// The same, asking each page's stored hashes first, as the daemon's writer
-// does (PostgreSQL keeps that lookup for the write that follows).
-upsert_counts write_pages_hashes_first(sync_store& store, std::vector<page_plan>& pages, std::int64_t now_ms) {
+// Writes the pages, one transaction each, and returns the summed counts.
+// With `hashes_first`, each page's stored hashes are asked first, as the
+// daemon's writer does (PostgreSQL keeps that lookup for the write).
+upsert_counts write_pages(sync_store& store, std::vector<page_plan>& pages, std::int64_t now_ms,
+                          std::span<const unknown_field> unknown = {}, bool hashes_first = false) {
     upsert_counts total;
     for (auto& page : pages) {
         EXPECT_TRUE(store.begin());
-        std::vector<isync::model::raw_incident> raw;
-        for (const auto& inc : page.incidents)
-            raw.push_back({inc.id, inc.raw_json, isync::util::hash_bytes(inc.raw_json)});
-        auto hashes = store.stored_content_hashes(raw);
-        EXPECT_TRUE(hashes) << (hashes ? "" : hashes.error().message);
-        auto counts = store.write_page(page.incidents, now_ms, page.finish ? &*page.finish : nullptr);
+        if (hashes_first) {
+            auto hashes = store.stored_content_hashes(raw_of(page.incidents));
+            EXPECT_TRUE(hashes) << (hashes ? "" : hashes.error().message);
+        }
+        auto counts = store.write_page(page.incidents, now_ms, page.finish ? &*page.finish : nullptr, unknown);
         EXPECT_TRUE(counts) << (counts ? "" : counts.error().message);
         if (!counts) continue;
         auto committed = store.commit();
@@ -351,7 +343,7 @@ TEST_F(StoreBackends, APageThatRepeatsAnIdWritesBothCopiesInOrder) {
     const auto a = write_pages(sqlite.store(), pages, t0);
     // The daemon's way: the page's lookup is kept, and the second batch (the
     // repeats) must still see the first batch's rows.
-    const auto b = write_pages_hashes_first(pg.store(), pages, t0);
+    const auto b = write_pages(pg.store(), pages, t0, {}, /*hashes_first=*/true);
     expect_same_counts(a, b);
     EXPECT_EQ(b.seen, 7);
     EXPECT_EQ(b.changed, 1);
@@ -466,10 +458,7 @@ TEST_F(StoreBackends, APageCostsTwoRoundTripsAChangedOneThree) {
         const auto before = conn.round_trips();
         EXPECT_TRUE(pg.store().begin());
         EXPECT_TRUE(pg.store().fence(pair));
-        std::vector<isync::model::raw_incident> raw;
-        for (const auto& inc : page.incidents)
-            raw.push_back({inc.id, inc.raw_json, isync::util::hash_bytes(inc.raw_json)});
-        EXPECT_TRUE(pg.store().stored_content_hashes(raw));
+        EXPECT_TRUE(pg.store().stored_content_hashes(raw_of(page.incidents)));
         auto counts = pg.store().write_page(page.incidents, now_ms, page.finish ? &*page.finish : nullptr);
         EXPECT_TRUE(counts) << (counts ? "" : counts.error().message);
         auto committed = pg.store().commit();
