@@ -464,6 +464,28 @@ std::vector<config::pair> pg_store::renew_leases(std::span<const config::pair> b
     }
 }
 
+std::vector<std::pair<config::pair, std::chrono::milliseconds>> pg_store::held_elsewhere(
+    std::span<const config::pair> pairs) {
+    std::vector<std::pair<config::pair, std::chrono::milliseconds>> out;
+    if (pairs.empty()) return out;
+    try {
+        if (conn_->broken() && !conn_->reconnect()) return out;
+        // Every live lease another daemon holds (one row per pair: few).
+        auto r = conn_->exec(
+            "SELECT app_id, tld, GREATEST(0, (extract(epoch FROM lease_expires_at - now()) * 1000)::bigint) "
+            "FROM sync_state WHERE lease_owner <> $1 AND lease_expires_at > now()",
+            {owner_});
+        for (int i = 0; i < r.rows(); ++i) {
+            config::pair held{std::string(r.text(i, 0)), std::string(r.text(i, 1))};
+            if (std::find(pairs.begin(), pairs.end(), held) != pairs.end())
+                out.emplace_back(std::move(held), std::chrono::milliseconds(r.int64(i, 2)));
+        }
+    } catch (const std::exception& e) {
+        spdlog::warn("{}", failed(e, "reading which pairs other daemons hold").message);
+    }
+    return out;
+}
+
 result<void> pg_store::fence(const config::pair& pair) {
     try {
         const auto epoch = epochs_.find(pair);

@@ -52,6 +52,8 @@ public:
     std::chrono::milliseconds lease_renew_every() const override { return lease_ttl_ / 3; }
     result<bool> claim_pair(const config::pair& pair, std::size_t pairs_total) override;
     std::vector<config::pair> renew_leases(std::span<const config::pair> busy, std::size_t pairs_total) override;
+    std::vector<std::pair<config::pair, std::chrono::milliseconds>> held_elsewhere(
+        std::span<const config::pair> pairs) override;
     // How long each lease lasts as written: five sixths of database.lease_ttl,
     // so that a dead daemon's pairs are taken over (the lease lapses, another
     // daemon claims it and commits the pair's next slice) within lease_ttl.

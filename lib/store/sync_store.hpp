@@ -29,6 +29,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace isync::store {
@@ -94,6 +95,13 @@ public:
     // Returns the pairs whose leases it holds afterwards.
     virtual std::vector<config::pair> renew_leases(std::span<const config::pair> /*busy*/,
                                                    std::size_t /*pairs_total*/) {
+        return {};
+    }
+    // Of `pairs`, those whose lease another daemon holds now, each with how
+    // soon that lease lapses unless renewed. Errors are only logged (none
+    // then). Outside a transaction.
+    virtual std::vector<std::pair<config::pair, std::chrono::milliseconds>> held_elsewhere(
+        std::span<const config::pair> /*pairs*/) {
         return {};
     }
     // How long a lease lasts as written, unless renewed (PostgreSQL: five

@@ -33,13 +33,12 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 std::string pair_name(const config::pair& p) { return fmt::format("{}/{}", p.app_id, p.tld); }
 
 // Frees a concurrency slot when the pair's poll ends, however it ends (but
-// not when the frame outlived the engine that owns the channel).
-template <class Channel>
+// not when the frame outlived the engine that owns the pool).
 struct slot_guard {
-    Channel* channel;
+    slot_pool* pool;
     std::shared_ptr<bool> engine_alive;
     ~slot_guard() {
-        if (channel && *engine_alive) channel->try_receive([](boost::system::error_code) {});
+        if (pool && *engine_alive) pool->give_back();
     }
 };
 
@@ -65,8 +64,8 @@ engine::engine(net::any_io_executor executor, net::ssl::context& tls, store::syn
       make_source_(std::move(make_source)),
       current_(make_snapshot(std::move(settings), token)),
       tasks_(executor),
-      slots_(std::make_unique<net::experimental::channel<void(boost::system::error_code)>>(
-          executor, static_cast<std::size_t>(std::max(1, current_->settings.sync.concurrency)))),
+      slots_(std::make_unique<slot_pool>(executor,
+                                         static_cast<std::size_t>(std::max(1, current_->settings.sync.concurrency)))),
       health_(stored_health(store)),
       shares_work_(store.shares_work()),
       lease_renew_every_(store.lease_renew_every()),
@@ -375,16 +374,33 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
         }
     } idle_work{this, pair, alive_};
     if (polls_changed_) polls_changed_();
-    // Take a concurrency slot; waits while `sync.concurrency` pairs are fetching.
-    auto [ec] = co_await slots_->async_send(boost::system::error_code{}, use_tuple);
-    if (ec) co_return pair_status::cancelled;
-    slot_guard<std::remove_reference_t<decltype(*slots_)>> slot{slots_.get(), alive_};
-
-    // Claimed once a slot is free, not while queued for one: a pair waiting
-    // here is not held, so another daemon with room may take it.
-    if (shares_work_) {
+    slot_guard slot{nullptr, alive_};
+    if (shares_work_ && leased_elsewhere_.contains(pair)) {
+        // Another daemon held the pair when this one last looked: claimed
+        // without a slot, and polled at once when the claim succeeds. A pair
+        // taken over from a daemon that died must not wait for this daemon's
+        // own backfills to end (database.lease_ttl bounds a takeover), and a
+        // refused claim needs no slot either.
         const pair_status claimed = co_await claim(pair);
         if (claimed != pair_status::ok) co_return claimed;
+    } else {
+        // Take a concurrency slot; waits while `sync.concurrency` pairs are
+        // fetching, or until keep_leases() sees another daemon holds the pair.
+        switch (co_await slots_->take(pair)) {
+            case slot_pool::wait_result::cancelled:
+                co_return pair_status::cancelled;
+            case slot_pool::wait_result::left:
+                co_return pair_status::elsewhere;
+            case slot_pool::wait_result::taken:
+                break;
+        }
+        slot.pool = slots_.get();
+        // Claimed once a slot is free, not while queued for one: a pair
+        // waiting here is not held, so another daemon with room may take it.
+        if (shares_work_) {
+            const pair_status claimed = co_await claim(pair);
+            if (claimed != pair_status::ok) co_return claimed;
+        }
     }
     struct busy_guard {
         engine* self;
@@ -428,14 +444,18 @@ net::awaitable<pair_status> engine::claim(config::pair pair) {
                 "{}: not re-read: another daemon sharing the database polls it (it holds the pair's lease); "
                 "run resync where no daemon runs, or when this pair's daemon is stopped",
                 pair_name(pair));
-        else if (leased_elsewhere_.insert(pair).second)
-            spdlog::info("{}: polled by another daemon sharing the database (it holds the pair's lease)",
-                         pair_name(pair));
+        else
+            note_leased_elsewhere(pair);
         co_return pair_status::elsewhere;
     }
     if (leased_elsewhere_.erase(pair) > 0) spdlog::info("{}: this daemon holds the pair's lease now", pair_name(pair));
     lease_until_ms_[pair] = sent_ms + lease_span_.count();
     co_return pair_status::ok;
+}
+
+void engine::note_leased_elsewhere(const config::pair& pair) {
+    if (leased_elsewhere_.insert(pair).second)
+        spdlog::info("{}: polled by another daemon sharing the database (it holds the pair's lease)", pair_name(pair));
 }
 
 result<void> engine::still_leased(const config::pair& pair) const {
@@ -459,14 +479,31 @@ net::awaitable<void> engine::keep_leases() {
         const std::size_t total = polled_pairs().size();
         const std::int64_t sent_ms = clock_.now_ms();
         // A named lambda: GCC 12 destroys a temporary one in a co_await twice.
-        auto renew = [busy = std::move(busy), total](store::sync_store& s) -> result<std::vector<config::pair>> {
-            return s.renew_leases(busy, total);
+        using held_elsewhere = std::vector<std::pair<config::pair, std::chrono::milliseconds>>;
+        struct renewal {
+            std::vector<config::pair> held;
+            held_elsewhere queued_held_elsewhere;
         };
-        auto held = co_await writer_->call(std::move(renew));
-        if (!held || stopping_) continue;
+        auto renew = [busy = std::move(busy), total,
+                      queued = slots_->waiting()](store::sync_store& s) -> result<renewal> {
+            renewal r{s.renew_leases(busy, total), {}};
+            r.queued_held_elsewhere = s.held_elsewhere(queued);
+            return r;
+        };
+        auto renewed = co_await writer_->call(std::move(renew));
+        if (!renewed || stopping_) continue;
         // Only the renewed ones move: a pair claimed while this was on its
         // way keeps its claim's time, and one lost lapses by itself.
-        for (const auto& pair : *held) lease_until_ms_[pair] = sent_ms + lease_span_.count();
+        for (const auto& pair : renewed->held) lease_until_ms_[pair] = sent_ms + lease_span_.count();
+        // A pair queued for a slot that another daemon holds leaves the
+        // queue: it would only be refused there, and when that daemon dies
+        // the pair is to be taken over when its lease lapses (claimed then
+        // without a slot), not when this daemon's own polls end.
+        for (const auto& [pair, lapses_in] : renewed->queued_held_elsewhere) {
+            if (!slots_->leave(pair)) continue;
+            claim_again_in_[pair] = lapses_in;
+            note_leased_elsewhere(pair);
+        }
     }
 }
 

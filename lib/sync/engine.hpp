@@ -15,6 +15,7 @@
 #include "sync/concurrency_limit.hpp"
 #include "sync/fetcher.hpp"
 #include "sync/page_source.hpp"
+#include "sync/slot_pool.hpp"
 #include "sync/store_writer.hpp"
 #include "sync/sync_stats.hpp"
 #include "sync/window.hpp"
@@ -23,7 +24,6 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/ssl/context.hpp>
 
 #include <algorithm>
@@ -278,8 +278,7 @@ private:
     std::shared_ptr<const snapshot> current_;
     sync_stats stats_;
     util::task_group tasks_;
-    // Concurrency slots: a send takes a slot (waits when all are taken), a receive frees one.
-    std::unique_ptr<boost::asio::experimental::channel<void(boost::system::error_code)>> slots_;
+    std::unique_ptr<slot_pool> slots_;                  // sync.concurrency
     std::map<config::pair, std::uint64_t> pair_tasks_;  // run(): pair -> task id
     std::map<config::pair, pair_status> last_status_;
     std::map<config::pair, pair_health> health_;
@@ -297,7 +296,7 @@ private:
     std::chrono::milliseconds lease_renew_every_{10000};
     // Polls in a row that failed only because the database was busy, by pair.
     std::map<config::pair, int> busy_streak_;
-    std::set<config::pair> leased_elsewhere_;  // another daemon held them at the last try
+    std::set<config::pair> leased_elsewhere_;  // another daemon held them at the last look
     // For those: how soon its lease lapsed, as the last claim saw (0: unknown).
     std::map<config::pair, std::chrono::milliseconds> claim_again_in_;
     std::set<config::pair> claimed_busy_;  // held by this daemon and being polled now
@@ -307,6 +306,8 @@ private:
     // the pair (another daemon may poll it by now) and claims it again.
     std::map<config::pair, std::int64_t> lease_until_ms_;
     std::chrono::milliseconds lease_span_{30000};
+    // Adds `pair` to leased_elsewhere_ (logged once, when it was not there).
+    void note_leased_elsewhere(const config::pair& pair);
     // errc::database when sharing a database and `pair`'s lease may have lapsed.
     result<void> still_leased(const config::pair& pair) const;
     // The deepest offset the API accepts, as learned from a 4xx at a deeper

@@ -37,6 +37,23 @@ bool wait_for(const std::function<bool()>& condition, std::chrono::milliseconds 
     return condition();
 }
 
+// Starts `count` daemons `run`, daemon i as "d<i>" with its own token
+// token-d<i> (so that the fake API tells their requests apart).
+std::vector<std::unique_ptr<test_support::subprocess>> start_replicas(daemon_fixture& f, int count) {
+    std::vector<std::unique_ptr<test_support::subprocess>> daemons;
+    for (int i = 0; i < count; ++i)
+        daemons.push_back(f.start("run", fmt::format("d{}", i), {fmt::format("HUMAN_API_TOKEN=token-d{}", i)}));
+    return daemons;
+}
+
+// The daemon's name in sync_daemons, or "" before it has registered.
+std::string owner_of(isync::pgstore::pg_connection& conn, const test_support::subprocess& daemon) {
+    // Before the first daemon has migrated, sync_daemons does not exist.
+    if (conn.exec("SELECT to_regclass('sync_daemons') IS NULL").text(0, 0) == "t") return "";
+    auto r = conn.exec("SELECT owner FROM sync_daemons WHERE pid = $1", {std::to_string(daemon.pid())});
+    return r.rows() == 1 ? std::string(r.text(0, 0)) : std::string();
+}
+
 TEST(Replicas, ThreeDaemonsShareThePairsSurviveAKillAndAStopAndEndExact) {
     pg_test::fresh_database db;
     daemon_options o;
@@ -52,19 +69,12 @@ TEST(Replicas, ThreeDaemonsShareThePairsSurviveAKillAndAStopAndEndExact) {
     daemon_fixture f(o);
     auto conn = db.connect();
 
-    std::vector<std::unique_ptr<test_support::subprocess>> daemons;
-    for (int i = 0; i < 3; ++i)
-        daemons.push_back(f.start("run", fmt::format("d{}", i), {fmt::format("HUMAN_API_TOKEN=token-d{}", i)}));
-    const auto owner_of = [&](int i) -> std::string {
-        // Before the first daemon has migrated, sync_daemons does not exist.
-        if (conn->exec("SELECT to_regclass('sync_daemons') IS NULL").text(0, 0) == "t") return "";
-        auto r = conn->exec("SELECT owner FROM sync_daemons WHERE pid = $1", {std::to_string(daemons[i]->pid())});
-        return r.rows() == 1 ? std::string(r.text(0, 0)) : std::string();
-    };
-    ASSERT_TRUE(wait_for([&] { return !owner_of(0).empty() && !owner_of(1).empty() && !owner_of(2).empty(); }, 20s))
+    auto daemons = start_replicas(f, 3);
+    const auto owner = [&](int i) { return owner_of(*conn, *daemons[i]); };
+    ASSERT_TRUE(wait_for([&] { return !owner(0).empty() && !owner(1).empty() && !owner(2).empty(); }, 20s))
         << "the three daemons never all registered\n"
         << f.output("d0") << f.output("d1") << f.output("d2");
-    const std::string d0 = owner_of(0), d1 = owner_of(1), d2 = owner_of(2);
+    const std::string d0 = owner(0), d1 = owner(1), d2 = owner(2);
 
     // Mid-backfill: d0 has committed a slice of its own, and data is missing.
     ASSERT_TRUE(wait_for(
@@ -168,6 +178,79 @@ TEST(Replicas, ThreeDaemonsShareThePairsSurviveAKillAndAStopAndEndExact) {
                   .int64(0, 0),
               0);
     EXPECT_EQ(conn->exec("SELECT COUNT(*) FROM sync_state WHERE lease_owner IS NOT NULL").int64(0, 0), 0);
+}
+
+// A pair taken over from a daemon that died starts on the survivor at once,
+// even when the survivor's `sync.concurrency` slots are all held by its own
+// backfill: a takeover is bounded by database.lease_ttl, not by how long the
+// survivor's own polls last.
+TEST(Replicas, APairTakenOverDoesNotWaitForTheSurvivorsOwnBackfill) {
+    pg_test::fresh_database db;
+    daemon_options o;
+    o.incidents = 6'000;
+    o.pairs = 2;
+    o.concurrency = 1;
+    o.faults.delay = 200ms;  // with one request in flight, each pair's backfill lasts about 15 s
+    o.extra_api_yaml = "  max_in_flight: 1\n";
+    o.extra_sync_yaml = "  slice_incidents: 200\n";
+    o.extra_database_yaml = "  url: " + db.url() + "\n  lease_ttl: 3s\n";
+    o.other_tokens = {"token-d0", "token-d1"};
+    daemon_fixture f(o);
+    auto conn = db.connect();
+
+    auto daemons = start_replicas(f, 2);
+    const auto owner = [&](int i) { return owner_of(*conn, *daemons[i]); };
+    ASSERT_TRUE(wait_for([&] { return !owner(0).empty() && !owner(1).empty(); }, 20s))
+        << f.output("d0") << f.output("d1");
+    const std::string d0 = owner(0), d1 = owner(1);
+    // Each daemon holds one pair and has committed a slice of it.
+    const auto held_by = [&](const std::string& owner) {
+        auto r = conn->exec("SELECT app_id || '/' || tld FROM sync_state WHERE lease_owner = $1", {owner});
+        return r.rows() == 1 ? std::string(r.text(0, 0)) : std::string();
+    };
+    const auto slices_of = [&](const std::string& owner) {
+        return conn->exec("SELECT COUNT(*) FROM sync_runs WHERE daemon = $1 AND status = 'ok'", {owner}).int64(0, 0);
+    };
+    ASSERT_TRUE(wait_for(
+        [&] { return !held_by(d0).empty() && !held_by(d1).empty() && slices_of(d0) > 0 && slices_of(d1) > 0; }, 30s))
+        << f.output("d0") << f.output("d1");
+    const std::string survivors_own = held_by(d0), victims = held_by(d1);
+    const auto incidents_of = [&](const std::string& pair) {  // the fixture's pairs have distinct appIds
+        return conn->exec("SELECT COUNT(*) FROM incidents WHERE app_id = $1", {pair.substr(0, pair.find('/'))})
+            .int64(0, 0);
+    };
+    const std::int64_t own_total = [&] {
+        std::int64_t n = 0;
+        f.server().with_dataset([&](const fake_api::dataset& data) {
+            const auto slash = survivors_own.find('/');
+            const auto own = data.pair_index(survivors_own.substr(0, slash), survivors_own.substr(slash + 1));
+            for (std::size_t i = 0; i < data.size(); ++i) n += own && data.pair_of(i) == *own ? 1 : 0;
+        });
+        return n;
+    }();
+    ASSERT_GT(own_total, 0);
+    ASSERT_LT(incidents_of(survivors_own), own_total) << "the survivor's own backfill ended too soon";
+
+    daemons[1]->signal(SIGKILL);
+    ASSERT_TRUE(daemons[1]->wait(10s).has_value());
+    const std::string killed_at = std::string(conn->exec("SELECT now()").text(0, 0));
+    ASSERT_TRUE(wait_for(
+        [&] {
+            return conn->exec(
+                           "SELECT COUNT(*) FROM sync_runs WHERE daemon = $1 AND status = 'ok' AND "
+                           "app_id || '/' || tld = $2 AND finished_at > $3",
+                           {d0, victims, killed_at})
+                       .int64(0, 0) > 0;
+        },
+        60s))
+        << f.output("d0");
+    // The survivor's own backfill, which holds its only slot, is still going.
+    EXPECT_LT(incidents_of(survivors_own), own_total) << "the takeover waited for the survivor's own backfill";
+    daemons[0]->signal(SIGTERM);
+    const auto code = daemons[0]->wait(15s);
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 0) << f.output("d0");
+    EXPECT_EQ(f.server().stats().pair_overlaps, 0u);
 }
 
 }  // namespace

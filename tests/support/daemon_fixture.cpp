@@ -66,7 +66,7 @@ void daemon_fixture::write_config() {
         "  interval: {}\n"
         "  initial_lookback: 3d\n"
         "  settle: 0s\n"
-        "  concurrency: 2\n"
+        "  concurrency: {}\n"
         "{}"
         "  pairs:\n{}"
         "database:\n"
@@ -79,8 +79,8 @@ void daemon_fixture::write_config() {
         "metrics:\n"
         "  listen: 127.0.0.1:0\n",
         server_->base_url(), token_path(), dir_.file("ca.pem"), options_.extra_api_yaml, options_.interval,
-        options_.extra_sync_yaml, pairs, db_path(), options_.busy_timeout, options_.extra_database_yaml,
-        options_.log_level, options_.log_format);
+        options_.concurrency, options_.extra_sync_yaml, pairs, db_path(), options_.busy_timeout,
+        options_.extra_database_yaml, options_.log_level, options_.log_format);
     std::ofstream out(config_path(), std::ios::trunc);
     out << yaml;
 }

@@ -27,6 +27,7 @@ struct daemon_options {
     std::string log_level = "info";
     std::string log_format = "text";
     std::string interval = "1s";
+    int concurrency = 2;                      // sync.concurrency
     std::string token = "test-token";         // the token the fake API accepts
     std::vector<std::string> other_tokens{};  // accepted too (replicas, each with its own, via HUMAN_API_TOKEN)
     std::vector<std::string> unauthorized_app_ids{};
