@@ -110,9 +110,12 @@ public:
 
     // Where it is connected, for messages: "user@host:port/dbname".
     const std::string& description() const { return description_; }
-    // Whether the connection is still usable; reconnect() tries once.
+    // Whether the connection is still usable; reconnect() tries once, and
+    // sets up the new session as set_session() did this one.
     bool broken() const { return pq().status(conn_) != CONNECTION_OK; }
     bool reconnect();
+    // Runs a session setting (a SET statement) now and after every reconnect.
+    void set_session(std::string statement);
     // Any thread: asks the server to cancel the statement running now.
     void cancel() noexcept;
 
@@ -131,6 +134,7 @@ private:
     std::string description_;
     std::unordered_map<std::string, std::string> prepared_;  // SQL -> statement name, on this connection
     std::vector<statement> deferred_;
+    std::vector<std::string> session_settings_;  // set_session(), in order
     std::int64_t round_trips_ = 0;
     std::mutex cancel_mutex_;
     PGcancel* cancel_ = nullptr;

@@ -31,7 +31,8 @@ result<std::unique_ptr<pg_store>> pg_store::open(const connect_options& options)
         // A transaction left open longer than a lease lasts (the process stopped,
         // SIGSTOP, a debugger) is ended by the server, so the lease row it
         // locks cannot keep the pair from the daemon that takes it over.
-        (*conn)->exec(fmt::format("SET idle_in_transaction_session_timeout = {}", (options.lease_ttl * 5 / 6).count()));
+        (*conn)->set_session(
+            fmt::format("SET idle_in_transaction_session_timeout = {}", (options.lease_ttl * 5 / 6).count()));
     } catch (const std::exception& e) {
         return pg_error(e, (*conn)->description(), "setting up the session", false);
     }
