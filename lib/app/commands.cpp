@@ -342,6 +342,7 @@ int sync_with(const arguments& args, result<config::config> cfg, bool once, std:
         }
         database_text =
             fmt::format("PostgreSQL {} (password from {})", (*opened)->description(), target->password_source);
+        (*opened)->defer_indexes_while_empty();
         install_crash_hook(**opened);
         store = std::move(*opened);
     } else {

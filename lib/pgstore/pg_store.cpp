@@ -1,6 +1,7 @@
 #include "pgstore/pg_store.hpp"
 
 #include "pgstore/pg_array.hpp"
+#include "pgstore/pg_reader_indexes.hpp"
 #include "pgstore/pg_schema.hpp"
 #include "util/timestamp.hpp"
 
@@ -359,6 +360,16 @@ void pg_store::give_up(const config::pair& pair) {
     if (epochs_.erase(pair) > 0)
         spdlog::info("{}/{}: lease given up: this daemon holds its share of the pairs; another takes it", pair.app_id,
                      pair.tld);
+}
+
+void pg_store::on_idle() {
+    if (conn_->broken() && !conn_->reconnect()) return;
+    build_missing_pg_reader_indexes(*conn_);
+}
+
+void pg_store::defer_indexes_while_empty() {
+    if (conn_->broken() && !conn_->reconnect()) return;
+    defer_pg_reader_indexes_while_empty(*conn_);
 }
 
 result<bool> pg_store::claim_pair(const config::pair& pair, std::size_t pairs_total) {

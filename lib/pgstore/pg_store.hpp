@@ -6,6 +6,7 @@
 //   pg_connection.hpp      the connection, statements, errors
 //   pg_incident_writer.hpp incidents, scripts and child rows, a batch at a time
 //   pg_schema.hpp          migrations from schema/postgresql/
+//   pg_reader_indexes.hpp  the indexes a first backfill builds at its end
 
 #include "pgstore/pg_connection.hpp"
 #include "pgstore/pg_incident_writer.hpp"
@@ -43,7 +44,12 @@ public:
                                 bool auth_failure) override;
     result<std::optional<std::int64_t>> watermark(const config::pair& pair) override;
     result<std::vector<store::stored_pair_state>> sync_states() override;
-    void on_idle() override {}  // PostgreSQL's autovacuum does what SQLite's idle work does
+    // Idle: builds the reader indexes a first backfill left out
+    // (pg_reader_indexes.hpp); autovacuum does the rest of SQLite's idle work.
+    void on_idle() override;
+    // On a database without incidents, drops the reader indexes until the
+    // first backfill is done (pg_reader_indexes.hpp). For `run` and `once`.
+    void defer_indexes_while_empty();
     void interrupt_waits() noexcept override;
 
     // Leases (schema/postgresql/002_leases.sql): each pair is polled by the

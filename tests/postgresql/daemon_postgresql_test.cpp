@@ -3,6 +3,7 @@
 // never appears in any output, at trace, on the success and error paths.
 
 #include "app/arguments.hpp"
+#include "pgstore/pg_reader_indexes.hpp"
 #include "pgstore/pg_schema.hpp"
 #include "pgstore/pg_store.hpp"
 #include "postgresql/pg_test_server.hpp"
@@ -61,6 +62,10 @@ TEST(DaemonOnPostgresql, OnceSyncsEveryPairAndStatusAndCheckConfigReadIt) {
     EXPECT_EQ(conn->exec("SELECT COUNT(*) FROM incidents").int64(0, 0), 2'000);
     EXPECT_EQ(conn->exec("SELECT COUNT(*) FROM sync_state WHERE watermark_ms IS NOT NULL").int64(0, 0), 2);
     EXPECT_EQ(conn->exec("SELECT COUNT(*) FROM sync_runs WHERE status <> 'ok'").int64(0, 0), 0);
+    // The reader indexes the first backfill left out were built before it exited.
+    EXPECT_TRUE(isync::pgstore::missing_pg_deferred_indexes(*conn).empty());
+    EXPECT_TRUE(test_support::read_file(f.dir().path() / "once.stderr").find("reader index") != std::string::npos)
+        << f.output("once");
 
     ASSERT_EQ(f.run("status", "status", {"--json"}), 0) << f.output("status");
     rapidjson::Document doc;
