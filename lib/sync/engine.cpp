@@ -64,6 +64,7 @@ engine::engine(net::any_io_executor executor, net::ssl::context& tls, store::syn
       make_source_(std::move(make_source)),
       current_(make_snapshot(std::move(settings), token)),
       tasks_(executor),
+      lease_keeper_(executor),
       slots_(std::make_unique<slot_pool>(executor,
                                          static_cast<std::size_t>(std::max(1, current_->settings.sync.concurrency)))),
       health_(stored_health(store)),
@@ -715,9 +716,14 @@ void engine::spawn_single_poll(const config::pair& pair) {
 net::awaitable<bool> engine::run_once() {
     single_pass_ = std::make_shared<single_pass>();
     discovery_failed_ = false;
+    // Leases are renewed through the pass as in run(): a backfill may last
+    // longer than one lease.
+    if (shares_work_) lease_keeper_.spawn("leases", keep_leases());
     for (const auto& pair : polled_pairs()) spawn_single_poll(pair);
     if (current_->settings.sync.discover) tasks_.spawn("discovery", discover_for_single_pass());
     co_await tasks_.wait_all();
+    lease_keeper_.cancel_all();
+    co_await lease_keeper_.wait_all();
     const auto pass = std::move(single_pass_);
     bool all_ok = !discovery_failed_ && pass->results.size() == pass->started.size();
     // A pair another daemon polls is not this pass's to poll; but a resync
@@ -785,6 +791,7 @@ engine::~engine() { *alive_ = false; }
 void engine::stop() {
     stopping_ = true;
     tasks_.cancel_all();
+    lease_keeper_.cancel_all();
 }
 
 net::awaitable<void> engine::drain() {
@@ -795,6 +802,7 @@ void engine::interrupt_writes() {
     stopping_ = true;
     writer_->interrupt();
     tasks_.cancel_all();
+    lease_keeper_.cancel_all();
 }
 
 void engine::reconfigure(engine_settings settings, config::secret token) {

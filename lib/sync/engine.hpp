@@ -278,6 +278,8 @@ private:
     std::shared_ptr<const snapshot> current_;
     sync_stats stats_;
     util::task_group tasks_;
+    // run_once(): keep_leases(), which runs until the pass's polls are done.
+    util::task_group lease_keeper_;
     std::unique_ptr<slot_pool> slots_;                  // sync.concurrency
     std::map<config::pair, std::uint64_t> pair_tasks_;  // run(): pair -> task id
     std::map<config::pair, pair_status> last_status_;

@@ -21,6 +21,7 @@
 
 using test_support::daemon_fixture;
 using test_support::daemon_options;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -156,6 +157,26 @@ TEST(DaemonOnPostgresql, APasswordInTheUrlOrAnOpenPasswordFileIsRefused) {
     write_password_file(g, pg_test::password_role_password(), 0644);
     EXPECT_EQ(g.run("once", "open"), isync::app::exit_config);
     EXPECT_NE(g.output("open").find("chmod 600"), std::string::npos) << g.output("open");
+}
+
+// `once` renews its leases as `run` does: a backfill that lasts longer than
+// a lease (here about 4 s against 2.5 s) completes instead of stopping when
+// the daemon's own clock says the lease may have lapsed.
+TEST(DaemonOnPostgresql, OnceRenewsItsLeasesThroughABackfillLongerThanALease) {
+    pg_test::fresh_database db;
+    daemon_options o;
+    o.pairs = 1;
+    o.faults.delay = 100ms;                     // 40 pages, one at a time: about 4 s
+    o.extra_api_yaml = "  max_in_flight: 1\n";  // longer than the lease below lasts
+    o.extra_database_yaml = "  url: " + db.url() + "\n  lease_ttl: 3s\n";
+    daemon_fixture f(o);
+    const auto started = std::chrono::steady_clock::now();
+    ASSERT_EQ(f.run("once", "once"), 0) << f.output("once");
+    ASSERT_GT(std::chrono::steady_clock::now() - started, 3s) << "the backfill did not outlast a lease";
+    auto conn = db.connect();
+    EXPECT_EQ(conn->exec("SELECT COUNT(*) FROM incidents").int64(0, 0), 2'000);
+    EXPECT_EQ(conn->exec("SELECT COUNT(*) FROM sync_runs WHERE status <> 'ok'").int64(0, 0), 0);
+    EXPECT_EQ(conn->exec("SELECT COUNT(*) FROM sync_state WHERE lease_owner IS NOT NULL").int64(0, 0), 0);
 }
 
 }  // namespace
