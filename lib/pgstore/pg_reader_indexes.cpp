@@ -38,7 +38,7 @@ bool with_lock(pg_connection& conn, Body body) {
 
 }  // namespace
 
-const std::array<pg_deferred_index, 6> pg_deferred_indexes{{
+const std::array<store::deferred_index, 6> pg_deferred_indexes{{
     {"incidents_by_pair_last_seen",
      "CREATE INDEX incidents_by_pair_last_seen ON incidents(app_id, host_domain, last_seen)"},
     {"incidents_by_last_seen", "CREATE INDEX incidents_by_last_seen ON incidents(last_seen)"},
@@ -50,11 +50,11 @@ const std::array<pg_deferred_index, 6> pg_deferred_indexes{{
      "incident_last_seen)"},
 }};
 
-std::vector<pg_deferred_index> missing_pg_deferred_indexes(pg_connection& conn) {
+std::vector<store::deferred_index> missing_pg_deferred_indexes(pg_connection& conn) {
     auto r = conn.exec(
         "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
         "AND tablename IN ('incidents', 'vulnerability_ids')");
-    std::vector<pg_deferred_index> missing;
+    std::vector<store::deferred_index> missing;
     for (const auto& index : pg_deferred_indexes) {
         bool present = false;
         for (int i = 0; i < r.rows() && !present; ++i) present = r.text(i, 0) == index.name;
@@ -68,14 +68,8 @@ int defer_pg_reader_indexes_while_empty(pg_connection& conn) {
     try {
         with_lock(conn, [&] {
             if (conn.exec("SELECT EXISTS (SELECT 1 FROM incidents)").text(0, 0) == "t") return;
-            const auto missing = missing_pg_deferred_indexes(conn);
-            for (const auto& index : pg_deferred_indexes) {
-                bool gone = false;
-                for (const auto& m : missing) gone = gone || m.name == index.name;
-                if (gone) continue;
-                conn.exec(fmt::format("DROP INDEX IF EXISTS {}", index.name));
-                ++dropped;
-            }
+            dropped = static_cast<int>(pg_deferred_indexes.size() - missing_pg_deferred_indexes(conn).size());
+            for (const auto& index : pg_deferred_indexes) conn.exec(fmt::format("DROP INDEX IF EXISTS {}", index.name));
         });
         if (dropped > 0)
             spdlog::info(
@@ -95,10 +89,9 @@ int build_missing_pg_reader_indexes(pg_connection& conn) {
         int built = 0;
         const auto started = std::chrono::steady_clock::now();
         const bool ours = with_lock(conn, [&] {
+            // Looked up again under the lock: another daemon may have built them meanwhile.
             for (const auto& index : missing_pg_deferred_indexes(conn)) {
-                // IF NOT EXISTS: the name is the schema's, whoever made it.
-                conn.exec(std::string("CREATE INDEX IF NOT EXISTS ") +
-                          std::string(index.definition.substr(std::string_view("CREATE INDEX ").size())));
+                conn.exec(std::string(index.definition));
                 ++built;
             }
         });

@@ -10,23 +10,17 @@
 // never interleave, and one daemon builds while the others skip.
 
 #include "pgstore/pg_connection.hpp"
+#include "store/deferred_index.hpp"
 
 #include <array>
-#include <string_view>
 #include <vector>
 
 namespace isync::pgstore {
 
-// `definition` is the schema's own CREATE INDEX statement (a test holds the
-// two equal).
-struct pg_deferred_index {
-    std::string_view name;
-    std::string_view definition;
-};
-extern const std::array<pg_deferred_index, 6> pg_deferred_indexes;
+extern const std::array<store::deferred_index, 6> pg_deferred_indexes;
 
 // Those of pg_deferred_indexes the database lacks (throws like any statement).
-std::vector<pg_deferred_index> missing_pg_deferred_indexes(pg_connection& conn);
+std::vector<store::deferred_index> missing_pg_deferred_indexes(pg_connection& conn);
 
 // Outside a transaction. When the database holds no incident, drops the
 // deferred indexes; returns how many it dropped. Errors are only logged: all

@@ -33,7 +33,7 @@ result<std::unique_ptr<pg_store>> pg_store::open(const connect_options& options)
         // SIGSTOP, a debugger) is ended by the server, so the lease row it
         // locks cannot keep the pair from the daemon that takes it over.
         (*conn)->set_session(
-            fmt::format("SET idle_in_transaction_session_timeout = {}", (options.lease_ttl * 5 / 6).count()));
+            fmt::format("SET idle_in_transaction_session_timeout = {}", lease_span_of(options.lease_ttl).count()));
     } catch (const std::exception& e) {
         return pg_error(e, (*conn)->description(), "setting up the session", false);
     }
@@ -57,7 +57,7 @@ pg_store::pg_store(std::unique_ptr<pg_connection> conn, std::chrono::millisecond
     : conn_(std::move(conn)),
       writer_(*conn_),
       lease_ttl_(lease_ttl),
-      lease_span_(lease_ttl * 5 / 6),
+      lease_span_(lease_span_of(lease_ttl)),
       leasing_(leasing) {
     std::array<char, 256> host{};
     ::gethostname(host.data(), host.size() - 1);
@@ -88,8 +88,7 @@ result<void> pg_store::begin() {
         step("begin");
         // A connection the server or the network dropped since the last
         // transaction: one reconnect, then the error (the slice is retried).
-        if (conn_->broken() && !conn_->reconnect())
-            throw pg_exception("the connection is lost and reconnecting failed", "08006");
+        ensure_connected();
         // Sent with the transaction's first statement.
         conn_->defer({"BEGIN", {}});
         in_transaction_ = true;
@@ -258,8 +257,7 @@ result<void> pg_store::record_failure(const store::slice_report& report, std::st
     const std::string now_text = util::format_iso8601_ms(now_ms);
     const std::string error_copy(error_text);
     try {
-        if (conn_->broken() && !conn_->reconnect())
-            throw pg_exception("the connection is lost and reconnecting failed", "08006");
+        ensure_connected();
         conn_->defer({"BEGIN", {}});
         in_transaction_ = true;
         if (report.moves_watermark)  // a resync's failure leaves the pair's own state alone
@@ -362,20 +360,25 @@ void pg_store::give_up(const config::pair& pair) {
                      pair.tld);
 }
 
+bool pg_store::connected() { return !conn_->broken() || conn_->reconnect(); }
+
+void pg_store::ensure_connected() {
+    if (!connected()) throw pg_exception("the connection is lost and reconnecting failed", "08006");
+}
+
 void pg_store::on_idle() {
-    if (conn_->broken() && !conn_->reconnect()) return;
+    if (!connected()) return;
     build_missing_pg_reader_indexes(*conn_);
 }
 
 void pg_store::defer_indexes_while_empty() {
-    if (conn_->broken() && !conn_->reconnect()) return;
+    if (!connected()) return;
     defer_pg_reader_indexes_while_empty(*conn_);
 }
 
 result<bool> pg_store::claim_pair(const config::pair& pair, std::size_t pairs_total) {
     try {
-        if (conn_->broken() && !conn_->reconnect())
-            throw pg_exception("the connection is lost and reconnecting failed", "08006");
+        ensure_connected();
         const auto [alive, held, next_lapse] = heartbeat(&pair);
         const auto share = (static_cast<std::int64_t>(std::max<std::size_t>(1, pairs_total)) + alive - 1) / alive;
         claim_again_in_ = std::chrono::milliseconds(0);
@@ -437,7 +440,7 @@ std::vector<config::pair> pg_store::renew_leases(std::span<const config::pair> b
         return out;
     };
     try {
-        if (conn_->broken() && !conn_->reconnect()) return {};
+        if (!connected()) return {};
         const auto seen = heartbeat(nullptr);
         const auto alive = seen.alive, held = seen.held;
         const auto share = (static_cast<std::int64_t>(std::max<std::size_t>(1, pairs_total)) + alive - 1) / alive;
@@ -481,7 +484,7 @@ std::vector<std::pair<config::pair, std::chrono::milliseconds>> pg_store::held_e
     std::vector<std::pair<config::pair, std::chrono::milliseconds>> out;
     if (pairs.empty()) return out;
     try {
-        if (conn_->broken() && !conn_->reconnect()) return out;
+        if (!connected()) return out;
         // Every live lease another daemon holds (one row per pair: few).
         auto r = conn_->exec(
             "SELECT app_id, tld, GREATEST(0, (extract(epoch FROM lease_expires_at - now()) * 1000)::bigint) "

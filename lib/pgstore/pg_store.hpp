@@ -113,6 +113,13 @@ private:
     bool in_transaction_ = false;
     std::atomic<bool> stopping_{false};
     std::function<void(std::string_view)> step_hook_;
+    // A lease's length as written: five sixths of database.lease_ttl.
+    static std::chrono::milliseconds lease_span_of(std::chrono::milliseconds lease_ttl) { return lease_ttl * 5 / 6; }
+    // Whether the connection is usable, after one reconnect if the server or
+    // the network dropped it; ensure_connected() throws (SQLSTATE 08006) if not.
+    bool connected();
+    void ensure_connected();
+
     std::chrono::milliseconds lease_ttl_;   // database.lease_ttl
     std::chrono::milliseconds lease_span_;  // a lease's length as written (lease_span())
     std::chrono::milliseconds claim_again_in_{0};

@@ -5,6 +5,8 @@
 // it. Their keys start with CVE ids or packages, which arrive in random order,
 // so keeping them up per row touches a random leaf per row.
 
+#include "store/deferred_index.hpp"
+
 #include <SQLiteCpp/Database.h>
 
 #include <array>
@@ -14,12 +16,6 @@
 
 namespace isync::store {
 
-// An index that a bulk load builds at its end; `definition` is the schema's
-// own CREATE INDEX statement (a test holds the two equal).
-struct deferred_index {
-    std::string_view name;
-    std::string_view definition;
-};
 // vulnerability_ids_by_id: CVE ids arrive in random order, so maintaining it
 // row by row touched a random leaf per row (a 100k backfill: 17% of its time;
 // building it at the end: 0.07 s). vulnerability_ids_by_package (schema 004,

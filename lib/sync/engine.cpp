@@ -375,16 +375,13 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
         }
     } idle_work{this, pair, alive_};
     if (polls_changed_) polls_changed_();
+    // A pair another daemon held when this one last looked is claimed
+    // without a slot, and polled at once when the claim succeeds: a pair
+    // taken over from a daemon that died must not wait for this daemon's own
+    // backfills to end (database.lease_ttl bounds a takeover), and a refused
+    // claim needs no slot either.
     slot_guard slot{nullptr, alive_};
-    if (shares_work_ && leased_elsewhere_.contains(pair)) {
-        // Another daemon held the pair when this one last looked: claimed
-        // without a slot, and polled at once when the claim succeeds. A pair
-        // taken over from a daemon that died must not wait for this daemon's
-        // own backfills to end (database.lease_ttl bounds a takeover), and a
-        // refused claim needs no slot either.
-        const pair_status claimed = co_await claim(pair);
-        if (claimed != pair_status::ok) co_return claimed;
-    } else {
+    if (!(shares_work_ && leased_elsewhere_.contains(pair))) {
         // Take a concurrency slot; waits while `sync.concurrency` pairs are
         // fetching, or until keep_leases() sees another daemon holds the pair.
         switch (co_await slots_->take(pair)) {
@@ -396,12 +393,12 @@ net::awaitable<pair_status> engine::sync_pair(config::pair pair) {
                 break;
         }
         slot.pool = slots_.get();
-        // Claimed once a slot is free, not while queued for one: a pair
-        // waiting here is not held, so another daemon with room may take it.
-        if (shares_work_) {
-            const pair_status claimed = co_await claim(pair);
-            if (claimed != pair_status::ok) co_return claimed;
-        }
+    }
+    // Claimed once a slot is free, not while queued for one: a pair waiting
+    // for a slot is not held, so another daemon with room may take it.
+    if (shares_work_) {
+        const pair_status claimed = co_await claim(pair);
+        if (claimed != pair_status::ok) co_return claimed;
     }
     struct busy_guard {
         engine* self;
@@ -716,14 +713,9 @@ void engine::spawn_single_poll(const config::pair& pair) {
 net::awaitable<bool> engine::run_once() {
     single_pass_ = std::make_shared<single_pass>();
     discovery_failed_ = false;
-    // Leases are renewed through the pass as in run(): a backfill may last
-    // longer than one lease.
-    if (shares_work_) lease_keeper_.spawn("leases", keep_leases());
     for (const auto& pair : polled_pairs()) spawn_single_poll(pair);
     if (current_->settings.sync.discover) tasks_.spawn("discovery", discover_for_single_pass());
-    co_await tasks_.wait_all();
-    lease_keeper_.cancel_all();
-    co_await lease_keeper_.wait_all();
+    co_await polls_with_leases_kept();
     const auto pass = std::move(single_pass_);
     bool all_ok = !discovery_failed_ && pass->results.size() == pass->started.size();
     // A pair another daemon polls is not this pass's to poll; but a resync
@@ -768,9 +760,16 @@ void engine::start_pair_loop(const config::pair& pair) {
 net::awaitable<void> engine::run() {
     polling_forever_ = true;
     for (const auto& pair : polled_pairs()) start_pair_loop(pair);
-    if (shares_work_) tasks_.spawn("leases", keep_leases());
     restart_discovery();
+    co_await polls_with_leases_kept();
+}
+
+net::awaitable<void> engine::polls_with_leases_kept() {
+    // A single pass's backfill may last longer than one lease, like run().
+    if (shares_work_) lease_keeper_.spawn("leases", keep_leases());
     co_await tasks_.wait_all();
+    lease_keeper_.cancel_all();
+    co_await lease_keeper_.wait_all();
 }
 
 std::map<config::pair, pair_health> engine::health() const {

@@ -278,7 +278,7 @@ private:
     std::shared_ptr<const snapshot> current_;
     sync_stats stats_;
     util::task_group tasks_;
-    // run_once(): keep_leases(), which runs until the pass's polls are done.
+    // keep_leases(), while the polls in tasks_ run (polls_with_leases_kept()).
     util::task_group lease_keeper_;
     std::unique_ptr<slot_pool> slots_;                  // sync.concurrency
     std::map<config::pair, std::uint64_t> pair_tasks_;  // run(): pair -> task id
@@ -308,6 +308,9 @@ private:
     // the pair (another daemon may poll it by now) and claims it again.
     std::map<config::pair, std::int64_t> lease_until_ms_;
     std::chrono::milliseconds lease_span_{30000};
+    // Waits for every task in tasks_, renewing the leases meanwhile when
+    // sharing a database (run() and run_once()).
+    boost::asio::awaitable<void> polls_with_leases_kept();
     // Adds `pair` to leased_elsewhere_ (logged once, when it was not there).
     void note_leased_elsewhere(const config::pair& pair);
     // errc::database when sharing a database and `pair`'s lease may have lapsed.
