@@ -54,13 +54,16 @@ struct options {
     fs::path dir = fs::temp_directory_path();
     std::uint64_t seed = 1;
     std::vector<std::string> sql;  // store: run after each open, e.g. "PRAGMA cache_size=-65536"
+    std::int64_t batch = 0;        // store: incidents per transaction; 0: as the daemon's writer
 };
 
 std::string usage() {
     return "usage: incident-bench parse [--incidents N] [--pairs P] [--page-size S] [--repeat R] [--seed X]\n"
            "       incident-bench store [--incidents N] [--pairs P] [--page-size S] [--repeat R] [--seed X]\n"
            "                            [--mode fresh|unchanged|changed10|all] [--dir DIR] [--sql STATEMENT]...\n"
+           "                            [--batch INCIDENTS]\n"
            "--sql runs a statement after each open of the database (a pragma, DROP INDEX, ...) to try a lever.\n"
+           "--batch sets the incidents written per transaction (default: the daemon writer's).\n"
            "Prints `metric<TAB>value` lines (medians over R runs) on stdout, each run on stderr.\n";
 }
 
@@ -99,6 +102,8 @@ options parse_args(int argc, char** argv) {
             o.dir = value;
         else if (flag == "--sql")
             o.sql.emplace_back(value);
+        else if (flag == "--batch")
+            o.batch = static_cast<std::int64_t>(parse_count(flag, value));
         else if (flag == "--mode") {
             o.mode = value;
             if (o.mode != "fresh" && o.mode != "unchanged" && o.mode != "changed10" && o.mode != "all")
@@ -316,7 +321,7 @@ void change_every_tenth(isync::model::page& page, std::size_t& ordinal) {
 // as each `incident-syncd once` opens it; `extra_sql` runs right after opening
 // (to try a pragma or an index change without rebuilding the store).
 pass_result store_pass(const fs::path& path, const workload& w, bool change_tenth, std::int64_t now_ms,
-                       const std::vector<std::string>& extra_sql) {
+                       const std::vector<std::string>& extra_sql, std::int64_t batch) {
     auto db = isync::store::open_database({.path = path.string()});
     if (!db) throw std::runtime_error(db.error().message);
     SQLite::Database& database = **db;
@@ -336,7 +341,7 @@ pass_result store_pass(const fs::path& path, const workload& w, bool change_tent
     // Pages are grouped into transactions as the daemon's writer thread groups
     // them while it is the bottleneck: commit once a transaction holds
     // writer_limits' incidents written, and at the end.
-    const std::int64_t batch_limit = isync::sync::writer_limits{}.max_batch_incidents;
+    const std::int64_t batch_limit = batch > 0 ? batch : isync::sync::writer_limits{}.max_batch_incidents;
     std::int64_t in_batch = 0;
     for (std::size_t i = 0; i < w.pages.size(); ++i) {
         auto page = parse_or_throw(w.pages[i]);
@@ -382,7 +387,7 @@ int run_store(const options& o) {
         remove_database(path);
         std::int64_t now_ms = 1'700'000'000'000;  // each pass a minute later: last_synced_at moves
         auto pass = [&](const std::string& mode, bool change_tenth, bool timed) {
-            const auto result = store_pass(path, w, change_tenth, now_ms += 60'000, o.sql);
+            const auto result = store_pass(path, w, change_tenth, now_ms += 60'000, o.sql, o.batch);
             if (!timed) return;
             std::fprintf(stderr,
                          "store %s run %zu: %zu incidents in %.3f s (%.3f s CPU, %.3f s checkpointing): "

@@ -62,6 +62,8 @@ void load_once() {
     ok &= resolve(lib, "PQpipelineSync", api.pipeline_sync);
     ok &= resolve(lib, "PQsendQueryPrepared", api.send_query_prepared);
     ok &= resolve(lib, "PQsendQueryParams", api.send_query_params);
+    ok &= resolve(lib, "PQsendPrepare", api.send_prepare);
+    ok &= resolve(lib, "PQflush", api.flush);
     ok &= resolve(lib, "PQtransactionStatus", api.transaction_status);
     ok &= resolve(lib, "PQsetNoticeProcessor", api.set_notice_processor);
     ok &= resolve(lib, "PQgetResult", api.get_result);

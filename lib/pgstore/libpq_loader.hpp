@@ -44,6 +44,8 @@ struct libpq_api {
     decltype(&::PQpipelineSync) pipeline_sync;
     decltype(&::PQsendQueryPrepared) send_query_prepared;
     decltype(&::PQsendQueryParams) send_query_params;
+    decltype(&::PQsendPrepare) send_prepare;
+    decltype(&::PQflush) flush;
     decltype(&::PQtransactionStatus) transaction_status;
     decltype(&::PQsetNoticeProcessor) set_notice_processor;
     decltype(&::PQgetResult) get_result;

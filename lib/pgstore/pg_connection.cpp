@@ -128,6 +128,7 @@ pg_connection::~pg_connection() {
 }
 
 bool pg_connection::reconnect() {
+    sent_.clear();  // the old session's pipeline went with it
     pq().reset(conn_);
     prepared_.clear();  // a new session has none
     std::lock_guard lock(cancel_mutex_);
@@ -155,7 +156,7 @@ void pg_connection::cancel() noexcept {
 }
 
 pg_result pg_connection::exec(const std::string& sql) {
-    if (!deferred_.empty()) return exec_after_deferred({sql, {}});
+    if (!sent_.empty()) return exec(sql, params{});
     ++round_trips_;
     PGresult* r = pq().exec(conn_, sql.c_str());
     const auto status = pq().result_status(r);
@@ -164,7 +165,19 @@ pg_result pg_connection::exec(const std::string& sql) {
 }
 
 pg_result pg_connection::exec(const std::string& sql, const params& values) {
-    if (!deferred_.empty()) return exec_after_deferred({sql, values});
+    if (!sent_.empty()) {
+        // The last statement of the pipeline: the one round trip for all.
+        send({sql, values});
+        ++round_trips_;
+        auto ended = end_pipeline();
+        auto sent = std::move(sent_);
+        sent_.clear();
+        if (ended.first_failure) fail(ended.first_failure, sent[ended.failed_at].sql);
+        if (!ended.complete) fail(nullptr, sql);
+        for (std::size_t i = 0; i < sent.size(); ++i)
+            if (sent[i].check) sent[i].check(ended.results[i]);
+        return std::move(ended.results.back());
+    }
     std::vector<const char*> raw;
     raw.reserve(values.size());
     for (const auto& v : values) raw.push_back(v ? v->c_str() : nullptr);
@@ -180,7 +193,7 @@ pg_result pg_connection::exec(const std::string& sql, const params& values) {
 const std::string& pg_connection::prepared_name(const std::string& sql, int n_params) {
     auto name = prepared_.find(sql);
     if (name == prepared_.end()) {
-        const std::string fresh = "isync_" + std::to_string(prepared_.size());
+        const std::string fresh = "isync_" + std::to_string(names_made_++);
         PGresult* p = pq().prepare(conn_, fresh.c_str(), sql.c_str(), n_params, nullptr);
         if (pq().result_status(p) != PGRES_COMMAND_OK) fail(p, sql);
         pq().clear(p);
@@ -191,66 +204,96 @@ const std::string& pg_connection::prepared_name(const std::string& sql, int n_pa
 
 bool pg_connection::transaction_open() const { return pq().transaction_status(conn_) != PQTRANS_IDLE; }
 
-pg_result pg_connection::exec_after_deferred(statement last) {
-    auto batch = std::move(deferred_);
-    deferred_.clear();
-    batch.push_back(std::move(last));
-    return run_pipeline(std::move(batch));
+void pg_connection::defer(statement s) { send(std::move(s)); }
+
+void pg_connection::send(statement s) {
+    if (sent_.empty() && pq().enter_pipeline_mode(conn_) != 1) fail(nullptr, s.sql);
+    std::vector<const char*> raw;
+    raw.reserve(s.values.size());
+    for (const auto& v : s.values) raw.push_back(v ? v->c_str() : nullptr);
+    bool sent = true;
+    if (raw.empty()) {
+        // BEGIN, COMMIT, a SET: unprepared.
+        sent = pq().send_query_params(conn_, s.sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+    } else {
+        auto name = prepared_.find(s.sql);
+        if (name == prepared_.end()) {
+            // First use on this connection: prepared in the pipeline, ahead of
+            // its first execution (a synchronous prepare is not allowed here).
+            const std::string fresh = "isync_" + std::to_string(names_made_++);
+            sent = pq().send_prepare(conn_, fresh.c_str(), s.sql.c_str(), static_cast<int>(raw.size()), nullptr) == 1;
+            if (sent) {
+                name = prepared_.emplace(s.sql, fresh).first;
+                sent_.push_back({s.sql, {}, s.sql});
+            }
+        }
+        sent = sent && pq().send_query_prepared(conn_, name->second.c_str(), static_cast<int>(raw.size()), raw.data(),
+                                                nullptr, nullptr, 0) == 1;
+    }
+    if (!sent) {
+        if (sent_.empty()) pq().exit_pipeline_mode(conn_);
+        fail(nullptr, s.sql);
+    }
+    sent_.push_back({std::move(s.sql), std::move(s.check), {}});
+    // Out to the server now, so that it runs while the caller goes on. A
+    // blocking flush also reads what the server sends meanwhile, so neither
+    // side can stall the other on full socket buffers.
+    if (pq().flush(conn_) != 0) fail(nullptr, sent_.back().sql);
 }
 
-pg_result pg_connection::run_pipeline(std::vector<statement> batch) {
-    // Prepared before the pipeline starts (only a connection's first batches
-    // prepare). Statements without parameters (BEGIN, COMMIT) go unprepared.
-    std::vector<const std::string*> names;
-    for (const auto& st : batch)
-        names.push_back(st.values.empty() ? nullptr : &prepared_name(st.sql, static_cast<int>(st.values.size())));
-    if (pq().enter_pipeline_mode(conn_) != 1) fail(nullptr, batch.front().sql);
-    ++round_trips_;
-    bool sent = true;
-    for (std::size_t i = 0; i < batch.size() && sent; ++i) {
-        std::vector<const char*> raw;
-        for (const auto& v : batch[i].values) raw.push_back(v ? v->c_str() : nullptr);
-        if (names[i])
-            sent = pq().send_query_prepared(conn_, names[i]->c_str(), static_cast<int>(raw.size()), raw.data(), nullptr,
-                                            nullptr, 0) == 1;
-        else
-            sent = pq().send_query_params(conn_, batch[i].sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
-    }
-    sent = sent && pq().pipeline_sync(conn_) == 1;
+pg_connection::pipeline_results pg_connection::end_pipeline() {
+    pipeline_results out;
     // Every result is read, up to the sync, whatever failed: only then is the
     // connection usable again.
-    std::vector<pg_result> results;
-    PGresult* first_failure = nullptr;
-    std::size_t failed_at = 0;
-    for (std::size_t i = 0; sent && i < batch.size(); ++i) {
+    const bool synced = pq().pipeline_sync(conn_) == 1;
+    for (std::size_t i = 0; synced && i < sent_.size(); ++i) {
         PGresult* kept = nullptr;
+        bool ok = false;
         while (PGresult* r = pq().get_result(conn_)) {
             const auto status = pq().result_status(r);
-            if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && status != PGRES_PIPELINE_ABORTED &&
-                !first_failure) {
-                first_failure = r;
-                failed_at = i;
-            } else if (!kept && (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)) {
+            const bool good = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+            ok = ok || good;
+            if (!good && status != PGRES_PIPELINE_ABORTED && !out.first_failure) {
+                out.first_failure = r;
+                out.failed_at = i;
+            } else if (!kept && good) {
                 kept = r;
             } else {
                 pq().clear(r);
             }
         }
-        results.emplace_back(kept);
+        // A statement prepared in a pipeline that failed before it: its name
+        // does not exist on the server.
+        if (!ok && !sent_[i].prepares.empty()) prepared_.erase(sent_[i].prepares);
+        out.results.emplace_back(kept);
     }
-    if (sent) {
+    if (synced) {
         while (PGresult* r = pq().get_result(conn_)) {
             const bool sync = pq().result_status(r) == PGRES_PIPELINE_SYNC;
             pq().clear(r);
-            if (sync) break;
+            if (sync) {
+                out.complete = out.results.size() == sent_.size();
+                break;
+            }
         }
     }
+    if (!out.complete)
+        for (const auto& s : sent_)
+            if (!s.prepares.empty()) prepared_.erase(s.prepares);  // unknown whether they exist: prepared again
     pq().exit_pipeline_mode(conn_);
-    if (first_failure) fail(first_failure, batch[failed_at].sql);
-    if (!sent || results.size() != batch.size()) fail(nullptr, batch.front().sql);
-    for (std::size_t i = 0; i < batch.size(); ++i)
-        if (batch[i].check) batch[i].check(results[i]);
-    return std::move(results.back());
+    return out;
+}
+
+void pg_connection::discard_deferred() noexcept {
+    if (sent_.empty()) return;
+    try {
+        auto ended = end_pipeline();
+        pq().clear(ended.first_failure);
+    } catch (...) {
+        // Only allocation can throw here; the connection is then reset by
+        // the caller's broken()/reconnect() path.
+    }
+    sent_.clear();
 }
 
 void pg_connection::fail(PGresult* r, std::string_view sql) {

@@ -85,21 +85,25 @@ public:
     pg_result exec(const std::string& sql);
     pg_result exec(const std::string& sql, const params& values);
 
-    // A statement whose result nobody waits for: it is queued and sent, in
-    // pipeline mode, with the next exec() (a transaction's COMMIT at the
-    // latest), so that a transaction's writes cost one round trip together
-    // instead of one each. `check`, when set, sees its result once the round
-    // trip is over and may throw. The first failure throws from that exec()
-    // (the statements after it did not run; the caller's transaction then
-    // rolls back as after any failed statement).
+    // A statement whose result nobody waits for: it is sent at once, in
+    // pipeline mode, and its result is read with the next exec() (a
+    // transaction's COMMIT at the latest). A transaction's writes then cost
+    // one round trip together instead of one each, and the server runs them
+    // while the caller prepares its next statements. `check`, when set, sees
+    // its result once the round trip is over and may throw. The first
+    // failure throws from that exec() (the statements after it did not run;
+    // the caller's transaction then rolls back as after any failed
+    // statement). Throws pg_exception when the statement cannot be sent.
     struct statement {
         std::string sql;
         params values;
         std::function<void(const pg_result&)> check = {};
     };
-    void defer(statement s) { deferred_.push_back(std::move(s)); }
-    // Drops what is queued, unsent (a rollback: it must never run).
-    void discard_deferred() noexcept { deferred_.clear(); }
+    void defer(statement s);
+    // Before a rollback: ends the pipeline, reading and dropping the results
+    // of what was sent (their checks do not run; a failure among them does
+    // not throw). The caller's ROLLBACK then undoes what they did.
+    void discard_deferred() noexcept;
     // Whether the server has a transaction open on this connection (a
     // deferred BEGIN that was never sent does not count).
     bool transaction_open() const;
@@ -122,19 +126,37 @@ public:
 private:
     explicit pg_connection(PGconn* conn);
     [[noreturn]] void fail(PGresult* r, std::string_view sql);
-    // Sends `batch` in pipeline mode, reads every result, runs the checks;
-    // returns the last statement's result.
-    pg_result run_pipeline(std::vector<statement> batch);
-    // Moves the queue into a batch, with `last` at its end.
-    pg_result exec_after_deferred(statement last);
-    // The prepared statement's name for `sql`, preparing it on first use.
+    // A statement sent in pipeline mode whose result is not read yet. A
+    // statement prepared inside the pipeline is an entry of its own
+    // (`prepares` names its SQL, forgotten again if the prepare failed).
+    struct sent_statement {
+        std::string sql;
+        std::function<void(const pg_result&)> check;
+        std::string prepares;
+    };
+    // Sends `s` in pipeline mode (entering it first), preparing it there on
+    // its first use, and flushes it to the server.
+    void send(statement s);
+    // Ends the pipeline: a sync, every sent statement's result read up to it.
+    // Returns each statement's result (null for one that failed or did not
+    // run) and the first failure, if any (the caller owns it).
+    struct pipeline_results {
+        std::vector<pg_result> results;
+        PGresult* first_failure = nullptr;
+        std::size_t failed_at = 0;
+        bool complete = false;  // false: the connection broke before the sync
+    };
+    pipeline_results end_pipeline();
+    // The prepared statement's name for `sql`, preparing it (synchronously,
+    // outside pipeline mode) on first use.
     const std::string& prepared_name(const std::string& sql, int n_params);
 
     PGconn* conn_;
     std::string description_;
     std::unordered_map<std::string, std::string> prepared_;  // SQL -> statement name, on this connection
-    std::vector<statement> deferred_;
-    std::vector<std::string> session_settings_;  // set_session(), in order
+    std::int64_t names_made_ = 0;                            // never reused: a failed prepare's name is not free
+    std::vector<sent_statement> sent_;                       // in pipeline mode, results unread
+    std::vector<std::string> session_settings_;              // set_session(), in order
     std::int64_t round_trips_ = 0;
     std::mutex cancel_mutex_;
     PGcancel* cancel_ = nullptr;

@@ -152,7 +152,7 @@ result<void> pg_store::commit() {
 void pg_store::rollback() noexcept { abandon_transaction(); }
 
 void pg_store::abandon_transaction() noexcept {
-    conn_->discard_deferred();  // never sent: nothing to undo
+    conn_->discard_deferred();  // what was sent is undone by the ROLLBACK below
     if (in_transaction_ && !conn_->broken() && conn_->transaction_open()) {
         try {
             conn_->exec("ROLLBACK");
