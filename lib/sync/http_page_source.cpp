@@ -53,7 +53,7 @@ http_page_source::http_page_source(net::any_io_executor executor, net::ssl::cont
       max_pause_(max_pause),
       now_ms_(std::move(now_ms)) {}
 
-http_page_source::~http_page_source() = default;
+http_page_source::~http_page_source() { *alive_ = false; }
 
 source_stats http_page_source::stats() const {
     source_stats s;
@@ -119,6 +119,16 @@ void http_page_source::release() {
     wake_waiters();
 }
 
+void http_page_source::release_when_server_done(std::chrono::steady_clock::time_point sent) {
+    const auto rtt = controller_.average_rtt();
+    const auto due = std::min(sent + rtt + rtt / 4, sent + std::chrono::seconds(2));
+    if (due <= std::chrono::steady_clock::now()) return release();
+    auto timer = std::make_shared<net::steady_timer>(executor_, due);
+    timer->async_wait([this, timer, alive = alive_](boost::system::error_code) {
+        if (*alive) release();
+    });
+}
+
 std::unique_ptr<http::connection> http_page_source::take_connection() {
     if (!idle_.empty()) {
         auto c = std::move(idle_.back());
@@ -131,17 +141,28 @@ std::unique_ptr<http::connection> http_page_source::take_connection() {
 net::awaitable<result<http::response>> http_page_source::get(std::string target) {
     auto slot = co_await acquire();
     if (!slot) co_return slot.error();
-    // Released however this coroutine ends (a cancelled frame included).
+    // Released however this coroutine ends (a cancelled frame included); a
+    // request given up while the server has it, once the server is done.
     struct slot_release {
         http_page_source* self;
-        ~slot_release() { self->release(); }
+        std::optional<std::chrono::steady_clock::time_point> abandoned_since_sent{};
+        ~slot_release() {
+            if (abandoned_since_sent)
+                self->release_when_server_done(*abandoned_since_sent);
+            else
+                self->release();
+        }
     } release_guard{this};
 
     auto conn = take_connection();
     const auto before = conn->stats();
     const int at_send = in_flight_;
     const auto sent = std::chrono::steady_clock::now();
+    // Until the exchange ends, a destroyed frame means the request was given up.
+    release_guard.abandoned_since_sent = sent;
     auto res = co_await conn->get(std::move(target), token_);
+    release_guard.abandoned_since_sent.reset();
+    if (!res && res.error().code == errc::cancelled) release_guard.abandoned_since_sent = sent;
     const auto now = std::chrono::steady_clock::now();
     const auto rtt = std::chrono::duration_cast<std::chrono::milliseconds>(now - sent);
     wire_bytes_ += conn->stats().wire_body_bytes - before.wire_body_bytes;

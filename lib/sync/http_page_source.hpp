@@ -47,6 +47,12 @@ private:
     struct waiter;
     boost::asio::awaitable<result<void>> acquire();
     void release();
+    // A request given up before its answer (the walk no longer wanted the
+    // page, or a stop) still holds a place at the server until the server
+    // has answered it: its place here is released only then, about one
+    // round trip after it was sent (at most 2 s), so that the next request
+    // does not find the server's limit full and get a 429.
+    void release_when_server_done(std::chrono::steady_clock::time_point sent);
     void wake_waiters();
     std::unique_ptr<http::connection> take_connection();
 
@@ -59,6 +65,7 @@ private:
     std::function<std::int64_t()> now_ms_;
     std::vector<std::unique_ptr<http::connection>> idle_;
     std::list<waiter*> waiters_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for release_when_server_done's timers
     std::chrono::steady_clock::time_point pause_until_{};
     // The API's stated budget: requests left before `reset` (steady clock),
     // less those sent since it was stated. Unknown until a response says.
