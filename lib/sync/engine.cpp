@@ -795,6 +795,9 @@ void engine::stop() {
 
 net::awaitable<void> engine::drain() {
     co_await writer_->call([](store::sync_store&) -> result<void> { return {}; });
+    // No request follows: the loop need not wait out places held for
+    // requests given up (a stop gives up every request in flight).
+    current_->source->forget_given_up_requests();
 }
 
 void engine::interrupt_writes() {

@@ -124,9 +124,18 @@ void http_page_source::release_when_server_done(std::chrono::steady_clock::time_
     const auto due = std::min(sent + rtt + rtt / 4, sent + std::chrono::seconds(2));
     if (due <= std::chrono::steady_clock::now()) return release();
     auto timer = std::make_shared<net::steady_timer>(executor_, due);
+    std::erase_if(holds_, [](const auto& h) { return h.expired(); });
+    holds_.push_back(timer);
     timer->async_wait([this, timer, alive = alive_](boost::system::error_code) {
         if (*alive) release();
     });
+}
+
+void http_page_source::forget_given_up_requests() {
+    // Cancelled, each timer's handler runs at once and frees its place.
+    for (const auto& h : holds_)
+        if (auto timer = h.lock()) timer->cancel();
+    holds_.clear();
 }
 
 std::unique_ptr<http::connection> http_page_source::take_connection() {

@@ -42,6 +42,7 @@ public:
     boost::asio::awaitable<void> close_idle();
 
     source_stats stats() const override;
+    void forget_given_up_requests() override;
 
 private:
     struct waiter;
@@ -65,7 +66,8 @@ private:
     std::function<std::int64_t()> now_ms_;
     std::vector<std::unique_ptr<http::connection>> idle_;
     std::list<waiter*> waiters_;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for release_when_server_done's timers
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);   // for release_when_server_done's timers
+    std::vector<std::weak_ptr<boost::asio::steady_timer>> holds_;  // those timers, while they run
     std::chrono::steady_clock::time_point pause_until_{};
     // The API's stated budget: requests left before `reset` (steady clock),
     // less those sent since it was stated. Unknown until a response says.

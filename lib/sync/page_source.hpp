@@ -39,6 +39,10 @@ public:
     // / no_such_host / too_large / cancelled. Never mentions the token.
     virtual boost::asio::awaitable<result<http::response>> get(std::string target) = 0;
     virtual source_stats stats() const { return {}; }
+    // Nothing more will be asked (a stop, the end of a single pass): places
+    // still held for requests given up are freed now, not when the server
+    // would have answered them.
+    virtual void forget_given_up_requests() {}
 };
 
 }  // namespace isync::sync

@@ -8,6 +8,7 @@
 #include "http/tls_context.hpp"
 
 #include "fake_api/server.hpp"
+#include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -15,6 +16,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -30,27 +33,38 @@ using namespace std::chrono_literals;
 constexpr std::int64_t start_ms = 1'700'000'000'000;
 constexpr std::int64_t day_ms = 86'400'000;
 
-TEST(HttpPageSource, ARequestGivenUpHoldsItsPlaceUntilTheServerHasAnsweredIt) {
-    fake_api::server_options o{
-        .data = {.seed = 5, .incidents = 120, .start_ms = start_ms, .end_ms = start_ms + day_ms}};
-    o.link.max_in_flight = 1;
-    o.link.latency = 300ms;
-    fake_api::server server(o);
+// The fake API with `link`, and a page source for it on `ioc` with at most
+// `max_in_flight` of its own.
+struct source_fixture {
+    fake_api::server server;
+    net::io_context ioc{1};
+    std::shared_ptr<net::ssl::context> tls;
+    std::optional<isync::sync::http_page_source> source;
+    std::string target;
 
-    net::io_context ioc(1);
-    isync::http::tls_options tls_options;
-    const auto ca = std::filesystem::temp_directory_path() / ("isync-page-source-ca-" + std::to_string(::getpid()));
-    server.write_ca_file(ca);
-    tls_options.ca_file = ca.string();
-    auto tls = isync::http::make_tls_context(tls_options).value();
-    std::filesystem::remove(ca);
-    isync::http::connection_options connection;
-    connection.endpoint = {"127.0.0.1", server.port(), ""};
-    connection.timeout = 10s;
-    isync::sync::http_page_source source(ioc.get_executor(), *tls, connection, isync::config::secret(server.token()),
-                                         {.initial = 1, .min = 1, .max = 1}, 2s, [] { return start_ms + day_ms; });
-    const std::string target = "/v1/incidents?appId=PXsim000&tld=site000.example&from=" + std::to_string(start_ms) +
-                               "&to=" + std::to_string(start_ms + day_ms) + "&take=10&skip=0";
+    source_fixture(fake_api::link_options link, int max_in_flight)
+        : server(fake_api::server_options{
+              .data = {.seed = 5, .incidents = 120, .start_ms = start_ms, .end_ms = start_ms + day_ms}, .link = link}) {
+        isync::test::temp_dir dir;
+        server.write_ca_file(dir.file("ca.pem"));
+        tls = isync::http::make_tls_context({dir.file("ca.pem"), false}).value();
+        isync::http::connection_options connection;
+        connection.endpoint = {"127.0.0.1", server.port(), ""};
+        connection.timeout = 10s;
+        source.emplace(ioc.get_executor(), *tls, connection, isync::config::secret(server.token()),
+                       isync::sync::concurrency_settings{.initial = max_in_flight, .min = 1, .max = max_in_flight}, 2s,
+                       [] { return start_ms + day_ms; });
+        target = "/v1/incidents?appId=PXsim000&tld=site000.example&from=" + std::to_string(start_ms) +
+                 "&to=" + std::to_string(start_ms + day_ms) + "&take=10&skip=0";
+    }
+};
+
+TEST(HttpPageSource, ARequestGivenUpHoldsItsPlaceUntilTheServerHasAnsweredIt) {
+    source_fixture f({.latency = 300ms, .max_in_flight = 1}, 1);
+    auto& server = f.server;
+    auto& ioc = f.ioc;
+    auto& source = *f.source;
+    const std::string& target = f.target;
 
     unsigned first = 0, after = 0;
     bool given_up_reached_server = false;
@@ -83,6 +97,51 @@ TEST(HttpPageSource, ARequestGivenUpHoldsItsPlaceUntilTheServerHasAnsweredIt) {
     EXPECT_EQ(after, 200u) << "the request after the one given up was refused (429: the server's limit was full)";
     EXPECT_EQ(server.stats().refused_429, 0u);
     EXPECT_LE(server.stats().peak_in_flight, 1u);
+}
+
+// At a stop, or the end of a single pass, nothing more will be asked: the
+// places still held for requests given up are freed at once, so the event
+// loop does not wait out a round trip before the process can exit.
+TEST(HttpPageSource, WhenNothingMoreWillBeAskedTheHeldPlacesAreFreedAtOnce) {
+    source_fixture f({.latency = 500ms}, 2);
+    auto& server = f.server;
+    auto& ioc = f.ioc;
+    auto& source = *f.source;
+    const std::string& target = f.target;
+
+    int held_after_giving_up = -1, held_after_forgetting = -1;
+    bool given_up_returned = false;
+    net::cancellation_signal give_up;
+    const auto test = [&]() -> net::awaitable<void> {
+        (void)co_await source.get(target);  // learns the round trip (about 500 ms)
+        const auto abandoned = [&]() -> net::awaitable<void> {
+            (void)co_await source.get(target);
+            given_up_returned = true;
+        };
+        net::co_spawn(ioc, abandoned(), net::bind_cancellation_slot(give_up.slot(), net::detached));
+        net::steady_timer poll(ioc);
+        for (int i = 0; i < 2000 && server.stats().in_flight == 0; ++i) {
+            poll.expires_after(1ms);
+            co_await poll.async_wait(net::use_awaitable);
+        }
+        give_up.emit(net::cancellation_type::terminal);
+        for (int i = 0; i < 2000 && !given_up_returned; ++i) {
+            poll.expires_after(1ms);
+            co_await poll.async_wait(net::use_awaitable);
+        }
+        held_after_giving_up = source.stats().in_flight;  // still the server's, for about one round trip
+        source.forget_given_up_requests();
+        co_await net::post(ioc, net::use_awaitable);  // after the cancelled hold's handler
+        held_after_forgetting = source.stats().in_flight;
+    };
+    net::co_spawn(ioc, test(), [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+    });
+    ioc.run();
+
+    ASSERT_TRUE(given_up_returned);
+    EXPECT_EQ(held_after_giving_up, 1) << "the place of the request given up was not held";
+    EXPECT_EQ(held_after_forgetting, 0) << "the held place was not freed at once";
 }
 
 }  // namespace
