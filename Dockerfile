@@ -9,7 +9,7 @@
 FROM debian:bookworm-slim AS build
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
         g++ cmake ninja-build pkg-config libboost1.81-dev libboost-url1.81-dev libssl-dev \
-        rapidjson-dev libsqlitecpp-dev libsqlite3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libsystemd-dev libxxhash-dev zlib1g-dev libpq-dev \
+        rapidjson-dev libsqlitecpp-dev libsqlite3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libxxhash-dev zlib1g-dev libpq-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt CMakePresets.json ./
@@ -25,7 +25,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DINCIDENT_SYNC_TEST
 
 FROM debian:bookworm-slim
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-        ca-certificates libboost-url1.81.0 libssl3 libsqlite3-0 libspdlog1.10 libfmt9 libyaml-cpp0.7 libsystemd0 zlib1g libpq5 \
+        ca-certificates libboost-url1.81.0 libssl3 libsqlite3-0 libspdlog1.10 libfmt9 libyaml-cpp0.7 zlib1g libpq5 \
     && apt-get clean && rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log \
     && groupadd --system --gid 10001 incident-sync \
     && useradd --system --uid 10001 --gid incident-sync --home-dir /data --shell /usr/sbin/nologin incident-sync \

@@ -7,7 +7,7 @@ packages=(
   g++ cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-url1.81-dev libssl-dev openssl
   rapidjson-dev libsqlitecpp-dev libsqlite3-dev sqlite3
-  libspdlog-dev libfmt-dev libyaml-cpp-dev libgtest-dev libsystemd-dev libxxhash-dev zlib1g-dev
+  libspdlog-dev libfmt-dev libyaml-cpp-dev libgtest-dev libxxhash-dev zlib1g-dev
   libpq-dev
   python3 python3-requests clang-format-14
 )
