@@ -165,48 +165,25 @@ pg_result pg_connection::exec(const std::string& sql) {
 }
 
 pg_result pg_connection::exec(const std::string& sql, const params& values) {
-    if (!sent_.empty()) {
-        // The last statement of the pipeline: the one round trip for all.
-        send({sql, values});
-        ++round_trips_;
-        auto ended = end_pipeline();
-        auto sent = std::move(sent_);
-        sent_.clear();
-        if (ended.first_failure) fail(ended.first_failure, sent[ended.failed_at].sql);
-        if (!ended.complete) fail(nullptr, sql);
-        for (std::size_t i = 0; i < sent.size(); ++i)
-            if (sent[i].check) sent[i].check(ended.results[i]);
-        return std::move(ended.results.back());
-    }
-    std::vector<const char*> raw;
-    raw.reserve(values.size());
-    for (const auto& v : values) raw.push_back(v ? v->c_str() : nullptr);
-    const std::string& name = prepared_name(sql, static_cast<int>(raw.size()));
+    // One round trip for the statements defer() sent before it and this one:
+    // a pipeline, ended by a sync (which also flushes this statement).
+    send({sql, values}, false);
     ++round_trips_;
-    PGresult* r =
-        pq().exec_prepared(conn_, name.c_str(), static_cast<int>(raw.size()), raw.data(), nullptr, nullptr, 0);
-    const auto status = pq().result_status(r);
-    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail(r, sql);
-    return pg_result(r);
-}
-
-const std::string& pg_connection::prepared_name(const std::string& sql, int n_params) {
-    auto name = prepared_.find(sql);
-    if (name == prepared_.end()) {
-        const std::string fresh = "isync_" + std::to_string(names_made_++);
-        PGresult* p = pq().prepare(conn_, fresh.c_str(), sql.c_str(), n_params, nullptr);
-        if (pq().result_status(p) != PGRES_COMMAND_OK) fail(p, sql);
-        pq().clear(p);
-        name = prepared_.emplace(sql, fresh).first;
-    }
-    return name->second;
+    auto ended = end_pipeline();
+    auto sent = std::move(sent_);
+    sent_.clear();
+    if (ended.first_failure) fail(ended.first_failure, sent[ended.failed_at].sql);
+    if (!ended.complete) fail(nullptr, sql);
+    for (std::size_t i = 0; i < sent.size(); ++i)
+        if (sent[i].check) sent[i].check(ended.results[i]);
+    return std::move(ended.results.back());
 }
 
 bool pg_connection::transaction_open() const { return pq().transaction_status(conn_) != PQTRANS_IDLE; }
 
-void pg_connection::defer(statement s) { send(std::move(s)); }
+void pg_connection::defer(statement s) { send(std::move(s), true); }
 
-void pg_connection::send(statement s) {
+void pg_connection::send(statement s, bool flush) {
     if (sent_.empty() && pq().enter_pipeline_mode(conn_) != 1) fail(nullptr, s.sql);
     std::vector<const char*> raw;
     raw.reserve(s.values.size());
@@ -219,7 +196,7 @@ void pg_connection::send(statement s) {
         auto name = prepared_.find(s.sql);
         if (name == prepared_.end()) {
             // First use on this connection: prepared in the pipeline, ahead of
-            // its first execution (a synchronous prepare is not allowed here).
+            // its first execution.
             const std::string fresh = "isync_" + std::to_string(names_made_++);
             sent = pq().send_prepare(conn_, fresh.c_str(), s.sql.c_str(), static_cast<int>(raw.size()), nullptr) == 1;
             if (sent) {
@@ -238,7 +215,7 @@ void pg_connection::send(statement s) {
     // Out to the server now, so that it runs while the caller goes on. A
     // blocking flush also reads what the server sends meanwhile, so neither
     // side can stall the other on full socket buffers.
-    if (pq().flush(conn_) != 0) fail(nullptr, sent_.back().sql);
+    if (flush && pq().flush(conn_) != 0) fail(nullptr, sent_.back().sql);
 }
 
 pg_connection::pipeline_results pg_connection::end_pipeline() {

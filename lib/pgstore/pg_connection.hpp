@@ -104,8 +104,7 @@ public:
     // of what was sent (their checks do not run; a failure among them does
     // not throw). The caller's ROLLBACK then undoes what they did.
     void discard_deferred() noexcept;
-    // Whether the server has a transaction open on this connection (a
-    // deferred BEGIN that was never sent does not count).
+    // Whether the server has a transaction open on this connection.
     bool transaction_open() const;
     // How many times this connection has waited for the server, besides
     // preparing each statement once: the cost of a write on a distant
@@ -135,8 +134,8 @@ private:
         std::string prepares;
     };
     // Sends `s` in pipeline mode (entering it first), preparing it there on
-    // its first use, and flushes it to the server.
-    void send(statement s);
+    // its first use; `flush`: out to the server now.
+    void send(statement s, bool flush);
     // Ends the pipeline: a sync, every sent statement's result read up to it.
     // Returns each statement's result (null for one that failed or did not
     // run) and the first failure, if any (the caller owns it).
@@ -147,9 +146,6 @@ private:
         bool complete = false;  // false: the connection broke before the sync
     };
     pipeline_results end_pipeline();
-    // The prepared statement's name for `sql`, preparing it (synchronously,
-    // outside pipeline mode) on first use.
-    const std::string& prepared_name(const std::string& sql, int n_params);
 
     PGconn* conn_;
     std::string description_;

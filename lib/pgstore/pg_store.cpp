@@ -89,7 +89,7 @@ result<void> pg_store::begin() {
         // A connection the server or the network dropped since the last
         // transaction: one reconnect, then the error (the slice is retried).
         ensure_connected();
-        // Sent with the transaction's first statement.
+        // Its result is read with the transaction's first lookup.
         conn_->defer({"BEGIN", {}});
         in_transaction_ = true;
         return {};

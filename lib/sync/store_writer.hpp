@@ -70,9 +70,11 @@ private:
 struct writer_limits {
     // Written (new or changed) incidents per transaction. Past about 200k
     // incidents the random leaves of the `id` index no longer fit SQLite's
-    // cache and every commit writes them again: at 1M, transactions of 25,000
-    // made a fresh backfill about 15-25% faster than 5,000 did (no change at
-    // 100k), for a log that grows to about 0.5 GB before its checkpoint.
+    // cache, and the log grows by about a page per incident whatever the
+    // batch; fewer, larger transactions checkpoint it less often: at 1M,
+    // 25,000 made a fresh backfill about 15-25% faster than 5,000 did (no
+    // change at 100k), for a log that grows to about 0.5 GB before its
+    // checkpoint.
     std::int64_t max_batch_incidents = 25000;
     std::chrono::milliseconds max_batch_age{1000};
     // How long the queue may stay empty before the open transaction commits.
