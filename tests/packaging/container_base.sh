@@ -82,3 +82,49 @@ ensure_base_image() {
     echo "base image $base: made in $(elapsed "$t0") s"
   fi
 }
+
+# buildah_run ARGS... : `buildah run --isolation chroot ARGS...`, run again (up
+# to 3 times) when buildah itself failed before the command started. CI saw
+# "Close_Fd sealing memfd copy: Device or resource busy" from buildah's
+# re-exec once, with the same status 1 a failing command gives. The command's
+# error output is held until it ends (to tell the two apart); each retry is
+# noted in $work/retries.log, which the caller prints at the end.
+buildah_run() {
+  local attempt rc err
+  err=$(mktemp "$work/buildah_run.XXXXXX")
+  for attempt in 1 2 3; do
+    rc=0
+    buildah run --isolation chroot "$@" 2>"$err" || rc=$?
+    if ((rc != 0)) && grep -q "sealing memfd" "$err"; then
+      echo "buildah run failed before its command (attempt $attempt): $(head -n1 "$err")" >> "$work/retries.log"
+      continue
+    fi
+    cat "$err" >&2
+    rm -f "$err"
+    return "$rc"
+  done
+  cat "$err" >&2
+  rm -f "$err"
+  return "$rc"
+}
+
+# ctr_test CONDITION: whether the shell CONDITION holds in $ctr. The answer is
+# printed from inside the container, so buildah's own failure is never taken
+# for a false condition.
+ctr_test() {
+  local attempt answer
+  for attempt in 1 2 3; do
+    answer=$(buildah run --isolation chroot "$ctr" -- sh -c "if $1; then echo yes; else echo no; fi" 2>"$work/ctr_test.err") || true
+    case $answer in yes) return 0 ;; no) return 1 ;; esac
+    echo "buildah run gave no answer to \"$1\" (attempt $attempt): $(head -n1 "$work/ctr_test.err")" >> "$work/retries.log"
+  done
+  die "buildah run kept failing: $(cat "$work/ctr_test.err")"
+}
+
+# print_retries: what buildah_run and ctr_test ran again, if anything.
+print_retries() {
+  if [[ -s $work/retries.log ]]; then
+    echo "buildah's own failures, run again:"
+    cat "$work/retries.log"
+  fi
+}

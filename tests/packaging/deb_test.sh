@@ -86,7 +86,7 @@ port=$(cat "$work/sim/port")
 # ---------------------------------------------------------------- install in a fresh container
 ensure_base_image
 ctr=$(buildah from --pull=never --quiet "$base")
-in_ctr() { buildah run --isolation chroot "$ctr" -- "$@"; }
+in_ctr() { buildah_run "$ctr" -- "$@"; }
 buildah copy --quiet "$ctr" "$deb" /tmp/ >/dev/null
 buildah copy --quiet "$ctr" "$work/sim/ca.pem" /tmp/sim-ca.pem >/dev/null
 step "apt-get install ./$(basename "$deb") in a fresh $base"
@@ -98,7 +98,7 @@ else
   tail -n 30 "$work/install.log"
   die "apt-get install failed"
 fi
-in_ctr id incident-sync >/dev/null 2>&1 && pass "the incident-sync user exists" || fail "no incident-sync user"
+ctr_test "id incident-sync >/dev/null 2>&1" && pass "the incident-sync user exists" || fail "no incident-sync user"
 state=$(in_ctr stat -c '%U:%G %a' /var/lib/incident-sync 2>&1 || true)
 [[ $state == "incident-sync:incident-sync 750" ]] && pass "/var/lib/incident-sync is $state" ||
   fail "/var/lib/incident-sync: $state"
@@ -112,7 +112,7 @@ else
 fi
 
 # The packaged configuration, pointed at the simulator.
-in_ctr sh -c "cat > /etc/incident-sync/incident-sync.yaml" <<YAML
+cat > "$work/incident-sync.yaml" <<YAML
 api:
   base_url: https://127.0.0.1:$port
   ca_file: /tmp/sim-ca.pem
@@ -125,6 +125,7 @@ database:
 metrics:
   listen: ""
 YAML
+buildah copy --quiet --chmod 0644 "$ctr" "$work/incident-sync.yaml" /etc/incident-sync/incident-sync.yaml >/dev/null
 step "incident-syncd once as the package's user"
 if in_ctr env HUMAN_API_TOKEN="$token" setpriv --reuid=incident-sync --regid=incident-sync --init-groups \
      incident-syncd once > "$work/once.log" 2>&1; then
@@ -143,15 +144,16 @@ in_ctr sh -c "umask 077 && echo secret > /etc/incident-sync/token"
 step "apt-get remove, then purge"
 in_ctr sh -c "DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq incident-sync" > "$work/remove.log" 2>&1 ||
   { cat "$work/remove.log"; die "apt-get remove failed"; }
-in_ctr test ! -e /usr/bin/incident-syncd && pass "remove: the binary is gone" || fail "remove left the binary"
-in_ctr test -f /etc/incident-sync/incident-sync.yaml && pass "remove: the conffile stays" || fail "remove took the conffile"
+ctr_test "test ! -e /usr/bin/incident-syncd" && pass "remove: the binary is gone" || fail "remove left the binary"
+ctr_test "test -f /etc/incident-sync/incident-sync.yaml" && pass "remove: the conffile stays" || fail "remove took the conffile"
 in_ctr sh -c "DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq incident-sync" > "$work/purge.log" 2>&1 ||
   { cat "$work/purge.log"; die "apt-get purge failed"; }
-in_ctr test ! -e /etc/incident-sync && pass "purge: /etc/incident-sync is gone (token included)" ||
+ctr_test "test ! -e /etc/incident-sync" && pass "purge: /etc/incident-sync is gone (token included)" ||
   fail "purge left /etc/incident-sync: $(in_ctr ls -la /etc/incident-sync)"
-in_ctr test -f /var/lib/incident-sync/incidents.db && pass "purge: the database stays" || fail "purge took the database"
+ctr_test "test -f /var/lib/incident-sync/incidents.db" && pass "purge: the database stays" || fail "purge took the database"
 dpkg_state=$(in_ctr dpkg-query -W -f='${db:Status-Status}' incident-sync 2>/dev/null || echo not-installed)
 [[ $dpkg_state == not-installed ]] && pass "dpkg: not installed" || fail "dpkg state: $dpkg_state"
 
+print_retries
 echo "deb_test: $failures failure(s)"
 ((failures == 0))

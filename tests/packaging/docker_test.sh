@@ -69,7 +69,7 @@ psql_bin=$(printf '%s\n' /usr/lib/postgresql/*/bin/psql | sort -V | tail -n1)
 source "$(dirname "$0")/container_base.sh"
 begin_container_test incident-sync-docker
 
-# The PostgreSQL phase's `run` daemons (their `buildah run` pids) and databases.
+# The PostgreSQL phase's `run` daemons (the pids of their `buildah_run`s) and databases.
 pg_runs=()
 pg_run_status=()
 pg_databases=()
@@ -157,8 +157,8 @@ ctr=$(buildah from --pull=never --quiet "$image")
 # varies from run to run (the daemon then writes to one and `status` reads the
 # other). `docker run -v` replaces the volume; this makes buildah do the same.
 buildah config --volume /data- "$ctr"
-uid=$(buildah run --isolation chroot "$ctr" -- id -u)
-gid=$(buildah run --isolation chroot "$ctr" -- id -g)
+uid=$(buildah_run "$ctr" -- id -u)
+gid=$(buildah_run "$ctr" -- id -g)
 if [[ $uid =~ ^[0-9]+$ && $uid -ne 0 ]]; then pass "processes in the image run as uid $uid"; else fail "id -u in the image printed '$uid'"; fi
 [[ $uid =~ ^[0-9]+$ ]] || die "cannot go on without the image's uid"
 
@@ -214,7 +214,7 @@ chmod 0750 "$work/data" "$work/empty"
 run() {
   local data=$1
   shift
-  buildah run --isolation chroot --network host \
+  buildah_run --network host \
     -v "$data:/data" \
     -v "$work/cfg:/etc/incident-sync:ro" \
     -v "$work/secrets/human_api_token:/run/secrets/human_api_token:ro" \
@@ -256,7 +256,7 @@ if [[ $rc -eq 0 ]]; then pass "incident-syncd status --check exits 0 after the s
 read -r -a hc <<<"$health"
 if [[ ${hc[0]:-} == CMD ]]; then
   rc=0
-  out=$(buildah run --isolation chroot --network host -v "$work/data:/data" -v "$work/cfg:/etc/incident-sync:ro" \
+  out=$(buildah_run --network host -v "$work/data:/data" -v "$work/cfg:/etc/incident-sync:ro" \
         "$ctr" -- "${hc[@]:1}" 2>&1) || rc=$?
   if [[ $rc -eq 0 ]]; then pass "the image's HEALTHCHECK command exits 0"; else echo "$out"; fail "the image's HEALTHCHECK exited $rc"; fi
 else
@@ -313,7 +313,7 @@ run_pg() {
   shift 2
   local db_secret=(-v "$work/secrets/database_password:/run/secrets/database_password:ro")
   if [[ $1 == --no-db-secret ]]; then db_secret=(); shift; fi
-  buildah run --isolation chroot --network host \
+  buildah_run --network host \
     -v "$data:/data" \
     -v "$cfgdir:/etc/incident-sync:ro" \
     -v "$work/secrets/human_api_token:/run/secrets/human_api_token:ro" \
@@ -507,6 +507,7 @@ else
 fi
 
 echo
+print_retries
 if ((failures)); then
   echo "docker_test: $failures check(s) FAILED"
   exit 1
