@@ -4,6 +4,10 @@
 #include "api/rate_limit.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -41,6 +45,21 @@ private:
     std::list<waiter*>::iterator at_;
 };
 
+// One request's exchange with the server, run as its own coroutine so that a
+// request given up still ends as the server ends it: its place is freed when
+// the answer has come (the server held it until then), and its connection
+// goes back to the pool instead of being closed under a pending answer.
+struct http_page_source::exchange {
+    explicit exchange(const net::any_io_executor& executor)
+        : answered(executor, net::steady_timer::time_point::max()) {}
+
+    net::steady_timer answered;  // cancelled once `answer` is set
+    std::optional<result<http::response>> answer;
+    bool given_up = false;          // the requester stopped waiting for it
+    bool place_released = false;    // forget_given_up_requests freed its place already
+    net::cancellation_signal stop;  // ends it early: nothing more will be asked, or the source is going
+};
+
 http_page_source::http_page_source(net::any_io_executor executor, net::ssl::context& tls,
                                    http::connection_options connection, config::secret token,
                                    concurrency_settings limits, std::chrono::milliseconds max_pause,
@@ -53,7 +72,11 @@ http_page_source::http_page_source(net::any_io_executor executor, net::ssl::cont
       max_pause_(max_pause),
       now_ms_(std::move(now_ms)) {}
 
-http_page_source::~http_page_source() { *alive_ = false; }
+http_page_source::~http_page_source() {
+    *alive_ = false;
+    for (const auto& weak : exchanges_)
+        if (auto ex = weak.lock()) ex->stop.emit(net::cancellation_type::terminal);
+}
 
 source_stats http_page_source::stats() const {
     source_stats s;
@@ -119,23 +142,15 @@ void http_page_source::release() {
     wake_waiters();
 }
 
-void http_page_source::release_when_server_done(std::chrono::steady_clock::time_point sent) {
-    const auto rtt = controller_.average_rtt();
-    const auto due = std::min(sent + rtt + rtt / 4, sent + std::chrono::seconds(2));
-    if (due <= std::chrono::steady_clock::now()) return release();
-    auto timer = std::make_shared<net::steady_timer>(executor_, due);
-    std::erase_if(holds_, [](const auto& h) { return h.expired(); });
-    holds_.push_back(timer);
-    timer->async_wait([this, timer, alive = alive_](boost::system::error_code) {
-        if (*alive) release();
-    });
-}
-
 void http_page_source::forget_given_up_requests() {
-    // Cancelled, each timer's handler runs at once and frees its place.
-    for (const auto& h : holds_)
-        if (auto timer = h.lock()) timer->cancel();
-    holds_.clear();
+    // Their places are freed now; each ends at once (its connection closed).
+    for (const auto& weak : exchanges_) {
+        auto ex = weak.lock();
+        if (!ex || !ex->given_up || ex->answer || ex->place_released) continue;
+        ex->place_released = true;
+        release();
+        ex->stop.emit(net::cancellation_type::terminal);
+    }
 }
 
 std::unique_ptr<http::connection> http_page_source::take_connection() {
@@ -150,28 +165,47 @@ std::unique_ptr<http::connection> http_page_source::take_connection() {
 net::awaitable<result<http::response>> http_page_source::get(std::string target) {
     auto slot = co_await acquire();
     if (!slot) co_return slot.error();
-    // Released however this coroutine ends (a cancelled frame included); a
-    // request given up while the server has it, once the server is done.
-    struct slot_release {
-        http_page_source* self;
-        std::optional<std::chrono::steady_clock::time_point> abandoned_since_sent{};
-        ~slot_release() {
-            if (abandoned_since_sent)
-                self->release_when_server_done(*abandoned_since_sent);
-            else
-                self->release();
+    auto ex = std::make_shared<exchange>(executor_);
+    std::erase_if(exchanges_, [](const auto& weak) { return weak.expired(); });
+    exchanges_.push_back(ex);
+    net::co_spawn(executor_, run_exchange(alive_, take_connection(), std::move(target), token_, ex),
+                  net::bind_cancellation_slot(ex->stop.slot(), net::detached));
+    // However this frame ends before the answer (cancelled, or destroyed
+    // without resuming), the exchange goes on without it.
+    struct give_up_guard {
+        exchange& ex;
+        ~give_up_guard() {
+            if (!ex.answer) ex.given_up = true;
         }
-    } release_guard{this};
+    } guard{*ex};
+    if (!ex->answer) (void)co_await ex->answered.async_wait(use_tuple);
+    if (!ex->answer) co_return make_error(errc::cancelled, "cancelled while the request was in flight");
+    co_return std::move(*ex->answer);
+}
 
-    auto conn = take_connection();
+// `alive`, `token` and `ex` are the frame's own: the source may be gone when
+// the exchange resumes (its destructor stops it), and then nothing of it is touched.
+net::awaitable<void> http_page_source::run_exchange(std::shared_ptr<bool> alive, std::unique_ptr<http::connection> conn,
+                                                    std::string target, config::secret token,
+                                                    std::shared_ptr<exchange> ex) {
+    // However the exchange ends (an exception included), its place is freed
+    // and the requester, if still there, is woken.
+    struct finisher {
+        http_page_source* self;
+        const std::shared_ptr<bool>& alive;
+        exchange& ex;
+        ~finisher() {
+            if (!ex.answer) ex.answer = make_error(errc::cancelled, "the request was stopped");
+            ex.answered.cancel();
+            if (*alive && !ex.place_released) self->release();
+        }
+    } finish{this, alive, *ex};
+
     const auto before = conn->stats();
     const int at_send = in_flight_;
     const auto sent = std::chrono::steady_clock::now();
-    // Until the exchange ends, a destroyed frame means the request was given up.
-    release_guard.abandoned_since_sent = sent;
-    auto res = co_await conn->get(std::move(target), token_);
-    release_guard.abandoned_since_sent.reset();
-    if (!res && res.error().code == errc::cancelled) release_guard.abandoned_since_sent = sent;
+    auto res = co_await conn->get(std::move(target), std::move(token));
+    if (!*alive) co_return;  // the source is gone: none of what follows is ours to touch
     const auto now = std::chrono::steady_clock::now();
     const auto rtt = std::chrono::duration_cast<std::chrono::milliseconds>(now - sent);
     wire_bytes_ += conn->stats().wire_body_bytes - before.wire_body_bytes;
@@ -191,7 +225,8 @@ net::awaitable<result<http::response>> http_page_source::get(std::string target)
             log_change(res.error().code == errc::timeout ? "timeout" : "connection failed");
         }
         connects_ += conn->stats().connects;  // dropped: a failed connection is not reused
-        co_return res;
+        ex->answer = std::move(res);
+        co_return;
     }
     note_budget(*res, now, in_flight_ - 1);
     const bool backpressure = res->status == 429 || res->status == 503;
@@ -211,8 +246,8 @@ net::awaitable<result<http::response>> http_page_source::get(std::string target)
         }
     }
     idle_.push_back(std::move(conn));
-    wake_waiters();  // the limit may have grown
-    co_return res;
+    ex->answer = std::move(res);
+    // The finisher frees the place, which also wakes waiters (the limit may have grown).
 }
 
 void http_page_source::note_budget(const http::response& res, std::chrono::steady_clock::time_point now, int others) {

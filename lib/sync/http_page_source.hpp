@@ -46,14 +46,16 @@ public:
 
 private:
     struct waiter;
+    struct exchange;
     boost::asio::awaitable<result<void>> acquire();
     void release();
-    // A request given up before its answer (the walk no longer wanted the
-    // page, or a stop) still holds a place at the server until the server
-    // has answered it: its place here is released only then, about one
-    // round trip after it was sent (at most 2 s), so that the next request
-    // does not find the server's limit full and get a 429.
-    void release_when_server_done(std::chrono::steady_clock::time_point sent);
+    // The request's exchange, on its own: a request given up before its
+    // answer (the walk no longer wanted the page, or a stop) still holds a
+    // place at the server until the server has answered it, so its place
+    // here is freed only then (or by forget_given_up_requests), and the next
+    // request does not find the server's limit full and get a 429.
+    boost::asio::awaitable<void> run_exchange(std::shared_ptr<bool> alive, std::unique_ptr<http::connection> conn,
+                                              std::string target, config::secret token, std::shared_ptr<exchange> ex);
     void wake_waiters();
     std::unique_ptr<http::connection> take_connection();
 
@@ -66,8 +68,8 @@ private:
     std::function<std::int64_t()> now_ms_;
     std::vector<std::unique_ptr<http::connection>> idle_;
     std::list<waiter*> waiters_;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);   // for release_when_server_done's timers
-    std::vector<std::weak_ptr<boost::asio::steady_timer>> holds_;  // those timers, while they run
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed, for exchanges still running
+    std::vector<std::weak_ptr<exchange>> exchanges_;              // those running
     std::chrono::steady_clock::time_point pause_until_{};
     // The API's stated budget: requests left before `reset` (steady clock),
     // less those sent since it was stated. Unknown until a response says.
