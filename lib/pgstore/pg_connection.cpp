@@ -204,8 +204,19 @@ void pg_connection::send(statement s, bool flush) {
                 sent_.push_back({s.sql, {}, s.sql});
             }
         }
+        // Binary values may hold NUL bytes: they go with their lengths.
+        std::vector<int> lengths, formats;
+        if (!s.formats.empty()) {
+            formats.assign(raw.size(), 0);
+            lengths.assign(raw.size(), 0);
+            for (std::size_t i = 0; i < raw.size(); ++i) {
+                if (i < s.formats.size()) formats[i] = s.formats[i];
+                if (s.values[i]) lengths[i] = static_cast<int>(s.values[i]->size());
+            }
+        }
         sent = sent && pq().send_query_prepared(conn_, name->second.c_str(), static_cast<int>(raw.size()), raw.data(),
-                                                nullptr, nullptr, 0) == 1;
+                                                lengths.empty() ? nullptr : lengths.data(),
+                                                formats.empty() ? nullptr : formats.data(), 0) == 1;
     }
     if (!sent) {
         if (sent_.empty()) pq().exit_pipeline_mode(conn_);

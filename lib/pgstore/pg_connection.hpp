@@ -98,6 +98,9 @@ public:
         std::string sql;
         params values;
         std::function<void(const pg_result&)> check = {};
+        // Per parameter, 1 where its value is in binary format (a
+        // pg_array::format::binary_text array); missing ones are text.
+        std::vector<int> formats = {};
     };
     void defer(statement s);
     // Before a rollback: ends the pipeline, reading and dropping the results

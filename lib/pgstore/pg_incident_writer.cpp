@@ -7,6 +7,7 @@
 #include "util/timestamp.hpp"
 
 #include <algorithm>
+#include <initializer_list>
 #include <iterator>
 
 namespace isync::pgstore {
@@ -29,14 +30,23 @@ std::optional<std::string> bool_text(const std::optional<bool>& b) {
     return *b ? "true" : "false";
 }
 
-// The columns of arrays of one statement, bound as $1..$n.
+// The columns of arrays of one statement, bound as $1..$n. `text_columns`
+// are the indexes of its `$n::text[]` columns: sent as binary text arrays,
+// which the server copies instead of parsing (pg_array::format).
 struct columns {
     std::vector<pg_array> arrays;
-    explicit columns(std::size_t n) : arrays(n) {}
+    explicit columns(std::size_t n, std::initializer_list<std::size_t> text_columns = {}) : arrays(n) {
+        for (auto i : text_columns) arrays.at(i) = pg_array(pg_array::format::binary_text);
+    }
     params bind() const {
         params p;
-        for (const auto& a : arrays) p.emplace_back(a.literal());
+        for (const auto& a : arrays) p.emplace_back(a.value());
         return p;
+    }
+    std::vector<int> formats() const {
+        std::vector<int> f;
+        for (const auto& a : arrays) f.push_back(a.binary() ? 1 : 0);
+        return f;
     }
     bool empty() const { return arrays.front().empty(); }
 };
@@ -82,7 +92,7 @@ pg_incident_writer::lookup pg_incident_writer::look_up(const pg_array& ids) {
         "to_char(i.ack_updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), i.script_risk_level, "
         "CASE WHEN i.incident_key IS NULL THEN nextval('incidents_incident_key_seq') END "
         "FROM unnest($1::text[]) AS u(id) LEFT JOIN incidents i ON i.id = u.id",
-        {ids.literal()});
+        {ids.value()});
     lookup found;
     for (int i = 0; i < r.rows(); ++i) {
         std::string id(r.text(i, 0));
@@ -151,7 +161,7 @@ store::upsert_counts pg_incident_writer::write(std::span<const model::incident* 
     upsert_scripts(to_write, hashes);
     if (!changed.empty()) record_changes(changed, stored, now_text);
 
-    columns c(18);
+    columns c(18, {1, 2, 3, 4, 5, 6, 7, 12, 13, 14, 17});
     auto& a = c.arrays;
     std::unordered_map<std::string_view, std::int64_t> keys;
     for (std::size_t i = 0; i < to_write.size(); ++i) {
@@ -206,7 +216,9 @@ store::upsert_counts pg_incident_writer::write(std::span<const model::incident* 
          "script_risk_level = EXCLUDED.script_risk_level, last_synced_at = EXCLUDED.last_synced_at, "
          "content_changed_at = CASE WHEN incidents.substance_hash = EXCLUDED.substance_hash "
          "THEN incidents.content_changed_at ELSE EXCLUDED.last_synced_at END",
-         std::move(p)});
+         std::move(p),
+         {},
+         c.formats()});
 
     // The old child rows go and the new ones come, deferred: they are sent
     // with the transaction's next statement or its COMMIT.
@@ -250,7 +262,7 @@ void pg_incident_writer::upsert_scripts(std::span<const model::incident* const> 
     // hash differs go; the script is written where its hash differs (or it
     // is new); then its page types come (a script that did not change keeps
     // its rows, and ON CONFLICT leaves them alone).
-    columns c(13), hashes_of_unknown(2), page_types(2);
+    columns c(13, {0, 1, 2, 3, 4, 5, 10, 11}), hashes_of_unknown(2, {0}), page_types(2, {0, 1});
     auto& a = c.arrays;
     for (const auto& key : unknown) {
         const auto& w = scripts.at(key);
@@ -280,7 +292,9 @@ void pg_incident_writer::upsert_scripts(std::span<const model::incident* const> 
     conn_.defer(
         {"DELETE FROM script_page_types p USING scripts s, unnest($1::text[], $2::bigint[]) AS u(k, h) "
          "WHERE s.key = u.k AND s.content_hash IS DISTINCT FROM u.h AND p.script_key = s.script_key",
-         hashes_of_unknown.bind()});
+         hashes_of_unknown.bind(),
+         {},
+         hashes_of_unknown.formats()});
     conn_.defer(
         {"INSERT INTO scripts (key, id, app_id, host_domain, type, vendor, first_seen, last_seen, "
          "users_affected_percentage, ack, risk_level, risk_reason, content_hash) "
@@ -293,20 +307,24 @@ void pg_incident_writer::upsert_scripts(std::span<const model::incident* const> 
          "users_affected_percentage = EXCLUDED.users_affected_percentage, ack = EXCLUDED.ack, "
          "risk_level = EXCLUDED.risk_level, risk_reason = EXCLUDED.risk_reason, content_hash = EXCLUDED.content_hash "
          "WHERE scripts.content_hash IS DISTINCT FROM EXCLUDED.content_hash",
-         c.bind()});
+         c.bind(),
+         {},
+         c.formats()});
     if (!page_types.empty())
         conn_.defer(
             {"INSERT INTO script_page_types (script_key, page_type) SELECT s.script_key, u.t "
              "FROM unnest($1::text[], $2::text[]) AS u(k, t) JOIN scripts s ON s.key = u.k "
              "ON CONFLICT DO NOTHING",
-             page_types.bind()});
+             page_types.bind(),
+             {},
+             page_types.formats()});
 }
 
 void pg_incident_writer::record_changes(std::span<const model::incident* const> changed, const stored_map& stored,
                                         const std::string& now_text) {
     std::vector<std::int64_t> keys;
     for (const auto* inc : changed) keys.push_back(stored.at(inc->id).incident_key);
-    const std::string key_list = ids_of(keys).literal();
+    const std::string key_list = ids_of(keys).value();
 
     std::unordered_map<std::int64_t, std::vector<std::string>> old_actions, old_vulns;
     // Both reads in one round trip.
@@ -327,7 +345,7 @@ void pg_incident_writer::record_changes(std::span<const model::incident* const> 
         old_vulns[vulns.int64(i, 0)].push_back(
             store::vulnerability_item(vulns.text(i, 1), vulns.text(i, 2), vulns.text(i, 3)));
 
-    columns c(4);  // incident_key, field, old_value, new_value
+    columns c(4, {1, 2, 3});  // incident_key, field, old_value, new_value
     const auto add = [&](std::int64_t key, const char* field, const std::optional<std::string>& old_value,
                          const std::optional<std::string>& new_value) {
         if (old_value == new_value) return;
@@ -354,18 +372,20 @@ void pg_incident_writer::record_changes(std::span<const model::incident* const> 
         {"INSERT INTO incident_changes (incident_key, observed_at, field, old_value, new_value) "
          "SELECT u.k, $5::timestamptz, u.f, u.o, u.n FROM unnest($1::bigint[], $2::text[], $3::text[], "
          "$4::text[]) AS u(k, f, o, n)",
-         std::move(p)});
+         std::move(p),
+         {},
+         c.formats()});
 }
 
 void pg_incident_writer::delete_children(const std::vector<std::int64_t>& incident_keys) {
-    const std::string keys = ids_of(incident_keys).literal();
+    const std::string keys = ids_of(incident_keys).value();
     for (const char* table : {"incident_page_types", "action_args", "actions", "vulnerability_ids", "vulnerabilities"})
         conn_.defer({std::string("DELETE FROM ") + table + " WHERE incident_key = ANY($1::bigint[])", {keys}});
 }
 
 void pg_incident_writer::insert_children(std::span<const model::incident* const> incidents,
                                          const std::unordered_map<std::string_view, std::int64_t>& keys) {
-    columns page_types(4), actions(5), args(4), vulns(4), vuln_ids(6);
+    columns page_types(4, {1}), actions(5, {2, 3}), args(4, {2, 3}), vulns(4, {2, 3}), vuln_ids(6, {2, 3, 4});
     for (const auto* inc : incidents) {
         const std::int64_t key = keys.at(inc->id);
         for (std::size_t i = 0; i < inc->page_types.size(); ++i) {
@@ -421,7 +441,7 @@ void pg_incident_writer::insert_children(std::span<const model::incident* const>
     // rewritten incident's rows were deleted first), so plain INSERTs: ON
     // CONFLICT's speculative insertion cost a sixth of a backfill's time.
     const auto insert = [&](const columns& rows, const char* sql) {
-        if (!rows.empty()) conn_.defer({sql, rows.bind()});
+        if (!rows.empty()) conn_.defer({sql, rows.bind(), {}, rows.formats()});
     };
     insert(page_types,
            "INSERT INTO incident_page_types (incident_key, page_type, listed, percentage) SELECT * FROM "

@@ -206,7 +206,7 @@ void pg_store::record_unknown_fields(std::span<const model::unknown_field> field
         {"INSERT INTO unknown_fields (json_path, first_seen_at, example_incident_id) "
          "SELECT u.p, $3::timestamptz, u.e FROM unnest($1::text[], $2::text[]) AS u(p, e) "
          "ON CONFLICT DO NOTHING RETURNING json_path, example_incident_id",
-         {paths.literal(), examples.literal(), now_text},
+         {paths.value(), examples.value(), now_text},
          [this](const pg_result& r) {
              for (int i = 0; i < r.rows(); ++i)
                  pending_warnings_.push_back(

@@ -381,12 +381,17 @@ TEST_F(StoreBackends, RepeatsInsideAnIncidentKeepTheFirst) {
 
 // Child rows go in as array literals (unnest): tabs, line breaks, carriage
 // returns, backslashes, quotes-like "\N" in their text arrive as they were.
-TEST_F(StoreBackends, ChildTextWithTabsLineBreaksAndBackslashesArrivesAsItWas) {
+TEST_F(StoreBackends, TextWithTabsLineBreaksBackslashesQuotesAndBracesArrivesAsItWas) {
     auto data = make_dataset(20);
     std::vector<incident> page;
-    const std::string awkward = "a\tb\nc\rd\\e \\N f\\\\g";
+    // Quotes, braces, commas and NULL matter to array literals; the text
+    // columns go as binary arrays, which must carry them unchanged too.
+    const std::string awkward = "a\tb\nc\rd\\e \\N f\\\\g \"q\" {x,y} NULL \u00e9\u2713";
     for (std::size_t i = 0; i < 20; ++i) {
         incident inc = data.expected_incident(i);
+        inc.title = awkward;
+        inc.details = awkward;
+        inc.category = std::string();  // empty, not NULL
         for (auto& a : inc.actions) {
             a.subtype = awkward;
             a.args.emplace_back("note", awkward);
@@ -403,6 +408,8 @@ TEST_F(StoreBackends, ChildTextWithTabsLineBreaksAndBackslashesArrivesAsItWas) {
     auto conn = pg.database().connect();
     auto r = conn->exec("SELECT COUNT(*) FROM action_args WHERE value = $1", {awkward});
     EXPECT_GT(r.int64(0, 0), 0);
+    r = conn->exec("SELECT COUNT(*) FROM incidents WHERE incident = $1 AND details = $1 AND category = ''", {awkward});
+    EXPECT_EQ(r.int64(0, 0), 20);
 }
 
 // A statement that fails in the middle of the pipelined child rows (made to
