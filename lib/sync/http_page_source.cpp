@@ -267,13 +267,4 @@ void http_page_source::note_budget(const http::response& res, std::chrono::stead
     budget_ = budget{remaining, now + std::min(stated->until_reset, max_budget_wait), res.rate_limit_reset};
 }
 
-net::awaitable<void> http_page_source::close_idle() {
-    auto idle = std::move(idle_);
-    idle_.clear();
-    for (auto& c : idle) {
-        connects_ += c->stats().connects;
-        co_await c->shutdown();
-    }
-}
-
 }  // namespace isync::sync

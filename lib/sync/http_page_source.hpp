@@ -38,9 +38,6 @@ public:
 
     boost::asio::awaitable<result<http::response>> get(std::string target) override;
 
-    // Closes the idle connections (TLS close_notify), for the end of a pass.
-    boost::asio::awaitable<void> close_idle();
-
     source_stats stats() const override;
     void forget_given_up_requests() override;
 

@@ -6,10 +6,10 @@
 #include "fake_api/dataset.hpp"
 #include "pgstore/pg_store.hpp"
 #include "postgresql/pg_test_server.hpp"
+#include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -17,12 +17,7 @@
 
 namespace {
 
-std::string readme() {
-    std::ifstream in(std::string(SOURCE_DIR) + "/README.md");
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
+std::string readme() { return isync::test::source_file("README.md"); }
 
 // The ```sql blocks of the section `heading`, split into statements.
 std::vector<std::string> queries_of(const std::string& text, const std::string& heading) {

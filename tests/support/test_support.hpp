@@ -18,8 +18,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <initializer_list>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -72,6 +74,14 @@ public:
 private:
     std::filesystem::path path_;
 };
+
+// A file of the source tree (e.g. "README.md") as text; empty when unreadable.
+inline std::string source_file(const std::string& relative) {
+    std::ifstream in(std::string(SOURCE_DIR) + "/" + relative);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
 
 // `haystack` contains `needle`, with both shown on failure.
 inline ::testing::AssertionResult contains(std::string_view haystack, std::string_view needle) {
