@@ -588,6 +588,29 @@ TEST(Daemon, SighupAddsAPairAndPicksUpARotatedToken) {
     EXPECT_TRUE(f.database_matches_dataset());
 }
 
+// A crash must not carry the token to wherever core dumps are kept: the
+// running daemon, holding the token, has a core size limit of 0 (which
+// systemd-coredump and a core file honour), as /proc shows it.
+TEST(Daemon, ARunningDaemonMakesNoCoreDump) {
+    daemon_fixture f;
+    f.write_config();
+    auto daemon = f.start("run", "run");
+    ASSERT_TRUE(wait_until([&] { return f.server().stats().requests > 0; }, std::chrono::seconds(30)));
+    std::string core_limit;
+    {
+        std::ifstream limits("/proc/" + std::to_string(daemon->pid()) + "/limits");
+        for (std::string line; std::getline(limits, line);)
+            if (line.starts_with("Max core file size")) core_limit = line;
+    }
+    daemon->signal(SIGTERM);
+    EXPECT_EQ(daemon->wait(std::chrono::seconds(10)), 0);
+    std::istringstream fields(core_limit.substr(std::string("Max core file size").size()));
+    std::string soft, hard;
+    fields >> soft >> hard;
+    EXPECT_EQ(soft, "0") << core_limit;
+    EXPECT_EQ(hard, "0") << core_limit;
+}
+
 // ------------------------------------------------------------------ one definition of healthy
 // `status --check` (the Docker HEALTHCHECK) and /readyz judge the same facts
 // with the same rule (ops/health.hpp): these run both against one running
