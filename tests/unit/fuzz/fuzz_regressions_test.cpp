@@ -116,6 +116,18 @@ TEST(FuzzRegressions, RepeatedPairWithANewlineStaysOnOneLine) {
         "repeats sync.pairs[0]");
 }
 
+// fuzz/regressions/fuzz_config/base_url_scheme_in_mixed_case: "Https://..."
+// was accepted (a scheme's case means nothing) and kept as written, so the
+// configuration's base_url did not start with "https://" as everything that
+// shows or compares it expects. It is accepted, and shown as https.
+TEST(FuzzRegressions, BaseUrlWithAMixedCaseSchemeIsShownAsHttps) {
+    const auto loaded = isync::config::load_config_text(
+        std::string("api:\n  base_url: HttPS://api-gw.perimeterx.com/\n") + std::string(one_pair), "/etc/x.yaml");
+    ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
+    EXPECT_EQ(loaded->api.base_url, "https://api-gw.perimeterx.com");
+    EXPECT_EQ(loaded->api.base.host, "api-gw.perimeterx.com");
+}
+
 // fuzz/regressions/fuzz_config/ca_file_path_with_newline: "<path> does not
 // exist" shows the resolved path as written, unquoted.
 TEST(FuzzRegressions, MissingCaFileWithANewlineStaysOnOneLine) {
