@@ -20,7 +20,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -506,10 +505,9 @@ void reader::read_base_url(const field& f, std::string& out, endpoint& typed) {
     // The HTTP client joins paths onto the base: a trailing slash is dropped
     // here rather than doubled there.
     while (!text->empty() && text->back() == '/') text->pop_back();
-    // A scheme's case means nothing (RFC 3986): "HTTPS://" is shown as https.
-    const auto scheme_end = text->find(':');
-    for (std::size_t i = 0; i < scheme_end && i < text->size(); ++i)
-        (*text)[i] = static_cast<char>(std::tolower(static_cast<unsigned char>((*text)[i])));
+    // A scheme's case means nothing (RFC 3986), and parse_base_url accepted
+    // only https: "HTTPS://" is shown as https.
+    text->replace(0, 5, "https");
     out = std::move(*text);
     typed = std::move(*parsed);
 }

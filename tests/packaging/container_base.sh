@@ -109,19 +109,20 @@ buildah_run() {
 }
 
 # ctr_test CONDITION: whether the shell CONDITION holds in $ctr. The answer is
-# printed from inside the container, so buildah's own failure is never taken
-# for a false condition.
+# printed from inside the container (through buildah_run, which runs again
+# when buildah itself failed), so buildah's own failure is never taken for a
+# false condition: no answer at all ends the test.
 ctr_test() {
-  local attempt answer
-  for attempt in 1 2 3; do
-    answer=$(buildah run --isolation chroot "$ctr" -- sh -c "if $1; then echo yes; else echo no; fi" 2>"$work/ctr_test.err") || true
-    case $answer in yes) return 0 ;; no) return 1 ;; esac
-    echo "buildah run gave no answer to \"$1\" (attempt $attempt): $(head -n1 "$work/ctr_test.err")" >> "$work/retries.log"
-  done
-  die "buildah run kept failing: $(cat "$work/ctr_test.err")"
+  local answer
+  answer=$(buildah_run "$ctr" -- sh -c "if $1; then echo yes; else echo no; fi") || true
+  case $answer in
+    yes) return 0 ;;
+    no) return 1 ;;
+    *) die "buildah run gave no answer to \"$1\"" ;;
+  esac
 }
 
-# print_retries: what buildah_run and ctr_test ran again, if anything.
+# print_retries: what buildah_run ran again, if anything.
 print_retries() {
   if [[ -s $work/retries.log ]]; then
     echo "buildah's own failures, run again:"
