@@ -76,6 +76,7 @@ upsert_counts incident_store::write_incidents(std::span<const model::incident> i
 result<void> incident_store::commit() {
     try {
         step("commit");
+        writer_.flush_new_ids();
         db_.exec("COMMIT");
         in_transaction_ = false;
         step("committed");

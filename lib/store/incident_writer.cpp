@@ -44,10 +44,19 @@ void bind_incident(SQLite::Statement& st, const model::incident& inc, std::optio
 
 }  // namespace
 
-incident_writer::incident_writer(SQLite::Database& db, statement_registry& statements, change_history& history)
+incident_writer::incident_writer(SQLite::Database& db, statement_registry& statements, change_history& history,
+                                 std::size_t pending_capacity)
     : db_(db),
       history_(history),
-      find_incident_(statements.make("SELECT incident_key, content_hash FROM incidents WHERE id = ?")),
+      pending_ids_(pending_capacity),
+      // i.id = n.id: a row deleted by hand leaves its id here, and its key
+      // may since belong to another incident.
+      find_incident_(statements.make("SELECT n.incident_key, i.content_hash FROM incident_ids n "
+                                     "JOIN incidents i ON i.incident_key = n.incident_key AND i.id = n.id "
+                                     "WHERE n.id = ?")),
+      find_by_key_(statements.make("SELECT content_hash FROM incidents WHERE incident_key = ?")),
+      // OR REPLACE: an id whose row was deleted by hand gets its new key.
+      insert_id_(statements.make("INSERT OR REPLACE INTO incident_ids (id, incident_key) VALUES (?, ?)")),
       insert_incident_(statements.make(std::string("INSERT INTO incidents (") + incident_columns +
                                        ", first_synced_at, last_synced_at, content_changed_at, script_risk_level) "
                                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, ?17, ?17, ?17, ?18)")),
@@ -57,7 +66,7 @@ incident_writer::incident_writer(SQLite::Database& db, statement_registry& state
                           "risk_level=?12, script_key=?13, raw_json=?14, content_hash=?15, substance_hash=?16, "
                           "last_synced_at=?17, script_risk_level=?18, "
                           "content_changed_at=CASE WHEN substance_hash=?16 THEN content_changed_at ELSE ?17 END "
-                          "WHERE id=?1")),
+                          "WHERE incident_key=?19")),
       find_script_(statements.make("SELECT script_key, content_hash FROM scripts WHERE key = ?")),
       insert_script_(
           statements.make("INSERT INTO scripts (key, id, app_id, host_domain, type, vendor, first_seen, last_seen, "
@@ -97,12 +106,35 @@ incident_writer::incident_writer(SQLite::Database& db, statement_registry& state
       delete_vulnerability_ids_(statements.make("DELETE FROM vulnerability_ids WHERE incident_key = ?")) {}
 
 std::optional<incident_writer::incident_row> incident_writer::find_incident(const std::string& id) {
+    if (auto row = find_pending(id)) return row;
     find_incident_.bindNoCopy(1, id);
     std::optional<incident_row> row;
     if (find_incident_.executeStep())
         row = incident_row{find_incident_.getColumn(0).getInt64(), find_incident_.getColumn(1).getInt64()};
     find_incident_.reset();
     return row;
+}
+
+std::optional<incident_writer::incident_row> incident_writer::find_pending(const std::string& id) {
+    const std::int64_t key = pending_ids_.find(id);
+    if (key == pending_incident_ids::no_key) return std::nullopt;
+    find_by_key_.bind(1, key);
+    std::optional<incident_row> row;
+    if (find_by_key_.executeStep()) row = incident_row{key, find_by_key_.getColumn(0).getInt64()};
+    find_by_key_.reset();
+    return row;
+}
+
+void incident_writer::flush_new_ids() {
+    // One sorted pass: each leaf of incident_ids is written once per flush.
+    std::string id_text;  // bound as text (a pointer and size alone would bind a blob)
+    pending_ids_.for_each_in_id_order([&](std::string_view id, std::int64_t incident_key) {
+        id_text.assign(id);
+        insert_id_.bindNoCopy(1, id_text);
+        insert_id_.bind(2, incident_key);
+        run(insert_id_);
+    });
+    pending_ids_.clear();
 }
 
 std::optional<std::int64_t> incident_writer::stored_content_hash(const std::string& id) {
@@ -136,6 +168,7 @@ void incident_writer::upsert(const model::incident& inc, const std::string& now_
         history_.record_changes(*existing_key, inc, now_text);  // before the update: it reads the old row
         bind_incident(update_incident_, inc, script_key, content, substance);
         update_incident_.bindNoCopy(17, now_text);
+        update_incident_.bind(19, *existing_key);
         run(update_incident_);
         incident_key = *existing_key;
         delete_children(incident_key);
@@ -145,6 +178,8 @@ void incident_writer::upsert(const model::incident& inc, const std::string& now_
         insert_incident_.bindNoCopy(17, now_text);
         run(insert_incident_);
         incident_key = db_.getLastInsertRowid();
+        pending_ids_.add(inc.id, incident_key);
+        if (pending_ids_.full()) flush_new_ids();
         ++counts.inserted;
     }
     write_children(incident_key, inc);
@@ -243,6 +278,7 @@ void incident_writer::flush_children() {
 
 void incident_writer::forget_uncommitted() noexcept {
     for (auto* rows : child_batches()) rows->clear();
+    pending_ids_.clear();
     script_cache_.clear();
 }
 

@@ -5,10 +5,13 @@
 // replaced. Scripts are shared by incidents: one is written when its hash
 // changes, and its row is cached by key. Child rows (page types, actions,
 // their arguments, vulnerabilities, CVE ids) are collected and inserted with
-// multi-row INSERTs by flush_children().
+// multi-row INSERTs by flush_children(). Incidents are found by id in
+// incident_ids, to which a transaction's new ids are added in id order just
+// before it commits (flush_new_ids()).
 
 #include "model/incident.hpp"
 #include "store/change_history.hpp"
+#include "store/pending_incident_ids.hpp"
 #include "store/row_batch.hpp"
 #include "store/slice_report.hpp"
 #include "store/statements.hpp"
@@ -27,7 +30,10 @@ namespace isync::store {
 class incident_writer {
 public:
     // Prepares its statements through `statements`; `db` and `history` must outlive it.
-    incident_writer(SQLite::Database& db, statement_registry& statements, change_history& history);
+    // `pending_capacity`: new incidents whose ids wait for flush_new_ids()
+    // before it runs by itself (see pending_incident_ids).
+    incident_writer(SQLite::Database& db, statement_registry& statements, change_history& history,
+                    std::size_t pending_capacity = 8192);
 
     // The content hash stored for incident `id` (nullopt when not stored).
     // Throws like any statement.
@@ -42,8 +48,14 @@ public:
     // Inserts the child rows collected since the last flush (throws like any statement).
     void flush_children();
 
-    // The transaction rolled back: drops the child rows not yet inserted and
-    // the cached script rows (the rollback may have undone some).
+    // Adds the ids of the incidents inserted since the last call to
+    // incident_ids, in id order, in one statement. Call it before every
+    // COMMIT (throws like any statement).
+    void flush_new_ids();
+
+    // The transaction rolled back: drops the child rows not yet inserted, the
+    // new ids not yet flushed and the cached script rows (the rollback may
+    // have undone some).
     void forget_uncommitted() noexcept;
 
 private:
@@ -57,6 +69,8 @@ private:
     };
 
     std::optional<incident_row> find_incident(const std::string& id);
+    // An incident inserted in this transaction whose id is still pending.
+    std::optional<incident_row> find_pending(const std::string& id);
     std::optional<std::int64_t> upsert_script(const model::script& s, std::int64_t hash);
     // Adds the incident's child rows to the batches.
     void write_children(std::int64_t incident_key, const model::incident& inc);
@@ -71,7 +85,11 @@ private:
     // script key -> row; only holds committed rows (cleared on rollback).
     std::unordered_map<std::string, script_row> script_cache_;
 
+    pending_incident_ids pending_ids_;
+
     SQLite::Statement& find_incident_;
+    SQLite::Statement& find_by_key_;
+    SQLite::Statement& insert_id_;
     SQLite::Statement& insert_incident_;
     SQLite::Statement& update_incident_;
     SQLite::Statement& find_script_;
