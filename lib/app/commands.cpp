@@ -352,7 +352,12 @@ int sync_with(const arguments& args, result<config::config> cfg, bool once, std:
             return exit_code_for(acquired.error());
         }
         lock.emplace(std::move(*acquired));
-        auto db = store::open_database({cfg->database.path, cfg->database.busy_timeout, false});
+        // A schema upgrade that rewrites a table can outlast systemd's start
+        // timeout: ask for 30 s more every 10 s while it runs.
+        auto db = store::open_database(
+            {.path = cfg->database.path,
+             .busy_timeout = cfg->database.busy_timeout,
+             .still_migrating = [](std::string_view what) { notify_extend_start(std::chrono::seconds(30), what); }});
         if (!db) {
             spdlog::critical("{}", db.error().message);
             return exit_database;

@@ -58,6 +58,10 @@ void notify_stopping() { send_notification("STOPPING=1"); }
 
 void notify_watchdog() { send_notification("WATCHDOG=1"); }
 
+void notify_extend_start(std::chrono::microseconds more, std::string_view status) {
+    send_notification("EXTEND_TIMEOUT_USEC=" + std::to_string(more.count()) + "\nSTATUS=" + std::string(status));
+}
+
 std::optional<std::chrono::microseconds> watchdog_ping_interval() {
     // As sd_watchdog_enabled(3): WATCHDOG_USEC, meant for this process when
     // WATCHDOG_PID is unset or names it.

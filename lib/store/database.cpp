@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -109,7 +110,42 @@ void content_hash_function(sqlite3_context* ctx, int, sqlite3_value** argv) {
     sqlite3_result_int64(ctx, util::hash_bytes(std::string_view(text, size)));
 }
 
-void migrate(SQLite::Database& db, const std::string& path) {
+// Calls options.still_migrating every still_migrating_every while a
+// statement runs: SQLite's progress handler, checked every 100,000 VM steps
+// (about a millisecond). Removed when it goes out of scope.
+class migration_progress {
+public:
+    migration_progress(SQLite::Database& db, const open_options& options, std::string what)
+        : db_(db), options_(options), what_(std::move(what)), last_(std::chrono::steady_clock::now()) {
+        if (!options_.still_migrating) return;
+        options_.still_migrating(what_);
+        sqlite3_progress_handler(db_.getHandle(), 100000, &migration_progress::tick, this);
+    }
+    ~migration_progress() {
+        if (options_.still_migrating) sqlite3_progress_handler(db_.getHandle(), 0, nullptr, nullptr);
+    }
+    migration_progress(const migration_progress&) = delete;
+    migration_progress& operator=(const migration_progress&) = delete;
+
+private:
+    static int tick(void* self_pointer) {
+        auto& self = *static_cast<migration_progress*>(self_pointer);
+        const auto now = std::chrono::steady_clock::now();
+        if (now - self.last_ >= self.options_.still_migrating_every) {
+            self.last_ = now;
+            self.options_.still_migrating(self.what_);
+        }
+        return 0;  // go on
+    }
+
+    SQLite::Database& db_;
+    const open_options& options_;
+    std::string what_;
+    std::chrono::steady_clock::time_point last_;
+};
+
+void migrate(SQLite::Database& db, const open_options& options) {
+    const std::string& path = options.path;
     sqlite3_create_function(db.getHandle(), "isync_content_hash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
                             &content_hash_function, nullptr, nullptr);
     const int current = db.execAndGet("PRAGMA user_version").getInt();
@@ -144,6 +180,8 @@ void migrate(SQLite::Database& db, const std::string& path) {
                 "disk space the size of that table; 1,000,000 incidents took 34 s on a 2-core machine)",
                 path);
         const auto started = std::chrono::steady_clock::now();
+        std::optional<migration_progress> progress;
+        if (rebuilds) progress.emplace(db, options, "upgrading the database to schema 7 (rebuilding incidents, once)");
         // BEGIN IMMEDIATE: two processes starting at once must not both migrate.
         SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
         // Re-check under the write lock: another process may have migrated meanwhile.
@@ -285,7 +323,7 @@ result<std::unique_ptr<SQLite::Database>> open_database(const open_options& opti
                                               "able to write it and its directory; check ownership and permissions "
                                               "(systemd: StateDirectory=; Docker: the /data volume)",
                                               options.path, ::geteuid()));
-            migrate(*db, options.path);
+            migrate(*db, options);
         }
         return db;
     } catch (const std::exception& e) {

@@ -83,10 +83,12 @@ TEST(SystemdNotify, SendsEachNotificationAsOneDatagramToThePathInNotifySocket) {
     isync::app::notify_ready("polling");
     isync::app::notify_status("3 of 10 pairs synced");
     isync::app::notify_watchdog();
+    isync::app::notify_extend_start(30s, "upgrading");
     isync::app::notify_stopping();
     EXPECT_EQ(systemd.next(), "READY=1\nSTATUS=polling");
     EXPECT_EQ(systemd.next(), "STATUS=3 of 10 pairs synced");
     EXPECT_EQ(systemd.next(), "WATCHDOG=1");
+    EXPECT_EQ(systemd.next(), "EXTEND_TIMEOUT_USEC=30000000\nSTATUS=upgrading");
     EXPECT_EQ(systemd.next(), "STOPPING=1");
     EXPECT_EQ(systemd.next(), "");
 }

@@ -205,35 +205,52 @@ TEST_F(IncidentIds, AnIncidentDeletedByHandIsStoredAgainUnderItsNewKey) {
     EXPECT_EQ(db_->execAndGet("PRAGMA integrity_check").getString(), "ok");
 }
 
+namespace {
+
+// A version-6 database by its own migrations, holding `stored` as incident 1
+// with an action, an argument and a change, and `more` other incidents.
+void make_version6(const std::string& path, const incident& stored, int more = 0) {
+    SQLite::Database old(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    old.exec("PRAGMA foreign_keys=ON");
+    for (const auto& m : isync::store::embedded_migrations()) {
+        if (m.version > 6) break;
+        // 003 only recomputes the hashes of stored rows with the daemon's
+        // SQL function, and there are none yet.
+        if (m.version == 3) continue;
+        old.exec(std::string(m.sql));
+    }
+    old.exec("PRAGMA user_version=6");
+    SQLite::Statement insert(old,
+                             "INSERT INTO incidents (id, risk_level, raw_json, content_hash, substance_hash, "
+                             "first_synced_at, last_synced_at, content_changed_at) "
+                             "VALUES (?, 'high', ?, ?, 0, 'x', 'x', 'x')");
+    insert.bind(1, stored.id);
+    insert.bind(2, stored.raw_json);
+    insert.bind(3, isync::util::hash_bytes(stored.raw_json));
+    insert.exec();
+    old.exec("INSERT INTO actions (incident_key, ordinal, type) VALUES (1, 0, 'network')");
+    old.exec("INSERT INTO action_args (incident_key, action_ordinal, name, value) VALUES (1, 0, 'url', 'u')");
+    old.exec(
+        "INSERT INTO incident_changes (incident_key, observed_at, field, old_value, new_value) "
+        "VALUES (1, 'x', 'risk_level', 'low', 'high')");
+    old.exec("BEGIN");
+    for (int i = 0; i < more; ++i) {
+        insert.reset();
+        insert.bind(1, id_number(i));
+        insert.exec();
+    }
+    old.exec("COMMIT");
+}
+
+}  // namespace
+
 TEST(IncidentIdsMigration, Version7KeepsEveryRowAndReferenceAndDropsOnlyTheUniqueConstraint) {
     temp_dir dir;
     const std::string path = dir.file("v6.db");
     const incident stored = documented_example_incident();
+    make_version6(path, stored);
     {
-        // A version-6 database by its own migrations. 003 only recomputes
-        // the hashes of stored rows with the daemon's SQL function, and
-        // there are none yet.
-        SQLite::Database old(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-        old.exec("PRAGMA foreign_keys=ON");
-        for (const auto& m : isync::store::embedded_migrations()) {
-            if (m.version > 6) break;
-            if (m.version == 3) continue;  // recomputes hashes of no row here
-            old.exec(std::string(m.sql));
-        }
-        old.exec("PRAGMA user_version=6");
-        SQLite::Statement insert(old,
-                                 "INSERT INTO incidents (id, risk_level, raw_json, content_hash, substance_hash, "
-                                 "first_synced_at, last_synced_at, content_changed_at) "
-                                 "VALUES (?, 'high', ?, ?, 0, 'x', 'x', 'x')");
-        insert.bind(1, stored.id);
-        insert.bind(2, stored.raw_json);
-        insert.bind(3, isync::util::hash_bytes(stored.raw_json));
-        insert.exec();
-        old.exec("INSERT INTO actions (incident_key, ordinal, type) VALUES (1, 0, 'network')");
-        old.exec("INSERT INTO action_args (incident_key, action_ordinal, name, value) VALUES (1, 0, 'url', 'u')");
-        old.exec(
-            "INSERT INTO incident_changes (incident_key, observed_at, field, old_value, new_value) "
-            "VALUES (1, 'x', 'risk_level', 'low', 'high')");
+        SQLite::Database old(path, SQLite::OPEN_READONLY);
         ASSERT_TRUE(
             contains(old.execAndGet("SELECT sql FROM sqlite_schema WHERE name = 'incidents'").getString(), "UNIQUE"));
     }
@@ -268,4 +285,25 @@ TEST(IncidentIdsMigration, Version7KeepsEveryRowAndReferenceAndDropsOnlyTheUniqu
     ASSERT_TRUE(again.has_value()) << again.error().message;
     EXPECT_EQ(again->unchanged, 1);
     EXPECT_EQ(scalar(d, "SELECT COUNT(*) FROM incidents"), 1);
+}
+
+TEST(IncidentIdsMigration, ALongUpgradeSaysItIsStillWorkingAndANewDatabaseSaysNothing) {
+    temp_dir dir;
+    std::vector<std::string> calls;
+    const auto record = [&](std::string_view what) { calls.emplace_back(what); };
+    {
+        // Every 0 ms: each progress check calls it (5,000 rows to copy take
+        // far more than one check's 100,000 SQLite steps).
+        const std::string path = dir.file("v6.db");
+        make_version6(path, documented_example_incident(), 5000);
+        auto db = open_database({.path = path, .still_migrating = record, .still_migrating_every = {}});
+        ASSERT_TRUE(db.has_value()) << db.error().message;
+        EXPECT_EQ(scalar(**db, "SELECT COUNT(*) FROM incident_ids"), 5001);
+    }
+    ASSERT_GE(calls.size(), 2U) << "once at the start, then from SQLite's progress checks";
+    EXPECT_TRUE(contains(calls.front(), "schema 7")) << calls.front();
+    calls.clear();
+    auto fresh = open_database({.path = dir.file("new.db"), .still_migrating = record});
+    ASSERT_TRUE(fresh.has_value()) << fresh.error().message;
+    EXPECT_TRUE(calls.empty()) << "a new database rewrites no table";
 }
