@@ -128,12 +128,17 @@ public:
     migration_progress& operator=(const migration_progress&) = delete;
 
 private:
-    static int tick(void* self_pointer) {
+    // Called by SQLite (C): nothing may be thrown through it.
+    static int tick(void* self_pointer) noexcept {
         auto& self = *static_cast<migration_progress*>(self_pointer);
         const auto now = std::chrono::steady_clock::now();
         if (now - self.last_ >= self.options_.still_migrating_every) {
             self.last_ = now;
-            self.options_.still_migrating(self.what_);
+            try {
+                self.options_.still_migrating(self.what_);
+            } catch (...) {
+                // a report that failed is no reason to stop the upgrade
+            }
         }
         return 0;  // go on
     }

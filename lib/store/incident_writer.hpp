@@ -49,8 +49,8 @@ public:
     void flush_children();
 
     // Adds the ids of the incidents inserted since the last call to
-    // incident_ids, in id order, in one statement. Call it before every
-    // COMMIT (throws like any statement).
+    // incident_ids, in one pass in id order. Call it before every COMMIT
+    // (throws like any statement).
     void flush_new_ids();
 
     // The transaction rolled back: drops the child rows not yet inserted, the

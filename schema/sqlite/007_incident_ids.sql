@@ -5,8 +5,9 @@
 -- incident at a random leaf. Past a few hundred thousand incidents those
 -- leaves no longer fit SQLite's 4 MiB cache, and every insert wrote one 16 KiB
 -- page to the log: 18 GB for a 1M backfill. The writer now adds a
--- transaction's new ids to incident_ids in one statement, in id order, just
--- before it commits, so each leaf is written once per transaction.
+-- transaction's new ids to incident_ids in one pass, in id order, just
+-- before it commits (at most 8,192 at a time), so each leaf is written at
+-- most once per pass.
 --
 -- incidents_by_id keeps readers' `WHERE id = ...` fast. Like the
 -- vulnerability_ids indexes, a first backfill builds it at its end.
