@@ -17,14 +17,14 @@
 namespace isync::app {
 
 struct export_options {
-    std::string database_path;
+    std::string database_path{};
     // database.url's connection: PostgreSQL instead of the file (a cursor in
     // one read-only snapshot, 1,000 rows at a time).
-    std::optional<pgstore::connect_options> postgresql;
+    std::optional<pgstore::connect_options> postgresql{};
     std::chrono::milliseconds busy_timeout{5000};
     // Incidents whose last_synced_at (a new version received), or changes
     // whose observed_at, is at or after this time; everything when unset.
-    std::optional<std::int64_t> since_ms;
+    std::optional<std::int64_t> since_ms{};
     bool changes = false;  // the change history instead of the incidents
 };
 

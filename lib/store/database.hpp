@@ -16,13 +16,13 @@
 namespace isync::store {
 
 struct open_options {
-    std::string path;
+    std::string path{};
     std::chrono::milliseconds busy_timeout{5000};
     bool read_only = false;  // for `status`: never creates or migrates
     // Called when a migration that rewrites a table starts, and then every
     // `still_migrating_every` while it runs (`run` tells systemd to extend
     // its start timeout). Called on the opening thread, from inside SQLite.
-    std::function<void(std::string_view what)> still_migrating;
+    std::function<void(std::string_view what)> still_migrating{};
     std::chrono::milliseconds still_migrating_every{10000};
 };
 
