@@ -61,8 +61,8 @@ private:
 };
 
 struct connect_options {
-    std::string url;                         // a libpq URI or key=value string (database.url)
-    std::optional<config::secret> password;  // database.password_file; else libpq's own PGPASSFILE/PGPASSWORD
+    std::string url{};                         // a libpq URI or key=value string (database.url)
+    std::optional<config::secret> password{};  // database.password_file; else libpq's own PGPASSFILE/PGPASSWORD
     std::string application_name = "incident-syncd";
     // How long a lease on a pair lasts unless renewed (database.lease_ttl).
     std::chrono::milliseconds lease_ttl{30000};

@@ -123,7 +123,6 @@ TEST(HttpPageSource, ARequestGivenUpHoldsItsPlaceUntilTheServerHasAnsweredItAndK
 // loop does not wait out a round trip before the process can exit.
 TEST(HttpPageSource, WhenNothingMoreWillBeAskedTheHeldPlacesAreFreedAtOnce) {
     source_fixture f({.latency = 500ms}, 2);
-    auto& server = f.server;
     auto& ioc = f.ioc;
     auto& source = *f.source;
     const std::string& target = f.target;
