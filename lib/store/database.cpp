@@ -178,15 +178,13 @@ void migrate(SQLite::Database& db, const open_options& options) {
     } restore{db, foreign_keys};
     for (const migration& m : embedded_migrations()) {
         if (m.version <= current) continue;
-        const bool rebuilds = m.version == 7 && current > 0;
-        if (rebuilds)
-            spdlog::info(
-                "database {}: upgrading to schema 7 rebuilds the incidents table, once (it needs free "
-                "disk space the size of that table; 1,000,000 incidents took 34 s on a 2-core machine)",
-                path);
+        // A new database has no rows to rewrite: only an upgrade says so.
+        const std::string_view rewrites = current > 0 ? rewrite_note(m) : std::string_view();
+        if (!rewrites.empty()) spdlog::info("database {}: upgrading to schema {} {}", path, m.version, rewrites);
         const auto started = std::chrono::steady_clock::now();
         std::optional<migration_progress> progress;
-        if (rebuilds) progress.emplace(db, options, "upgrading the database to schema 7 (rebuilding incidents, once)");
+        if (!rewrites.empty())
+            progress.emplace(db, options, fmt::format("upgrading the database to schema {}: {}", m.version, rewrites));
         // BEGIN IMMEDIATE: two processes starting at once must not both migrate.
         SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
         // Re-check under the write lock: another process may have migrated meanwhile.
@@ -194,8 +192,8 @@ void migrate(SQLite::Database& db, const open_options& options) {
         db.exec(std::string(m.sql));
         db.exec(fmt::format("PRAGMA user_version={}", m.version));
         tx.commit();
-        if (rebuilds)
-            spdlog::info("database {}: schema 7 in place ({:.1f} s)", path,
+        if (!rewrites.empty())
+            spdlog::info("database {}: schema {} in place ({:.1f} s)", path, m.version,
                          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     }
 }

@@ -17,7 +17,7 @@ public:
     // `capacity` new incidents before full() (the writer then flushes early,
     // inside the same transaction). About 44 bytes each once used (the id,
     // its key and offset, two hash slots): 360 KB for the writer's 8,192.
-    explicit pending_incident_ids(std::size_t capacity = 32768);
+    explicit pending_incident_ids(std::size_t capacity);
 
     void add(std::string_view id, std::int64_t incident_key);
     // The key added with `id`, or no_key.

@@ -6,6 +6,7 @@
 #include "store/incident_store.hpp"
 #include "store/migrations.hpp"
 
+#include "support/sqlite_store_test.hpp"
 #include "support/test_support.hpp"
 
 #include <SQLiteCpp/Database.h>
@@ -74,25 +75,12 @@ std::string cve_query_plan(const std::string& path) {
     return plan;
 }
 
-class DeferredIndexes : public ::testing::Test {
+class DeferredIndexes : public isync::test::sqlite_store_test {
 protected:
-    void open() {
-        store_.reset();
-        db_.reset();
-        auto opened = open_database({.path = path_});
-        ASSERT_TRUE(opened.has_value()) << opened.error().message;
-        db_ = std::move(*opened);
-        store_ = std::make_unique<incident_store>(*db_, path_);
-    }
     void store_one_incident() {
         auto r = store_->commit_page(std::vector{documented_example_incident()}, t1);
         ASSERT_TRUE(r.has_value()) << r.error().message;
     }
-
-    temp_dir dir_;
-    std::string path_ = dir_.file("incidents.db");
-    std::unique_ptr<SQLite::Database> db_;
-    std::unique_ptr<incident_store> store_;
 };
 
 }  // namespace
@@ -100,7 +88,7 @@ protected:
 TEST_F(DeferredIndexes, DefinitionsAreTheSchemasOwn) {
     // The store rebuilds these from its own copy of the statement; a schema
     // change to one of them must change the copy too.
-    open();
+    open_store();
     for (const auto& index : deferred_indexes) {
         const auto sql = index_sql(path_, index.name);
         ASSERT_TRUE(sql.has_value()) << index.name << " is not in the migrated schema";
@@ -116,7 +104,7 @@ TEST_F(DeferredIndexes, DefinitionsAreTheSchemasOwn) {
 }
 
 TEST_F(DeferredIndexes, AnEmptyDatabaseLoadsWithoutThemAndGetsThemBackInOnePass) {
-    open();
+    open_store();
     store_->defer_indexes_while_empty();
     EXPECT_TRUE(store_->indexes_deferred());
     for (const auto& index : deferred_indexes) EXPECT_FALSE(index_sql(path_, index.name)) << index.name;
@@ -140,7 +128,7 @@ TEST_F(DeferredIndexes, AnEmptyDatabaseLoadsWithoutThemAndGetsThemBackInOnePass)
 }
 
 TEST_F(DeferredIndexes, ADatabaseThatHoldsIncidentsKeepsThem) {
-    open();
+    open_store();
     store_one_incident();
     const auto changes_before = db_->getTotalChanges();
     store_->defer_indexes_while_empty();
@@ -155,10 +143,10 @@ TEST_F(DeferredIndexes, ADatabaseThatHoldsIncidentsKeepsThem) {
 }
 
 TEST_F(DeferredIndexes, AStopInTheMiddleOfABackfillGetsThemBackAtTheNextStart) {
-    open();
+    open_store();
     store_->defer_indexes_while_empty();
     store_one_incident();  // then the daemon stops before its pass is over
-    open();
+    open_store();
     for (const auto& index : deferred_indexes) EXPECT_FALSE(index_sql(path_, index.name)) << index.name;
     EXPECT_TRUE(count_triggers_are(path_, false));
     store_->defer_indexes_while_empty();  // what the daemon does at start
@@ -170,7 +158,7 @@ TEST_F(DeferredIndexes, AStopInTheMiddleOfABackfillGetsThemBackAtTheNextStart) {
 }
 
 TEST_F(DeferredIndexes, ALockedDatabaseLeavesThemDeferredToBeTriedAgain) {
-    open();
+    open_store();
     store_->defer_indexes_while_empty();
     store_one_incident();
     {
@@ -196,7 +184,7 @@ TEST_F(DeferredIndexes, ALockedDatabaseLeavesThemDeferredToBeTriedAgain) {
 TEST_F(DeferredIndexes, ALostTriggerAloneIsEnoughToBuildTheSummaryAgain) {
     // Whatever left one trigger out (a stop, a person), the next start makes
     // the summary again from the rows rather than trust counts kept without it.
-    open();
+    open_store();
     store_one_incident();
     db_->exec("DROP TRIGGER vulnerable_package_counts_after_delete");
     db_->exec("UPDATE vulnerable_package_counts SET incidents = 99");  // stale, as it would be

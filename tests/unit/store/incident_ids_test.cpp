@@ -10,6 +10,7 @@
 #include "store/statements.hpp"
 #include "util/hash.hpp"
 
+#include "support/sqlite_store_test.hpp"
 #include "support/test_support.hpp"
 
 #include <SQLiteCpp/Database.h>
@@ -64,25 +65,15 @@ std::int64_t mapped(SQLite::Database& db) {
                   "ON n.incident_key = i.incident_key AND n.id = i.id");
 }
 
-class IncidentIds : public ::testing::Test {
+class IncidentIds : public isync::test::sqlite_store_test {
 protected:
-    void SetUp() override {
-        auto opened = open_database({.path = path_});
-        ASSERT_TRUE(opened.has_value()) << opened.error().message;
-        db_ = std::move(*opened);
-        store_ = std::make_unique<incident_store>(*db_, path_);
-    }
+    void SetUp() override { open_store(); }
 
     upsert_counts commit(const std::vector<incident>& page) {
         auto r = store_->commit_page(page, t1);
         if (!r) throw std::runtime_error("commit_page failed: " + r.error().message);
         return *r;
     }
-
-    temp_dir dir_;
-    std::string path_ = dir_.file("incidents.db");
-    std::unique_ptr<SQLite::Database> db_;
-    std::unique_ptr<incident_store> store_;
 };
 
 }  // namespace

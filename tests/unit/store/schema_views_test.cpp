@@ -8,6 +8,7 @@
 #include "store/migrations.hpp"
 #include "util/timestamp.hpp"
 
+#include "support/sqlite_store_test.hpp"
 #include "support/test_support.hpp"
 
 #include <SQLiteCpp/Database.h>
@@ -121,26 +122,13 @@ std::string readme_top_packages_query() {
     return {};
 }
 
-class SchemaViews : public ::testing::Test {
+class SchemaViews : public isync::test::sqlite_store_test {
 protected:
-    void open() {
-        store_.reset();
-        db_.reset();
-        auto opened = open_database({.path = path_});
-        ASSERT_TRUE(opened.has_value()) << opened.error().message;
-        db_ = std::move(*opened);
-        store_ = std::make_unique<incident_store>(*db_, path_);
-    }
     void commit(const std::vector<isync::model::incident>& page, std::int64_t now,
                 const slice_report* finish = nullptr) {
         auto r = store_->commit_page(page, now, finish);
         ASSERT_TRUE(r.has_value()) << r.error().message;
     }
-
-    temp_dir dir_;
-    std::string path_ = dir_.file("incidents.db");
-    std::unique_ptr<SQLite::Database> db_;
-    std::unique_ptr<incident_store> store_;
 };
 
 }  // namespace
@@ -153,7 +141,7 @@ TEST_F(SchemaViews, AnUpgradeFromVersion3FillsTheNewColumns) {
         SQLite::Database v3(path_, SQLite::OPEN_READONLY);
         packages_before = rows(v3, vulnerable_packages_sorted);
     }
-    open();
+    open_store();
     ASSERT_EQ(db_->execAndGet("PRAGMA user_version").getInt(), latest_schema_version());
 
     // sync_runs: from_at/to_at are from_ms/to_ms in the daemon's own format, to the millisecond.
@@ -197,7 +185,7 @@ TEST_F(SchemaViews, AnUpgradeFromVersion3FillsTheNewColumns) {
 }
 
 TEST_F(SchemaViews, ExistingColumnsKeepTheirNamesAndOrderAndNewOnesComeLast) {
-    open();
+    open_store();
     EXPECT_EQ(columns_of(*db_, "open_high_risk_incidents"),
               (std::vector<std::string>{"id", "app_id", "host_domain", "category", "incident", "risk_level",
                                         "last_seen", "script", "vendor", "script_risk_level", "script_id"}));
@@ -216,7 +204,7 @@ TEST_F(SchemaViews, ExistingColumnsKeepTheirNamesAndOrderAndNewOnesComeLast) {
 }
 
 TEST_F(SchemaViews, ViewsShowTheNewColumnsForWhatTheStoreWrites) {
-    open();
+    open_store();
     auto inc = documented_example_incident();
     commit({inc}, t1);
 
@@ -253,7 +241,7 @@ TEST_F(SchemaViews, ViewsShowTheNewColumnsForWhatTheStoreWrites) {
 }
 
 TEST_F(SchemaViews, NewSyncRunsCarryIsoFromAndTo) {
-    open();
+    open_store();
     slice_report finish;
     finish.pair = {"PXabc123", "example.com"};
     finish.from_ms = t1 - 3'600'000 + 7;  // odd milliseconds
@@ -276,7 +264,7 @@ TEST_F(SchemaViews, NewSyncRunsCarryIsoFromAndTo) {
 }
 
 TEST_F(SchemaViews, TheReadmeTopPackagesQueryReadsTwentyIndexEntries) {
-    open();
+    open_store();
     // 300 incidents over 350 (package, version, CVE) groups, 50 of them shared
     // by 6 incidents each: enough rows that a GROUP BY or a sort would show.
     std::vector<isync::model::incident> page;
@@ -332,7 +320,7 @@ TEST_F(SchemaViews, TheReadmeTopPackagesQueryReadsTwentyIndexEntries) {
 }
 
 TEST_F(SchemaViews, VulnerablePackagesIsRightWhileAFirstBackfillDefersItsIndex) {
-    open();
+    open_store();
     store_->defer_indexes_while_empty();
     ASSERT_TRUE(store_->indexes_deferred());
     ASSERT_EQ(

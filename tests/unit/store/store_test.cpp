@@ -4,6 +4,7 @@
 #include "store/database.hpp"
 #include "util/timestamp.hpp"
 
+#include "support/sqlite_store_test.hpp"
 #include "support/test_support.hpp"
 
 #include <SQLiteCpp/Database.h>
@@ -246,14 +247,9 @@ incident critical_without_first_action(const incident& original) {
     return changed;
 }
 
-class Store : public ::testing::Test {
+class Store : public isync::test::sqlite_store_test {
 protected:
-    void SetUp() override {
-        auto opened = open_database({.path = path_});
-        ASSERT_TRUE(opened.has_value()) << opened.error().message;
-        db_ = std::move(*opened);
-        store_ = std::make_unique<incident_store>(*db_, path_);
-    }
+    void SetUp() override { open_store(); }
 
     upsert_counts commit(const std::vector<incident>& page, std::int64_t now, const slice_report* finish = nullptr) {
         auto r = store_->commit_page(page, now, finish);
@@ -263,11 +259,6 @@ protected:
 
     std::int64_t count(const std::string& table_name) { return scalar(*db_, "SELECT COUNT(*) FROM " + table_name); }
     std::int64_t total_changes() { return sqlite3_total_changes64(db_->getHandle()); }
-
-    temp_dir dir_;
-    std::string path_ = dir_.file("incidents.db");
-    std::unique_ptr<SQLite::Database> db_;
-    std::unique_ptr<incident_store> store_;
 };
 
 slice_report report(const isync::config::pair& p, std::int64_t from, std::int64_t to) {

@@ -8,6 +8,7 @@
 #include "store/incident_store.hpp"
 #include "store/migrations.hpp"
 
+#include "support/sqlite_store_test.hpp"
 #include "support/test_support.hpp"
 
 #include <SQLiteCpp/Database.h>
@@ -91,16 +92,8 @@ std::vector<incident> first_page() {
             make_incident(id_c, "2023-01-21T08:00:00.000Z", {{"jquery", "3.4.1", {"CVE-J"}}})};
 }
 
-class VulnerablePackageCounts : public ::testing::Test {
+class VulnerablePackageCounts : public isync::test::sqlite_store_test {
 protected:
-    void open() {
-        store_.reset();
-        db_.reset();
-        auto opened = open_database({.path = path_});
-        ASSERT_TRUE(opened.has_value()) << opened.error().message;
-        db_ = std::move(*opened);
-        store_ = std::make_unique<incident_store>(*db_, path_);
-    }
     void commit(const std::vector<incident>& page, std::int64_t now) {
         auto r = store_->commit_page(page, now);
         ASSERT_TRUE(r.has_value()) << r.error().message;
@@ -115,17 +108,12 @@ protected:
         EXPECT_EQ(rows(*db_, view_rows), counted);
         EXPECT_EQ(db_->execAndGet("PRAGMA integrity_check").getString(), "ok");
     }
-
-    temp_dir dir_;
-    std::string path_ = dir_.file("incidents.db");
-    std::unique_ptr<SQLite::Database> db_;
-    std::unique_ptr<incident_store> store_;
 };
 
 }  // namespace
 
 TEST_F(VulnerablePackageCounts, NewIncidentsAreCountedOnceEach) {
-    open();
+    open_store();
     commit(first_page(), t1);
     expect_exact("after the first page");
     EXPECT_EQ(rows(*db_, stored_counts), (table{{"NULL", "NULL", "CVE-N", "1", "2023-01-22T08:00:00.000Z"},
@@ -141,7 +129,7 @@ TEST_F(VulnerablePackageCounts, NewIncidentsAreCountedOnceEach) {
 }
 
 TEST_F(VulnerablePackageCounts, ARewrittenIncidentMovesItsCounts) {
-    open();
+    open_store();
     commit(first_page(), t1);
     std::int64_t now = t1;
 
@@ -202,7 +190,7 @@ TEST_F(VulnerablePackageCounts, ARewrittenIncidentMovesItsCounts) {
 }
 
 TEST_F(VulnerablePackageCounts, ABulkLoadFillsItInOnePassAtItsEnd) {
-    open();
+    open_store();
     store_->defer_indexes_while_empty();
     ASSERT_TRUE(store_->indexes_deferred());
     commit(first_page(), t1);
@@ -227,10 +215,10 @@ TEST_F(VulnerablePackageCounts, ABulkLoadFillsItInOnePassAtItsEnd) {
 }
 
 TEST_F(VulnerablePackageCounts, AStopInTheMiddleOfABulkLoadRestoresItAtTheNextStart) {
-    open();
+    open_store();
     store_->defer_indexes_while_empty();
     commit(first_page(), t1);  // then the daemon stops before its pass is over
-    open();
+    open_store();
     EXPECT_FALSE(missing_vulnerable_package_count_triggers(*db_).empty());
     EXPECT_EQ(rows(*db_, view_rows), rows(*db_, counted_from_rows));  // right, if slower, meanwhile
 
@@ -271,7 +259,7 @@ VALUES (1, 0, 'CVE-A', 'lodash', '4.17.20', '2023-01-22T08:00:00.000Z'),
 )sql");
         before = rows(v4, view_rows);
     }
-    open();
+    open_store();
     ASSERT_EQ(db_->execAndGet("PRAGMA user_version").getInt(), latest_schema_version());
     expect_exact("after the upgrade");
     EXPECT_EQ(rows(*db_, stored_counts), before);
@@ -293,7 +281,7 @@ VALUES (1, 0, 'CVE-A', 'lodash', '4.17.20', '2023-01-22T08:00:00.000Z'),
 
 TEST_F(VulnerablePackageCounts, AnUpdateByHandCountsBothGroupsAgain) {
     // The daemon never updates CVE rows; a person or a later migration may.
-    open();
+    open_store();
     commit(first_page(), t1);
     expect_exact("before");
     db_->exec(
@@ -318,7 +306,7 @@ TEST_F(VulnerablePackageCounts, DeclaresNoConstraintThatATriggerCouldBreak) {
     // A UNIQUE or NOT NULL here would make SQLite keep a statement journal
     // for every statement that writes vulnerability_ids (schema 005 says what
     // that cost); the triggers keep one row per group instead.
-    open();
+    open_store();
     EXPECT_EQ(rows(*db_, "SELECT name FROM pragma_table_info('vulnerable_package_counts') WHERE \"notnull\" OR pk"),
               table{});
     EXPECT_EQ(rows(*db_, "SELECT name FROM pragma_index_list('vulnerable_package_counts') WHERE \"unique\""), table{});
